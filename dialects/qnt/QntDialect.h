@@ -1,0 +1,62 @@
+//===- QntDialect.h - The qnt dialect ---------------------------*- C++ -*-===//
+//
+// Public header of the qnt dialect: the dialect, its enums, the encoding
+// attribute interface, the encodings and the ops.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_DIALECT_QNT_QNTDIALECT_H
+#define QNT_DIALECT_QNT_QNTDIALECT_H
+
+#include "qnt/numerics/Encoding.h"
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::qnt {
+/// Reads element `indices` of storage component `component` at the
+/// builder's insertion point. Each lowering supplies its own (tensor.extract,
+/// memref.load, ...); encodings read components only through it.
+using ComponentLoader = llvm::function_ref<Value(
+    OpBuilder &builder, Location loc, unsigned component, ValueRange indices)>;
+} // namespace mlir::qnt
+
+#include "dialects/qnt/QntDialect.h.inc"
+#include "dialects/qnt/QntEnums.h.inc"
+#include "dialects/qnt/QntInterfaces.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/qnt/QntAttrs.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/qnt/QntOps.h.inc"
+
+namespace mlir::qnt {
+
+/// Name of the module attribute listing parameter files (array of strings).
+inline constexpr llvm::StringLiteral kParamFilesAttrName = "qnt.param_files";
+
+/// Converts a host spec back into an encoding attribute.
+EncodingAttrInterface encodingFromSpec(MLIRContext *context,
+                                       const ::qnt::numerics::EncodingSpec &spec);
+
+/// MLIR element type of a component dtype.
+Type elementTypeOf(MLIRContext *context, ::qnt::numerics::DType dtype);
+
+/// Checks that `components` are exactly the storage of an `shape` weight
+/// under `encoding`; reports on `op` otherwise.
+LogicalResult verifyEncodedWeight(Operation *op, EncodingAttrInterface encoding,
+                                  ValueRange components,
+                                  ArrayRef<int64_t> shape);
+
+} // namespace mlir::qnt
+
+#endif // QNT_DIALECT_QNT_QNTDIALECT_H

@@ -1,0 +1,28 @@
+//===- InitAll.cpp - Register everything quant-mlir tools need --*- C++ -*-===//
+//
+// The one translation unit that includes the upstream InitAll headers (they
+// are expensive to compile; docs/Building.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/InitAll.h"
+
+#include "dialects/qnt/QntDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+
+void qnt::registerAllDialects(mlir::DialectRegistry &registry) {
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
+  registry.insert<mlir::qnt::QntDialect>();
+}
+
+void qnt::registerAllPasses() {
+  mlir::registerAllPasses();
+  mlir::qnt::registerQntPasses();
+}

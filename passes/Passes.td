@@ -1,0 +1,146 @@
+//===- Passes.td - qnt pass definitions --------------------*- tablegen -*-===//
+//
+// Every quant-mlir pass: PTQ algorithms (ptq/), IR transforms (transforms/)
+// and lowerings (lowering/). One .cpp per pass, named after the pass.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_TD
+#define QNT_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// PTQ algorithms
+//===----------------------------------------------------------------------===//
+
+def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
+  let summary = "Round-to-nearest quantization of matmul weights";
+  let description = [{
+    Quantizes the weight of every `linalg.matmul` (plain `[K, N]` weights and
+    transpose-B `[N, K]` weights) whose weight is an `arith.constant` or a
+    `qnt.param`, by round-to-nearest onto a uniform integer grid
+    (`format=int`) or a minifloat grid (`format=e2m1|e3m2|e2m3|e4m3|e5m2`).
+
+    Scales: asymmetric integer grids use min/max over each scale group with
+    the range widened to include 0; symmetric grids use absmax /
+    (2^(bits-1) - 1); minifloat grids use absmax / (largest finite value).
+    Rounding is half-to-even (ALGORITHMS.md §0).
+
+    Output IR: the weight is replaced by `qnt.dequant` of its storage
+    components (a `linalg.transpose` restores the `[K, N]` layout of a
+    plain matmul); the matmul itself is unchanged. Run
+    `qnt-fuse-dequant-matmul` afterwards to fuse them.
+
+    Constant weights become constant components. Weights read through
+    `qnt.param` are written to the new safetensors file `output` (never the
+    input files), named `<param>.<component>`, and referenced by new
+    `qnt.param` ops; `output` is appended to the module's `qnt.param_files`.
+
+    Matmuls whose weight is neither a constant nor a parameter are left
+    unchanged. A weight the requested encoding cannot store (a group size
+    that does not divide K) is an error.
+  }];
+  let options = [
+    Option<"format", "format", "std::string", /*default=*/"\"int\"",
+           "Grid: int, e2m1, e3m2, e2m3, e4m3 or e5m2">,
+    Option<"bits", "bits", "int64_t", /*default=*/"4",
+           "Bits per weight of the int grid (2..8); implied by minifloat formats">,
+    Option<"granularity", "granularity", "std::string",
+           /*default=*/"\"per-group\"",
+           "Scale granularity: per-tensor, per-channel or per-group">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Inputs per scale group (per-group granularity)">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "Symmetric int grid (no zero point)">,
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "Safetensors file receiving quantized qnt.param weights">
+  ];
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// Transforms
+//===----------------------------------------------------------------------===//
+
+def QntFuseDequantMatmul
+    : Pass<"qnt-fuse-dequant-matmul", "::mlir::func::FuncOp"> {
+  let summary = "Fuses qnt.dequant feeding a matmul into qnt.matmul";
+  let description = [{
+    Rewrites `linalg.matmul(x, linalg.transpose(qnt.dequant(...)))` and
+    transpose-B `linalg.matmul(x, qnt.dequant(...))` whose accumulator is a
+    zero-filled tensor into `qnt.matmul(x, ...)`, so that no backend
+    materializes the float weight.
+
+    Matmuls with a non-zero accumulator, mixed element types or a weight
+    that is not a dequantization are left unchanged.
+  }];
+  let dependentDialects = ["::mlir::qnt::QntDialect"];
+}
+
+def QntBindParams : Pass<"qnt-bind-params", "::mlir::ModuleOp"> {
+  let summary = "Turns qnt.param ops into function arguments";
+  let description = [{
+    Replaces every `qnt.param` in a function by a new trailing argument of
+    the same type, carrying the argument attribute `qnt.param = "<name>"`,
+    so that a runtime binds the weights (memory-mapped from their files)
+    instead of compiling them into the code. Uses of one name share one
+    argument. Functions with callers cannot change signature: binding
+    parameters inside one is an error.
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Lowerings
+//===----------------------------------------------------------------------===//
+
+def QntLowerToLinalg : Pass<"qnt-lower-to-linalg", "::mlir::func::FuncOp"> {
+  let summary = "Lowers qnt compute ops to their reference linalg semantics";
+  let description = [{
+    The executable definition of every qnt compute op in plain
+    linalg/arith/tensor:
+
+    - `qnt.dequant` becomes a `linalg.generic` over `[N, K]` whose body is
+      the encoding's `emitDequantElement` reading components with
+      `tensor.extract`;
+    - `qnt.matmul` becomes that dequantization followed by a transpose-B
+      `linalg.matmul` in f32;
+    - `qnt.smooth`, `qnt.lowrank_add` and `qnt.fake_quant` become
+      elementwise generics, reductions and matmuls.
+
+    `qnt.param` and `qnt.observe` are left in place. This is the reference
+    the fused lowerings are tested against, not a fast path: it
+    materializes the float weight.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def QntLowerMatmulFused
+    : Pass<"qnt-lower-matmul-fused", "::mlir::func::FuncOp"> {
+  let summary = "Lowers qnt.matmul to one loop nest that dequantizes in the "
+                "inner loop";
+  let description = [{
+    Lowers `qnt.matmul` to a single `linalg.generic` over `(m, n, k)` with
+    `k` innermost whose body dequantizes `W[n, k]` from the packed
+    components (`tensor.extract`) and accumulates `x[m, k] * W[n, k]` in
+    f32. Lowered to loops, the float weight matrix is never materialized:
+    each weight element exists only in a register. Results of f16/bf16
+    matmuls are rounded once at the end.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
+#endif // QNT_PASSES_TD

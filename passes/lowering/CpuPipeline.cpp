@@ -1,0 +1,56 @@
+//===- CpuPipeline.cpp - qnt-cpu-pipeline and pass registration -*- C++ -*-===//
+//
+// The CPU lowering pipeline, spelled as a textual pipeline so that
+// `quant-opt --qnt-cpu-pipeline` and `--pass-pipeline=` with the same
+// string are the same thing (docs/Pipelines.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+llvm::StringRef mlir::qnt::getCpuPipeline() {
+  // qnt.matmul first becomes a fused generic; the remaining qnt compute ops
+  // get their reference lowering; then the upstream bufferization and
+  // LLVM conversions (TOOLCHAIN.md "CPU with upstream passes"). Public
+  // functions return results through caller-owned out-parameters so that a
+  // runtime can call them through the C interface.
+  return "func.func(qnt-lower-matmul-fused,qnt-lower-to-linalg),"
+         "canonicalize,"
+         "one-shot-bufferize{bufferize-function-boundaries "
+         "function-boundary-type-conversion=identity-layout-map},"
+         "buffer-results-to-out-params{modify-public-functions},"
+         "buffer-deallocation-pipeline,"
+         "convert-bufferization-to-memref,"
+         "func.func(convert-linalg-to-loops),"
+         "convert-scf-to-cf,"
+         "expand-strided-metadata,"
+         "lower-affine,"
+         "finalize-memref-to-llvm,"
+         "convert-math-to-llvm,"
+         "convert-arith-to-llvm,"
+         "convert-func-to-llvm,"
+         "convert-cf-to-llvm,"
+         "convert-index-to-llvm,"
+         "convert-ub-to-llvm,"
+         "reconcile-unrealized-casts";
+}
+
+LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm) {
+  return parsePassPipeline(getCpuPipeline(), pm);
+}
+
+void mlir::qnt::registerQntPasses() {
+  registerQntAllPasses();
+  PassPipelineRegistration<>(
+      "qnt-cpu-pipeline",
+      "Lowers tensors with qnt ops to the LLVM dialect for the CPU, "
+      "dequantizing inside the matmul inner loop",
+      [](OpPassManager &pm) {
+        if (failed(buildCpuPipeline(pm)))
+          llvm::report_fatal_error("qnt-cpu-pipeline does not parse");
+      });
+}

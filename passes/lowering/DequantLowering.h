@@ -1,0 +1,40 @@
+//===- DequantLowering.h - Building blocks of qnt lowerings -----*- C++ -*-===//
+//
+// Tensor-level builders shared by qnt-lower-to-linalg and
+// qnt-lower-matmul-fused: both call the encoding's emitDequantElement with a
+// loader that reads components through tensor.extract.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_LOWERING_DEQUANTLOWERING_H
+#define QNT_PASSES_LOWERING_DEQUANTLOWERING_H
+
+#include "dialects/qnt/QntDialect.h"
+
+namespace mlir::qnt {
+
+/// Emits `linalg.generic` computing the dequantized [N, K] weight of type
+/// `resultType` from `components`.
+Value buildDequantizedWeight(OpBuilder &b, Location loc,
+                             EncodingAttrInterface encoding,
+                             ValueRange components,
+                             RankedTensorType resultType);
+
+/// Emits one `linalg.generic` over (m, n, k), k innermost, computing
+/// `input * W^T` with W dequantized element by element inside the body.
+/// Accumulates in f32 and converts once to `resultType`'s element type.
+Value buildFusedMatmul(OpBuilder &b, Location loc,
+                       EncodingAttrInterface encoding, Value input,
+                       ValueRange components, RankedTensorType resultType);
+
+/// Elementwise conversion of a float tensor to `elementType` (extf/truncf),
+/// or `value` itself when it already has that element type.
+Value convertElementType(OpBuilder &b, Location loc, Value value,
+                         Type elementType);
+
+/// A zero-filled tensor of `type`.
+Value buildZeroTensor(OpBuilder &b, Location loc, RankedTensorType type);
+
+} // namespace mlir::qnt
+
+#endif // QNT_PASSES_LOWERING_DEQUANTLOWERING_H
