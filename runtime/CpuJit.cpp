@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/TargetSelect.h"
@@ -19,7 +20,7 @@
 #include <cstring>
 
 using namespace mlir;
-using namespace qnt::runtime;
+using namespace ::qnt::runtime;
 
 //===----------------------------------------------------------------------===//
 // HostTensor
@@ -133,6 +134,9 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
   if (failed(sig))
     return failure();
   compiled.sig = std::move(*sig);
+  // The names are recorded; LLVM has no use for the argument attributes.
+  for (unsigned i = 0, e = func->getNumArguments(); i < e; ++i)
+    func->removeArgAttr(i, "qnt.param");
 
   PassManager lower(ctx);
   if (failed(mlir::qnt::buildCpuPipeline(lower)) ||

@@ -15,6 +15,8 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 
+#include <mutex>
+
 void qnt::registerAllDialects(mlir::DialectRegistry &registry) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
@@ -23,6 +25,11 @@ void qnt::registerAllDialects(mlir::DialectRegistry &registry) {
 }
 
 void qnt::registerAllPasses() {
-  mlir::registerAllPasses();
-  mlir::qnt::registerQntPasses();
+  // Pass registration is global and rejects duplicates; tools and tests may
+  // call this more than once.
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mlir::registerAllPasses();
+    mlir::qnt::registerQntPasses();
+  });
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# README command 2: set up, build, and run every test (GoogleTest unit and
+# end-to-end tests, lit/FileCheck IR and tool tests). Ends with a summary line
+# "N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh" || exit 1
+"$root/scripts/build.sh" || exit 1
+cd "$root/build"
+
+passed=0
+failed=0
+failures=()
+
+# GoogleTest binaries: count individual test cases.
+for bin in unittests/*; do
+  [[ -x $bin ]] || continue
+  name=$(basename "$bin")
+  out=$("$bin" --gtest_brief=1 2>&1)
+  status=$?
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
+  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
+  p=${p:-0}; f=${f:-0}
+  if ((status != 0 && f == 0)); then f=1; fi
+  echo "unit/$name: $p passed, $f failed"
+  ((f)) && { echo "$out" | tail -40; failures+=("unit/$name"); }
+  passed=$((passed + p)); failed=$((failed + f))
+done
+
+# lit suite.
+lit_out=$(/usr/lib/llvm-22/bin/lit -sv test/lit 2>&1)
+lit_status=$?
+echo "$lit_out" | grep -E "^(FAIL|XPASS|UNRESOLVED):|Passed|Failed|Unsupported" || true
+lp=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' <<<"$lit_out")
+lf=$(grep -cE "^(FAIL|XPASS|UNRESOLVED):" <<<"$lit_out")
+lp=${lp:-0}
+if ((lit_status != 0 && lf == 0)); then lf=1; fi
+((lf)) && { echo "$lit_out" | grep -A30 -E "^FAIL:" | head -120; failures+=("lit"); }
+passed=$((passed + lp)); failed=$((failed + lf))
+
+echo
+if ((${#failures[@]})); then echo "failing suites: ${failures[*]}"; fi
+echo "$passed passed, $failed failed"
+((failed == 0))

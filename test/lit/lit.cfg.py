@@ -1,0 +1,25 @@
+# -*- Python -*-
+# lit configuration of the quant-mlir IR and tool tests.
+import os
+
+import lit.formats
+
+config.name = "QUANT-MLIR"
+config.test_format = lit.formats.ShTest(True)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.qnt_obj_root, "test", "lit")
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py.in"]
+
+# quant-mlir tools first, then FileCheck/not/split-file from LLVM 22.
+config.environment["PATH"] = os.pathsep.join(
+    [config.qnt_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")]
+)
+config.substitutions.append(("%qnt_src_root", config.qnt_src_root))
+config.substitutions.append(("%python", "python3"))
+
+# Tests using ../shared (real model and data) need the folder beside the checkout.
+shared = os.path.join(os.path.dirname(config.qnt_src_root), "shared")
+if os.path.isdir(shared):
+    config.available_features.add("shared-data")
+    config.substitutions.append(("%shared", shared))

@@ -1,0 +1,289 @@
+//===- quant-run.cpp - JIT-compile and run qnt programs on the CPU -*- C++ -*-//
+//
+// quant-run lowers a module through qnt-cpu-pipeline, JIT-compiles it, binds
+// its qnt.param weights to memory-mapped safetensors files, feeds inputs
+// (from a safetensors file or generated from a seed), and writes or
+// compares the outputs. `--demo` runs the built-in quantized linear layer.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/InitAll.h"
+#include "qnt/runtime/CpuJit.h"
+#include "qnt/runtime/LinearExample.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace mlir;
+using namespace ::qnt::runtime;
+namespace cl = llvm::cl;
+namespace io = ::qnt::io;
+
+static cl::OptionCategory category("quant-run options");
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<input .mlir>"),
+                                          cl::init("-"), cl::cat(category));
+static cl::opt<std::string> entry("entry",
+                                  cl::desc("Function to run (default: the "
+                                           "only public function)"),
+                                  cl::cat(category));
+static cl::list<std::string>
+    paramFiles("params", cl::desc("Extra safetensors parameter files"),
+               cl::CommaSeparated, cl::cat(category));
+static cl::opt<std::string>
+    inputsFile("inputs",
+               cl::desc("Safetensors file with tensors input0, input1, ..."),
+               cl::cat(category));
+static cl::opt<unsigned> seed("seed",
+                              cl::desc("Seed of generated inputs (used when "
+                                       "--inputs is not given)"),
+                              cl::init(0), cl::cat(category));
+static cl::opt<std::string>
+    outputFile("output",
+               cl::desc("Write results to this safetensors file as result0, "
+                        "result1, ..."),
+               cl::cat(category));
+static cl::opt<std::string>
+    expectFile("expect",
+               cl::desc("Compare results with result0, ... in this file"),
+               cl::cat(category));
+static cl::opt<double> rtol("rtol",
+                            cl::desc("Relative tolerance of --expect, against "
+                                     "the largest expected magnitude"),
+                            cl::init(1e-5), cl::cat(category));
+static cl::opt<bool> demo("demo",
+                          cl::desc("Run the built-in quantized linear layer "
+                                   "example and print its errors"),
+                          cl::cat(category));
+static cl::opt<std::string>
+    workDir("work-dir", cl::desc("Directory for --demo files (default: a new "
+                                 "temporary directory)"),
+            cl::cat(category));
+
+//===----------------------------------------------------------------------===//
+// --demo
+//===----------------------------------------------------------------------===//
+
+static int runDemo(MLIRContext &context) {
+  LinearExample example;
+  example.workDir = workDir;
+  if (example.workDir.empty()) {
+    llvm::SmallString<128> dir;
+    if (llvm::sys::fs::createUniqueDirectory("quant-run-demo", dir)) {
+      llvm::errs() << "quant-run: cannot create a temporary directory\n";
+      return 1;
+    }
+    example.workDir = dir.str().str();
+  }
+  llvm::outs() << llvm::formatv(
+      "quant-mlir demo: y = x W^T, x {0}x{1} (3 outlier channels), W {2}x{1} "
+      "Student-t(3), seed {3}\n"
+      "Each scheme: qnt-rtn -> qnt-fuse-dequant-matmul -> qnt-cpu-pipeline "
+      "-> JIT, compared with host computations in double.\n\n",
+      example.tokens, example.inputs, example.outputs, example.seed);
+  llvm::outs() << llvm::formatv("{0,-26} {1,8} {2,14} {3,14} {4,15} {5,12}\n",
+                                "scheme", "bits/w", "weight rel err",
+                                "output rel err", "vs dequant ref",
+                                "step bound");
+  const char *schemes[] = {
+      "", "format=int bits=8 granularity=per-channel symmetric=1",
+      "format=int bits=4 granularity=per-group group-size=128",
+      "format=e2m1 granularity=per-group group-size=32"};
+  bool allPassed = true;
+  for (const char *scheme : schemes) {
+    auto start = std::chrono::steady_clock::now();
+    FailureOr<SchemeResult> r = runLinearScheme(context, example, scheme);
+    if (failed(r))
+      return 1;
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    bool passed = r->refRelDeviation <= 1e-5 &&
+                  (r->options.empty() || r->stepBoundRatio <= 1.0);
+    allPassed &= passed;
+    llvm::outs() << llvm::formatv(
+        "{0,-26} {1,8:F2} {2,14:e} {3,14:e} {4,15:e} {5,12} ({6:F1}s)\n",
+        r->encoding, r->bitsPerWeight, r->weightRelError, r->outputRelError,
+        r->refRelDeviation,
+        r->options.empty() ? std::string("-")
+                           : llvm::formatv("{0:F3}", r->stepBoundRatio).str(),
+        seconds);
+  }
+  llvm::outs() << "\nvs dequant ref: max |y - x Wq^T| / max |x Wq^T| (must be "
+                  "<= 1e-5)\nstep bound: max |y - y_float| / (sum |x| * "
+                  "half step) (must be <= 1)\n"
+               << (allPassed ? "demo: all checks passed\n"
+                             : "demo: CHECKS FAILED\n");
+  return allPassed ? 0 : 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Running a module
+//===----------------------------------------------------------------------===//
+
+/// Loads inputs from --inputs or generates N(0, 1) values from --seed.
+static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
+                                std::vector<HostTensor> &inputs) {
+  std::unique_ptr<io::SafetensorsFile> file;
+  if (!inputsFile.empty()) {
+    std::string error;
+    file = io::SafetensorsFile::open(inputsFile, &error);
+    if (!file)
+      return emitError(loc) << "cannot read inputs: " << error;
+  }
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  for (auto [index, type] : llvm::enumerate(sig.inputs)) {
+    HostTensor tensor(type);
+    std::string name = "input" + std::to_string(index);
+    if (file) {
+      const io::TensorInfo *info = file->find(name);
+      if (!info)
+        return emitError(loc) << inputsFile << " has no tensor '" << name
+                              << "'";
+      if (ArrayRef<int64_t>(info->shape) != type.getShape() ||
+          int64_t(info->numBytes()) != tensor.numBytes())
+        return emitError(loc) << "tensor '" << name << "' in " << inputsFile
+                              << " does not match " << type;
+      std::memcpy(tensor.data(), file->data(*info), tensor.numBytes());
+    } else if (type.getElementType().isF32()) {
+      for (int64_t i = 0; i < tensor.numElements(); ++i)
+        tensor.f32()[i] = normal(rng);
+    } else {
+      return emitError(loc) << "cannot generate input #" << index << " of type "
+                            << type << "; give --inputs";
+    }
+    inputs.push_back(std::move(tensor));
+  }
+  return success();
+}
+
+static io::DType fileDType(Type type) {
+  if (type.isF32())
+    return io::DType::F32;
+  if (type.isF16())
+    return io::DType::F16;
+  if (type.isBF16())
+    return io::DType::BF16;
+  if (type.isInteger(8))
+    return io::DType::I8;
+  if (type.isInteger(16))
+    return io::DType::I16;
+  if (type.isInteger(64))
+    return io::DType::I64;
+  return io::DType::I32;
+}
+
+/// Compares f32 results with --expect; prints the worst deviation.
+static LogicalResult compareResults(const std::vector<HostTensor> &results,
+                                    Location loc) {
+  std::string error;
+  auto file = io::SafetensorsFile::open(expectFile, &error);
+  if (!file)
+    return emitError(loc) << "cannot read expected results: " << error;
+  bool ok = true;
+  for (auto [index, result] : llvm::enumerate(results)) {
+    std::string name = "result" + std::to_string(index);
+    const io::TensorInfo *info = file->find(name);
+    if (!info || info->dtype != io::DType::F32 ||
+        ArrayRef<int64_t>(info->shape) != result.getType().getShape())
+      return emitError(loc) << expectFile << " has no f32 tensor '" << name
+                            << "' shaped like " << result.getType();
+    double maxDiff = 0, maxExpected = 0;
+    const uint8_t *expected = file->data(*info);
+    for (int64_t i = 0; i < result.numElements(); ++i) {
+      float e;
+      std::memcpy(&e, expected + 4 * i, 4);
+      maxDiff = std::max(maxDiff, double(std::fabs(result.f32()[i] - e)));
+      maxExpected = std::max(maxExpected, double(std::fabs(e)));
+    }
+    double relative = maxExpected > 0 ? maxDiff / maxExpected : maxDiff;
+    bool match = relative <= rtol;
+    ok &= match;
+    llvm::outs() << llvm::formatv("{0}: max abs diff {1:e}, relative {2:e} "
+                                  "(rtol {3:e}) {4}\n",
+                                  name, maxDiff, relative, rtol.getValue(),
+                                  match ? "OK" : "MISMATCH");
+  }
+  return success(ok);
+}
+
+static int runModule(MLIRContext &context) {
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputFilename, sourceMgr, &context);
+  if (!module)
+    return 1;
+  Location loc = module->getLoc();
+  FailureOr<CompiledFunction> compiled =
+      CompiledFunction::compile(*module, entry);
+  if (failed(compiled))
+    return 1;
+  const EntrySignature &sig = compiled->signature();
+  FailureOr<mlir::qnt::ParamStore> store = mlir::qnt::ParamStore::open(
+      *module, std::vector<std::string>(paramFiles.begin(), paramFiles.end()));
+  if (failed(store) || failed(compiled->bindParams(*store, loc)))
+    return 1;
+  std::vector<HostTensor> inputs, results;
+  if (failed(loadInputs(sig, loc, inputs)))
+    return 1;
+  auto start = std::chrono::steady_clock::now();
+  if (failed(compiled->call(inputs, results, loc)))
+    return 1;
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  llvm::outs() << llvm::formatv("ran @{0}: {1} inputs, {2} parameters, {3} "
+                                "results in {4:F3} ms\n",
+                                sig.name, sig.inputs.size(), sig.params.size(),
+                                results.size(), ms);
+  if (!outputFile.empty()) {
+    io::SafetensorsWriter writer;
+    std::string error;
+    for (auto [index, result] : llvm::enumerate(results)) {
+      RankedTensorType type = result.getType();
+      if (!writer.add("result" + std::to_string(index),
+                      fileDType(type.getElementType()),
+                      std::vector<int64_t>(type.getShape()), result.data(),
+                      result.numBytes(), &error))
+        return emitError(loc) << error, 1;
+    }
+    if (!writer.write(outputFile, &error))
+      return emitError(loc) << error, 1;
+  }
+  if (!expectFile.empty() && failed(compareResults(results, loc)))
+    return 1;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "quant-run: JIT-compile a qnt/linalg module for the CPU and run it\n");
+  DialectRegistry registry;
+  ::qnt::registerAllDialects(registry);
+  ::qnt::registerAllPasses();
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  if (demo) {
+    SourceMgrDiagnosticHandler handler(*new llvm::SourceMgr, &context);
+    return runDemo(context);
+  }
+  return runModule(context);
+}
