@@ -29,7 +29,7 @@ def Qnt_Dialect : Dialect {
     Every encoding implements `EncodingAttrInterface`. The interface lists the
     components an encoding needs for a given weight shape, reports the bits
     stored per weight, and emits the IR that dequantizes one element. All
-    lowerings (the linalg reference, the CPU loops, the GPU kernels) go
+    lowerings (the linalg reference, the CPU loops, the GPU kernels to come) go
     through that one hook, so a new encoding gets fused kernels on every
     target without kernel code of its own.
 
