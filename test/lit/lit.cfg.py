@@ -16,6 +16,7 @@ config.environment["PATH"] = os.pathsep.join(
     [config.qnt_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")]
 )
 config.substitutions.append(("%qnt_src_root", config.qnt_src_root))
+config.substitutions.append(("%qnt_obj_root", config.qnt_obj_root))
 config.substitutions.append(("%python", "python3"))
 
 # Tests using ../shared (real model and data) need the folder beside the checkout.
