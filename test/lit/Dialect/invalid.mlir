@@ -202,6 +202,16 @@ func.func @empty_weight(%c: tensor<0x64xi8>, %s: tensor<0x1xf32>) -> tensor<0x64
 
 // -----
 
+// E1M6 is 8 bits and passes the attribute verifier, but more than 5 mantissa
+// bits cannot store any weight.
+func.func @minifloat_mantissa_6(%c: tensor<4x64xi8>, %s: tensor<4x1xf32>) -> tensor<4x64xf32> {
+  // expected-error@+1 {{'qnt.dequant' op minifloat mantissa bits must be in 0..5, got 6}}
+  %w = qnt.dequant #qnt.minifloat<exponent_bits = 1, mantissa_bits = 6>(%c, %s) : (tensor<4x64xi8>, tensor<4x1xf32>) -> tensor<4x64xf32>
+  return %w : tensor<4x64xf32>
+}
+
+// -----
+
 // All 64 input channels salient: no rest column left.
 func.func @salient_all(%m: tensor<64xi32>, %c: tensor<4x64xi8>, %s: tensor<4x1xf32>, %b: tensor<4x0xi8>, %a: tensor<4x1xf32>) -> tensor<4x64xf32> {
   // expected-error@+1 {{'qnt.dequant' op salient channel count must be in 1..63 for 64 input channels, got 64}}

@@ -6,7 +6,7 @@
 // The weight file is written by the Python lines marked PY below (the
 // safetensors format: 8-byte little-endian header length, JSON header, data);
 // the lines marked DUMP print every tensor of a safetensors file as
-// "name dtype shape: hex bytes" (f32 tensors also as numbers).
+// "name dtype shape hex-bytes" (f32 tensors also as a list of numbers).
 
 // RUN: rm -f %t.w.safetensors %t.q.safetensors
 // RUN: sed -n 's|^// PY: \{0,1\}||p' %s | %python - %t.w.safetensors

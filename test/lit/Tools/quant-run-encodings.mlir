@@ -6,7 +6,7 @@
 // are the transposed weights. Every value is exact in f32.
 // RUN: rm -rf %t && mkdir -p %t
 // RUN: quant-run %s --entry=dequant --output %t/dequant.safetensors | FileCheck %s --check-prefix=RAN
-// RAN: ran @dequant: 0 inputs, 0 parameters, 14 results
+// RAN: ran @dequant: 0 inputs, 0 parameters, 20 results
 // RUN: sed -n 's|^// DUMP: \{0,1\}||p' %s | %python - %t/dequant.safetensors | FileCheck %s
 // RUN: quant-run %s --entry=fused --output %t/fused.safetensors
 // RUN: sed -n 's|^// DUMP: \{0,1\}||p' %s | %python - %t/fused.safetensors | FileCheck %s --check-prefix=FUSED
@@ -59,10 +59,33 @@
 // CHECK-NEXT: result12 F32 [2, 4] [0.25, 127.0, -0.25, 0.25, -0.25, -2.0, 0.25, -0.25]
 // Binary without offsets per group of 4: signs 0F F0, alpha [[1, 2], [3, 4]].
 // CHECK-NEXT: result13 F32 [2, 8] [1.0, 1.0, 1.0, 1.0, -2.0, -2.0, -2.0, -2.0, -3.0, -3.0, -3.0, -3.0, 4.0, 4.0, 4.0, 4.0]
+// E3M2 (6-bit codes straddling bytes, bias 3): codes 0x0C 0x32 0x01 0x1F
+// packed as 8C 1C 7C are 1, -3, 2^-4 (subnormal) and 28 (the max).
+// CHECK-NEXT: result14 F32 [1, 4] [1.0, -3.0, 0.0625, 28.0]
+// E2M3 (bias 1): codes 0x08 0x3F 0x01 0x14 packed as C8 1F 50 are 1, -7.5
+// (the max, negated), 2^-3 (subnormal) and 3.
+// CHECK-NEXT: result15 F32 [1, 4] [1.0, -7.5, 0.125, 3.0]
+// int8 asym with zero point 255 (stored as the i8 -1, read unsigned):
+// u = 0 127 255 254.
+// CHECK-NEXT: result16 F32 [1, 4] [-255.0, -128.0, 0.0, -1.0]
+// Salient with a binary+offset salient part and an int4 asym per-group rest
+// part (components after the salient part's three): map [-1, 0, -2, -3, 1, -4]
+// puts salient columns 2.5 and -1.5 at inputs 1 and 4, and rest codes 3 0 | 15
+// 7 (scales 0.5 | 0.25, zeros 1 | 8) = 1 -0.5 | 1.75 -0.25 at inputs 0 2 3 5.
+// CHECK-NEXT: result17 F32 [1, 6] [1.0, 2.5, -0.5, 1.75, -1.5, -0.25]
+// Bit-planes per group of 2: plane scales [p][n][g] = 2^(4p + 2n + g), offsets
+// [[0.5, 0.25], [-1, -2]]; row 0 planes 0b0101 and 0b0011, row 1 planes
+// 0b1010 and 0b1100 (bit k is input k).
+// CHECK-NEXT: result18 F32 [2, 4] [17.5, 16.5, 2.25, 0.25, -1.0, 3.0, 126.0, 134.0]
+// Two 8-bit codebooks with codeword[m][c] = 1000 m + c: codes above 127 (200,
+// 255, 128) are read unsigned: 200 + 1255 and 0 + 1128.
+// CHECK-NEXT: result19 F32 [2, 2] [1455.0, 1455.0, 1128.0, 1128.0]
 
 func.func @dequant() -> (tensor<1x8xf32>, tensor<1x8xf32>, tensor<2x4xf32>, tensor<2x4xf16>, tensor<2x8xf32>,
                          tensor<1x4xf32>, tensor<1x8xf32>, tensor<1x8xf32>, tensor<2x4xf32>, tensor<2x4xf32>,
-                         tensor<2x10xf32>, tensor<1x35xf32>, tensor<2x4xf32>, tensor<2x8xf32>) {
+                         tensor<2x10xf32>, tensor<1x35xf32>, tensor<2x4xf32>, tensor<2x8xf32>,
+                         tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x6xf32>,
+                         tensor<2x4xf32>, tensor<2x2xf32>) {
   %u4_codes = arith.constant dense<[[0x40, 0x64, 0xF6, 0x82]]> : tensor<1x4xi8>
   %u4_scales = arith.constant dense<0.25> : tensor<1x1xf32>
   %u4_zeros = arith.constant dense<4> : tensor<1x1xi8>
@@ -133,10 +156,50 @@ func.func @dequant() -> (tensor<1x8xf32>, tensor<1x8xf32>, tensor<2x4xf32>, tens
   %bg_alpha = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
   %r13 = qnt.dequant #qnt.binary<granularity = per_group, group_size = 4>(%bg_signs, %bg_alpha) : (tensor<2x1xi8>, tensor<2x2xf32>) -> tensor<2x8xf32>
 
-  return %r0, %r1, %r2, %r3, %r4, %r5, %r6, %r7, %r8, %r9, %r10, %r11, %r12, %r13
+  %e3m2_codes = arith.constant dense<[[0x8C, 0x1C, 0x7C]]> : tensor<1x3xi8>
+  %r14 = qnt.dequant #qnt.minifloat<exponent_bits = 3, mantissa_bits = 2>(%e3m2_codes, %one) : (tensor<1x3xi8>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  %e2m3_codes = arith.constant dense<[[0xC8, 0x1F, 0x50]]> : tensor<1x3xi8>
+  %r15 = qnt.dequant #qnt.minifloat<exponent_bits = 2, mantissa_bits = 3>(%e2m3_codes, %one) : (tensor<1x3xi8>, tensor<1x1xf32>) -> tensor<1x4xf32>
+
+  %a8_codes = arith.constant dense<[[0, 127, 255, 254]]> : tensor<1x4xi8>
+  %a8_zeros = arith.constant dense<255> : tensor<1x1xi8>
+  %r16 = qnt.dequant #qnt.uniform<bits = 8, mode = asymmetric>(%a8_codes, %one, %a8_zeros) : (tensor<1x4xi8>, tensor<1x1xf32>, tensor<1x1xi8>) -> tensor<1x4xf32>
+
+  %s2_map = arith.constant dense<[-1, 0, -2, -3, 1, -4]> : tensor<6xi32>
+  %s2_signs = arith.constant dense<1> : tensor<1x1xi8>
+  %s2_alpha = arith.constant dense<2.0> : tensor<1x1xf32>
+  %s2_mu = arith.constant dense<0.5> : tensor<1x1xf32>
+  %s2_codes = arith.constant dense<[[0x03, 0x7F]]> : tensor<1x2xi8>
+  %s2_scales = arith.constant dense<[[0.5, 0.25]]> : tensor<1x2xf32>
+  %s2_zeros = arith.constant dense<[[1, 8]]> : tensor<1x2xi8>
+  %r17 = qnt.dequant #qnt.salient<num_salient = 2, salient = #qnt.binary<mode = asymmetric>, rest = #qnt.uniform<bits = 4, mode = asymmetric, granularity = per_group, group_size = 2>>(%s2_map, %s2_signs, %s2_alpha, %s2_mu, %s2_codes, %s2_scales, %s2_zeros) : (tensor<6xi32>, tensor<1x1xi8>, tensor<1x1xf32>, tensor<1x1xf32>, tensor<1x2xi8>, tensor<1x2xf32>, tensor<1x2xi8>) -> tensor<1x6xf32>
+
+  %bg_planes = arith.constant dense<[[[5], [10]], [[3], [12]]]> : tensor<2x2x1xi32>
+  %bg_plane_scales = arith.constant dense<[[[1.0, 2.0], [4.0, 8.0]], [[16.0, 32.0], [64.0, 128.0]]]> : tensor<2x2x2xf32>
+  %bg_offsets = arith.constant dense<[[0.5, 0.25], [-1.0, -2.0]]> : tensor<2x2xf32>
+  %r18 = qnt.dequant #qnt.bitplanes<planes = 2, granularity = per_group, group_size = 2>(%bg_planes, %bg_plane_scales, %bg_offsets) : (tensor<2x2x1xi32>, tensor<2x2x2xf32>, tensor<2x2xf32>) -> tensor<2x4xf32>
+
+  %c8_codes = arith.constant dense<[[[200, 255]], [[0, 128]]]> : tensor<2x1x2xi8>
+  %c8_books = tensor.generate {
+  ^bb0(%m: index, %c: index, %t: index):
+    %ci = arith.index_cast %c : index to i32
+    %cf = arith.uitofp %ci : i32 to f32
+    %mi = arith.index_cast %m : index to i32
+    %mf = arith.uitofp %mi : i32 to f32
+    %thousand = arith.constant 1000.0 : f32
+    %mk = arith.mulf %mf, %thousand : f32
+    %v = arith.addf %cf, %mk : f32
+    tensor.yield %v : f32
+  } : tensor<2x256x2xf32>
+  %c8_scales = arith.constant dense<1.0> : tensor<2x1xf32>
+  %r19 = qnt.dequant #qnt.codebook<num_codebooks = 2, code_bits = 8, group_size = 2>(%c8_codes, %c8_books, %c8_scales) : (tensor<2x1x2xi8>, tensor<2x256x2xf32>, tensor<2x1xf32>) -> tensor<2x2xf32>
+
+  return %r0, %r1, %r2, %r3, %r4, %r5, %r6, %r7, %r8, %r9, %r10, %r11, %r12, %r13, %r14, %r15, %r16, %r17, %r18, %r19
       : tensor<1x8xf32>, tensor<1x8xf32>, tensor<2x4xf32>, tensor<2x4xf16>, tensor<2x8xf32>,
         tensor<1x4xf32>, tensor<1x8xf32>, tensor<1x8xf32>, tensor<2x4xf32>, tensor<2x4xf32>,
-        tensor<2x10xf32>, tensor<1x35xf32>, tensor<2x4xf32>, tensor<2x8xf32>
+        tensor<2x10xf32>, tensor<1x35xf32>, tensor<2x4xf32>, tensor<2x8xf32>,
+        tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x6xf32>,
+        tensor<2x4xf32>, tensor<2x2xf32>
 }
 
 // The fused path (qnt-lower-matmul-fused): I [K, K] times W^T gives W^T [K, N].
