@@ -200,7 +200,7 @@ def Qnt_FakeQuantOp : Qnt_Op<"fake_quant",
     before quantization; the consumer's bias absorbs `noise * W^T`.
 
     ```mlir
-    %xq = qnt.fake_quant %x {bits = 8, granularity = #qnt.act_granularity<per_token>}
+    %xq = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>}
         : tensor<16x4096xf32>
     ```
   }];

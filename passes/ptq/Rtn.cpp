@@ -11,6 +11,7 @@
 #include "qnt/ParamStore.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::qnt {
 #define GEN_PASS_DEF_QNTRTN
@@ -104,6 +105,9 @@ private:
                                const nx::Component &component,
                                ParamOp weightParam,
                                io::SafetensorsWriter &writer);
+
+  /// Names added to the output file during the current run.
+  llvm::StringSet<> writtenParams;
 };
 
 FailureOr<nx::EncodingSpec> QntRtnPass::buildSpec() {
@@ -122,7 +126,7 @@ FailureOr<nx::EncodingSpec> QntRtnPass::buildSpec() {
   if (granularityKind == nx::Granularity::PerGroup) {
     if (groupSize <= 0)
       return module.emitError("qnt-rtn: group-size must be positive, got ")
-             << groupSize;
+             << int64_t(groupSize);
     group = groupSize;
   } else if (groupSize.getNumOccurrences() > 0) {
     return module.emitError("qnt-rtn: group-size is only meaningful with "
@@ -131,7 +135,8 @@ FailureOr<nx::EncodingSpec> QntRtnPass::buildSpec() {
 
   if (format == "int") {
     if (bits < 2 || bits > 8)
-      return module.emitError("qnt-rtn: bits must be in 2..8, got ") << bits;
+      return module.emitError("qnt-rtn: bits must be in 2..8, got ")
+             << int64_t(bits);
     return nx::EncodingSpec(
         nx::UniformSpec{int(bits), symmetric, granularityKind, group});
   }
@@ -179,8 +184,11 @@ FailureOr<Value> QntRtnPass::materialize(OpBuilder &b, Location loc,
         .getResult();
   }
   std::string name = (weightParam.getName() + "." + layout.name).str();
+  // A parameter shared by several matmuls quantizes to the same bytes;
+  // store it once.
   std::string error;
-  if (!writer.add(name, toFileDType(layout.dtype), layout.shape,
+  if (writtenParams.insert(name).second &&
+      !writer.add(name, toFileDType(layout.dtype), layout.shape,
                   component.bytes.data(), component.bytes.size(), &error))
     return emitError(loc) << "qnt-rtn: " << error;
   return ParamOp::create(b, loc, type, name).getResult();
@@ -217,7 +225,15 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
     return matmul.emitOpError("qnt-rtn cannot store its ")
            << rows << "x" << cols << " weight as " << nx::describe(spec)
            << ": " << problem;
-  nx::EncodedMatrix encoded = nx::quantizeRTN(spec, values.data(), rows, cols);
+  // The numerics reject what they cannot quantize (NaN/Inf weights, ranges
+  // whose scale overflows) by throwing; report it on the weight's user.
+  nx::EncodedMatrix encoded;
+  try {
+    encoded = nx::quantizeRTN(spec, values.data(), rows, cols);
+  } catch (const std::exception &e) {
+    return matmul.emitOpError("qnt-rtn cannot quantize its weight: ")
+           << e.what();
+  }
 
   OpBuilder b(site.matmul);
   SmallVector<Value> components;
@@ -277,6 +293,7 @@ void QntRtnPass::runOnOperation() {
   }
 
   io::SafetensorsWriter writer;
+  writtenParams.clear();
   ParamStore noFiles;
   for (const WeightSite &site : sites)
     if (failed(quantize(site, *spec, readsParams ? *store : noFiles, writer)))

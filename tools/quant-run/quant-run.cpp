@@ -15,6 +15,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -80,7 +81,8 @@ static cl::opt<std::string>
 static int runDemo(MLIRContext &context) {
   LinearExample example;
   example.workDir = workDir;
-  if (example.workDir.empty()) {
+  bool ownsWorkDir = example.workDir.empty();
+  if (ownsWorkDir) {
     llvm::SmallString<128> dir;
     if (llvm::sys::fs::createUniqueDirectory("quant-run-demo", dir)) {
       llvm::errs() << "quant-run: cannot create a temporary directory\n";
@@ -103,6 +105,11 @@ static int runDemo(MLIRContext &context) {
       "format=int bits=4 granularity=per-group group-size=128",
       "format=e2m1 granularity=per-group group-size=32"};
   bool allPassed = true;
+  // The files are only needed while the schemes run.
+  auto cleanup = llvm::make_scope_exit([&] {
+    if (ownsWorkDir)
+      llvm::sys::fs::remove_directories(example.workDir);
+  });
   for (const char *scheme : schemes) {
     auto start = std::chrono::steady_clock::now();
     FailureOr<SchemeResult> r = runLinearScheme(context, example, scheme);
@@ -134,6 +141,22 @@ static int runDemo(MLIRContext &context) {
 // Running a module
 //===----------------------------------------------------------------------===//
 
+static io::DType fileDType(Type type) {
+  if (type.isF32())
+    return io::DType::F32;
+  if (type.isF16())
+    return io::DType::F16;
+  if (type.isBF16())
+    return io::DType::BF16;
+  if (type.isInteger(8))
+    return io::DType::I8;
+  if (type.isInteger(16))
+    return io::DType::I16;
+  if (type.isInteger(64))
+    return io::DType::I64;
+  return io::DType::I32;
+}
+
 /// Loads inputs from --inputs or generates N(0, 1) values from --seed.
 static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
                                 std::vector<HostTensor> &inputs) {
@@ -155,6 +178,7 @@ static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
         return emitError(loc) << inputsFile << " has no tensor '" << name
                               << "'";
       if (ArrayRef<int64_t>(info->shape) != type.getShape() ||
+          info->dtype != fileDType(type.getElementType()) ||
           int64_t(info->numBytes()) != tensor.numBytes())
         return emitError(loc) << "tensor '" << name << "' in " << inputsFile
                               << " does not match " << type;
@@ -169,22 +193,6 @@ static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
     inputs.push_back(std::move(tensor));
   }
   return success();
-}
-
-static io::DType fileDType(Type type) {
-  if (type.isF32())
-    return io::DType::F32;
-  if (type.isF16())
-    return io::DType::F16;
-  if (type.isBF16())
-    return io::DType::BF16;
-  if (type.isInteger(8))
-    return io::DType::I8;
-  if (type.isInteger(16))
-    return io::DType::I16;
-  if (type.isInteger(64))
-    return io::DType::I64;
-  return io::DType::I32;
 }
 
 /// Compares f32 results with --expect; prints the worst deviation.
@@ -207,7 +215,12 @@ static LogicalResult compareResults(const std::vector<HostTensor> &results,
     for (int64_t i = 0; i < result.numElements(); ++i) {
       float e;
       std::memcpy(&e, expected + 4 * i, 4);
-      maxDiff = std::max(maxDiff, double(std::fabs(result.f32()[i] - e)));
+      float got = result.f32()[i];
+      // A NaN on either side is a mismatch unless both are NaN.
+      double diff = std::isnan(got) || std::isnan(e)
+                        ? (std::isnan(got) && std::isnan(e) ? 0.0 : INFINITY)
+                        : double(std::fabs(got - e));
+      maxDiff = std::max(maxDiff, diff);
       maxExpected = std::max(maxExpected, double(std::fabs(e)));
     }
     double relative = maxExpected > 0 ? maxDiff / maxExpected : maxDiff;
