@@ -101,7 +101,8 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
     if (!tensor || !tensor.hasStaticShape())
       return func.emitError() << "argument #" << index
                               << " must be a static tensor, got " << type;
-    if (auto name = func.getArgAttrOfType<StringAttr>(index, "qnt.param"))
+    if (auto name = func.getArgAttrOfType<StringAttr>(index,
+                                                       mlir::qnt::kParamArgAttrName))
       sig.params.emplace_back(name.str(), tensor);
     else
       sig.inputs.push_back(tensor);
@@ -136,7 +137,7 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
   compiled.sig = std::move(*sig);
   // The names are recorded; LLVM has no use for the argument attributes.
   for (unsigned i = 0, e = func->getNumArguments(); i < e; ++i)
-    func->removeArgAttr(i, "qnt.param");
+    func->removeArgAttr(i, mlir::qnt::kParamArgAttrName);
 
   PassManager lower(ctx);
   if (failed(mlir::qnt::buildCpuPipeline(lower)) ||

@@ -44,6 +44,10 @@ namespace mlir::qnt {
 /// Name of the module attribute listing parameter files (array of strings).
 inline constexpr llvm::StringLiteral kParamFilesAttrName = "qnt.param_files";
 
+/// Name of the argument attribute qnt-bind-params puts on the arguments it
+/// creates: the bound parameter's name.
+inline constexpr llvm::StringLiteral kParamArgAttrName = "qnt.param";
+
 /// Converts a host spec back into an encoding attribute.
 EncodingAttrInterface encodingFromSpec(MLIRContext *context,
                                        const ::qnt::numerics::EncodingSpec &spec);

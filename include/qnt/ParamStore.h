@@ -15,6 +15,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace mlir::qnt {
@@ -51,6 +52,9 @@ public:
 private:
   std::vector<std::unique_ptr<::qnt::io::SafetensorsFile>> files;
 };
+
+/// The safetensors dtype that stores `elementType` exactly, if any.
+std::optional<::qnt::io::DType> storageDTypeOf(Type elementType);
 
 /// Converts one stored element of a float dtype (F32, F16, BF16) to f32.
 float loadAsF32(::qnt::io::DType dtype, const uint8_t *element);

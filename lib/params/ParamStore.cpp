@@ -42,24 +42,32 @@ FailureOr<ParamStore> ParamStore::open(ModuleOp module,
   return store;
 }
 
-/// True if a tensor stored as `dtype` can be read as `elementType`.
-static bool dtypeMatches(io::DType dtype, Type elementType) {
+std::optional<io::DType> mlir::qnt::storageDTypeOf(Type elementType) {
   if (elementType.isF32())
-    return dtype == io::DType::F32 || dtype == io::DType::F16 ||
-           dtype == io::DType::BF16;
+    return io::DType::F32;
   if (elementType.isF16())
-    return dtype == io::DType::F16;
+    return io::DType::F16;
   if (elementType.isBF16())
-    return dtype == io::DType::BF16;
+    return io::DType::BF16;
   if (elementType.isInteger(8))
-    return dtype == io::DType::I8 || dtype == io::DType::U8;
+    return io::DType::I8;
   if (elementType.isInteger(16))
-    return dtype == io::DType::I16;
+    return io::DType::I16;
   if (elementType.isInteger(32))
-    return dtype == io::DType::I32;
+    return io::DType::I32;
   if (elementType.isInteger(64))
-    return dtype == io::DType::I64;
-  return false;
+    return io::DType::I64;
+  return std::nullopt;
+}
+
+/// True if a tensor stored as `dtype` can be read as `elementType`: its
+/// exact storage type, U8 bytes as i8, or F16/BF16 widened to f32.
+static bool dtypeMatches(io::DType dtype, Type elementType) {
+  if (storageDTypeOf(elementType) == dtype)
+    return true;
+  if (elementType.isF32())
+    return dtype == io::DType::F16 || dtype == io::DType::BF16;
+  return elementType.isInteger(8) && dtype == io::DType::U8;
 }
 
 FailureOr<ParamView> ParamStore::resolve(Location loc, StringRef name,

@@ -27,7 +27,7 @@ namespace {
 // Helpers
 //===----------------------------------------------------------------------===//
 
-/// Identity map and "last dimension only" map of a rank-`rank` iteration.
+/// Map from a rank-`rank` iteration to its last dimension only.
 static AffineMap lastDimMap(OpBuilder &b, int64_t rank) {
   return AffineMap::get(rank, 0, b.getAffineDimExpr(rank - 1), b.getContext());
 }

@@ -281,22 +281,24 @@ void QntRtnPass::runOnOperation() {
     return signalPassFailure();
   }
 
-  FailureOr<ParamStore> store =
-      readsParams ? ParamStore::open(module) : FailureOr<ParamStore>();
-  if (readsParams && failed(store))
-    return signalPassFailure();
-  if (readsParams && store->isOpenFile(output)) {
-    module.emitError("qnt-rtn: output '")
-        << output << "' is one of the input parameter files; quantized "
-        << "weights go to a new file";
-    return signalPassFailure();
+  ParamStore store;
+  if (readsParams) {
+    FailureOr<ParamStore> opened = ParamStore::open(module);
+    if (failed(opened))
+      return signalPassFailure();
+    store = std::move(*opened);
+    if (store.isOpenFile(output)) {
+      module.emitError("qnt-rtn: output '")
+          << output << "' is one of the input parameter files; quantized "
+          << "weights go to a new file";
+      return signalPassFailure();
+    }
   }
 
   io::SafetensorsWriter writer;
   writtenParams.clear();
-  ParamStore noFiles;
   for (const WeightSite &site : sites)
-    if (failed(quantize(site, *spec, readsParams ? *store : noFiles, writer)))
+    if (failed(quantize(site, *spec, store, writer)))
       return signalPassFailure();
 
   if (!readsParams)

@@ -19,9 +19,6 @@ using namespace mlir::qnt;
 
 namespace {
 
-/// Name of the argument attribute naming the bound parameter.
-constexpr llvm::StringLiteral kParamArgAttrName = "qnt.param";
-
 /// Appends one argument per distinct parameter name used in `func` and
 /// replaces the qnt.param ops with them.
 static LogicalResult bindParams(func::FuncOp func, ModuleOp module) {

@@ -141,22 +141,6 @@ static int runDemo(MLIRContext &context) {
 // Running a module
 //===----------------------------------------------------------------------===//
 
-static io::DType fileDType(Type type) {
-  if (type.isF32())
-    return io::DType::F32;
-  if (type.isF16())
-    return io::DType::F16;
-  if (type.isBF16())
-    return io::DType::BF16;
-  if (type.isInteger(8))
-    return io::DType::I8;
-  if (type.isInteger(16))
-    return io::DType::I16;
-  if (type.isInteger(64))
-    return io::DType::I64;
-  return io::DType::I32;
-}
-
 /// Loads inputs from --inputs or generates N(0, 1) values from --seed.
 static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
                                 std::vector<HostTensor> &inputs) {
@@ -178,7 +162,7 @@ static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
         return emitError(loc) << inputsFile << " has no tensor '" << name
                               << "'";
       if (ArrayRef<int64_t>(info->shape) != type.getShape() ||
-          info->dtype != fileDType(type.getElementType()) ||
+          info->dtype != mlir::qnt::storageDTypeOf(type.getElementType()) ||
           int64_t(info->numBytes()) != tensor.numBytes())
         return emitError(loc) << "tensor '" << name << "' in " << inputsFile
                               << " does not match " << type;
@@ -269,8 +253,12 @@ static int runModule(MLIRContext &context) {
     std::string error;
     for (auto [index, result] : llvm::enumerate(results)) {
       RankedTensorType type = result.getType();
-      if (!writer.add("result" + std::to_string(index),
-                      fileDType(type.getElementType()),
+      std::optional<io::DType> dtype =
+          mlir::qnt::storageDTypeOf(type.getElementType());
+      if (!dtype)
+        return emitError(loc) << "cannot store a result of type " << type,
+               1;
+      if (!writer.add("result" + std::to_string(index), *dtype,
                       std::vector<int64_t>(type.getShape()), result.data(),
                       result.numBytes(), &error))
         return emitError(loc) << error, 1;
