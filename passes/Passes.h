@@ -38,6 +38,13 @@ llvm::StringRef getCpuPipeline();
 /// Adds `qnt-cpu-pipeline` to `pm` (on a module).
 LogicalResult buildCpuPipeline(OpPassManager &pm);
 
+/// Runs a textual pipeline on `module`: either anchored
+/// ("builtin.module(qnt-rtn{...},func.func(...))", as mlir-opt's
+/// --pass-pipeline) or a bare list of module-level elements
+/// ("qnt-rtn{...},func.func(...)"). Parse errors are reported on the
+/// module.
+LogicalResult runPassPipeline(ModuleOp module, StringRef pipeline);
+
 /// Registers every qnt pass and the qnt pipelines.
 void registerQntPasses();
 

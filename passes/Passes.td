@@ -38,8 +38,10 @@ def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
     `qnt.param` ops; `output` is appended to the module's `qnt.param_files`.
 
     Matmuls whose weight is neither a constant nor a parameter are left
-    unchanged. A weight the requested encoding cannot store (a group size
-    that does not divide K) is an error.
+    unchanged. A weight whose K the group size does not divide is an error,
+    unless `indivisible-groups=per-channel`, which quantizes that weight per
+    output channel instead and says so in a remark (e.g. stories260K's
+    down-projection, K = 172, with group-size=32).
   }];
   let options = [
     Option<"format", "format", "std::string", /*default=*/"\"int\"",
@@ -54,7 +56,11 @@ def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
     Option<"symmetric", "symmetric", "bool", /*default=*/"false",
            "Symmetric int grid (no zero point)">,
     Option<"output", "output", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving quantized qnt.param weights">
+           "Safetensors file receiving quantized qnt.param weights">,
+    Option<"indivisibleGroups", "indivisible-groups", "std::string",
+           /*default=*/"\"error\"",
+           "What to do with a weight whose K the group size does not "
+           "divide: error or per-channel">
   ];
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">
@@ -82,6 +88,55 @@ def QntFuseDequantMatmul
     that is not a dequantization are left unchanged.
   }];
   let dependentDialects = ["::mlir::qnt::QntDialect"];
+}
+
+def QntInsertObservers : Pass<"qnt-insert-observers", "::mlir::func::FuncOp"> {
+  let summary = "Observes the input activation of every linear layer";
+  let description = [{
+    Inserts `qnt.observe` on the input of every transpose-B `linalg.matmul`
+    and every `qnt.matmul`, so that the calibration driver records that
+    layer's input statistics. The observer is named after the layer's
+    weight: the `qnt.param` name of a float weight, or the name location
+    of a quantized weight's dequantization (qnt-rtn gives it the original
+    parameter's name); other layers are named `<function>.linear<i>`.
+    Layers sharing one input get one observer each (the statistics file has
+    an entry per layer); already observed inputs are left alone.
+
+    ```mlir
+    %y = linalg.matmul ... ins(%x, %w : ...)   // %w = qnt.param "wq"
+    // becomes
+    %x1 = qnt.observe %x as "wq" stats ["absmax", "mean_abs", "hessian"]
+    %y = linalg.matmul ... ins(%x1, %w : ...)
+    ```
+  }];
+  let options = [
+    ListOption<"stats", "stats", "std::string",
+               "Statistics to record: absmax, mean_abs, hessian (default: "
+               "all three)">
+  ];
+  let dependentDialects = ["::mlir::qnt::QntDialect"];
+}
+
+def QntExposeObservations
+    : Pass<"qnt-expose-observations", "::mlir::ModuleOp"> {
+  let summary = "Returns observed activations as extra function results";
+  let description = [{
+    The CPU calibration path: each `qnt.observe` is replaced by its input,
+    and every distinct observed value becomes an extra result of its
+    function, after the original results. The function attribute
+    `qnt.observed` lists, per extra result, the observer names and the
+    statistics they asked for:
+
+    ```mlir
+    func.func @block0(...) -> (..., tensor<?x64xf32>)
+        attributes {qnt.observed = [
+          {names = ["wq", "wk", "wv"], stats = ["absmax", "hessian"]} ]}
+    ```
+
+    The calibration driver accumulates the statistics on the host (in
+    double precision) from those results. Functions with callers cannot
+    change their signature and are rejected.
+  }];
 }
 
 def QntBindParams : Pass<"qnt-bind-params", "::mlir::ModuleOp"> {

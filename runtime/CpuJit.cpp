@@ -68,28 +68,28 @@ struct Descriptor {
 } // namespace
 
 //===----------------------------------------------------------------------===//
-// CompiledFunction
+// CompiledModule
 //===----------------------------------------------------------------------===//
 
-CompiledFunction::~CompiledFunction() = default;
-CompiledFunction::CompiledFunction(CompiledFunction &&) = default;
+CompiledModule::~CompiledModule() = default;
 
-/// The entry function: `name`, or the only public function with a body.
-static FailureOr<func::FuncOp> findEntry(ModuleOp module, StringRef name) {
-  if (!name.empty()) {
+/// The functions to compile: `names`, or every public function with a body.
+static FailureOr<SmallVector<func::FuncOp>>
+findEntries(ModuleOp module, ArrayRef<std::string> names) {
+  SmallVector<func::FuncOp> entries;
+  for (const std::string &name : names) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
     if (!func || func.isExternal())
       return module.emitError() << "no function '" << name << "' to run";
-    return func;
+    entries.push_back(func);
   }
-  SmallVector<func::FuncOp> candidates;
-  for (auto func : module.getOps<func::FuncOp>())
-    if (func.isPublic() && !func.isExternal())
-      candidates.push_back(func);
-  if (candidates.size() != 1)
-    return module.emitError() << "found " << candidates.size()
-                              << " public functions; name one with --entry";
-  return candidates.front();
+  if (names.empty())
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        entries.push_back(func);
+  if (entries.empty())
+    return module.emitError() << "the module has no public function to run";
+  return entries;
 }
 
 /// Reads the signature of `func` after qnt-bind-params.
@@ -98,46 +98,54 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
   sig.name = func.getSymName().str();
   for (auto [index, type] : llvm::enumerate(func.getArgumentTypes())) {
     auto tensor = dyn_cast<RankedTensorType>(type);
-    if (!tensor || !tensor.hasStaticShape())
+    if (!tensor)
       return func.emitError() << "argument #" << index
-                              << " must be a static tensor, got " << type;
-    if (auto name = func.getArgAttrOfType<StringAttr>(index,
-                                                       mlir::qnt::kParamArgAttrName))
+                              << " must be a ranked tensor, got " << type;
+    if (auto name = func.getArgAttrOfType<StringAttr>(
+            index, mlir::qnt::kParamArgAttrName)) {
+      if (!tensor.hasStaticShape())
+        return func.emitError() << "parameter '" << name.getValue()
+                                << "' must have a static shape";
       sig.params.emplace_back(name.str(), tensor);
-    else
+    } else {
       sig.inputs.push_back(tensor);
+    }
   }
   for (Type type : func.getResultTypes()) {
     auto tensor = dyn_cast<RankedTensorType>(type);
-    if (!tensor || !tensor.hasStaticShape())
-      return func.emitError() << "results must be static tensors, got "
+    if (!tensor)
+      return func.emitError() << "results must be ranked tensors, got "
                               << type;
     sig.results.push_back(tensor);
   }
   return sig;
 }
 
-FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
-                                                      StringRef entry) {
+FailureOr<std::unique_ptr<CompiledModule>>
+CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries) {
   MLIRContext *ctx = module.getContext();
-  FailureOr<func::FuncOp> func = findEntry(module, entry);
-  if (failed(func))
+  FailureOr<SmallVector<func::FuncOp>> funcs = findEntries(module, entries);
+  if (failed(funcs))
     return failure();
-  func->setPublic();
-  (*func)->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  for (func::FuncOp func : *funcs) {
+    func.setPublic();
+    func->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  }
 
   PassManager bind(ctx);
   bind.addPass(mlir::qnt::createQntBindParams());
   if (failed(bind.run(module)))
     return failure();
-  CompiledFunction compiled;
-  FailureOr<EntrySignature> sig = readSignature(*func);
-  if (failed(sig))
-    return failure();
-  compiled.sig = std::move(*sig);
-  // The names are recorded; LLVM has no use for the argument attributes.
-  for (unsigned i = 0, e = func->getNumArguments(); i < e; ++i)
-    func->removeArgAttr(i, mlir::qnt::kParamArgAttrName);
+  std::unique_ptr<CompiledModule> compiled(new CompiledModule);
+  for (func::FuncOp func : *funcs) {
+    FailureOr<EntrySignature> sig = readSignature(func);
+    if (failed(sig))
+      return failure();
+    compiled->sigs.push_back(std::move(*sig));
+    // The names are recorded; LLVM has no use for the argument attributes.
+    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+      func.removeArgAttr(i, mlir::qnt::kParamArgAttrName);
+  }
 
   PassManager lower(ctx);
   if (failed(mlir::qnt::buildCpuPipeline(lower)) ||
@@ -155,62 +163,114 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
   if (!engine)
     return module.emitError() << "JIT compilation failed: "
                               << llvm::toString(engine.takeError());
-  compiled.engine = std::move(*engine);
+  compiled->engine = std::move(*engine);
   return compiled;
 }
 
-LogicalResult CompiledFunction::bindParams(const mlir::qnt::ParamStore &store,
-                                           Location loc) {
-  boundParams.clear();
-  for (const auto &[name, type] : sig.params) {
-    FailureOr<mlir::qnt::ParamView> view = store.resolve(loc, name, type);
-    if (failed(view))
-      return failure();
-    int64_t storedSize = ::qnt::io::dtypeSize(view->info->dtype);
-    int64_t wantSize = elementBytes(type.getElementType());
-    bool aligned =
-        reinterpret_cast<uintptr_t>(view->data) % uintptr_t(wantSize) == 0;
-    if (storedSize == wantSize && aligned) {
-      boundParams.emplace_back(type, view->data);
-      continue;
-    }
-    // Misaligned or narrower in the file: copy (widening to f32 if needed).
-    HostTensor copy(type);
-    if (storedSize == wantSize) {
-      std::memcpy(copy.data(), view->data, copy.numBytes());
-    } else {
-      for (int64_t i = 0, e = copy.numElements(); i < e; ++i)
-        copy.f32()[i] = mlir::qnt::loadAsF32(view->info->dtype,
-                                             view->data + i * storedSize);
-    }
-    boundParams.push_back(std::move(copy));
+const EntrySignature *CompiledModule::signature(StringRef entry) const {
+  for (const EntrySignature &sig : sigs)
+    if (sig.name == entry)
+      return &sig;
+  return nullptr;
+}
+
+/// Views or copies one stored parameter as `type`.
+static FailureOr<HostTensor> bindParam(const mlir::qnt::ParamStore &store,
+                                       StringRef name, RankedTensorType type,
+                                       Location loc) {
+  FailureOr<mlir::qnt::ParamView> view = store.resolve(loc, name, type);
+  if (failed(view))
+    return failure();
+  int64_t storedSize = ::qnt::io::dtypeSize(view->info->dtype);
+  int64_t wantSize = elementBytes(type.getElementType());
+  bool aligned =
+      reinterpret_cast<uintptr_t>(view->data) % uintptr_t(wantSize) == 0;
+  if (storedSize == wantSize && aligned)
+    return HostTensor(type, view->data);
+  // Misaligned or narrower in the file: copy (widening to f32 if needed).
+  HostTensor copy(type);
+  if (storedSize == wantSize) {
+    std::memcpy(copy.data(), view->data, copy.numBytes());
+  } else {
+    for (int64_t i = 0, e = copy.numElements(); i < e; ++i)
+      copy.f32()[i] = mlir::qnt::loadAsF32(view->info->dtype,
+                                           view->data + i * storedSize);
   }
+  return copy;
+}
+
+LogicalResult CompiledModule::bindParams(const mlir::qnt::ParamStore &store,
+                                         Location loc) {
+  boundParams.clear();
+  for (const EntrySignature &sig : sigs)
+    for (const auto &[name, type] : sig.params) {
+      auto it = boundParams.find(name);
+      if (it != boundParams.end()) {
+        if (it->second.getType() != type)
+          return emitError(loc) << "parameter '" << name << "' is used as both "
+                                << it->second.getType() << " and " << type;
+        continue;
+      }
+      FailureOr<HostTensor> bound = bindParam(store, name, type, loc);
+      if (failed(bound))
+        return failure();
+      boundParams.try_emplace(name, std::move(*bound));
+    }
   return success();
 }
 
-LogicalResult CompiledFunction::call(const std::vector<HostTensor> &inputs,
-                                     std::vector<HostTensor> &results,
-                                     Location loc) {
-  if (inputs.size() != sig.inputs.size())
-    return emitError(loc) << "'" << sig.name << "' takes " << sig.inputs.size()
-                          << " inputs, got " << inputs.size();
+/// True if `actual` (static) is an instance of `expected`.
+static bool matchesType(RankedTensorType expected, RankedTensorType actual) {
+  if (expected.getElementType() != actual.getElementType() ||
+      expected.getRank() != actual.getRank())
+    return false;
+  for (auto [want, have] : llvm::zip(expected.getShape(), actual.getShape()))
+    if (!ShapedType::isDynamic(want) && want != have)
+      return false;
+  return true;
+}
+
+LogicalResult CompiledModule::call(StringRef entry, ArrayRef<HostTensor> inputs,
+                                   std::vector<HostTensor> &results,
+                                   Location loc,
+                                   ArrayRef<RankedTensorType> resultTypes) {
+  const EntrySignature *sig = signature(entry);
+  if (!sig)
+    return emitError(loc) << "no compiled function '" << entry << "'";
+  if (inputs.size() != sig->inputs.size())
+    return emitError(loc) << "'" << sig->name << "' takes "
+                          << sig->inputs.size() << " inputs, got "
+                          << inputs.size();
   for (auto [index, input] : llvm::enumerate(inputs))
-    if (input.getType() != sig.inputs[index])
-      return emitError(loc) << "input #" << index << " must be "
-                            << sig.inputs[index] << ", got "
+    if (!matchesType(sig->inputs[index], input.getType()))
+      return emitError(loc) << "input #" << index << " of '" << sig->name
+                            << "' must be " << sig->inputs[index] << ", got "
                             << input.getType();
-  if (boundParams.size() != sig.params.size())
-    return emitError(loc) << "parameters are not bound";
+  if (!resultTypes.empty() && resultTypes.size() != sig->results.size())
+    return emitError(loc) << "'" << sig->name << "' has "
+                          << sig->results.size() << " results, "
+                          << resultTypes.size() << " result types given";
 
   results.clear();
-  for (RankedTensorType type : sig.results)
-    results.emplace_back(type);
+  for (auto [index, type] : llvm::enumerate(sig->results)) {
+    RankedTensorType actual = resultTypes.empty() ? type : resultTypes[index];
+    if (!actual.hasStaticShape() || !matchesType(type, actual))
+      return emitError(loc) << "result #" << index << " of '" << sig->name
+                            << "' is " << type << "; give a static instance"
+                            << " of it, got " << actual;
+    results.emplace_back(actual);
+  }
 
   std::vector<Descriptor> descriptors;
   for (const HostTensor &t : inputs)
     descriptors.emplace_back(t);
-  for (const HostTensor &t : boundParams)
-    descriptors.emplace_back(t);
+  for (const auto &param : sig->params) {
+    auto it = boundParams.find(param.first);
+    if (it == boundParams.end())
+      return emitError(loc) << "parameters of '" << sig->name
+                            << "' are not bound";
+    descriptors.emplace_back(it->second);
+  }
   for (const HostTensor &t : results)
     descriptors.emplace_back(t);
   std::vector<void *> pointers;
@@ -221,7 +281,41 @@ LogicalResult CompiledFunction::call(const std::vector<HostTensor> &inputs,
     packed.push_back(&p);
 
   if (llvm::Error error =
-          engine->invokePacked("_mlir_ciface_" + sig.name, packed))
+          engine->invokePacked("_mlir_ciface_" + sig->name, packed))
     return emitError(loc) << "call failed: " << llvm::toString(std::move(error));
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CompiledFunction
+//===----------------------------------------------------------------------===//
+
+CompiledFunction::~CompiledFunction() = default;
+CompiledFunction::CompiledFunction(CompiledFunction &&) = default;
+
+FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
+                                                      StringRef entry) {
+  SmallVector<std::string> entries;
+  if (!entry.empty()) {
+    entries.push_back(entry.str());
+  } else {
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        entries.push_back(func.getSymName().str());
+    if (entries.size() != 1)
+      return module.emitError() << "found " << entries.size()
+                                << " public functions; name one with --entry";
+  }
+  FailureOr<std::unique_ptr<CompiledModule>> compiled =
+      CompiledModule::compile(module, entries);
+  if (failed(compiled))
+    return failure();
+  CompiledFunction function;
+  function.module = std::move(*compiled);
+  function.sig = &function.module->signatures().front();
+  for (RankedTensorType type : function.sig->inputs)
+    if (!type.hasStaticShape())
+      return module.emitError() << "'" << function.sig->name
+                                << "' has a dynamic input " << type;
+  return function;
 }

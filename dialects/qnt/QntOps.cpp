@@ -124,8 +124,13 @@ SmallVector<int64_t, 2> MatmulOp::getWeightShape() {
 LogicalResult MatmulOp::verify() {
   RankedTensorType input = getInput().getType();
   RankedTensorType result = getResult().getType();
-  if (!isStaticMatrix(input) || !isStaticMatrix(result))
-    return emitOpError("input and result must be static 2-D tensors, got ")
+  // The rows (tokens) may be dynamic; K and N are the weight's.
+  auto isActivation = [](RankedTensorType t) {
+    return t.getRank() == 2 && !ShapedType::isDynamic(t.getDimSize(1));
+  };
+  if (!isActivation(input) || !isActivation(result))
+    return emitOpError("input and result must be 2-D tensors with a static "
+                       "last dimension, got ")
            << input << " and " << result;
   if (input.getDimSize(0) != result.getDimSize(0))
     return emitOpError("input has ")

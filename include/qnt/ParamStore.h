@@ -1,8 +1,9 @@
 //===- ParamStore.h - Resolve qnt.param names in files ----------*- C++ -*-===//
 //
-// The safetensors files a module's qnt.param ops refer to (module attribute
-// qnt.param_files), memory-mapped, with the type checks every consumer of
-// parameters (passes, quant-run) needs.
+// The checkpoint files a module's qnt.param ops refer to (module attribute
+// qnt.param_files: safetensors files or llama2.c checkpoints), memory-mapped,
+// with the type checks every consumer of parameters (passes, quant-run)
+// needs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,7 +23,7 @@ namespace mlir::qnt {
 
 /// One resolved parameter: where its bytes are and how they are stored.
 struct ParamView {
-  const ::qnt::io::SafetensorsFile *file = nullptr;
+  const ::qnt::io::TensorFile *file = nullptr;
   const ::qnt::io::TensorInfo *info = nullptr;
   const uint8_t *data = nullptr;
 };
@@ -44,13 +45,17 @@ public:
   FailureOr<std::vector<float>> readAsF32(Location loc, StringRef name,
                                           RankedTensorType type) const;
 
+  /// Drops the resident pages of parameter `name` (if found), so that a pass
+  /// streaming over a model larger than memory keeps a bounded footprint.
+  void releasePages(StringRef name) const;
+
   /// True if `path` names one of the opened files (same inode).
   bool isOpenFile(StringRef path) const;
 
   bool empty() const { return files.empty(); }
 
 private:
-  std::vector<std::unique_ptr<::qnt::io::SafetensorsFile>> files;
+  std::vector<std::unique_ptr<::qnt::io::TensorFile>> files;
 };
 
 /// The safetensors dtype that stores `elementType` exactly, if any.

@@ -6,7 +6,14 @@
 // belongs, ...) with a message naming the tensor and field, it never nests
 // deeper than a valid header does, and it keeps the header order of the
 // entries. Everything numeric (offsets, sizes, coverage of the data section)
-// is checked afterwards on the collected entries.
+// is checked afterwards on the collected entries. The mapping itself and the
+// name index belong to the TensorFile base.
+//
+// In spill mode the writer keeps only the header entries in memory and the
+// data in an unlinked temporary file, so that shards of any size are written
+// with one tensor in memory; write() then moves the data with
+// copy_file_range, which stays in the kernel (or shares extents) when the
+// spill file and the target are on one filesystem.
 //
 // Exceptions are used only inside this file (nlohmann-json may throw, and
 // allocation may fail); every public entry point catches them and reports an
@@ -15,6 +22,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/io/Safetensors.h"
+
+#include "FileUtil.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,11 +38,16 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace qnt::io {
+
+using detail::AtomicFile;
+using detail::errnoText;
+using detail::preadAll;
+using detail::pwriteAll;
+using detail::quote;
+using detail::writeAll;
 
 namespace {
 
@@ -45,26 +59,6 @@ constexpr uint64_t kMaxHeaderSize = 100'000'000;
 constexpr uint64_t kPrefixSize = 8;
 
 constexpr const char *kMetadataKey = "__metadata__";
-
-struct DTypeDesc {
-  DType dtype;
-  const char *name;
-  int64_t size;
-};
-
-constexpr DTypeDesc kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},
-};
-
-const DTypeDesc *lookup(DType dtype) {
-  for (const DTypeDesc &d : kDTypes)
-    if (d.dtype == dtype)
-      return &d;
-  return nullptr;
-}
 
 void setError(std::string *error, std::string message) {
   if (error)
@@ -113,34 +107,6 @@ bool isValidUtf8(std::string_view s) {
   return true;
 }
 
-/// 'name' for messages: control bytes are escaped as \xNN and very long
-/// names are shortened, so a hostile header cannot make a message unreadable.
-std::string quote(std::string_view name) {
-  constexpr size_t kMaxShown = 200;
-  bool truncated = false;
-  if (name.size() > kMaxShown) {
-    size_t cut = kMaxShown;
-    // Do not split a UTF-8 sequence.
-    while (cut > 0 && (static_cast<uint8_t>(name[cut]) & 0xC0) == 0x80)
-      --cut;
-    name = name.substr(0, cut);
-    truncated = true;
-  }
-  std::string out = "'";
-  for (char ch : name) {
-    const auto c = static_cast<uint8_t>(ch);
-    if (c < 0x20 || c == 0x7F || c == '\\' || c == '\'') {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  out += truncated ? "...'" : "'";
-  return out;
-}
-
 template <typename T> std::string formatShape(const std::vector<T> &shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -154,8 +120,6 @@ template <typename T> std::string formatShape(const std::vector<T> &shape) {
 std::string formatRange(uint64_t begin, uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
 }
-
-std::string errnoText(int err) { return std::strerror(err); }
 
 //===----------------------------------------------------------------------===//
 // Header SAX handler
@@ -386,131 +350,29 @@ private:
   size_t arrayIndex_ = 0;
 };
 
-/// Reads the mode bits the process umask leaves from 0666, without the race
-/// of umask(2)'s set-and-restore. Falls back to 022.
-mode_t creationMode() {
-  mode_t mask = 022;
-  if (FILE *f = std::fopen("/proc/self/status", "re")) {
-    char line[256];
-    while (std::fgets(line, sizeof(line), f)) {
-      unsigned value;
-      if (std::sscanf(line, "Umask: %o", &value) == 1) {
-        mask = static_cast<mode_t>(value) & 0777;
-        break;
-      }
-    }
-    std::fclose(f);
-  }
-  return 0666 & ~mask;
-}
-
-bool writeAll(int fd, const void *data, size_t size, int *err) {
-  const auto *p = static_cast<const uint8_t *>(data);
-  while (size > 0) {
-    const size_t chunk = std::min<size_t>(size, size_t(1) << 30);
-    const ssize_t n = ::write(fd, p, chunk);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      return false;
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 } // namespace
-
-//===----------------------------------------------------------------------===//
-// DType
-//===----------------------------------------------------------------------===//
-
-const char *dtypeName(DType dtype) {
-  const DTypeDesc *d = lookup(dtype);
-  return d ? d->name : "?";
-}
-
-std::optional<DType> parseDType(std::string_view name) {
-  for (const DTypeDesc &d : kDTypes)
-    if (name == d.name)
-      return d.dtype;
-  return std::nullopt;
-}
-
-int64_t dtypeSize(DType dtype) {
-  const DTypeDesc *d = lookup(dtype);
-  return d ? d->size : 0;
-}
-
-int64_t TensorInfo::numElements() const {
-  bool hasZero = false;
-  for (int64_t d : shape) {
-    if (d < 0)
-      return -1;
-    hasZero |= d == 0;
-  }
-  if (hasZero)
-    return 0;
-  int64_t n = 1;
-  for (int64_t d : shape)
-    if (__builtin_mul_overflow(n, d, &n))
-      return -1;
-  return n;
-}
 
 //===----------------------------------------------------------------------===//
 // SafetensorsFile
 //===----------------------------------------------------------------------===//
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile &&other) noexcept
-    : path_(std::move(other.path_)), mapping_(other.mapping_),
-      mappingSize_(other.mappingSize_), headerSize_(other.headerSize_),
-      dataSize_(other.dataSize_), tensors_(std::move(other.tensors_)),
-      index_(std::move(other.index_)), metadata_(std::move(other.metadata_)) {
-  other.mapping_ = nullptr;
-  other.mappingSize_ = 0;
-  other.headerSize_ = other.dataSize_ = 0;
+    : TensorFile(std::move(other)), headerSize_(other.headerSize_),
+      metadata_(std::move(other.metadata_)) {
+  other.headerSize_ = 0;
 }
 
 SafetensorsFile &SafetensorsFile::operator=(SafetensorsFile &&other) noexcept {
   if (this != &other) {
-    reset();
-    path_ = std::move(other.path_);
-    mapping_ = other.mapping_;
-    mappingSize_ = other.mappingSize_;
+    TensorFile::operator=(std::move(other));
     headerSize_ = other.headerSize_;
-    dataSize_ = other.dataSize_;
-    tensors_ = std::move(other.tensors_);
-    index_ = std::move(other.index_);
     metadata_ = std::move(other.metadata_);
-    other.mapping_ = nullptr;
-    other.mappingSize_ = 0;
-    other.headerSize_ = other.dataSize_ = 0;
+    other.headerSize_ = 0;
   }
   return *this;
 }
 
-SafetensorsFile::~SafetensorsFile() { reset(); }
-
-void SafetensorsFile::reset() noexcept {
-  if (mapping_)
-    ::munmap(const_cast<uint8_t *>(mapping_), mappingSize_);
-  mapping_ = nullptr;
-  mappingSize_ = 0;
-}
-
-const TensorInfo *SafetensorsFile::find(std::string_view name) const {
-  auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &tensors_[it->second];
-}
-
-const uint8_t *SafetensorsFile::data(const TensorInfo &t) const {
-  if (!mapping_ || t.begin > t.end || t.end > dataSize_)
-    return nullptr;
-  return mapping_ + kPrefixSize + headerSize_ + t.begin;
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path,
                                                        std::string *error) {
@@ -520,42 +382,12 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path,
   };
   try {
     std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
-    file->path_ = path;
-
-    // Map the whole file.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return fail("cannot open: " + errnoText(errno));
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail("cannot stat: " + errnoText(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return fail("not a regular file");
-    }
-    const auto fileSize = static_cast<uint64_t>(st.st_size);
-    if (fileSize < kPrefixSize) {
-      ::close(fd);
+    if (!file->mapFile(path, error))
+      return nullptr;
+    const uint64_t fileSize = file->mappingSize_;
+    if (fileSize < kPrefixSize)
       return fail("file is " + std::to_string(fileSize) +
                   " bytes, shorter than the 8-byte header length prefix");
-    }
-    if (fileSize > std::numeric_limits<size_t>::max()) {
-      ::close(fd);
-      return fail("file is " + std::to_string(fileSize) +
-                  " bytes, too large to map");
-    }
-    void *map = ::mmap(nullptr, static_cast<size_t>(fileSize), PROT_READ,
-                       MAP_PRIVATE, fd, 0);
-    const int mapErr = errno;
-    ::close(fd);
-    if (map == MAP_FAILED)
-      return fail("cannot map " + std::to_string(fileSize) +
-                  " bytes: " + errnoText(mapErr));
-    file->mapping_ = static_cast<const uint8_t *>(map);
-    file->mappingSize_ = static_cast<size_t>(fileSize);
     const uint8_t *bytes = file->mapping_;
 
     // Header length.
@@ -575,6 +407,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path,
                   " bytes after the 8-byte length prefix");
     file->headerSize_ = headerSize;
     const uint64_t dataSize = available - headerSize;
+    file->dataOffset_ = kPrefixSize + headerSize;
     file->dataSize_ = dataSize;
 
     // Header structure.
@@ -698,8 +531,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path,
                        : "header lists no tensors but the data section has " +
                              std::to_string(dataSize) + " bytes");
 
-    for (size_t i = 0; i < tensors.size(); ++i)
-      file->index_.emplace(tensors[i].name, i);
+    file->buildIndex();
     return file;
   } catch (const std::bad_alloc &) {
     return fail("out of memory while reading the header");
@@ -711,6 +543,65 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path,
 //===----------------------------------------------------------------------===//
 // SafetensorsWriter
 //===----------------------------------------------------------------------===//
+
+/// The anonymous file that holds the tensors' data in spill mode.
+struct SafetensorsWriter::SpillFile {
+  int fd = -1;
+  std::string dir;
+  ~SpillFile() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+SafetensorsWriter::SafetensorsWriter() = default;
+SafetensorsWriter::SafetensorsWriter(SafetensorsWriter &&) noexcept = default;
+SafetensorsWriter &
+SafetensorsWriter::operator=(SafetensorsWriter &&) noexcept = default;
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+bool SafetensorsWriter::isSpilling() const { return spill_ != nullptr; }
+
+bool SafetensorsWriter::setSpillDirectory(const std::string &dir,
+                                          std::string *error) {
+  if (spill_)
+    return true;
+  try {
+    auto spill = std::make_unique<SpillFile>();
+    spill->dir = dir;
+    const std::string templ = dir + "/.qnt-spill-XXXXXX";
+    std::vector<char> name(templ.begin(), templ.end());
+    name.push_back('\0');
+    spill->fd = ::mkstemp(name.data());
+    if (spill->fd < 0) {
+      setError(error, dir + ": cannot create spill file: " + errnoText(errno));
+      return false;
+    }
+    // Unlinked at once: nothing is left behind whatever happens to the
+    // process, and the space is returned when the descriptor is closed.
+    ::unlink(name.data());
+    ::fcntl(spill->fd, F_SETFD, FD_CLOEXEC);
+
+    // Move what was added so far, back to back in add() order.
+    uint64_t offset = 0;
+    for (const Entry &e : entries_) {
+      int err = 0;
+      if (!pwriteAll(spill->fd, e.bytes.data(), e.bytes.size(), offset,
+                     &err)) {
+        setError(error, dir + ": cannot write spill file: " + errnoText(err));
+        return false;
+      }
+      offset += e.bytes.size();
+    }
+    for (Entry &e : entries_)
+      std::vector<uint8_t>().swap(e.bytes);
+    spill_ = std::move(spill);
+    return true;
+  } catch (const std::bad_alloc &) {
+    setError(error, dir + ": out of memory");
+    return false;
+  }
+}
 
 bool SafetensorsWriter::add(const std::string &name, DType dtype,
                             std::vector<int64_t> shape, const void *bytes,
@@ -733,7 +624,7 @@ bool SafetensorsWriter::add(const std::string &name, DType dtype,
       setError(error, what + " was already added");
       return false;
     }
-    if (!lookup(dtype)) {
+    if (dtypeSize(dtype) == 0) {
       setError(error, what + " has an invalid dtype value " +
                           std::to_string(static_cast<int>(dtype)));
       return false;
@@ -766,16 +657,33 @@ bool SafetensorsWriter::add(const std::string &name, DType dtype,
                           " bytes but a null data pointer");
       return false;
     }
+    uint64_t newDataBytes;
+    if (__builtin_add_overflow(dataBytes_, uint64_t(numBytes), &newDataBytes)) {
+      setError(error, what + " would make the data section larger than "
+                             "2^64 - 1 bytes");
+      return false;
+    }
     Entry entry;
     entry.name = name;
     entry.dtype = dtype;
     entry.shape = std::move(shape);
-    if (numBytes > 0) {
+    entry.numBytes = numBytes;
+    if (spill_) {
+      // A failed write may leave bytes past dataBytes_; the next add
+      // overwrites them and write() never reads past dataBytes_.
+      int err = 0;
+      if (!pwriteAll(spill_->fd, bytes, numBytes, dataBytes_, &err)) {
+        setError(error, what + ": cannot write the spill file in " +
+                            quote(spill_->dir) + ": " + errnoText(err));
+        return false;
+      }
+    } else if (numBytes > 0) {
       const auto *p = static_cast<const uint8_t *>(bytes);
       entry.bytes.assign(p, p + numBytes);
     }
     names_.emplace(name, entries_.size());
     entries_.push_back(std::move(entry));
+    dataBytes_ = newDataBytes;
     return true;
   } catch (const std::bad_alloc &) {
     setError(error, "tensor " + quote(name) + ": out of memory");
@@ -819,7 +727,7 @@ bool SafetensorsWriter::buildHeader(std::string *header,
   for (const Entry &e : entries_) {
     if (h.size() > 1)
       h += ',';
-    const uint64_t end = offset + e.bytes.size();
+    const uint64_t end = offset + e.numBytes;
     h += json(e.name).dump() + ":{\"dtype\":\"" + dtypeName(e.dtype) +
          "\",\"shape\":[";
     for (size_t i = 0; i < e.shape.size(); ++i) {
@@ -844,6 +752,79 @@ bool SafetensorsWriter::buildHeader(std::string *header,
   return true;
 }
 
+namespace {
+
+/// The spill file could not be read back: an I/O error, or (err == 0) it
+/// ended early, which means someone truncated it.
+std::string spillReadError(int err) {
+  return err ? "cannot read the spill file: " + errnoText(err)
+             : std::string("the spill file is shorter than the data written "
+                           "to it");
+}
+
+/// Copies [0, size) of `in` to the current offset of `out`, in the kernel
+/// where it can. On failure sets *message.
+bool copySpill(int in, int out, uint64_t size, const AtomicFile &target,
+               std::string *message) {
+  off_t inOffset = 0;
+  uint64_t left = size;
+  // copy_file_range fails with EXDEV across filesystems (on most kernels),
+  // and with ENOSYS, EOPNOTSUPP or EINVAL where unsupported; then copy
+  // through user space.
+  bool inKernel = true;
+  while (inKernel && left > 0) {
+    const ssize_t n = ::copy_file_range(
+        in, &inOffset, out, nullptr,
+        static_cast<size_t>(std::min<uint64_t>(left, uint64_t(1) << 30)), 0);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EXDEV || err == ENOSYS || err == EOPNOTSUPP ||
+          err == EINVAL || err == EBADF) {
+        inKernel = false;
+        break;
+      }
+      *message = target.writeError(err);
+      return false;
+    }
+    if (n == 0) {
+      *message = spillReadError(0);
+      return false;
+    }
+    left -= static_cast<uint64_t>(n);
+  }
+  if (left == 0)
+    return true;
+  constexpr size_t kBufferSize = size_t(4) << 20;
+  std::vector<uint8_t> buffer(
+      static_cast<size_t>(std::min<uint64_t>(left, kBufferSize)));
+  uint64_t offset = static_cast<uint64_t>(inOffset);
+  while (left > 0) {
+    const auto chunk =
+        static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+    int err = 0;
+    if (!preadAll(in, buffer.data(), chunk, offset, &err)) {
+      *message = spillReadError(err);
+      return false;
+    }
+    if (!writeAll(out, buffer.data(), chunk, &err)) {
+      *message = target.writeError(err);
+      return false;
+    }
+    offset += chunk;
+    left -= chunk;
+  }
+  return true;
+}
+
+void encodePrefix(uint64_t n, uint8_t prefix[8]) {
+  for (int i = 0; i < 8; ++i)
+    prefix[i] = static_cast<uint8_t>(n >> (8 * i));
+}
+
+} // namespace
+
 bool SafetensorsWriter::serialize(std::vector<uint8_t> *out,
                                   std::string *error) const {
   try {
@@ -851,10 +832,22 @@ bool SafetensorsWriter::serialize(std::vector<uint8_t> *out,
     if (!buildHeader(&header, error))
       return false;
     out->clear();
-    uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i)
-      out->push_back(static_cast<uint8_t>(n >> (8 * i)));
+    uint8_t prefix[8];
+    encodePrefix(header.size(), prefix);
+    out->insert(out->end(), prefix, prefix + 8);
     out->insert(out->end(), header.begin(), header.end());
+    if (spill_) {
+      const size_t start = out->size();
+      out->resize(start + static_cast<size_t>(dataBytes_));
+      int err = 0;
+      if (!preadAll(spill_->fd, out->data() + start,
+                    static_cast<size_t>(dataBytes_), 0, &err)) {
+        out->clear();
+        setError(error, spillReadError(err));
+        return false;
+      }
+      return true;
+    }
     for (const Entry &e : entries_)
       out->insert(out->end(), e.bytes.begin(), e.bytes.end());
     return true;
@@ -866,13 +859,7 @@ bool SafetensorsWriter::serialize(std::vector<uint8_t> *out,
 
 bool SafetensorsWriter::write(const std::string &path,
                               std::string *error) const {
-  std::string tmpPath;
-  int fd = -1;
   auto fail = [&](const std::string &message) {
-    if (fd >= 0)
-      ::close(fd);
-    if (!tmpPath.empty())
-      ::unlink(tmpPath.c_str());
     setError(error, path + ": " + message);
     return false;
   };
@@ -881,67 +868,24 @@ bool SafetensorsWriter::write(const std::string &path,
     if (!buildHeader(&header, &message))
       return fail(message);
 
-    // Temporary file next to the target, so the rename stays on one
-    // filesystem.
-    std::string templ = path + ".tmp-XXXXXX";
-    std::vector<char> name(templ.begin(), templ.end());
-    name.push_back('\0');
-    fd = ::mkstemp(name.data());
-    if (fd < 0) {
-      const int err = errno;
-      return fail("cannot create temporary file " + quote(templ) + ": " +
-                  errnoText(err));
-    }
-    tmpPath = name.data();
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-
+    AtomicFile file; // Removes the temporary on every early return.
+    if (!file.create(path, &message))
+      return fail(message);
     int err = 0;
     uint8_t prefix[8];
-    const uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i)
-      prefix[i] = static_cast<uint8_t>(n >> (8 * i));
-    bool ok = writeAll(fd, prefix, sizeof(prefix), &err) &&
-              writeAll(fd, header.data(), header.size(), &err);
-    for (size_t i = 0; ok && i < entries_.size(); ++i)
-      ok = writeAll(fd, entries_[i].bytes.data(), entries_[i].bytes.size(),
-                    &err);
+    encodePrefix(header.size(), prefix);
+    bool ok = writeAll(file.fd(), prefix, sizeof(prefix), &err) &&
+              writeAll(file.fd(), header.data(), header.size(), &err);
+    for (size_t i = 0; ok && !spill_ && i < entries_.size(); ++i)
+      ok = writeAll(file.fd(), entries_[i].bytes.data(),
+                    entries_[i].bytes.size(), &err);
     if (!ok)
-      return fail("cannot write temporary file " + quote(tmpPath) + ": " +
-                  errnoText(err));
-    if (::fchmod(fd, creationMode()) != 0) {
-      err = errno;
-      return fail("cannot set the mode of temporary file " + quote(tmpPath) +
-                  ": " + errnoText(err));
-    }
-    if (::fsync(fd) != 0) {
-      err = errno;
-      return fail("cannot fsync temporary file " + quote(tmpPath) + ": " +
-                  errnoText(err));
-    }
-    const int closeResult = ::close(fd);
-    err = errno;
-    fd = -1;
-    if (closeResult != 0)
-      return fail("cannot close temporary file " + quote(tmpPath) + ": " +
-                  errnoText(err));
-    if (::rename(tmpPath.c_str(), path.c_str()) != 0) {
-      err = errno;
-      return fail("cannot rename temporary file " + quote(tmpPath) +
-                  " onto it: " + errnoText(err));
-    }
-    tmpPath.clear();  // Nothing left to clean up.
-
-    // Make the rename durable. Best effort: the file is already complete
-    // and in place, so a failure here is not reported.
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? std::string(".")
-                            : slash == 0               ? std::string("/")
-                                                       : path.substr(0, slash);
-    const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirFd >= 0) {
-      ::fsync(dirFd);
-      ::close(dirFd);
-    }
+      return fail(file.writeError(err));
+    if (spill_ &&
+        !copySpill(spill_->fd, file.fd(), dataBytes_, file, &message))
+      return fail(message);
+    if (!file.commit(&message))
+      return fail(message);
     return true;
   } catch (const std::bad_alloc &) {
     return fail("out of memory");

@@ -33,8 +33,7 @@ FailureOr<ParamStore> ParamStore::open(ModuleOp module,
   ParamStore store;
   for (const std::string &path : paths) {
     std::string error;
-    std::unique_ptr<io::SafetensorsFile> file =
-        io::SafetensorsFile::open(path, &error);
+    std::unique_ptr<io::TensorFile> file = io::openTensorFile(path, &error);
     if (!file)
       return module.emitError() << "cannot open parameter file: " << error;
     store.files.push_back(std::move(file));
@@ -150,6 +149,12 @@ ParamStore::readAsF32(Location loc, StringRef name,
   for (int64_t i = 0; i < count; ++i)
     values[i] = loadAsF32(view->info->dtype, view->data + i * size);
   return values;
+}
+
+void ParamStore::releasePages(StringRef name) const {
+  for (const auto &file : files)
+    if (const io::TensorInfo *info = file->find(name))
+      return file->releasePages(*info);
 }
 
 bool ParamStore::isOpenFile(StringRef path) const {

@@ -8,6 +8,7 @@
 
 #include "passes/Passes.h"
 
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 
 using namespace mlir;
@@ -41,6 +42,27 @@ llvm::StringRef mlir::qnt::getCpuPipeline() {
 
 LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm) {
   return parsePassPipeline(getCpuPipeline(), pm);
+}
+
+LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
+  PassManager pm(module.getContext());
+  std::string error;
+  llvm::raw_string_ostream os(error);
+  StringRef trimmed = pipeline.trim();
+  LogicalResult parsed = failure();
+  if (trimmed.starts_with("builtin.module(")) {
+    FailureOr<OpPassManager> anchored = parsePassPipeline(trimmed, os);
+    if (succeeded(anchored)) {
+      static_cast<OpPassManager &>(pm) = std::move(*anchored);
+      parsed = success();
+    }
+  } else {
+    parsed = parsePassPipeline(trimmed, pm, os);
+  }
+  if (failed(parsed))
+    return module.emitError() << "cannot parse pass pipeline '" << pipeline
+                              << "': " << error;
+  return pm.run(module);
 }
 
 void mlir::qnt::registerQntPasses() {

@@ -30,10 +30,21 @@ static auto tensorLoader(ValueRange components) {
   };
 }
 
+Value mlir::qnt::buildEmpty(OpBuilder &b, Location loc, RankedTensorType type,
+                            Value shapeSource) {
+  SmallVector<Value> dynamicSizes;
+  for (auto [dim, size] : llvm::enumerate(type.getShape())) {
+    if (!ShapedType::isDynamic(size))
+      continue;
+    assert(shapeSource && "a dynamic dimension needs a shape source");
+    dynamicSizes.push_back(tensor::DimOp::create(b, loc, shapeSource, dim));
+  }
+  return tensor::EmptyOp::create(b, loc, type, dynamicSizes);
+}
+
 Value mlir::qnt::buildZeroTensor(OpBuilder &b, Location loc,
-                                 RankedTensorType type) {
-  Value empty = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                        type.getElementType());
+                                 RankedTensorType type, Value shapeSource) {
+  Value empty = buildEmpty(b, loc, type, shapeSource);
   Value zero = arith::ConstantOp::create(
       b, loc, b.getFloatAttr(type.getElementType(), 0.0));
   return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
@@ -45,7 +56,7 @@ Value mlir::qnt::convertElementType(OpBuilder &b, Location loc, Value value,
   if (type.getElementType() == elementType)
     return value;
   auto resultType = type.clone(elementType);
-  Value empty = tensor::EmptyOp::create(b, loc, type.getShape(), elementType);
+  Value empty = buildEmpty(b, loc, resultType, value);
   SmallVector<AffineMap> maps(2, b.getMultiDimIdentityMap(type.getRank()));
   SmallVector<utils::IteratorType> iterators(type.getRank(),
                                              utils::IteratorType::parallel);
@@ -89,7 +100,7 @@ Value mlir::qnt::buildFusedMatmul(OpBuilder &b, Location loc,
   int64_t rows = resultType.getDimSize(1);
   int64_t cols = cast<RankedTensorType>(input.getType()).getDimSize(1);
   Type f32 = b.getF32Type();
-  Value acc = buildZeroTensor(b, loc, resultType.clone(f32));
+  Value acc = buildZeroTensor(b, loc, resultType.clone(f32), input);
 
   MLIRContext *ctx = b.getContext();
   AffineExpr m, n, k;

@@ -32,8 +32,15 @@ Value buildFusedMatmul(OpBuilder &b, Location loc,
 Value convertElementType(OpBuilder &b, Location loc, Value value,
                          Type elementType);
 
-/// A zero-filled tensor of `type`.
-Value buildZeroTensor(OpBuilder &b, Location loc, RankedTensorType type);
+/// An uninitialized tensor of `type`. Its dynamic dimensions take the
+/// sizes of the same dimensions of `shapeSource` (e.g. the matmul input for
+/// the M of an [M, N] result, or the operand of an elementwise op).
+Value buildEmpty(OpBuilder &b, Location loc, RankedTensorType type,
+                 Value shapeSource = {});
+
+/// A zero-filled tensor of `type` (dynamic dimensions as in buildEmpty).
+Value buildZeroTensor(OpBuilder &b, Location loc, RankedTensorType type,
+                      Value shapeSource = {});
 
 } // namespace mlir::qnt
 

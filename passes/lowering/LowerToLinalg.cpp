@@ -44,7 +44,7 @@ static Value buildAbsMax(OpBuilder &b, Location loc, Value x,
                          ArrayRef<int64_t> outShape, AffineMap outMap) {
   auto type = cast<RankedTensorType>(x.getType());
   Value init = buildZeroTensor(
-      b, loc, RankedTensorType::get(outShape, b.getF32Type()));
+      b, loc, RankedTensorType::get(outShape, b.getF32Type()), x);
   SmallVector<utils::IteratorType> iterators;
   for (int64_t d = 0; d < type.getRank(); ++d)
     iterators.push_back(outMap.isFunctionOfDim(d)
@@ -108,7 +108,7 @@ struct LowerMatmul : OpConversionPattern<MatmulOp> {
         RankedTensorType::get(weightShape, f32));
     Value input = convertElementType(rewriter, loc, adaptor.getInput(), f32);
     RankedTensorType resultType = op.getType().clone(f32);
-    Value acc = buildZeroTensor(rewriter, loc, resultType);
+    Value acc = buildZeroTensor(rewriter, loc, resultType, input);
     Value product = linalg::MatmulTransposeBOp::create(
                         rewriter, loc, TypeRange{resultType},
                         ValueRange{input, weight}, ValueRange{acc})
@@ -128,8 +128,7 @@ struct LowerSmooth : OpConversionPattern<SmoothOp> {
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
     int64_t rank = type.getRank();
-    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
-                                          type.getElementType());
+    Value empty = buildEmpty(rewriter, loc, type, adaptor.getInput());
     SmallVector<AffineMap> maps = {rewriter.getMultiDimIdentityMap(rank),
                                    lastDimMap(rewriter, rank),
                                    rewriter.getMultiDimIdentityMap(rank)};
@@ -163,20 +162,21 @@ struct LowerLowRankAdd : OpConversionPattern<LowRankAddOp> {
         linalg::MatmulOp::create(
             rewriter, loc, TypeRange{projectedType},
             ValueRange{adaptor.getInput(), adaptor.getV()},
-            ValueRange{buildZeroTensor(rewriter, loc, projectedType)})
+            ValueRange{buildZeroTensor(rewriter, loc, projectedType,
+                                                  adaptor.getInput())})
             .getResult(0);
     Value correction =
         linalg::MatmulTransposeBOp::create(
             rewriter, loc, TypeRange{accType},
             ValueRange{projected, adaptor.getU()},
-            ValueRange{buildZeroTensor(rewriter, loc, accType)})
+            ValueRange{buildZeroTensor(rewriter, loc, accType,
+                                                  adaptor.getAcc())})
             .getResult(0);
     Value sum = linalg::AddOp::create(
                     rewriter, loc, TypeRange{accType},
                     ValueRange{adaptor.getAcc(), correction},
-                    ValueRange{tensor::EmptyOp::create(
-                        rewriter, loc, accType.getShape(),
-                        accType.getElementType())})
+                    ValueRange{buildEmpty(rewriter, loc, accType,
+                                          adaptor.getAcc())})
                     .getResult(0);
     rewriter.replaceOp(op, sum);
     return success();
@@ -228,7 +228,7 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
       maps.push_back(dropLastDimMap(rewriter, rank));
     }
     maps.push_back(rewriter.getMultiDimIdentityMap(rank));
-    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(), f32);
+    Value empty = buildEmpty(rewriter, loc, type.clone(f32), x);
     SmallVector<utils::IteratorType> iterators(rank,
                                                utils::IteratorType::parallel);
     auto generic = linalg::GenericOp::create(
@@ -255,8 +255,7 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
   static Value addNoise(OpBuilder &b, Location loc, Value x, Value noise) {
     auto type = cast<RankedTensorType>(x.getType());
     int64_t rank = type.getRank();
-    Value empty = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                          type.getElementType());
+    Value empty = buildEmpty(b, loc, type, x);
     SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
                                    lastDimMap(b, rank),
                                    b.getMultiDimIdentityMap(rank)};

@@ -112,6 +112,9 @@ private:
 
 FailureOr<nx::EncodingSpec> QntRtnPass::buildSpec() {
   ModuleOp module = getOperation();
+  if (indivisibleGroups != "error" && indivisibleGroups != "per-channel")
+    return module.emitError("qnt-rtn: unknown indivisible-groups '")
+           << indivisibleGroups << "'; expected error or per-channel";
   nx::Granularity granularityKind;
   if (granularity == "per-tensor")
     granularityKind = nx::Granularity::PerTensor;
@@ -194,8 +197,29 @@ FailureOr<Value> QntRtnPass::materialize(OpBuilder &b, Location loc,
   return ParamOp::create(b, loc, type, name).getResult();
 }
 
+/// The group size of a per-group uniform or minifloat spec, else 0.
+static int64_t groupSizeOf(const nx::EncodingSpec &spec) {
+  if (auto *u = std::get_if<nx::UniformSpec>(&spec))
+    return u->granularity == nx::Granularity::PerGroup ? u->groupSize : 0;
+  if (auto *m = std::get_if<nx::MinifloatSpec>(&spec))
+    return m->granularity == nx::Granularity::PerGroup ? m->groupSize : 0;
+  return 0;
+}
+
+/// `spec` with one scale per output channel instead of per group.
+static nx::EncodingSpec withPerChannelScales(nx::EncodingSpec spec) {
+  if (auto *u = std::get_if<nx::UniformSpec>(&spec)) {
+    u->granularity = nx::Granularity::PerChannel;
+    u->groupSize = 0;
+  } else if (auto *m = std::get_if<nx::MinifloatSpec>(&spec)) {
+    m->granularity = nx::Granularity::PerChannel;
+    m->groupSize = 0;
+  }
+  return spec;
+}
+
 LogicalResult QntRtnPass::quantize(const WeightSite &site,
-                                   const nx::EncodingSpec &spec,
+                                   const nx::EncodingSpec &requestedSpec,
                                    const ParamStore &store,
                                    io::SafetensorsWriter &writer) {
   linalg::MatmulOp matmul = site.matmul;
@@ -211,6 +235,8 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
     if (failed(read))
       return failure();
     values = std::move(*read);
+    // The float copy is all we need; let the kernel drop the mapped pages.
+    store.releasePages(param.getName());
   } else {
     values = constantValues(cast<arith::ConstantOp>(site.source));
   }
@@ -220,6 +246,18 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
     std::swap(rows, cols);
   }
 
+  nx::EncodingSpec layerSpec = requestedSpec;
+  if (int64_t group = groupSizeOf(requestedSpec);
+      group > 0 && cols % group != 0 && indivisibleGroups == "per-channel") {
+    layerSpec = withPerChannelScales(requestedSpec);
+    mlir::emitRemark(loc) << "qnt-rtn: "
+                          << (param ? "'" + param.getName().str() + "': "
+                                    : std::string())
+                          << "group size " << group
+                          << " does not divide K = " << cols
+                          << "; quantized per channel";
+  }
+  const nx::EncodingSpec &spec = layerSpec;
   std::string problem = nx::verifySpec(spec, rows, cols);
   if (!problem.empty())
     return matmul.emitOpError("qnt-rtn cannot store its ")
@@ -243,14 +281,18 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
       return failure();
     components.push_back(*value);
   }
-  auto nkType = RankedTensorType::get({rows, cols},
-                                      weightType.getElementType());
+  // The dequantized weight takes the activation's element type: a bf16
+  // checkpoint's weights dequantize to the f32 the matmul computes in,
+  // without a detour through bf16 rounding.
+  Type computeType =
+      cast<RankedTensorType>(matmul.getInputs()[0].getType()).getElementType();
+  auto nkType = RankedTensorType::get({rows, cols}, computeType);
   Value dequant = DequantOp::create(b, loc, nkType,
                                     encodingFromSpec(&getContext(), spec),
                                     components);
   if (!site.weightIsNK) {
     Value init = tensor::EmptyOp::create(b, loc, weightType.getShape(),
-                                         weightType.getElementType());
+                                         computeType);
     dequant = linalg::TransposeOp::create(b, loc, dequant, init,
                                           ArrayRef<int64_t>{1, 0})
                   .getResult()[0];

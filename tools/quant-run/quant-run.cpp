@@ -7,14 +7,21 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/Passes.h"
 #include "qnt/InitAll.h"
+#include "qnt/import/LlamaImporter.h"
+#include "qnt/io/Corpus.h"
+#include "qnt/io/Tokenizer.h"
 #include "qnt/runtime/CpuJit.h"
+#include "qnt/runtime/Evaluate.h"
 #include "qnt/runtime/LinearExample.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -73,6 +80,220 @@ static cl::opt<std::string>
     workDir("work-dir", cl::desc("Directory for --demo files (default: a new "
                                  "temporary directory)"),
             cl::cat(category));
+
+static cl::OptionCategory modelCategory("quant-run model options");
+static cl::opt<std::string>
+    modelPath("model",
+              cl::desc("Run a model: a llama2.c .bin, a Hugging Face "
+                       "directory, or a .mlir written by quant-compile"),
+              cl::cat(modelCategory));
+static cl::opt<std::string>
+    tokenizerPath("tokenizer", cl::desc("llama2.c tokenizer.bin"),
+                  cl::cat(modelCategory));
+static cl::opt<std::string> passPipeline(
+    "pass-pipeline",
+    cl::desc("Passes to run on the model before executing it, e.g. "
+             "'builtin.module(qnt-rtn{bits=8 granularity=per-channel "
+             "symmetric=1 output=q.safetensors})'"),
+    cl::cat(modelCategory));
+static cl::opt<std::string>
+    perplexityText("perplexity",
+                   cl::desc("Text file to compute perplexity on (documents "
+                            "split at <|endoftext|> lines)"),
+                   cl::cat(modelCategory));
+static cl::opt<std::string> perplexityTokens(
+    "perplexity-tokens",
+    cl::desc("Token-id file to compute perplexity on (one document per "
+             "line, BOS included as given)"),
+    cl::cat(modelCategory));
+static cl::opt<int64_t>
+    contextLength("context",
+                  cl::desc("Context length of perplexity chunks (default: "
+                           "the model's)"),
+                  cl::init(0), cl::cat(modelCategory));
+static cl::opt<std::string>
+    prompt("generate", cl::desc("Generate a continuation of this text"),
+           cl::cat(modelCategory));
+static cl::opt<std::string>
+    promptTokens("generate-tokens",
+                 cl::desc("Generate a continuation of these token ids "
+                          "(space separated, BOS included as given)"),
+                 cl::cat(modelCategory));
+static cl::opt<int64_t> steps("steps", cl::desc("Tokens to generate"),
+                              cl::init(64), cl::cat(modelCategory));
+static cl::opt<float> temperature("temperature",
+                                  cl::desc("Sampling temperature (0: greedy)"),
+                                  cl::init(0.0f), cl::cat(modelCategory));
+static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling mass"),
+                           cl::init(0.9f), cl::cat(modelCategory));
+static cl::opt<uint64_t> sampleSeed("sample-seed",
+                                    cl::desc("Seed of top-p sampling"),
+                                    cl::init(42), cl::cat(modelCategory));
+
+//===----------------------------------------------------------------------===//
+// --model
+//===----------------------------------------------------------------------===//
+
+/// Loads --model and runs --pass-pipeline on it.
+static OwningOpRef<ModuleOp> loadAndTransform(MLIRContext &context) {
+  OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&context, modelPath);
+  if (!module || passPipeline.empty())
+    return module;
+  if (failed(mlir::qnt::runPassPipeline(*module, passPipeline)))
+    return nullptr;
+  return module;
+}
+
+static std::unique_ptr<io::Tokenizer> openTokenizer(int64_t vocabSize) {
+  if (tokenizerPath.empty()) {
+    llvm::errs() << "quant-run: text input needs --tokenizer (or give token "
+                    "ids with --perplexity-tokens / --generate-tokens)\n";
+    return nullptr;
+  }
+  std::string error;
+  auto tokenizer = io::Tokenizer::open(tokenizerPath, vocabSize, &error);
+  if (!tokenizer)
+    llvm::errs() << "quant-run: " << error << "\n";
+  return tokenizer;
+}
+
+/// The perplexity documents, as token ids with BOS.
+static std::optional<std::vector<std::vector<int32_t>>>
+perplexityDocuments(int64_t vocabSize, const io::Tokenizer *tokenizer) {
+  std::string text, error;
+  const std::string &path =
+      perplexityText.empty() ? perplexityTokens : perplexityText;
+  if (!io::readTextFile(path, &text, &error)) {
+    llvm::errs() << "quant-run: " << error << "\n";
+    return std::nullopt;
+  }
+  std::vector<std::vector<int32_t>> documents;
+  if (!perplexityTokens.empty()) {
+    if (!io::parseTokenDocuments(text, vocabSize, path, &documents, &error)) {
+      llvm::errs() << "quant-run: " << error << "\n";
+      return std::nullopt;
+    }
+    return documents;
+  }
+  for (const std::string &doc : io::splitDocuments(text))
+    documents.push_back(tokenizer->encode(doc, /*bos=*/true, /*eos=*/false));
+  return documents;
+}
+
+static int runPerplexity(ModelRunner &runner, const io::Tokenizer *tokenizer) {
+  const io::LlamaConfig &config = runner.config();
+  auto documents = perplexityDocuments(config.vocabSize, tokenizer);
+  if (!documents)
+    return 1;
+  int64_t context = contextLength ? contextLength.getValue() : config.maxSeqLen;
+  if (context < 2 || context > config.maxSeqLen) {
+    llvm::errs() << "quant-run: --context must be in [2, " << config.maxSeqLen
+                 << "], got " << context << "\n";
+    return 1;
+  }
+  llvm::outs() << llvm::formatv(
+      "protocol: documents split at '<|endoftext|>' lines and stripped, "
+      "encoded with BOS; chunks of at most {0} tokens, each from an empty KV "
+      "cache; every token after a chunk's first is scored\n",
+      context);
+  FailureOr<PerplexityResult> result =
+      evaluatePerplexity(runner, *documents, context);
+  if (failed(result))
+    return 1;
+  llvm::outs() << llvm::formatv(
+      "documents: {0}  chunks: {1}  tokens: {2}  scored: {3}\n"
+      "mean NLL: {4:F6} nats/token\n"
+      "time: {5:F2} s  ({6:F1} tokens/s)\n"
+      "perplexity: {7:F6}\n",
+      result->documents, result->chunks, result->tokens, result->scored,
+      result->meanNll(), result->seconds,
+      result->seconds > 0 ? result->tokens / result->seconds : 0.0,
+      result->perplexity());
+  return 0;
+}
+
+static int runGenerate(ModelRunner &runner, const io::Tokenizer *tokenizer) {
+  std::vector<int32_t> tokens;
+  if (!promptTokens.empty()) {
+    std::vector<std::vector<int32_t>> parsed;
+    std::string error;
+    if (!io::parseTokenDocuments(promptTokens, runner.config().vocabSize,
+                                 "--generate-tokens", &parsed, &error)) {
+      llvm::errs() << "quant-run: " << error << "\n";
+      return 1;
+    }
+    for (const auto &line : parsed)
+      tokens.insert(tokens.end(), line.begin(), line.end());
+  } else {
+    tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
+  }
+  if (tokens.empty()) {
+    llvm::errs() << "quant-run: the prompt has no tokens\n";
+    return 1;
+  }
+  Sampler sampler(temperature, topP, sampleSeed);
+  if (tokenizer)
+    llvm::outs() << tokenizer->decode(tokens);
+  auto start = std::chrono::steady_clock::now();
+  FailureOr<std::vector<int32_t>> produced = generate(
+      runner, tokens, steps, sampler, [&](int32_t previous, int32_t token) {
+        if (tokenizer)
+          llvm::outs() << tokenizer->decode(previous, token);
+        else
+          llvm::outs() << " " << token;
+        llvm::outs().flush();
+      });
+  if (failed(produced))
+    return 1;
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  llvm::outs() << "\n";
+  llvm::errs() << llvm::formatv("generated {0} tokens in {1:F2} s ({2:F1} "
+                                "tokens/s, {3})\n",
+                                produced->size(), seconds,
+                                seconds > 0 ? produced->size() / seconds : 0.0,
+                                temperature > 0 ? "top-p sampling" : "greedy");
+  return 0;
+}
+
+static int runModel(MLIRContext &context) {
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  bool wantsPerplexity = !perplexityText.empty() || !perplexityTokens.empty();
+  bool wantsGeneration = !prompt.empty() || !promptTokens.empty();
+  if (wantsPerplexity == wantsGeneration) {
+    llvm::errs() << "quant-run: with --model, give one of --perplexity, "
+                    "--perplexity-tokens, --generate or --generate-tokens\n";
+    return 1;
+  }
+  OwningOpRef<ModuleOp> module = loadAndTransform(context);
+  if (!module)
+    return 1;
+  FailureOr<io::LlamaConfig> config = mlir::qnt::readModelConfig(*module);
+  if (failed(config))
+    return 1;
+  std::unique_ptr<io::Tokenizer> tokenizer;
+  bool needsTokenizer = !perplexityText.empty() || !prompt.empty();
+  if (needsTokenizer || !tokenizerPath.empty()) {
+    tokenizer = openTokenizer(config->vocabSize);
+    if (!tokenizer)
+      return 1;
+  }
+  auto start = std::chrono::steady_clock::now();
+  FailureOr<std::unique_ptr<ModelRunner>> runner = ModelRunner::create(*module);
+  if (failed(runner))
+    return 1;
+  llvm::errs() << llvm::formatv(
+      "model: {0} layers, dim {1}, {2} heads ({3} kv), vocab {4}, context "
+      "{5}; compiled in {6:F2} s\n",
+      config->nLayers, config->dim, config->nHeads, config->nKvHeads,
+      config->vocabSize, config->maxSeqLen,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count());
+  return wantsPerplexity ? runPerplexity(**runner, tokenizer.get())
+                         : runGenerate(**runner, tokenizer.get());
+}
 
 //===----------------------------------------------------------------------===//
 // --demo
@@ -273,7 +494,7 @@ static int runModule(MLIRContext &context) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions(category);
+  cl::HideUnrelatedOptions({&category, &modelCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "quant-run: JIT-compile a qnt/linalg module for the CPU and run it\n");
@@ -286,5 +507,7 @@ int main(int argc, char **argv) {
     SourceMgrDiagnosticHandler handler(*new llvm::SourceMgr, &context);
     return runDemo(context);
   }
+  if (!modelPath.empty())
+    return runModel(context);
   return runModule(context);
 }

@@ -13,6 +13,7 @@
 #include "qnt/ParamStore.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringMap.h"
 
 #include <memory>
 #include <string>
@@ -47,7 +48,8 @@ private:
   const void *view = nullptr;
 };
 
-/// What the entry function expects, recorded before lowering.
+/// What an entry function expects, recorded before lowering. Tensor types
+/// may have dynamic dimensions (e.g. the number of tokens of a step).
 struct EntrySignature {
   std::string name;
   /// Arguments that are not parameters, in order.
@@ -57,36 +59,75 @@ struct EntrySignature {
   std::vector<mlir::RankedTensorType> results;
 };
 
-/// A compiled entry function.
+/// A module whose public functions are JIT-compiled together; every entry
+/// is callable through its C interface with host tensors.
+class CompiledModule {
+public:
+  ~CompiledModule();
+
+  /// Lowers `module` (tensors with qnt ops) through qnt-bind-params and
+  /// qnt-cpu-pipeline and JIT-compiles it. `entries` lists the functions to
+  /// expose; empty means every public function with a body. Diagnostics go
+  /// to the module's context.
+  static mlir::FailureOr<std::unique_ptr<CompiledModule>>
+  compile(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries = {});
+
+  /// The signature of `entry`, or null if it was not compiled.
+  const EntrySignature *signature(llvm::StringRef entry) const;
+  const std::vector<EntrySignature> &signatures() const { return sigs; }
+
+  /// Binds every parameter of every entry from `store`, viewing mapped bytes
+  /// in place and copying only where they are misaligned or need widening
+  /// to f32. A parameter used by several entries is bound once.
+  mlir::LogicalResult bindParams(const mlir::qnt::ParamStore &store,
+                                 mlir::Location loc);
+
+  /// Calls `entry`. Results are allocated here with `resultTypes` if given
+  /// (required when a result type has dynamic dimensions), else with the
+  /// signature's static result types. Inputs must match the signature, a
+  /// dynamic dimension matching any size.
+  mlir::LogicalResult call(llvm::StringRef entry,
+                           llvm::ArrayRef<HostTensor> inputs,
+                           std::vector<HostTensor> &results,
+                           mlir::Location loc,
+                           llvm::ArrayRef<mlir::RankedTensorType> resultTypes = {});
+
+private:
+  CompiledModule() = default;
+  std::vector<EntrySignature> sigs;
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+  /// Bound parameters by name.
+  llvm::StringMap<HostTensor> boundParams;
+};
+
+/// One compiled entry function (a CompiledModule with one entry).
 class CompiledFunction {
 public:
   ~CompiledFunction();
   CompiledFunction(CompiledFunction &&);
 
-  /// Lowers `module` (tensors with qnt ops, on entry `entry`, or the only
-  /// public function if empty) through qnt-bind-params and
-  /// qnt-cpu-pipeline and JIT-compiles it. Diagnostics go to the module's
-  /// context.
+  /// Compiles `entry`, or the only public function if empty; static shapes.
   static mlir::FailureOr<CompiledFunction> compile(mlir::ModuleOp module,
                                                    llvm::StringRef entry);
 
-  const EntrySignature &signature() const { return sig; }
+  const EntrySignature &signature() const { return *sig; }
 
-  /// Binds every parameter from `store` (copying only where the mapped
-  /// bytes are misaligned or need widening to f32).
   mlir::LogicalResult bindParams(const mlir::qnt::ParamStore &store,
-                                 mlir::Location loc);
+                                 mlir::Location loc) {
+    return module->bindParams(store, loc);
+  }
 
   /// Calls the function; `results` are allocated here.
   mlir::LogicalResult call(const std::vector<HostTensor> &inputs,
                            std::vector<HostTensor> &results,
-                           mlir::Location loc);
+                           mlir::Location loc) {
+    return module->call(sig->name, inputs, results, loc);
+  }
 
 private:
   CompiledFunction() = default;
-  EntrySignature sig;
-  std::unique_ptr<mlir::ExecutionEngine> engine;
-  std::vector<HostTensor> boundParams;
+  std::unique_ptr<CompiledModule> module;
+  const EntrySignature *sig = nullptr;
 };
 
 } // namespace qnt::runtime

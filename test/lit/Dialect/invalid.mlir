@@ -442,18 +442,18 @@ func.func @matmul_element_types(%x: tensor<2x64xf16>, %c: tensor<4x64xi8>, %s: t
 
 // A rank-3 input.
 func.func @matmul_rank3(%x: tensor<1x2x64xf32>, %c: tensor<4x64xi8>, %s: tensor<4x1xf32>) -> tensor<2x4xf32> {
-  // expected-error@+1 {{'qnt.matmul' op input and result must be static 2-D tensors, got 'tensor<1x2x64xf32>' and 'tensor<2x4xf32>'}}
+  // expected-error@+1 {{'qnt.matmul' op input and result must be 2-D tensors with a static last dimension, got 'tensor<1x2x64xf32>' and 'tensor<2x4xf32>'}}
   %y = qnt.matmul %x, #qnt.uniform<bits = 8>(%c, %s) : (tensor<1x2x64xf32>, tensor<4x64xi8>, tensor<4x1xf32>) -> tensor<2x4xf32>
   return %y : tensor<2x4xf32>
 }
 
 // -----
 
-// A dynamic number of rows.
-func.func @matmul_dynamic(%x: tensor<?x64xf32>, %c: tensor<4x64xi8>, %s: tensor<4x1xf32>) -> tensor<?x4xf32> {
-  // expected-error@+1 {{'qnt.matmul' op input and result must be static 2-D tensors, got 'tensor<?x64xf32>' and 'tensor<?x4xf32>'}}
-  %y = qnt.matmul %x, #qnt.uniform<bits = 8>(%c, %s) : (tensor<?x64xf32>, tensor<4x64xi8>, tensor<4x1xf32>) -> tensor<?x4xf32>
-  return %y : tensor<?x4xf32>
+// A dynamic channel dimension (rows may be dynamic, K may not).
+func.func @matmul_dynamic(%x: tensor<2x?xf32>, %c: tensor<4x64xi8>, %s: tensor<4x1xf32>) -> tensor<2x4xf32> {
+  // expected-error@+1 {{'qnt.matmul' op input and result must be 2-D tensors with a static last dimension, got 'tensor<2x?xf32>' and 'tensor<2x4xf32>'}}
+  %y = qnt.matmul %x, #qnt.uniform<bits = 8>(%c, %s) : (tensor<2x?xf32>, tensor<4x64xi8>, tensor<4x1xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
 }
 
 // -----

@@ -1,0 +1,79 @@
+//===- Calibrator.h - Block-by-block calibration statistics -----*- C++ -*-===//
+//
+// The calibration driver (docs/Calibration.md): observes the input of every
+// linear layer of an imported model, runs calibration sequences through the
+// model one transformer block at a time, and accumulates per layer the
+// per-input-channel absmax and mean |x|, the Hessian X^T X (in double) and
+// the sample count. Running block by block lets a method feed each block
+// the outputs of the already-quantized previous blocks (the quantized
+// stream) or those of the float model (the float stream).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_CALIBRATION_CALIBRATOR_H
+#define QNT_CALIBRATION_CALIBRATOR_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <Eigen/Core>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qnt::calibration {
+
+/// The statistics of one linear layer's input activation x ([*, K]).
+struct LayerStatistics {
+  int64_t channels = 0;
+  int64_t count = 0;                ///< rows (tokens) accumulated
+  std::vector<float> absmax;        ///< max |x[t, k]|
+  std::vector<double> sumAbs;       ///< sum |x[t, k]|
+  Eigen::MatrixXd hessian;          ///< sum x[t]^T x[t]; lower triangle
+  bool wantsAbsmax = false, wantsMeanAbs = false, wantsHessian = false;
+
+  /// Adds the rows of `x` (row-major [rows, channels] f32).
+  void accumulate(const float *x, int64_t rows);
+  /// The full symmetric Hessian.
+  Eigen::MatrixXd fullHessian() const;
+};
+
+/// Statistics of every observed layer, by name (the layer's weight name).
+class Statistics {
+public:
+  std::map<std::string, LayerStatistics> layers;
+  std::map<std::string, std::string> metadata;
+
+  /// Writes the statistics file (safetensors, format in
+  /// docs/Calibration.md): per layer `<name>.absmax`, `<name>.mean_abs`
+  /// (F32 [K]), `<name>.hessian` (F32 [K, K], the sum X^T X) and
+  /// `<name>.count` (I64 scalar), atomically.
+  bool write(const std::string &path, std::string *error) const;
+};
+
+enum class Stream {
+  /// Block i's inputs are the outputs of the calibrated model's (possibly
+  /// quantized) blocks 0..i-1.
+  Quantized,
+  /// Block i's inputs are the float model's block i-1 outputs.
+  Float,
+};
+
+/// Cuts `documents` (token ids, BOS included) into `count` sequences of
+/// `length` tokens: the documents are concatenated in order and split into
+/// consecutive windows; fewer than `count` come back if the text is short.
+std::vector<std::vector<int32_t>>
+makeCalibrationSequences(const std::vector<std::vector<int32_t>> &documents,
+                         int64_t count, int64_t length);
+
+/// Calibrates `model` (an imported model, float or quantized; not
+/// modified) on `sequences`. With Stream::Float, `floatModel` (the float
+/// model of the same checkpoint) supplies the block inputs. Reports on the
+/// model's context and shows progress on a terminal.
+mlir::FailureOr<Statistics>
+calibrate(mlir::ModuleOp model, mlir::ModuleOp floatModel,
+          const std::vector<std::vector<int32_t>> &sequences, Stream stream);
+
+} // namespace qnt::calibration
+
+#endif // QNT_CALIBRATION_CALIBRATOR_H

@@ -1,0 +1,59 @@
+//===- ModelRunner.h - Execute an imported model on the CPU -----*- C++ -*-===//
+//
+// Runs the functions of an imported (float or quantized) LLaMA module,
+// compiled by the project's CPU pipeline, with a KV cache per layer. The
+// caller drives positions: a call at position p with T tokens writes cache
+// rows [p, p+T) and attends over rows [0, p+T), so evaluating from an empty
+// cache is a call at position 0.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_RUNTIME_MODELRUNNER_H
+#define QNT_RUNTIME_MODELRUNNER_H
+
+#include "qnt/io/Llama.h"
+#include "qnt/runtime/CpuJit.h"
+
+namespace qnt::runtime {
+
+class ModelRunner {
+public:
+  /// Compiles every function of `module` (an imported model; the module is
+  /// lowered in place) and binds its parameters.
+  static mlir::FailureOr<std::unique_ptr<ModelRunner>>
+  create(mlir::ModuleOp module);
+
+  const io::LlamaConfig &config() const { return config_; }
+
+  /// x = embedding rows of `tokens` ([T, dim]). Ids must be < vocab_size.
+  mlir::LogicalResult embed(llvm::ArrayRef<int32_t> tokens, HostTensor &x);
+  /// Runs block `layer` on x in place for tokens at positions pos..pos+T-1,
+  /// storing their keys and values in the layer's cache. Results beyond the
+  /// block's three (activations exposed for calibration) go to `extra`.
+  mlir::LogicalResult block(int64_t layer, HostTensor &x, int64_t pos,
+                            std::vector<HostTensor> *extra = nullptr);
+  /// logits = head(x) ([T, vocab_size]); extra results go to `extra`.
+  mlir::LogicalResult head(const HostTensor &x, HostTensor &logits,
+                           std::vector<HostTensor> *extra = nullptr);
+  /// The whole model on `tokens` at positions pos..: [T, vocab_size].
+  mlir::LogicalResult forward(llvm::ArrayRef<int32_t> tokens, int64_t pos,
+                              HostTensor &logits);
+
+private:
+  ModelRunner() = default;
+  /// The result types of `entry` for a call on `rows` tokens: every
+  /// dynamic dimension of an imported function's result is the row count.
+  mlir::FailureOr<llvm::SmallVector<mlir::RankedTensorType>>
+  resultTypes(llvm::StringRef entry, int64_t rows) const;
+
+  io::LlamaConfig config_;
+  mlir::MLIRContext *context = nullptr;
+  mlir::Location loc = mlir::UnknownLoc();
+  mlir::qnt::ParamStore store;
+  std::unique_ptr<CompiledModule> compiled;
+  std::vector<HostTensor> keyCaches, valueCaches;
+};
+
+} // namespace qnt::runtime
+
+#endif // QNT_RUNTIME_MODELRUNNER_H

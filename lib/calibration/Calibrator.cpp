@@ -1,0 +1,278 @@
+//===- Calibrator.cpp - Block-by-block calibration statistics -------------===//
+//
+// See Calibrator.h. The observed activations come back from the compiled
+// blocks as extra results (qnt-insert-observers, qnt-expose-observations);
+// the statistics are accumulated here, on the host, in double precision.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/calibration/Calibrator.h"
+#include "passes/Passes.h"
+#include "qnt/import/LlamaImporter.h"
+#include "qnt/io/Safetensors.h"
+#include "qnt/runtime/ModelRunner.h"
+#include "qnt/support/Progress.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace ::qnt::calibration;
+namespace calibration = ::qnt::calibration;
+using ::qnt::runtime::HostTensor;
+using ::qnt::runtime::ModelRunner;
+
+//===----------------------------------------------------------------------===//
+// LayerStatistics
+//===----------------------------------------------------------------------===//
+
+void LayerStatistics::accumulate(const float *x, int64_t rows) {
+  using RowMajor =
+      Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowMajor> batch(x, rows, channels);
+  if (count == 0) {
+    absmax.assign(channels, 0.0f);
+    sumAbs.assign(channels, 0.0);
+    if (wantsHessian)
+      hessian = Eigen::MatrixXd::Zero(channels, channels);
+  }
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t k = 0; k < channels; ++k) {
+      float magnitude = std::fabs(batch(t, k));
+      absmax[k] = std::max(absmax[k], magnitude);
+      sumAbs[k] += magnitude;
+    }
+  if (wantsHessian) {
+    // H += X^T X on the lower triangle, in double.
+    Eigen::MatrixXd xt = batch.cast<double>().transpose();
+    hessian.selfadjointView<Eigen::Lower>().rankUpdate(xt);
+  }
+  count += rows;
+}
+
+Eigen::MatrixXd LayerStatistics::fullHessian() const {
+  Eigen::MatrixXd full = hessian.selfadjointView<Eigen::Lower>();
+  return full;
+}
+
+//===----------------------------------------------------------------------===//
+// Statistics file
+//===----------------------------------------------------------------------===//
+
+bool Statistics::write(const std::string &path, std::string *error) const {
+  namespace io = ::qnt::io;
+  io::SafetensorsWriter writer;
+  for (const auto &[key, value] : metadata)
+    writer.setMetadata(key, value);
+  writer.setMetadata("format", "qnt.calibration/1");
+  for (const auto &[name, layer] : layers) {
+    int64_t k = layer.channels;
+    std::vector<float> values;
+    if (layer.wantsAbsmax &&
+        !writer.add(name + ".absmax", io::DType::F32, {k}, layer.absmax.data(),
+                    k * sizeof(float), error))
+      return false;
+    if (layer.wantsMeanAbs) {
+      values.resize(k);
+      for (int64_t i = 0; i < k; ++i)
+        values[i] = layer.count ? float(layer.sumAbs[i] / double(layer.count))
+                                : 0.0f;
+      if (!writer.add(name + ".mean_abs", io::DType::F32, {k}, values.data(),
+                      k * sizeof(float), error))
+        return false;
+    }
+    if (layer.wantsHessian) {
+      Eigen::MatrixXd full = layer.fullHessian();
+      values.resize(k * k);
+      for (int64_t r = 0; r < k; ++r)
+        for (int64_t c = 0; c < k; ++c)
+          values[r * k + c] = float(full(r, c));
+      if (!writer.add(name + ".hessian", io::DType::F32, {k, k}, values.data(),
+                      values.size() * sizeof(float), error))
+        return false;
+    }
+    int64_t count = layer.count;
+    if (!writer.add(name + ".count", io::DType::I64, {}, &count,
+                    sizeof(count), error))
+      return false;
+  }
+  return writer.write(path, error);
+}
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+std::vector<std::vector<int32_t>> calibration::makeCalibrationSequences(
+    const std::vector<std::vector<int32_t>> &documents, int64_t count,
+    int64_t length) {
+  std::vector<std::vector<int32_t>> sequences;
+  if (count <= 0 || length <= 0)
+    return sequences;
+  std::vector<int32_t> current;
+  for (const std::vector<int32_t> &doc : documents)
+    for (int32_t token : doc) {
+      current.push_back(token);
+      if (int64_t(current.size()) == length) {
+        sequences.push_back(std::move(current));
+        current.clear();
+        if (int64_t(sequences.size()) == count)
+          return sequences;
+      }
+    }
+  return sequences;
+}
+
+namespace {
+
+/// Who observed each extra result of one function.
+struct Observation {
+  std::vector<std::string> names;
+  bool absmax = false, meanAbs = false, hessian = false;
+};
+
+/// Reads the qnt.observed attribute of `name` in `module`.
+std::vector<Observation> readObservations(ModuleOp module, StringRef name) {
+  std::vector<Observation> result;
+  auto func = module.lookupSymbol<func::FuncOp>(name);
+  auto observed =
+      func ? func->getAttrOfType<ArrayAttr>("qnt.observed") : ArrayAttr();
+  if (!observed)
+    return result;
+  for (auto entry : observed.getAsRange<DictionaryAttr>()) {
+    Observation o;
+    for (auto n : entry.getAs<ArrayAttr>("names").getAsValueRange<StringAttr>())
+      o.names.push_back(n.str());
+    for (auto s : entry.getAs<ArrayAttr>("stats").getAsValueRange<StringAttr>()) {
+      o.absmax |= s == "absmax";
+      o.meanAbs |= s == "mean_abs";
+      o.hessian |= s == "hessian";
+    }
+    result.push_back(std::move(o));
+  }
+  return result;
+}
+
+/// Accumulates the extra results of one call into `stats`.
+void accumulate(Statistics &stats, const std::vector<Observation> &observations,
+                const std::vector<HostTensor> &extra) {
+  for (auto [observation, tensor] : llvm::zip(observations, extra)) {
+    RankedTensorType type = tensor.getType();
+    int64_t channels = type.getShape().back();
+    int64_t rows = type.getNumElements() / std::max<int64_t>(channels, 1);
+    for (const std::string &name : observation.names) {
+      LayerStatistics &layer = stats.layers[name];
+      layer.channels = channels;
+      layer.wantsAbsmax = observation.absmax;
+      layer.wantsMeanAbs = observation.meanAbs;
+      layer.wantsHessian = observation.hessian;
+      layer.accumulate(tensor.f32(), rows);
+    }
+  }
+}
+
+/// A clone of `model` whose functions return their observed activations.
+OwningOpRef<ModuleOp> instrument(ModuleOp model) {
+  OwningOpRef<ModuleOp> observed = model.clone();
+  PassManager pm(model.getContext());
+  pm.addNestedPass<func::FuncOp>(mlir::qnt::createQntInsertObservers());
+  pm.addPass(mlir::qnt::createQntExposeObservations());
+  if (failed(pm.run(*observed)))
+    return nullptr;
+  return observed;
+}
+
+} // namespace
+
+FailureOr<Statistics>
+calibration::calibrate(ModuleOp model, ModuleOp floatModel,
+                            const std::vector<std::vector<int32_t>> &sequences,
+                            Stream stream) {
+  if (stream == Stream::Float && !floatModel)
+    return model.emitError("calibration on the float stream needs the float "
+                           "model");
+  if (sequences.empty())
+    return model.emitError("no calibration sequences");
+  OwningOpRef<ModuleOp> observed = instrument(model);
+  if (!observed)
+    return failure();
+  FailureOr<::qnt::io::LlamaConfig> config =
+      mlir::qnt::readModelConfig(*observed);
+  if (failed(config))
+    return failure();
+  // The attributes are read before compiling lowers the module.
+  std::vector<std::vector<Observation>> blockObservations;
+  for (int64_t layer = 0; layer < config->nLayers; ++layer)
+    blockObservations.push_back(
+        readObservations(*observed, mlir::qnt::blockFunctionName(layer)));
+  std::vector<Observation> headObservations =
+      readObservations(*observed, "head");
+
+  FailureOr<std::unique_ptr<ModelRunner>> runner =
+      ModelRunner::create(*observed);
+  if (failed(runner))
+    return failure();
+  OwningOpRef<ModuleOp> floatClone;
+  std::unique_ptr<ModelRunner> floatRunner;
+  if (stream == Stream::Float) {
+    floatClone = floatModel.clone();
+    FailureOr<std::unique_ptr<ModelRunner>> created =
+        ModelRunner::create(*floatClone);
+    if (failed(created))
+      return failure();
+    floatRunner = std::move(*created);
+  }
+  ModelRunner &streamRunner = floatRunner ? *floatRunner : **runner;
+
+  int64_t numSequences = sequences.size();
+  int64_t steps = numSequences * (config->nLayers + 2);
+  ::qnt::Progress progress("calibration", steps);
+  int64_t done = 0;
+  std::vector<HostTensor> inputs(numSequences);
+  for (int64_t s = 0; s < numSequences; ++s) {
+    if (failed(streamRunner.embed(sequences[s], inputs[s])))
+      return failure();
+    progress.update(++done, "embedding");
+  }
+
+  Statistics stats;
+  std::vector<HostTensor> extra;
+  for (int64_t layer = 0; layer < config->nLayers; ++layer) {
+    for (int64_t s = 0; s < numSequences; ++s) {
+      // The calibrated block sees this block's input from the chosen
+      // stream; on the quantized stream its output is the next input.
+      HostTensor x = inputs[s];
+      if (failed((*runner)->block(layer, x, /*pos=*/0, &extra)))
+        return failure();
+      accumulate(stats, blockObservations[layer], extra);
+      if (floatRunner) {
+        if (failed(floatRunner->block(layer, inputs[s], /*pos=*/0)))
+          return failure();
+      } else {
+        inputs[s] = x;
+      }
+      progress.update(++done, llvm::formatv("block {0}", layer).str());
+    }
+  }
+  for (int64_t s = 0; s < numSequences; ++s) {
+    HostTensor logits;
+    if (failed((*runner)->head(inputs[s], logits, &extra)))
+      return failure();
+    accumulate(stats, headObservations, extra);
+    progress.update(++done, "head");
+  }
+  progress.finish();
+
+  int64_t tokens = 0;
+  for (const auto &sequence : sequences)
+    tokens += sequence.size();
+  stats.metadata["sequences"] = std::to_string(numSequences);
+  stats.metadata["sequence_length"] = std::to_string(sequences.front().size());
+  stats.metadata["tokens"] = std::to_string(tokens);
+  stats.metadata["stream"] = stream == Stream::Float ? "float" : "quantized";
+  stats.metadata["seconds"] = llvm::formatv("{0:F3}", progress.seconds()).str();
+  return stats;
+}

@@ -1,0 +1,156 @@
+//===- ModelRunner.cpp - Execute an imported model on the CPU -------------===//
+//
+// See ModelRunner.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/runtime/ModelRunner.h"
+#include "qnt/import/LlamaImporter.h"
+
+#include "passes/Passes.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace ::qnt::runtime;
+
+FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
+  FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
+  if (failed(config))
+    return failure();
+  std::unique_ptr<ModelRunner> runner(new ModelRunner);
+  runner->config_ = *config;
+  runner->context = module.getContext();
+  runner->loc = module.getLoc();
+  // Parameters are opened before compiling so that a missing or bad file is
+  // reported against the model, not the lowered code.
+  FailureOr<mlir::qnt::ParamStore> store = mlir::qnt::ParamStore::open(module);
+  if (failed(store))
+    return failure();
+  runner->store = std::move(*store);
+
+  // Executing a quantized model means fused kernels: dequantizations
+  // feeding matmuls become qnt.matmul before lowering.
+  PassManager fuse(runner->context);
+  fuse.addNestedPass<func::FuncOp>(mlir::qnt::createQntFuseDequantMatmul());
+  if (failed(fuse.run(module)))
+    return failure();
+
+  std::vector<std::string> entries = {"embed", "head"};
+  for (int64_t layer = 0; layer < config->nLayers; ++layer)
+    entries.push_back(mlir::qnt::blockFunctionName(layer));
+  FailureOr<std::unique_ptr<CompiledModule>> compiled =
+      CompiledModule::compile(module, entries);
+  if (failed(compiled))
+    return failure();
+  runner->compiled = std::move(*compiled);
+  if (failed(runner->compiled->bindParams(runner->store, runner->loc)))
+    return failure();
+
+  auto cacheType = RankedTensorType::get({config->maxSeqLen, config->kvDim()},
+                                         Float32Type::get(runner->context));
+  for (int64_t layer = 0; layer < config->nLayers; ++layer) {
+    runner->keyCaches.emplace_back(cacheType);
+    runner->valueCaches.emplace_back(cacheType);
+  }
+  return runner;
+}
+
+LogicalResult ModelRunner::embed(ArrayRef<int32_t> tokens, HostTensor &x) {
+  auto type = RankedTensorType::get({int64_t(tokens.size())},
+                                    IntegerType::get(context, 32));
+  HostTensor ids(type);
+  for (auto [i, token] : llvm::enumerate(tokens)) {
+    if (token < 0 || token >= config_.vocabSize)
+      return emitError(loc) << "token id " << token << " at position " << i
+                            << " is outside the vocabulary [0, "
+                            << config_.vocabSize << ")";
+    static_cast<int32_t *>(ids.data())[i] = token;
+  }
+  std::vector<HostTensor> results;
+  FailureOr<SmallVector<RankedTensorType>> types =
+      resultTypes("embed", tokens.size());
+  if (failed(types) || failed(compiled->call("embed", {ids}, results, loc,
+                                             *types)))
+    return failure();
+  x = std::move(results[0]);
+  return success();
+}
+
+LogicalResult ModelRunner::block(int64_t layer, HostTensor &x, int64_t pos,
+                                 std::vector<HostTensor> *extra) {
+  int64_t rows = x.getType().getDimSize(0);
+  if (pos < 0 || pos + rows > config_.maxSeqLen)
+    return emitError(loc) << "tokens at positions [" << pos << ", "
+                          << pos + rows << ") exceed the context of "
+                          << config_.maxSeqLen;
+  std::string name = mlir::qnt::blockFunctionName(layer);
+  FailureOr<SmallVector<RankedTensorType>> types = resultTypes(name, rows);
+  if (failed(types))
+    return failure();
+  HostTensor position(RankedTensorType::get({}, IntegerType::get(context, 64)));
+  *static_cast<int64_t *>(position.data()) = pos;
+  std::vector<HostTensor> results;
+  if (failed(compiled->call(name,
+                            {x, position, keyCaches[layer], valueCaches[layer]},
+                            results, loc, *types)))
+    return failure();
+  // Store the new keys and values (a no-op when bufferization already
+  // updated the cache in place).
+  int64_t kvBytes = config_.kvDim() * sizeof(float);
+  std::memcpy(keyCaches[layer].f32() + pos * config_.kvDim(),
+              results[1].data(), rows * kvBytes);
+  std::memcpy(valueCaches[layer].f32() + pos * config_.kvDim(),
+              results[2].data(), rows * kvBytes);
+  x = std::move(results[0]);
+  if (extra)
+    extra->assign(std::make_move_iterator(results.begin() + 3),
+                  std::make_move_iterator(results.end()));
+  return success();
+}
+
+FailureOr<SmallVector<RankedTensorType>>
+ModelRunner::resultTypes(StringRef entry, int64_t rows) const {
+  const EntrySignature *sig = compiled->signature(entry);
+  if (!sig)
+    return emitError(loc) << "no function '" << entry << "'";
+  SmallVector<RankedTensorType> types;
+  for (RankedTensorType type : sig->results) {
+    SmallVector<int64_t> shape(type.getShape());
+    for (int64_t &d : shape)
+      if (ShapedType::isDynamic(d))
+        d = rows;
+    types.push_back(type.clone(shape));
+  }
+  return types;
+}
+
+LogicalResult ModelRunner::head(const HostTensor &x, HostTensor &logits,
+                                std::vector<HostTensor> *extra) {
+  FailureOr<SmallVector<RankedTensorType>> types =
+      resultTypes("head", x.getType().getDimSize(0));
+  if (failed(types))
+    return failure();
+  std::vector<HostTensor> results;
+  if (failed(compiled->call("head", {x}, results, loc, *types)))
+    return failure();
+  logits = std::move(results[0]);
+  if (extra)
+    extra->assign(std::make_move_iterator(results.begin() + 1),
+                  std::make_move_iterator(results.end()));
+  return success();
+}
+
+LogicalResult ModelRunner::forward(ArrayRef<int32_t> tokens, int64_t pos,
+                                   HostTensor &logits) {
+  HostTensor x;
+  if (failed(embed(tokens, x)))
+    return failure();
+  for (int64_t layer = 0; layer < config_.nLayers; ++layer)
+    if (failed(block(layer, x, pos)))
+      return failure();
+  return head(x, logits);
+}
