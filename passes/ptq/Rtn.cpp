@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Path.h"
 
 namespace mlir::qnt {
 #define GEN_PASS_DEF_QNTRTN
@@ -338,6 +339,18 @@ void QntRtnPass::runOnOperation() {
   }
 
   io::SafetensorsWriter writer;
+  if (readsParams) {
+    // Quantized components go to disk as they are produced, so that memory
+    // holds one weight at a time whatever the model size.
+    llvm::SmallString<256> dir(output);
+    llvm::sys::path::remove_filename(dir);
+    std::string error;
+    if (!writer.setSpillDirectory(dir.empty() ? "." : dir.str().str(),
+                                  &error)) {
+      module.emitError("qnt-rtn: ") << error;
+      return signalPassFailure();
+    }
+  }
   writtenParams.clear();
   for (const WeightSite &site : sites)
     if (failed(quantize(site, *spec, store, writer)))
