@@ -298,7 +298,23 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
                                           ArrayRef<int64_t>{1, 0})
                   .getResult()[0];
   }
-  site.matmul->setOperand(1, dequant);
+  if (computeType == weightType.getElementType()) {
+    site.matmul->setOperand(1, dequant);
+  } else {
+    // A bf16/f16 weight in an f32 matmul: the matmul's body extends its
+    // weight argument, so it is rebuilt for the f32 dequantized weight.
+    SmallVector<Value> inputs = {matmul.getInputs()[0], dequant};
+    linalg::MatmulOp rebuilt =
+        site.weightIsNK
+            ? linalg::MatmulTransposeBOp::create(b, matmul.getLoc(),
+                                                 matmul->getResultTypes(),
+                                                 inputs, matmul.getOutputs())
+            : linalg::MatmulOp::create(b, matmul.getLoc(),
+                                       matmul->getResultTypes(), inputs,
+                                       matmul.getOutputs());
+    matmul->replaceAllUsesWith(rebuilt);
+    matmul->erase();
+  }
   if (site.source->use_empty())
     site.source->erase();
   ++numQuantized;

@@ -346,6 +346,35 @@ TEST_F(ModelTest, HuggingFaceBf16ShardedMatchesLlama2cOnTheSameWeights) {
   }
 }
 
+TEST_F(ModelTest, RtnOnBf16WeightsDequantizesToF32) {
+  io::SyntheticModelOptions options;
+  ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
+  fs::create_directories(tmp);
+  std::string error, hfDir = (tmp / "hf16").string();
+  ASSERT_TRUE(io::writeSyntheticHf(hfDir, options, io::DType::BF16, 1, {},
+                                   &error))
+      << error;
+  auto floatRunner = compile(hfDir);
+  ASSERT_TRUE(floatRunner) << diagnostics;
+  auto q8 = compile(hfDir, "builtin.module(qnt-rtn{bits=8 "
+                           "granularity=per-channel symmetric=1 output=" +
+                               (tmp / "q8.safetensors").string() + "})");
+  ASSERT_TRUE(q8) << diagnostics;
+  // Every bf16 weight became an f32 dequantization feeding an f32 matmul.
+  std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6};
+  HostTensor a, b;
+  ASSERT_TRUE(succeeded(floatRunner->forward(tokens, 0, a)));
+  ASSERT_TRUE(succeeded(q8->forward(tokens, 0, b)));
+  int64_t n = tokens.size() * options.config.vocabSize;
+  double difference = relativeDifference(b.f32(), a.f32(), n);
+  // Quantized, so not equal; int8 per channel on these heavy-tailed,
+  // outlier-gained weights moves the logits by ~6.5%, while a wrong
+  // dequantization (bf16 bits read as f32, a transposed weight) moves them
+  // by O(1).
+  EXPECT_GT(difference, 0.0);
+  EXPECT_LT(difference, 0.15);
+}
+
 TEST_F(ModelTest, ImportedModuleNamesOneFunctionPerBlock) {
   io::SyntheticModelOptions options;
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
