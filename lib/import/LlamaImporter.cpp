@@ -553,8 +553,13 @@ mlir::qnt::importLlama(MLIRContext *context,
   Location loc = FileLineColLoc::get(context, sourcePath, 0, 0);
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   writeModelConfig(*module, checkpoint.config(), checkpoint.format());
-  for (const auto &file : checkpoint.files())
-    appendParamFile(*module, file->path());
+  // Absolute paths, so that the written module runs from any directory.
+  for (const auto &file : checkpoint.files()) {
+    llvm::SmallString<256> path(file->path());
+    llvm::sys::fs::make_absolute(path);
+    llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/true);
+    appendParamFile(*module, path);
+  }
 
   ModelBuilder builder(b, checkpoint);
   builder.buildEmbed(*module);
@@ -569,7 +574,7 @@ mlir::qnt::importLlama(MLIRContext *context,
 FailureOr<io::LlamaConfig> mlir::qnt::readModelConfig(ModuleOp module) {
   auto dict = module->getAttrOfType<DictionaryAttr>(kModelAttrName);
   if (!dict)
-    return module.emitError() << "the module has no '" << kModelAttrName
+    return emitError(module.getLoc()) << "the module has no '" << kModelAttrName
                               << "' attribute: it is not an imported model";
   io::LlamaConfig c;
   std::string missing;
@@ -600,14 +605,38 @@ FailureOr<io::LlamaConfig> mlir::qnt::readModelConfig(ModuleOp module) {
   if (!style && missing.empty())
     missing = "rope_style";
   if (!missing.empty())
-    return module.emitError() << "'" << kModelAttrName << "' lacks '"
+    return emitError(module.getLoc()) << "'" << kModelAttrName << "' lacks '"
                               << missing << "'";
   c.ropeStyle = style.getValue() == "interleaved" ? io::RopeStyle::Interleaved
                                                   : io::RopeStyle::HalfSplit;
   std::string problem = c.validate();
   if (!problem.empty())
-    return module.emitError() << "'" << kModelAttrName << "': " << problem;
+    return emitError(module.getLoc()) << "'" << kModelAttrName << "': " << problem;
   return c;
+}
+
+/// Relative entries of qnt.param_files that do not exist from the current
+/// directory but do next to `modulePath` are taken from there: a module
+/// and the parameter files written beside it move together.
+static void resolveParamFilesNextTo(ModuleOp module, StringRef modulePath) {
+  auto files = module->getAttrOfType<ArrayAttr>(kParamFilesAttrName);
+  if (!files)
+    return;
+  StringRef dir = llvm::sys::path::parent_path(modulePath);
+  SmallVector<Attribute> resolved;
+  for (Attribute entry : files) {
+    auto path = dyn_cast<StringAttr>(entry);
+    if (path && llvm::sys::path::is_relative(path.getValue()) &&
+        !llvm::sys::fs::exists(path.getValue()) && !dir.empty()) {
+      llvm::SmallString<256> candidate(dir);
+      llvm::sys::path::append(candidate, path.getValue());
+      if (llvm::sys::fs::exists(candidate))
+        entry = StringAttr::get(module.getContext(), candidate);
+    }
+    resolved.push_back(entry);
+  }
+  module->setAttr(kParamFilesAttrName,
+                  ArrayAttr::get(module.getContext(), resolved));
 }
 
 OwningOpRef<ModuleOp> mlir::qnt::loadModel(MLIRContext *context,
@@ -617,8 +646,9 @@ OwningOpRef<ModuleOp> mlir::qnt::loadModel(MLIRContext *context,
     loadImportDialects(context);
     OwningOpRef<ModuleOp> module =
         parseSourceFile<ModuleOp>(path, ParserConfig(context));
-    if (module && failed(readModelConfig(*module)))
+    if (!module || failed(readModelConfig(*module)))
       return nullptr;
+    resolveParamFilesNextTo(*module, path);
     return module;
   }
   std::string error;

@@ -581,7 +581,16 @@ LlamaCheckpoint::open(const std::string &path, std::string *error) {
       return true;
     };
 
-    if (!isDir && baseName(path) != "config.json") {
+    // Any file of a Hugging Face directory (config.json, a shard, the index)
+    // names that directory; everything else is a llama2.c checkpoint.
+    auto endsWith = [](const std::string &s, const std::string &suffix) {
+      return s.size() >= suffix.size() &&
+             s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    const bool isHfFile = baseName(path) == "config.json" ||
+                          endsWith(path, ".safetensors") ||
+                          endsWith(path, ".safetensors.index.json");
+    if (!isDir && !isHfFile) {
       // A llama2.c checkpoint: its reader has checked every tensor already.
       std::unique_ptr<Llama2cFile> file = Llama2cFile::open(path, error);
       if (!file)

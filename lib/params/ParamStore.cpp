@@ -23,7 +23,7 @@ FailureOr<ParamStore> ParamStore::open(ModuleOp module,
   if (Attribute attr = module->getAttr(kParamFilesAttrName)) {
     auto array = dyn_cast<ArrayAttr>(attr);
     if (!array || !llvm::all_of(array, llvm::IsaPred<StringAttr>))
-      return module.emitError() << kParamFilesAttrName
+      return emitError(module.getLoc()) << kParamFilesAttrName
                                 << " must be an array of file names";
     for (Attribute path : array)
       paths.push_back(cast<StringAttr>(path).str());
@@ -35,7 +35,8 @@ FailureOr<ParamStore> ParamStore::open(ModuleOp module,
     std::string error;
     std::unique_ptr<io::TensorFile> file = io::openTensorFile(path, &error);
     if (!file)
-      return module.emitError() << "cannot open parameter file: " << error;
+      return emitError(module.getLoc())
+             << "cannot open parameter file: " << error;
     store.files.push_back(std::move(file));
   }
   return store;

@@ -262,8 +262,9 @@ LogicalResult QntRtnPass::quantize(const WeightSite &site,
   std::string problem = nx::verifySpec(spec, rows, cols);
   if (!problem.empty())
     return matmul.emitOpError("qnt-rtn cannot store its ")
-           << rows << "x" << cols << " weight as " << nx::describe(spec)
-           << ": " << problem;
+           << rows << "x" << cols << " weight "
+           << (param ? "'" + param.getName().str() + "' " : std::string())
+           << "as " << nx::describe(spec) << ": " << problem;
   // The numerics reject what they cannot quantize (NaN/Inf weights, ranges
   // whose scale overflows) by throwing; report it on the weight's user.
   nx::EncodedMatrix encoded;

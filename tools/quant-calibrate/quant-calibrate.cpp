@@ -119,6 +119,9 @@ int main(int argc, char **argv) {
   ::qnt::registerAllDialects(registry);
   ::qnt::registerAllPasses();
   MLIRContext context(registry);
+  // Diagnostics name their location; printing the op would dump whole
+  // models.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
 

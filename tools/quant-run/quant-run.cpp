@@ -191,15 +191,27 @@ static int runPerplexity(ModelRunner &runner, const io::Tokenizer *tokenizer) {
                  << "], got " << context << "\n";
     return 1;
   }
-  llvm::outs() << llvm::formatv(
-      "protocol: documents split at '<|endoftext|>' lines and stripped, "
-      "encoded with BOS; chunks of at most {0} tokens, each from an empty KV "
-      "cache; every token after a chunk's first is scored\n",
-      context);
+  if (perplexityTokens.empty())
+    llvm::outs() << llvm::formatv(
+        "protocol: documents split at '<|endoftext|>' lines and stripped, "
+        "encoded with BOS; chunks of at most {0} tokens, each from an empty "
+        "KV cache; every token after a chunk's first is scored\n",
+        context);
+  else
+    llvm::outs() << llvm::formatv(
+        "protocol: token file, one document per line, ids as given (BOS "
+        "included only if present); chunks of at most {0} tokens, each from "
+        "an empty KV cache; every token after a chunk's first is scored\n",
+        context);
   FailureOr<PerplexityResult> result =
       evaluatePerplexity(runner, *documents, context);
   if (failed(result))
     return 1;
+  if (result->scored == 0) {
+    llvm::errs() << "quant-run: no token was scored: every chunk has a single "
+                    "token (documents of one token, or an empty file)\n";
+    return 1;
+  }
   llvm::outs() << llvm::formatv(
       "documents: {0}  chunks: {1}  tokens: {2}  scored: {3}\n"
       "mean NLL: {4:F6} nats/token\n"
@@ -229,6 +241,27 @@ static int runGenerate(ModelRunner &runner, const io::Tokenizer *tokenizer) {
   }
   if (tokens.empty()) {
     llvm::errs() << "quant-run: the prompt has no tokens\n";
+    return 1;
+  }
+  if (int64_t(tokens.size()) >= runner.config().maxSeqLen) {
+    llvm::errs() << "quant-run: the prompt has " << tokens.size()
+                 << " tokens; the context of " << runner.config().maxSeqLen
+                 << " leaves no room to generate\n";
+    return 1;
+  }
+  if (steps < 0) {
+    llvm::errs() << "quant-run: --steps must be >= 0, got " << steps << "\n";
+    return 1;
+  }
+  if (!(temperature >= 0.0f) || !std::isfinite(temperature.getValue())) {
+    llvm::errs() << "quant-run: --temperature must be a finite value >= 0, "
+                    "got "
+                 << temperature << "\n";
+    return 1;
+  }
+  if (!(topP > 0.0f && topP <= 1.0f)) {
+    llvm::errs() << "quant-run: --top-p must be in (0, 1], got " << topP
+                 << "\n";
     return 1;
   }
   Sampler sampler(temperature, topP, sampleSeed);
@@ -502,6 +535,9 @@ int main(int argc, char **argv) {
   ::qnt::registerAllDialects(registry);
   ::qnt::registerAllPasses();
   MLIRContext context(registry);
+  // Diagnostics name their location; printing the op would dump whole
+  // models.
+  context.printOpOnDiagnostic(false);
   context.loadAllAvailableDialects();
   if (demo) {
     SourceMgrDiagnosticHandler handler(*new llvm::SourceMgr, &context);

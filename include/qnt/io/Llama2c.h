@@ -1,7 +1,7 @@
 //===- Llama2c.h - llama2.c checkpoint files --------------------*- C++ -*-===//
 //
 // Reader and writer for the checkpoint format of Karpathy's llama2.c
-// (docs/Checkpoints.md has the byte layouts):
+// (docs/Models.md has the byte layouts):
 //   - legacy: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
 //     vocab_size, seq_len; a negative vocab_size means a separate
 //     classifier), then f32 tensors stacked over layers in the order
