@@ -47,7 +47,8 @@ FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
   if (failed(compiled))
     return failure();
   runner->compiled = std::move(*compiled);
-  if (failed(runner->compiled->bindParams(runner->store, runner->loc)))
+  if (failed(runner->checkSignatures()) ||
+      failed(runner->compiled->bindParams(runner->store, runner->loc)))
     return failure();
 
   auto cacheType = RankedTensorType::get({config->maxSeqLen, config->kvDim()},
@@ -98,8 +99,8 @@ LogicalResult ModelRunner::block(int64_t layer, HostTensor &x, int64_t pos,
                             {x, position, keyCaches[layer], valueCaches[layer]},
                             results, loc, *types)))
     return failure();
-  // Store the new keys and values (a no-op when bufferization already
-  // updated the cache in place).
+  // Store the new keys and values. Redundant when bufferization already
+  // inserted them into the cache argument in place, but correct either way.
   int64_t kvBytes = config_.kvDim() * sizeof(float);
   std::memcpy(keyCaches[layer].f32() + pos * config_.kvDim(),
               results[1].data(), rows * kvBytes);
@@ -110,6 +111,59 @@ LogicalResult ModelRunner::block(int64_t layer, HostTensor &x, int64_t pos,
     extra->assign(std::make_move_iterator(results.begin() + 3),
                   std::make_move_iterator(results.end()));
   return success();
+}
+
+/// True if `type` is f32 of `shape`, where -1 matches any size.
+static bool isF32Shaped(RankedTensorType type, ArrayRef<int64_t> shape) {
+  if (!type.getElementType().isF32() || type.getRank() != int64_t(shape.size()))
+    return false;
+  for (auto [have, want] : llvm::zip(type.getShape(), shape))
+    if (want != -1 && have != want)
+      return false;
+  return true;
+}
+
+LogicalResult ModelRunner::checkSignatures() const {
+  // A hand-edited .mlir may not follow the importer's contract; every
+  // buffer the runner reads or copies is checked here once.
+  const io::LlamaConfig &c = config_;
+  auto bad = [&](StringRef entry, const Twine &what) -> LogicalResult {
+    return emitError(loc) << "'" << entry << "' does not have the signature "
+                          << "of an imported model: " << what;
+  };
+  auto checkExtras = [&](const EntrySignature &sig,
+                         size_t first) -> LogicalResult {
+    for (size_t i = first; i < sig.results.size(); ++i)
+      if (!sig.results[i].getElementType().isF32())
+        return bad(sig.name, "result #" + Twine(i) + " is not f32");
+    return success();
+  };
+  const EntrySignature *embed = compiled->signature("embed");
+  if (embed->results.empty() ||
+      !isF32Shaped(embed->results[0], {-1, c.dim}))
+    return bad("embed", "its first result must be tensor<?x" + Twine(c.dim) +
+                            "xf32>");
+  for (int64_t layer = 0; layer < c.nLayers; ++layer) {
+    std::string name = mlir::qnt::blockFunctionName(layer);
+    const EntrySignature *block = compiled->signature(name);
+    if (block->inputs.size() != 4 || block->results.size() < 3 ||
+        !isF32Shaped(block->results[0], {-1, c.dim}) ||
+        !isF32Shaped(block->results[1], {-1, c.kvDim()}) ||
+        !isF32Shaped(block->results[2], {-1, c.kvDim()}) ||
+        !isF32Shaped(block->inputs[2], {c.maxSeqLen, c.kvDim()}) ||
+        !isF32Shaped(block->inputs[3], {c.maxSeqLen, c.kvDim()}))
+      return bad(name, "expected (x, pos, kcache, vcache) -> (x, k, v, ...) "
+                       "with dim " + Twine(c.dim) + " and kv dim " +
+                           Twine(c.kvDim()));
+    if (failed(checkExtras(*block, 3)))
+      return failure();
+  }
+  const EntrySignature *head = compiled->signature("head");
+  if (head->results.empty() ||
+      !isF32Shaped(head->results[0], {-1, c.vocabSize}))
+    return bad("head", "its first result must be tensor<?x" +
+                           Twine(c.vocabSize) + "xf32>");
+  return checkExtras(*head, 1);
 }
 
 FailureOr<SmallVector<RankedTensorType>>

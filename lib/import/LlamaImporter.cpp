@@ -607,8 +607,14 @@ FailureOr<io::LlamaConfig> mlir::qnt::readModelConfig(ModuleOp module) {
   if (!missing.empty())
     return emitError(module.getLoc()) << "'" << kModelAttrName << "' lacks '"
                               << missing << "'";
-  c.ropeStyle = style.getValue() == "interleaved" ? io::RopeStyle::Interleaved
-                                                  : io::RopeStyle::HalfSplit;
+  if (style.getValue() == "interleaved")
+    c.ropeStyle = io::RopeStyle::Interleaved;
+  else if (style.getValue() == "half_split")
+    c.ropeStyle = io::RopeStyle::HalfSplit;
+  else
+    return emitError(module.getLoc())
+           << "'" << kModelAttrName << "': unknown rope_style '"
+           << style.getValue() << "'; expected interleaved or half_split";
   std::string problem = c.validate();
   if (!problem.empty())
     return emitError(module.getLoc()) << "'" << kModelAttrName << "': " << problem;

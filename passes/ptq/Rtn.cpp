@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
 namespace mlir::qnt {
@@ -381,7 +382,12 @@ void QntRtnPass::runOnOperation() {
     module.emitError("qnt-rtn: ") << error;
     return signalPassFailure();
   }
-  appendParamFile(module, output);
+  // Recorded absolute, like the importer's checkpoint paths, so that the
+  // module runs from any directory.
+  llvm::SmallString<256> recorded(output);
+  llvm::sys::fs::make_absolute(recorded);
+  llvm::sys::path::remove_dots(recorded, /*remove_dot_dot=*/true);
+  appendParamFile(module, recorded);
 }
 
 } // namespace

@@ -129,7 +129,12 @@ int main(int argc, char **argv) {
                             {"pass_seconds", passSeconds},
                             {"total_seconds", seconds},
                             {"peak_rss_bytes", peak}};
-    std::ofstream(statsJson.getValue()) << stats.dump(2) << "\n";
+    std::ofstream out(statsJson.getValue());
+    out << stats.dump(2) << "\n";
+    if (!out.flush()) {
+      llvm::errs() << "quant-compile: cannot write " << statsJson << "\n";
+      return 1;
+    }
   }
   return 0;
 }

@@ -282,6 +282,7 @@ static int runGenerate(ModelRunner &runner, const io::Tokenizer *tokenizer) {
                        std::chrono::steady_clock::now() - start)
                        .count();
   llvm::outs() << "\n";
+  llvm::outs().flush();
   llvm::errs() << llvm::formatv("generated {0} tokens in {1:F2} s ({2:F1} "
                                 "tokens/s, {3})\n",
                                 produced->size(), seconds,
@@ -295,6 +296,12 @@ static int runModel(MLIRContext &context) {
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   bool wantsPerplexity = !perplexityText.empty() || !perplexityTokens.empty();
   bool wantsGeneration = !prompt.empty() || !promptTokens.empty();
+  if ((!perplexityText.empty() && !perplexityTokens.empty()) ||
+      (!prompt.empty() && !promptTokens.empty())) {
+    llvm::errs() << "quant-run: give text or token ids, not both (--perplexity "
+                    "/ --perplexity-tokens, --generate / --generate-tokens)\n";
+    return 1;
+  }
   if (wantsPerplexity == wantsGeneration) {
     llvm::errs() << "quant-run: with --model, give one of --perplexity, "
                     "--perplexity-tokens, --generate or --generate-tokens\n";

@@ -41,6 +41,8 @@ public:
 
 private:
   ModelRunner() = default;
+  /// Checks that the compiled functions have the importer's signatures.
+  mlir::LogicalResult checkSignatures() const;
   /// The result types of `entry` for a call on `rows` tokens: every
   /// dynamic dimension of an imported function's result is the row count.
   mlir::FailureOr<llvm::SmallVector<mlir::RankedTensorType>>
