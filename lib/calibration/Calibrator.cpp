@@ -163,15 +163,25 @@ void accumulate(Statistics &stats, const std::vector<Observation> &observations,
     RankedTensorType type = tensor.getType();
     int64_t channels = type.getShape().back();
     int64_t rows = type.getNumElements() / std::max<int64_t>(channels, 1);
-    for (const std::string &name : observation.names) {
-      LayerStatistics &layer = stats.layers[name];
-      layer.channels = channels;
-      layer.wantsAbsmax = observation.absmax;
-      layer.wantsMeanAbs = observation.meanAbs;
-      layer.wantsHessian = observation.hessian;
-      layer.accumulate(tensor.f32(), rows);
-    }
+    // Layers sharing an input (q/k/v, gate/up) share statistics: they are
+    // accumulated once, under the first name, and copied at the end.
+    LayerStatistics &layer = stats.layers[observation.names.front()];
+    layer.channels = channels;
+    layer.wantsAbsmax = observation.absmax;
+    layer.wantsMeanAbs = observation.meanAbs;
+    layer.wantsHessian = observation.hessian;
+    layer.accumulate(tensor.f32(), rows);
   }
+}
+
+/// Gives every layer that shared an observed input the statistics
+/// accumulated under the first of its names.
+void copySharedStatistics(Statistics &stats,
+                          const std::vector<Observation> &observations) {
+  for (const Observation &observation : observations)
+    for (size_t i = 1; i < observation.names.size(); ++i)
+      stats.layers[observation.names[i]] =
+          stats.layers[observation.names.front()];
 }
 
 /// A clone of `model` whose functions return their observed activations.
@@ -265,6 +275,9 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
     progress.update(++done, "head");
   }
   progress.finish();
+  for (const std::vector<Observation> &observations : blockObservations)
+    copySharedStatistics(stats, observations);
+  copySharedStatistics(stats, headObservations);
 
   int64_t tokens = 0;
   for (const auto &sequence : sequences)
