@@ -10,6 +10,7 @@
 
 #include "qnt/import/LlamaImporter.h"
 #include "dialects/qnt/QntDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -665,4 +666,15 @@ OwningOpRef<ModuleOp> mlir::qnt::loadModel(MLIRContext *context,
     return nullptr;
   }
   return importLlama(context, *checkpoint, path);
+}
+
+OwningOpRef<ModuleOp> mlir::qnt::loadModel(MLIRContext *context,
+                                           StringRef path,
+                                           StringRef pipeline) {
+  OwningOpRef<ModuleOp> module = loadModel(context, path);
+  if (!module || pipeline.empty())
+    return module;
+  if (failed(runPassPipeline(*module, pipeline)))
+    return nullptr;
+  return module;
 }

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/io/Corpus.h"
+#include "qnt/io/Tokenizer.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -167,6 +168,26 @@ std::vector<std::pair<int64_t, int64_t>> contextChunks(int64_t numTokens,
     begin = end;
   }
   return chunks;
+}
+
+bool loadDocuments(const std::string &path, bool tokenIds,
+                   const Tokenizer *tokenizer, int64_t vocabSize,
+                   std::vector<std::vector<int32_t>> *documents,
+                   std::string *error) {
+  std::string text;
+  if (!readTextFile(path, &text, error))
+    return false;
+  documents->clear();
+  if (tokenIds)
+    return parseTokenDocuments(text, vocabSize, path, documents, error);
+  if (!tokenizer) {
+    if (error)
+      *error = path + ": text needs a tokenizer (or give token ids)";
+    return false;
+  }
+  for (const std::string &doc : splitDocuments(text))
+    documents->push_back(tokenizer->encode(doc, /*bos=*/true, /*eos=*/false));
+  return true;
 }
 
 } // namespace qnt::io

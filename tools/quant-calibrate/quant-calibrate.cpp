@@ -66,47 +66,31 @@ static cl::opt<std::string> outputPath("o", cl::Required,
                                                 "(.safetensors)"),
                                        cl::cat(category));
 
-/// Loads `path` and runs `pipeline` on it.
-static OwningOpRef<ModuleOp> load(MLIRContext &context, StringRef path,
-                                  StringRef pipeline) {
-  OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&context, path);
-  if (!module || pipeline.empty())
-    return module;
-  if (failed(mlir::qnt::runPassPipeline(*module, pipeline)))
-    return nullptr;
-  return module;
-}
-
 static bool readDocuments(int64_t vocabSize,
                           std::vector<std::vector<int32_t>> &documents) {
   if (dataText.empty() == dataTokens.empty()) {
     llvm::errs() << "quant-calibrate: give one of --data or --data-tokens\n";
     return false;
   }
-  std::string text, error;
-  const std::string &path = dataText.empty() ? dataTokens : dataText;
-  if (!io::readTextFile(path, &text, &error)) {
-    llvm::errs() << "quant-calibrate: " << error << "\n";
-    return false;
+  std::string error;
+  std::unique_ptr<io::Tokenizer> tokenizer;
+  if (!dataText.empty()) {
+    if (tokenizerPath.empty()) {
+      llvm::errs() << "quant-calibrate: --data needs --tokenizer\n";
+      return false;
+    }
+    tokenizer = io::Tokenizer::open(tokenizerPath, vocabSize, &error);
+    if (!tokenizer) {
+      llvm::errs() << "quant-calibrate: " << error << "\n";
+      return false;
+    }
   }
-  if (!dataTokens.empty()) {
-    if (io::parseTokenDocuments(text, vocabSize, path, &documents, &error))
-      return true;
-    llvm::errs() << "quant-calibrate: " << error << "\n";
-    return false;
-  }
-  if (tokenizerPath.empty()) {
-    llvm::errs() << "quant-calibrate: --data needs --tokenizer\n";
-    return false;
-  }
-  auto tokenizer = io::Tokenizer::open(tokenizerPath, vocabSize, &error);
-  if (!tokenizer) {
-    llvm::errs() << "quant-calibrate: " << error << "\n";
-    return false;
-  }
-  for (const std::string &doc : io::splitDocuments(text))
-    documents.push_back(tokenizer->encode(doc, /*bos=*/true, /*eos=*/false));
-  return true;
+  bool tokenIds = !dataTokens.empty();
+  if (io::loadDocuments(tokenIds ? dataTokens : dataText, tokenIds,
+                        tokenizer.get(), vocabSize, &documents, &error))
+    return true;
+  llvm::errs() << "quant-calibrate: " << error << "\n";
+  return false;
 }
 
 int main(int argc, char **argv) {
@@ -146,7 +130,7 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  OwningOpRef<ModuleOp> model = load(context, modelPath, passPipeline);
+  OwningOpRef<ModuleOp> model = mlir::qnt::loadModel(&context, modelPath, passPipeline);
   if (!model)
     return 1;
   FailureOr<io::LlamaConfig> config = mlir::qnt::readModelConfig(*model);
@@ -160,7 +144,7 @@ int main(int argc, char **argv) {
   }
   OwningOpRef<ModuleOp> floatModel;
   if (stream == calib::Stream::Float &&
-      !(floatModel = load(context, floatModelPath, "")))
+      !(floatModel = mlir::qnt::loadModel(&context, floatModelPath)))
     return 1;
 
   std::vector<std::vector<int32_t>> documents;

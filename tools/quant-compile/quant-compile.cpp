@@ -90,10 +90,9 @@ int main(int argc, char **argv) {
   if (!module)
     return 1;
   double importSeconds = elapsed();
-  if (!passPipeline.empty()) {
-    if (failed(mlir::qnt::runPassPipeline(*module, passPipeline)))
-      return 1;
-  }
+  if (!passPipeline.empty() &&
+      failed(mlir::qnt::runPassPipeline(*module, passPipeline)))
+    return 1;
   double passSeconds = elapsed() - importSeconds;
 
   std::string error;

@@ -134,16 +134,6 @@ static cl::opt<uint64_t> sampleSeed("sample-seed",
 // --model
 //===----------------------------------------------------------------------===//
 
-/// Loads --model and runs --pass-pipeline on it.
-static OwningOpRef<ModuleOp> loadAndTransform(MLIRContext &context) {
-  OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&context, modelPath);
-  if (!module || passPipeline.empty())
-    return module;
-  if (failed(mlir::qnt::runPassPipeline(*module, passPipeline)))
-    return nullptr;
-  return module;
-}
-
 static std::unique_ptr<io::Tokenizer> openTokenizer(int64_t vocabSize) {
   if (tokenizerPath.empty()) {
     llvm::errs() << "quant-run: text input needs --tokenizer (or give token "
@@ -157,26 +147,17 @@ static std::unique_ptr<io::Tokenizer> openTokenizer(int64_t vocabSize) {
   return tokenizer;
 }
 
-/// The perplexity documents, as token ids with BOS.
+/// The perplexity documents, as token ids.
 static std::optional<std::vector<std::vector<int32_t>>>
 perplexityDocuments(int64_t vocabSize, const io::Tokenizer *tokenizer) {
-  std::string text, error;
-  const std::string &path =
-      perplexityText.empty() ? perplexityTokens : perplexityText;
-  if (!io::readTextFile(path, &text, &error)) {
+  std::vector<std::vector<int32_t>> documents;
+  std::string error;
+  bool tokenIds = !perplexityTokens.empty();
+  if (!io::loadDocuments(tokenIds ? perplexityTokens : perplexityText,
+                         tokenIds, tokenizer, vocabSize, &documents, &error)) {
     llvm::errs() << "quant-run: " << error << "\n";
     return std::nullopt;
   }
-  std::vector<std::vector<int32_t>> documents;
-  if (!perplexityTokens.empty()) {
-    if (!io::parseTokenDocuments(text, vocabSize, path, &documents, &error)) {
-      llvm::errs() << "quant-run: " << error << "\n";
-      return std::nullopt;
-    }
-    return documents;
-  }
-  for (const std::string &doc : io::splitDocuments(text))
-    documents.push_back(tokenizer->encode(doc, /*bos=*/true, /*eos=*/false));
   return documents;
 }
 
@@ -307,7 +288,8 @@ static int runModel(MLIRContext &context) {
                     "--perplexity-tokens, --generate or --generate-tokens\n";
     return 1;
   }
-  OwningOpRef<ModuleOp> module = loadAndTransform(context);
+  OwningOpRef<ModuleOp> module =
+      mlir::qnt::loadModel(&context, modelPath, passPipeline);
   if (!module)
     return 1;
   FailureOr<io::LlamaConfig> config = mlir::qnt::readModelConfig(*module);

@@ -54,6 +54,11 @@ FailureOr<::qnt::io::LlamaConfig> readModelConfig(ModuleOp module);
 /// when it is a .mlir/.mlirbc file produced by an earlier import.
 OwningOpRef<ModuleOp> loadModel(MLIRContext *context, llvm::StringRef path);
 
+/// loadModel, then runs `pipeline` on the module when it is not empty
+/// (anchored or bare, as runPassPipeline). Reports on the context.
+OwningOpRef<ModuleOp> loadModel(MLIRContext *context, llvm::StringRef path,
+                                llvm::StringRef pipeline);
+
 } // namespace mlir::qnt
 
 #endif // QNT_IMPORT_LLAMAIMPORTER_H

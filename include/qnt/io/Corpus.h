@@ -35,6 +35,16 @@ bool parseTokenDocuments(std::string_view text, int64_t vocabSize,
                          std::vector<std::vector<int32_t>> *documents,
                          std::string *error);
 
+class Tokenizer;
+
+/// Reads `path` as documents of token ids: a token file when `tokenIds`,
+/// else text split with splitDocuments and encoded with BOS by `tokenizer`
+/// (which text input requires). Errors name the file.
+bool loadDocuments(const std::string &path, bool tokenIds,
+                   const Tokenizer *tokenizer, int64_t vocabSize,
+                   std::vector<std::vector<int32_t>> *documents,
+                   std::string *error);
+
 /// The windows scored by the perplexity protocol: a document of n tokens
 /// (BOS included) is cut into consecutive chunks of at most `context`
 /// tokens; each chunk is evaluated from an empty cache and every token
