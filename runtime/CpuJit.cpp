@@ -73,6 +73,15 @@ struct Descriptor {
 
 CompiledModule::~CompiledModule() = default;
 
+/// Every public function with a body.
+static SmallVector<func::FuncOp> publicFunctions(ModuleOp module) {
+  SmallVector<func::FuncOp> functions;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (func.isPublic() && !func.isExternal())
+      functions.push_back(func);
+  return functions;
+}
+
 /// The functions to compile: `names`, or every public function with a body.
 static FailureOr<SmallVector<func::FuncOp>>
 findEntries(ModuleOp module, ArrayRef<std::string> names) {
@@ -84,9 +93,7 @@ findEntries(ModuleOp module, ArrayRef<std::string> names) {
     entries.push_back(func);
   }
   if (names.empty())
-    for (auto func : module.getOps<func::FuncOp>())
-      if (func.isPublic() && !func.isExternal())
-        entries.push_back(func);
+    entries = publicFunctions(module);
   if (entries.empty())
     return module.emitError() << "the module has no public function to run";
   return entries;
@@ -299,12 +306,11 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
   if (!entry.empty()) {
     entries.push_back(entry.str());
   } else {
-    for (auto func : module.getOps<func::FuncOp>())
-      if (func.isPublic() && !func.isExternal())
-        entries.push_back(func.getSymName().str());
-    if (entries.size() != 1)
-      return module.emitError() << "found " << entries.size()
+    SmallVector<func::FuncOp> candidates = publicFunctions(module);
+    if (candidates.size() != 1)
+      return module.emitError() << "found " << candidates.size()
                                 << " public functions; name one with --entry";
+    entries.push_back(candidates.front().getSymName().str());
   }
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
       CompiledModule::compile(module, entries);

@@ -123,7 +123,6 @@ private:
   Type f32;
   Location loc = UnknownLoc::get(b.getContext());
   Location funcLoc = UnknownLoc::get(b.getContext());
-  std::string checkpointPath;
 };
 
 func::FuncOp ModelBuilder::startFunction(ModuleOp module, StringRef name,

@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <map>
 
@@ -38,14 +39,8 @@ using detail::quote;
 
 namespace {
 
-constexpr TensorRole kGlobalRoles[] = {
-    TensorRole::TokEmbeddings, TensorRole::FinalNorm, TensorRole::Classifier};
-constexpr TensorRole kLayerRoles[] = {
-    TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
-    TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
-    TensorRole::W1,       TensorRole::W2, TensorRole::W3};
-constexpr int64_t kNumGlobalRoles = 3;
-constexpr int64_t kNumLayerRoles = 9;
+constexpr int64_t kNumGlobalRoles = std::size(kGlobalRoles);
+constexpr int64_t kNumLayerRoles = std::size(kLayerRoles);
 
 /// Position of a per-layer role among kLayerRoles (AttnNorm..W3 are
 /// consecutive enumerators).

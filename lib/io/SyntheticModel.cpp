@@ -380,12 +380,8 @@ std::vector<TensorItem> hfTensors(const LlamaConfig &config, DType dtype) {
     items.push_back({role, layer, hfTensorName(role, layer), shape, bytes});
   };
   add(TensorRole::TokEmbeddings, -1);
-  const TensorRole perLayer[] = {
-      TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
-      TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
-      TensorRole::W1,       TensorRole::W2, TensorRole::W3};
   for (int64_t l = 0; l < config.nLayers; ++l)
-    for (TensorRole role : perLayer)
+    for (TensorRole role : kLayerRoles)
       add(role, l);
   add(TensorRole::FinalNorm, -1);
   if (!config.tiedEmbeddings)

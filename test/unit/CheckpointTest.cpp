@@ -11,6 +11,7 @@
 #include "qnt/io/Llama2c.h"
 #include "qnt/io/Safetensors.h"
 #include "qnt/io/TensorFile.h"
+#include "support/TempDirTest.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -41,12 +42,6 @@ namespace {
 // Helpers
 //===----------------------------------------------------------------------===//
 
-constexpr TensorRole kGlobalRoles[] = {
-    TensorRole::TokEmbeddings, TensorRole::FinalNorm, TensorRole::Classifier};
-constexpr TensorRole kLayerRoles[] = {
-    TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
-    TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
-    TensorRole::W1,       TensorRole::W2, TensorRole::W3};
 
 /// dim 16, hidden 24, 2 layers, 4 heads of 4, 2 KV heads (GQA), vocab 32,
 /// context 8.
@@ -152,25 +147,9 @@ struct HfOptions {
   json configPatch = json::object();
 };
 
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public qnt::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") +
-                        "/qnt-checkpoint-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr) << std::strerror(errno);
-    dir_ = buf.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string pathOf(const std::string &name) const {
-    return dir_ + "/" + name;
-  }
+  CheckpointTest() : TempDirTest("qnt-checkpoint") {}
 
   static void writeFile(const std::string &path, const std::string &bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -297,7 +276,6 @@ protected:
     return error;
   }
 
-  std::string dir_;
 };
 
 /// Checks that every tensor of `file` (a llama2.c file of `config`) holds

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "support/ReferenceLlama.h"
+#include "support/TempDirTest.h"
 
 #include "passes/Passes.h"
 #include "qnt/InitAll.h"
@@ -31,7 +32,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include <unistd.h>
 
 namespace io = qnt::io;
 namespace fs = std::filesystem;
@@ -50,10 +50,10 @@ const std::string kStoriesTokenizer = kShared + "/models/stories260K/tok512.bin"
   GTEST_SKIP() << "../shared not found beside the checkout (" << kStoriesModel \
                << "); the stories260K tests need it"
 
-class ModelTest : public ::testing::Test {
+class ModelTest : public qnt::testing::TempDirTest {
 protected:
   static void SetUpTestSuite() { qnt::registerAllPasses(); }
-  ModelTest() : context(makeRegistry()) {
+  ModelTest() : TempDirTest("qnt-model-test"), context(makeRegistry()) {
     context.getDiagEngine().registerHandler([this](mlir::Diagnostic &d) {
       diagnostics += d.str() + "\n";
     });
@@ -86,9 +86,11 @@ protected:
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   std::string diagnostics;
-  fs::path tmp = fs::temp_directory_path() /
-                 ("qnt-model-test-" + std::to_string(::getpid()));
-  void TearDown() override { fs::remove_all(tmp); }
+  void SetUp() override {
+    TempDirTest::SetUp();
+    tmp = dir_;
+  }
+  fs::path tmp;
 };
 
 /// Largest |a - b| over the largest |b|.
@@ -212,7 +214,6 @@ TEST_F(ModelTest, StoriesInt8RtnLosesUnderOnePercent) {
   auto base = qnt::runtime::evaluatePerplexity(*floatRunner, docs, 512);
   ASSERT_TRUE(succeeded(base));
 
-  fs::create_directories(tmp);
   auto quantized = compile(
       kStoriesModel,
       "builtin.module(qnt-rtn{bits=8 granularity=per-channel symmetric=1 "
@@ -283,7 +284,6 @@ TEST_F(ModelTest, StoriesCalibrationHessianIsTheSumOfCapturedOuterProducts) {
   }
 
   // The statistics file round-trips through the safetensors reader.
-  fs::create_directories(tmp);
   std::string path = (tmp / "stats.safetensors").string();
   ASSERT_TRUE(stats->write(path, &error)) << error;
   auto file = io::SafetensorsFile::open(path, &error);
@@ -308,7 +308,6 @@ TEST_F(ModelTest, HuggingFaceBf16ShardedMatchesLlama2cOnTheSameWeights) {
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
   options.config.tiedEmbeddings = false;
   options.seed = 11;
-  fs::create_directories(tmp);
   std::string error;
   std::string hfDir = (tmp / "hf").string();
   std::string binPath = (tmp / "model.bin").string();
@@ -349,7 +348,6 @@ TEST_F(ModelTest, HuggingFaceBf16ShardedMatchesLlama2cOnTheSameWeights) {
 TEST_F(ModelTest, RtnOnBf16WeightsDequantizesToF32) {
   io::SyntheticModelOptions options;
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
-  fs::create_directories(tmp);
   std::string error, hfDir = (tmp / "hf16").string();
   ASSERT_TRUE(io::writeSyntheticHf(hfDir, options, io::DType::BF16, 1, {},
                                    &error))
@@ -378,7 +376,6 @@ TEST_F(ModelTest, RtnOnBf16WeightsDequantizesToF32) {
 TEST_F(ModelTest, ImportedModuleNamesOneFunctionPerBlock) {
   io::SyntheticModelOptions options;
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
-  fs::create_directories(tmp);
   std::string error, path = (tmp / "tiny.bin").string();
   ASSERT_TRUE(io::writeSyntheticLlama2c(path, options, 0, io::DType::F32,
                                         &error))
@@ -405,7 +402,6 @@ TEST_F(ModelTest, ImportedModuleNamesOneFunctionPerBlock) {
 TEST_F(ModelTest, OutOfVocabularyTokenIsALocatedError) {
   io::SyntheticModelOptions options;
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
-  fs::create_directories(tmp);
   std::string error, path = (tmp / "tiny.bin").string();
   ASSERT_TRUE(io::writeSyntheticLlama2c(path, options, 1, io::DType::F32,
                                         &error));

@@ -17,6 +17,7 @@
 #include "qnt/io/Llama2c.h"
 #include "qnt/io/Safetensors.h"
 #include "qnt/io/Tokenizer.h"
+#include "support/TempDirTest.h"
 
 #include <gtest/gtest.h>
 
@@ -44,12 +45,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const TensorRole kGlobalRoles[] = {
-    TensorRole::TokEmbeddings, TensorRole::FinalNorm, TensorRole::Classifier};
-const TensorRole kLayerRoles[] = {
-    TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
-    TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
-    TensorRole::W1,       TensorRole::W2, TensorRole::W3};
 
 int64_t product(const std::vector<int64_t> &shape) {
   int64_t n = 1;
@@ -142,21 +137,9 @@ uint16_t toBfloat(float f) {
   return uint16_t(bits >> 16);
 }
 
-class ReferenceLlamaTest : public ::testing::Test {
+class ReferenceLlamaTest : public qnt::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(tmp && *tmp ? tmp : "/tmp") + "/qnt-reference-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr) << std::strerror(errno);
-    dir_ = buf.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  ReferenceLlamaTest() : TempDirTest("qnt-reference") {}
 
   std::unique_ptr<LlamaCheckpoint> writeAndOpenLlama2c(const TinyWeights &w,
                                                        const std::string &name,
@@ -235,7 +218,6 @@ protected:
     return checkpoint;
   }
 
-  std::string dir_;
 };
 
 //===----------------------------------------------------------------------===//

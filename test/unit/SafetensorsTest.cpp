@@ -1,6 +1,7 @@
 //===- SafetensorsTest.cpp - Tests for qnt::io safetensors I/O ------------===//
 
 #include "qnt/io/Safetensors.h"
+#include "support/TempDirTest.h"
 
 #include <gtest/gtest.h>
 
@@ -45,25 +46,9 @@ template <typename T> std::string rawBytes(const std::vector<T> &v) {
                      v.size() * sizeof(T));
 }
 
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public qnt::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") +
-                        "/qnt-safetensors-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr) << std::strerror(errno);
-    dir_ = buf.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string pathOf(const std::string &name) const {
-    return dir_ + "/" + name;
-  }
+  SafetensorsTest() : TempDirTest("qnt-safetensors") {}
 
   static void writeFile(const std::string &path, const std::string &bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -107,7 +92,6 @@ protected:
     return file;
   }
 
-  std::string dir_;
 };
 
 #define EXPECT_OPEN_FAILS(bytes, substring)                                    \

@@ -12,6 +12,7 @@
 #include "qnt/io/Llama.h"
 #include "qnt/io/Llama2c.h"
 #include "qnt/io/Safetensors.h"
+#include "support/TempDirTest.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -137,28 +138,10 @@ std::string slurp(const std::string &path) {
                      std::istreambuf_iterator<char>());
 }
 
-class SyntheticModelTest : public ::testing::Test {
+class SyntheticModelTest : public qnt::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(tmp && *tmp ? tmp : "/tmp") + "/qnt-synthetic-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr) << std::strerror(errno);
-    dir_ = buf.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string dir_;
+  SyntheticModelTest() : TempDirTest("qnt-synthetic") {}
 };
-
-const TensorRole kLayerRoles[] = {
-    TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
-    TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
-    TensorRole::W1,       TensorRole::W2, TensorRole::W3};
 
 //===----------------------------------------------------------------------===//
 // Presets and values

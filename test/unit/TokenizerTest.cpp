@@ -9,6 +9,7 @@
 
 #include "qnt/io/Tokenizer.h"
 #include "qnt/io/Corpus.h"
+#include "support/TempDirTest.h"
 
 #include <gtest/gtest.h>
 
@@ -103,21 +104,9 @@ std::vector<Piece> handPieces() {
   return pieces;
 }
 
-class TokenizerTest : public ::testing::Test {
+class TokenizerTest : public qnt::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(tmp && *tmp ? tmp : "/tmp") + "/qnt-tokenizer-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr) << std::strerror(errno);
-    dir_ = buf.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  TokenizerTest() : TempDirTest("qnt-tokenizer") {}
   std::string writeFile(const std::string &name, const std::string &bytes) {
     std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << bytes;
@@ -131,7 +120,6 @@ protected:
     EXPECT_NE(tok, nullptr) << error;
     return tok;
   }
-  std::string dir_;
 };
 
 std::vector<int32_t> ids(std::initializer_list<int32_t> l) { return l; }

@@ -68,6 +68,15 @@ enum class TensorRole {
   Classifier,    ///< [vocab, dim]; the embedding when tied
 };
 
+/// The roles stored once per model and once per layer, in the order
+/// checkpoints list them.
+inline constexpr TensorRole kGlobalRoles[] = {
+    TensorRole::TokEmbeddings, TensorRole::FinalNorm, TensorRole::Classifier};
+inline constexpr TensorRole kLayerRoles[] = {
+    TensorRole::AttnNorm, TensorRole::Wq, TensorRole::Wk,
+    TensorRole::Wv,       TensorRole::Wo, TensorRole::FfnNorm,
+    TensorRole::W1,       TensorRole::W2, TensorRole::W3};
+
 bool isPerLayer(TensorRole role);
 /// "wq", "attn_norm", ... (for messages).
 const char *roleName(TensorRole role);
