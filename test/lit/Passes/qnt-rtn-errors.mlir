@@ -24,6 +24,10 @@
 // No -o output is left after the failure.
 // RUN: not test -e %t/out.mlir
 
+// An unknown policy for indivisible groups.
+// RUN: not quant-opt %t/const.mlir --qnt-rtn="indivisible-groups=maybe" 2>&1 | FileCheck %s --check-prefix=INDIV
+// INDIV: error: qnt-rtn: unknown indivisible-groups 'maybe'; expected error or per-channel
+
 // One bit.
 // RUN: not quant-opt %t/const.mlir --qnt-rtn="bits=1" 2>&1 | FileCheck %s --check-prefix=BITS1
 // BITS1: error: qnt-rtn: bits must be in 2..8, got
