@@ -14,6 +14,24 @@
 #include "mlir/Pass/PassManager.h"
 
 namespace mlir {
+namespace bufferization {
+class BufferizationDialect;
+} // namespace bufferization
+namespace gpu {
+class GPUDialect;
+} // namespace gpu
+namespace LLVM {
+class LLVMDialect;
+} // namespace LLVM
+namespace memref {
+class MemRefDialect;
+} // namespace memref
+namespace NVVM {
+class NVVMDialect;
+} // namespace NVVM
+namespace vector {
+class VectorDialect;
+} // namespace vector
 namespace linalg {
 class LinalgDialect;
 } // namespace linalg
@@ -38,12 +56,44 @@ llvm::StringRef getCpuPipeline();
 /// Adds `qnt-cpu-pipeline` to `pm` (on a module).
 LogicalResult buildCpuPipeline(OpPassManager &pm);
 
+/// Where code for NVIDIA GPUs goes and how it is packaged.
+struct GpuTargetOptions {
+  /// One binary image per chip ("sm_80", "sm_90", ...).
+  std::vector<std::string> chips = {"sm_80"};
+  /// PTX ISA features; LLVM's default PTX 6.0 cannot target sm_80+.
+  std::string features = "+ptx80";
+  /// gpu-module-to-binary format: bin (cubin via ptxas), isa (PTX text),
+  /// fatbin, or llvm.
+  std::string format = "bin";
+  /// CUDA toolkit root holding bin/ptxas; empty uses the toolkit found
+  /// when quant-mlir was configured (getDefaultCudaToolkitPath()).
+  std::string toolkit;
+  int optLevel = 3;
+};
+
+/// The CUDA toolkit found at configure time ("" if none was found).
+llvm::StringRef getDefaultCudaToolkitPath();
+
+/// The device half of the GPU pipeline as a textual pipeline: attach one
+/// NVVM target per chip, lower every gpu.module to NVVM and serialize it
+/// with gpu-module-to-binary (LLVM NVPTX, then ptxas for cubins).
+std::string getGpuDevicePipeline(const GpuTargetOptions &target);
+
+/// The whole GPU pipeline `qnt-gpu-pipeline` as a textual pipeline: from
+/// tensors with qnt ops to LLVM host code launching cubins.
+/// `matmulOptions` are qnt-lower-matmul-gpu's options ("gemv-warps=8").
+std::string getGpuPipeline(const GpuTargetOptions &target,
+                           llvm::StringRef matmulOptions = "");
+
 /// Runs a textual pipeline on `module`: either anchored
 /// ("builtin.module(qnt-rtn{...},func.func(...))", as mlir-opt's
 /// --pass-pipeline) or a bare list of module-level elements
 /// ("qnt-rtn{...},func.func(...)"). Parse errors are reported on the
 /// module.
 LogicalResult runPassPipeline(ModuleOp module, StringRef pipeline);
+
+/// Registers `qnt-gpu-pipeline` (called by registerQntPasses).
+void registerGpuPipeline();
 
 /// Registers every qnt pass and the qnt pipelines.
 void registerQntPasses();

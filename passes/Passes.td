@@ -198,4 +198,68 @@ def QntLowerMatmulFused
   ];
 }
 
+def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lowers qnt.matmul to fused dequantize GPU kernels";
+  let description = [{
+    Replaces every `qnt.matmul` by launches of GPU kernels that dequantize
+    the packed weight in registers (GEMV) or on its way into shared memory
+    (GEMM), added to the `gpu.module @qnt_kernels`. The kernels contain no
+    per-encoding code of their own: they call the encoding's
+    `emitDequantElement` hook, so every encoding is supported.
+
+    - GEMV (decode): one warp per output column, lanes stream runs of
+      `gemv-elements-per-lane` packed inputs, warp-shuffle reduction.
+      Variants keep R = 1, 2, 4, ... `gemv-max-rows` activation rows in
+      flight.
+    - GEMM (prefill): `gemm-tile-m` x `gemm-tile-n` block tiles, k-steps
+      of `gemm-tile-k`; tensor cores (`mma.sync` m16n8k16) for f16 and
+      bf16 activations, FMAs for f32 activations (rounding an f32
+      program's operands to f16 or tf32 would change its numerics).
+
+    With `strategy=auto` the kernel is chosen by M (at run time when M is
+    dynamic): the smallest GEMV variant holding M when M <= gemv-max-rows,
+    else the GEMM. Operands are taken with `bufferization.to_buffer`; the
+    result is a new buffer (`memref.alloc`) that the kernel fills. Host
+    buffers must therefore be device-accessible (docs/GpuCodegen.md).
+
+    ```mlir
+    %y = qnt.matmul %x, %codes, %scales, %zeros {encoding = #int4_g128}
+        : (tensor<?x4096xf16>, ...) -> tensor<?x14336xf16>
+    // becomes (sketch)
+    %m = memref.dim %xb, %c0
+    scf.if %m <= 1 { gpu.launch_func @qnt_kernels::@matmul0_gemv_r1 ... }
+    else ... { gpu.launch_func @qnt_kernels::@matmul0_gemm ... }
+    ```
+  }];
+  let options = [
+    Option<"strategy", "strategy", "std::string", /*default=*/"\"auto\"",
+           "Kernel choice: auto (by M), gemv or gemm">,
+    Option<"gemvMaxRows", "gemv-max-rows", "int64_t", /*default=*/"16",
+           "Largest M served by a GEMV kernel under strategy=auto">,
+    Option<"gemvWarps", "gemv-warps", "int64_t", /*default=*/"4",
+           "Warps (output columns) per GEMV block">,
+    Option<"gemvElementsPerLane", "gemv-elements-per-lane", "int64_t",
+           /*default=*/"8",
+           "Consecutive inputs a GEMV lane dequantizes per step (multiple "
+           "of 8)">,
+    Option<"gemmTileM", "gemm-tile-m", "int64_t", /*default=*/"64",
+           "GEMM block tile rows (multiple of 32)">,
+    Option<"gemmTileN", "gemm-tile-n", "int64_t", /*default=*/"64",
+           "GEMM block tile columns (multiple of 32)">,
+    Option<"gemmTileK", "gemm-tile-k", "int64_t", /*default=*/"32",
+           "GEMM k-step (multiple of 16)">
+  ];
+  let statistics = [
+    Statistic<"numLowered", "matmuls-lowered", "qnt.matmul ops lowered">,
+    Statistic<"numKernels", "kernels-built", "GPU kernels built">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // QNT_PASSES_TD

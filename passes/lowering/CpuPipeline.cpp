@@ -67,6 +67,7 @@ LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
 
 void mlir::qnt::registerQntPasses() {
   registerQntAllPasses();
+  registerGpuPipeline();
   PassPipelineRegistration<>(
       "qnt-cpu-pipeline",
       "Lowers tensors with qnt ops to the LLVM dialect for the CPU, "

@@ -24,3 +24,11 @@ shared = os.path.join(os.path.dirname(config.qnt_src_root), "shared")
 if os.path.isdir(shared):
     config.available_features.add("shared-data")
     config.substitutions.append(("%shared", shared))
+
+# GPU code generation: kernels are serialized with the CUDA toolkit's ptxas
+# (found at configure time). lit strips the environment, so CUDA_HOME is
+# passed on explicitly for gpu-module-to-binary.
+toolkit = config.qnt_cuda_toolkit
+if toolkit and os.path.isfile(os.path.join(toolkit, "bin", "ptxas")):
+    config.available_features.add("ptxas")
+    config.environment["CUDA_HOME"] = toolkit

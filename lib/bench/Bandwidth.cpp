@@ -1,0 +1,329 @@
+//===- Bandwidth.cpp - Host memory bandwidth measured in the run ----------===//
+
+#include "qnt/bench/Bandwidth.h"
+#include "qnt/bench/Stats.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <new>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace qnt::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kLineDoubles = 64 / sizeof(double);
+constexpr size_t kMinDefaultBytes = size_t(256) << 20;
+
+/// The scalar of scale and triad. STREAM uses 3, which multiplies the
+/// values by 15 per repetition (a' = (2s + s^2) a) and overflows after a
+/// few hundred; 0.42 grows them by 1.64% per repetition, which stays finite
+/// (and far from denormals) for kMaxRepetitions yet changes every value in
+/// every repetition, so that the final check catches a kernel that skipped
+/// part of its work. The value does not affect the speed of the kernels.
+constexpr double kScalar = 0.42;
+constexpr int kMaxRepetitions = 10000;
+
+enum Kernel { Copy, Scale, Add, Triad, Read, NumKernels };
+
+/// Arrays the STREAM convention counts for each kernel.
+constexpr int kArraysMoved[NumKernels] = {2, 2, 3, 3, 1};
+
+/// An anonymous mapping: its pages are not touched (hence not placed) until
+/// a thread writes them, which is what makes first touch per thread work.
+/// A std::vector would zero them all from the allocating thread.
+class MappedArray {
+public:
+  explicit MappedArray(size_t count) : bytes_(count * sizeof(double)) {
+    void *p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      throw std::bad_alloc();
+    data_ = static_cast<double *>(p);
+  }
+  MappedArray(const MappedArray &) = delete;
+  MappedArray &operator=(const MappedArray &) = delete;
+  ~MappedArray() { ::munmap(data_, bytes_); }
+  double *data() const { return data_; }
+
+private:
+  double *data_ = nullptr;
+  size_t bytes_;
+};
+
+/// A reusable barrier for C++17 (std::barrier is C++20). Waiters block on a
+/// condition variable: with more threads than cores a spinning waiter
+/// would steal the core of the thread it is waiting for. cancel() releases
+/// every waiter, now and later, so that a failed start cannot strand the
+/// threads that did start.
+class Barrier {
+public:
+  explicit Barrier(int count) : count_(count) {}
+
+  /// Returns false if the barrier was cancelled.
+  bool wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (cancelled_)
+      return false;
+    const uint64_t generation = generation_;
+    if (++waiting_ == count_) {
+      waiting_ = 0;
+      ++generation_;
+      cv_.notify_all();
+      return true;
+    }
+    cv_.wait(lock,
+             [&] { return cancelled_ || generation_ != generation; });
+    return generation_ != generation;
+  }
+
+  void cancel() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  const int count_;
+  int waiting_ = 0;
+  uint64_t generation_ = 0;
+  bool cancelled_ = false;
+};
+
+/// What every element of the arrays holds after a number of repetitions,
+/// computed with the same scalar operations as the kernels. The last read
+/// sums `a`, so it must equal a times the elements summed.
+struct Expected {
+  double a = 1, b = 2, c = 0;
+};
+
+Expected expectedAfter(int repetitions) {
+  Expected e;
+  for (int r = 0; r < repetitions; ++r) {
+    e.c = e.a;
+    e.b = kScalar * e.c;
+    e.c = e.a + e.b;
+    e.a = e.b + kScalar * e.c;
+  }
+  return e;
+}
+
+bool near(double value, double expected) {
+  // FMA contraction and rounding drift are far below this; a wrong index or
+  // a skipped partition is not.
+  return std::fabs(value - expected) <= 1e-9 * std::fabs(expected) + 1e-12;
+}
+
+/// Sum of [p, p + n) as four interleaved streams of two accumulators each.
+/// Several streams keep more cache-line misses in flight than the hardware
+/// prefetcher sustains for one sequential stream, which is the difference
+/// between one core's single-stream and attainable read bandwidth (and how
+/// a GEMV reads several weight rows at once); independent accumulators keep
+/// the adds off the critical path.
+double sumStreams(const double *p, size_t n) {
+  constexpr size_t kStreams = 4;
+  const size_t len = n / kStreams;
+  const double *s0 = p, *s1 = p + len, *s2 = p + 2 * len, *s3 = p + 3 * len;
+  double a0 = 0, a1 = 0, b0 = 0, b1 = 0, c0 = 0, c1 = 0, d0 = 0, d1 = 0;
+  size_t i = 0;
+  for (; i + 2 <= len; i += 2) {
+    a0 += s0[i];
+    a1 += s0[i + 1];
+    b0 += s1[i];
+    b1 += s1[i + 1];
+    c0 += s2[i];
+    c1 += s2[i + 1];
+    d0 += s3[i];
+    d1 += s3[i + 1];
+  }
+  for (; i < len; ++i) {
+    a0 += s0[i];
+    b0 += s1[i];
+    c0 += s2[i];
+    d0 += s3[i];
+  }
+  for (size_t j = kStreams * len; j < n; ++j)
+    a1 += p[j];
+  return ((a0 + a1) + (b0 + b1)) + ((c0 + c1) + (d0 + d1));
+}
+
+/// Per-thread verdicts, padded to their own cache lines so that the threads
+/// writing them do not share one.
+struct alignas(64) ThreadSlot {
+  bool valid = false;
+};
+
+} // namespace
+
+int hardwareThreads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0)
+      return n;
+  }
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+size_t defaultStreamBytes() {
+  const size_t llc = lastLevelCacheBytes();
+  size_t bytes = std::max(kMinDefaultBytes, llc * 4);
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long pageSize = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && pageSize > 0) {
+    const size_t physical = static_cast<size_t>(pages) *
+                            static_cast<size_t>(pageSize);
+    bytes = std::min(bytes, physical / 8);
+  }
+  return bytes;
+}
+
+StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
+                                  int repetitions) {
+  if (bytesPerArray == 0)
+    bytesPerArray = defaultStreamBytes();
+  const size_t numThreads =
+      static_cast<size_t>(threads > 0 ? threads : hardwareThreads());
+  const int reps = std::clamp(repetitions, 1, kMaxRepetitions);
+
+  // Whole cache lines per thread, so that no two threads write one line.
+  const size_t perThread = std::max<size_t>(
+      bytesPerArray / sizeof(double) / numThreads / kLineDoubles *
+          kLineDoubles,
+      kLineDoubles);
+  const size_t n = perThread * numThreads;
+  MappedArray arrayA(n), arrayB(n), arrayC(n);
+  double *const a = arrayA.data();
+  double *const b = arrayB.data();
+  double *const c = arrayC.data();
+
+  const size_t numSlots = static_cast<size_t>(reps) * NumKernels * numThreads;
+  std::vector<Clock::time_point> starts(numSlots), ends(numSlots);
+  std::vector<ThreadSlot> slots(numThreads);
+  const Expected expected = expectedAfter(reps);
+  const double s = kScalar;
+  Barrier barrier(static_cast<int>(numThreads));
+
+  auto worker = [&](size_t t) {
+    const size_t lo = t * perThread, hi = lo + perThread;
+    // First touch: this thread's pages of all three arrays.
+    for (size_t i = lo; i < hi; ++i) {
+      a[i] = 1.0;
+      b[i] = 2.0;
+      c[i] = 0.0;
+    }
+    double sum = 0;
+    for (int r = 0; r < reps; ++r) {
+      for (int k = 0; k < NumKernels; ++k) {
+        if (!barrier.wait())
+          return;
+        const size_t slot = (static_cast<size_t>(r) * NumKernels + k) *
+                                numThreads + t;
+        starts[slot] = Clock::now();
+        switch (k) {
+        case Copy:
+          // GCC may turn this loop into memcpy, as it does in STREAM.
+          for (size_t i = lo; i < hi; ++i)
+            c[i] = a[i];
+          break;
+        case Scale:
+          for (size_t i = lo; i < hi; ++i)
+            b[i] = s * c[i];
+          break;
+        case Add:
+          for (size_t i = lo; i < hi; ++i)
+            c[i] = a[i] + b[i];
+          break;
+        case Triad:
+          for (size_t i = lo; i < hi; ++i)
+            a[i] = b[i] + s * c[i];
+          break;
+        case Read:
+          sum = sumStreams(a + lo, perThread);
+          break;
+        }
+        ends[slot] = Clock::now();
+      }
+    }
+    // Only this thread wrote its partitions, so it can check them without
+    // waiting for the others.
+    bool ok = near(sum, expected.a * static_cast<double>(perThread));
+    for (size_t i = lo; ok && i < hi; ++i)
+      ok = near(a[i], expected.a) && near(b[i], expected.b) &&
+           near(c[i], expected.c);
+    slots[t].valid = ok;
+  };
+
+  std::vector<std::thread> pool;
+  pool.reserve(numThreads - 1);
+  try {
+    for (size_t t = 1; t < numThreads; ++t)
+      pool.emplace_back(worker, t);
+  } catch (...) {
+    barrier.cancel();
+    for (std::thread &th : pool)
+      th.join();
+    throw;
+  }
+  worker(0); // The calling thread is thread 0.
+  for (std::thread &th : pool)
+    th.join();
+
+  // STREAM's convention: the best time, skipping the first repetition
+  // (page faults, frequency ramp) when there is another.
+  const int firstCounted = reps > 1 ? 1 : 0;
+  double gbs[NumKernels] = {};
+  StreamResult result;
+  static_assert(sizeof(result.bestSeconds) == NumKernels * sizeof(double),
+                "one best time per kernel");
+  for (int k = 0; k < NumKernels; ++k) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int r = firstCounted; r < reps; ++r) {
+      const size_t base = (static_cast<size_t>(r) * NumKernels + k) *
+                          numThreads;
+      Clock::time_point start = starts[base], end = ends[base];
+      for (size_t t = 1; t < numThreads; ++t) {
+        start = std::min(start, starts[base + t]);
+        end = std::max(end, ends[base + t]);
+      }
+      best = std::min(best, std::chrono::duration<double>(end - start).count());
+    }
+    const double bytes = static_cast<double>(kArraysMoved[k]) *
+                         static_cast<double>(n * sizeof(double));
+    if (best > 0 && std::isfinite(best)) {
+      gbs[k] = bytes / best / 1e9;
+      result.bestSeconds[k] = best;
+    }
+  }
+
+  result.copyGBs = gbs[Copy];
+  result.scaleGBs = gbs[Scale];
+  result.addGBs = gbs[Add];
+  result.triadGBs = gbs[Triad];
+  result.readGBs = gbs[Read];
+  result.threads = static_cast<int>(numThreads);
+  result.bytesPerArray = n * sizeof(double);
+  result.repetitions = reps;
+  result.valid = std::all_of(slots.begin(), slots.end(),
+                             [](const ThreadSlot &s) { return s.valid; });
+  return result;
+}
+
+} // namespace qnt::bench

@@ -1,0 +1,124 @@
+//===- GpuPipeline.cpp - qnt-gpu-pipeline -----------------------*- C++ -*-===//
+//
+// The NVIDIA GPU pipeline, spelled as textual pipelines (like
+// qnt-cpu-pipeline) so that `quant-opt --qnt-gpu-pipeline` and the runtime
+// run the same passes. Kernels go NVVM -> PTX (LLVM NVPTX) -> cubin
+// (ptxas from the CUDA toolkit), one image per chip.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+
+#ifndef QNT_CUDA_TOOLKIT_DIR
+#define QNT_CUDA_TOOLKIT_DIR ""
+#endif
+
+llvm::StringRef mlir::qnt::getDefaultCudaToolkitPath() {
+  return QNT_CUDA_TOOLKIT_DIR;
+}
+
+std::string mlir::qnt::getGpuDevicePipeline(const GpuTargetOptions &target) {
+  std::string pipeline;
+  llvm::raw_string_ostream os(pipeline);
+  // nvvm-attach-target appends a target per run: one image per chip.
+  for (const std::string &chip : target.chips)
+    os << "nvvm-attach-target{chip=" << chip << " features=" << target.features
+       << " O=" << target.optLevel << "},";
+  std::string toolkit = target.toolkit.empty()
+                            ? getDefaultCudaToolkitPath().str()
+                            : target.toolkit;
+  // Kernels use scf; lower it before convert-gpu-to-nvvm, which does not.
+  os << "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
+        "reconcile-unrealized-casts),"
+     << "gpu-module-to-binary{format=" << target.format;
+  if (!toolkit.empty())
+    os << " toolkit=" << toolkit;
+  os << "}";
+  return pipeline;
+}
+
+std::string mlir::qnt::getGpuPipeline(const GpuTargetOptions &target,
+                                      llvm::StringRef matmulOptions) {
+  std::string pipeline = "qnt-lower-matmul-gpu";
+  if (!matmulOptions.trim().empty())
+    pipeline += "{" + matmulOptions.trim().str() + "}";
+  // The host half is the CPU pipeline's bufferization and LLVM lowering
+  // (remaining qnt ops get their reference lowering and run on the host),
+  // with gpu-to-llvm turning launches into mgpu* runtime calls. Results are
+  // returned as memrefs the caller owns. buffer-deallocation-pipeline is
+  // left out: it rejects gpu.launch_func, whose memory effects are unknown
+  // (docs/GpuCodegen.md, "Host code").
+  pipeline += ",func.func(qnt-lower-to-linalg),"
+              "canonicalize,"
+              "one-shot-bufferize{bufferize-function-boundaries "
+              "function-boundary-type-conversion=identity-layout-map},"
+              "convert-bufferization-to-memref,"
+              "func.func(convert-linalg-to-loops),";
+  pipeline += getGpuDevicePipeline(target) + ",";
+  pipeline += "convert-scf-to-cf,"
+              "expand-strided-metadata,"
+              "lower-affine,"
+              "finalize-memref-to-llvm,"
+              "convert-math-to-llvm,"
+              "convert-arith-to-llvm,"
+              "convert-func-to-llvm,"
+              "convert-cf-to-llvm,"
+              "convert-index-to-llvm,"
+              "gpu-to-llvm,"
+              "convert-ub-to-llvm,"
+              "reconcile-unrealized-casts";
+  return pipeline;
+}
+
+namespace {
+
+/// Options of `qnt-gpu-pipeline` (quant-opt --qnt-gpu-pipeline="...").
+struct GpuPipelineOptions : PassPipelineOptions<GpuPipelineOptions> {
+  ListOption<std::string> chips{*this, "chips",
+                                llvm::cl::desc("Target chips (one binary "
+                                               "image each), e.g. "
+                                               "sm_80,sm_90")};
+  Option<std::string> features{*this, "features",
+                               llvm::cl::desc("PTX features"),
+                               llvm::cl::init("+ptx80")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel image format: bin (cubin), isa (PTX), fatbin "
+                     "or llvm"),
+      llvm::cl::init("bin")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit root holding bin/ptxas (default: the "
+                     "one found at configure time)")};
+  Option<std::string> matmul{
+      *this, "matmul",
+      llvm::cl::desc("Options of qnt-lower-matmul-gpu, e.g. "
+                     "'gemv-warps=8 gemm-tile-k=64'")};
+};
+
+} // namespace
+
+void mlir::qnt::registerGpuPipeline() {
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "qnt-gpu-pipeline",
+      "Lowers tensors with qnt ops to LLVM host code launching fused "
+      "dequantize GPU kernels, serialized per chip with ptxas",
+      [](OpPassManager &pm, const GpuPipelineOptions &options) {
+        GpuTargetOptions target;
+        if (!options.chips.empty())
+          target.chips.assign(options.chips.begin(), options.chips.end());
+        target.features = options.features;
+        target.format = options.format;
+        target.toolkit = options.toolkit;
+        std::string pipeline = getGpuPipeline(target, options.matmul);
+        if (failed(parsePassPipeline(pipeline, pm)))
+          llvm::errs() << "qnt-gpu-pipeline: cannot build '" << pipeline
+                       << "'\n";
+      });
+}
