@@ -38,6 +38,25 @@ if ((lit_status != 0 && lf == 0)); then lf=1; fi
 ((lf)) && { echo "$lit_out" | grep -A30 -E "^FAIL:" | head -120; failures+=("lit"); }
 passed=$((passed + lp)); failed=$((failed + lf))
 
+# GPU kernels under compute-sanitizer memcheck, where a GPU and the tool
+# exist (the GPU tests above skip themselves without a driver).
+sanitizer=""
+for candidate in compute-sanitizer /usr/local/cuda/bin/compute-sanitizer; do
+  command -v "$candidate" >/dev/null 2>&1 && { sanitizer=$candidate; break; }
+done
+if [[ -n $sanitizer ]] && [[ -e /dev/nvidiactl ]]; then
+  if "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 \
+       unittests/GpuMatmulTest --gtest_brief=1 >/tmp/qnt-memcheck.log 2>&1; then
+    echo "compute-sanitizer memcheck (GpuMatmulTest): no errors"
+    passed=$((passed + 1))
+  else
+    tail -40 /tmp/qnt-memcheck.log
+    failures+=("memcheck"); failed=$((failed + 1))
+  fi
+else
+  echo "compute-sanitizer memcheck: skipped (no GPU or no compute-sanitizer)"
+fi
+
 echo
 if ((${#failures[@]})); then echo "failing suites: ${failures[*]}"; fi
 echo "$passed passed, $failed failed"
