@@ -223,12 +223,12 @@ def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {
     buffers must therefore be device-accessible (docs/GpuCodegen.md).
 
     ```mlir
-    %y = qnt.matmul %x, %codes, %scales, %zeros {encoding = #int4_g128}
+    %y = qnt.matmul %x, #int4_g128(%codes, %scales, %zeros)
         : (tensor<?x4096xf16>, ...) -> tensor<?x14336xf16>
     // becomes (sketch)
     %m = memref.dim %xb, %c0
     scf.if %m <= 1 { gpu.launch_func @qnt_kernels::@matmul0_gemv_r1 ... }
-    else ... { gpu.launch_func @qnt_kernels::@matmul0_gemm ... }
+    else ... { gpu.launch_func @qnt_kernels::@matmul0_gemm_mma ... }
     ```
   }];
   let options = [

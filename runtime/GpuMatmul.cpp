@@ -132,7 +132,8 @@ GpuMatmul::run(int64_t m, const cuda::DeviceBuffer &x,
   if (m < 0)
     return llvm::createStringError("GPU matmul: negative row count");
   SmallVector<RankedTensorType> componentTypes =
-      prob.encoding.getComponentTypes({prob.n, prob.k});
+      mlir::qnt::gpuMatmulComponentTypes(prob.inputType.getContext(),
+                                         prob.encoding, prob.n, prob.k);
   if (components.size() != componentTypes.size())
     return llvm::createStringError(
         "GPU matmul: %zu component buffers given, the encoding has %zu",

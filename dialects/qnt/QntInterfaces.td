@@ -28,7 +28,7 @@ def Qnt_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
 
     where `load(builder, loc, i, indices)` returns element `indices` of
     component `i` (a `tensor.extract` in the linalg reference, a
-    `memref.load` in loops, a register read in GPU kernels).
+    `memref.load` in loops, a `memref.load` in GPU kernels).
   }];
 
   let methods = [

@@ -41,6 +41,11 @@ std::string GpuMatmulOptions::verify() const {
     return "gemm-tile-n must be a multiple of 32 in [32, 128]";
   if (outside(gemmTileK, 16, 64) || gemmTileK % 16 != 0)
     return "gemm-tile-k must be a multiple of 16 in [16, 64]";
+  // Static shared memory is limited to 48 KiB; the f32 (FMA) tiles are the
+  // largest: (tileM + tileN) x (tileK + 1) floats.
+  if ((gemmTileM + gemmTileN) * (gemmTileK + kSimtPad) * 4 > 48 * 1024)
+    return "GEMM tiles need more than 48 KiB of shared memory; reduce "
+           "gemm-tile-m, gemm-tile-n or gemm-tile-k";
   return "";
 }
 
@@ -128,13 +133,23 @@ mlir::qnt::pickGpuMatmulKernel(ArrayRef<GpuMatmulKernelSpec> specs,
   return specs.back();
 }
 
+SmallVector<RankedTensorType>
+mlir::qnt::gpuMatmulComponentTypes(MLIRContext *context,
+                                   EncodingAttrInterface encoding, int64_t n,
+                                   int64_t k) {
+  if (!encoding)
+    return {RankedTensorType::get({n, k}, Float16Type::get(context))};
+  return encoding.getComponentTypes({n, k});
+}
+
 SmallVector<Type>
 mlir::qnt::gpuMatmulArgumentTypes(const GpuMatmulKernelSpec &spec) {
   SmallVector<Type> types;
   types.push_back(MemRefType::get({ShapedType::kDynamic, spec.k},
                                   spec.inputElementType));
   for (RankedTensorType component :
-       spec.encoding.getComponentTypes({spec.n, spec.k}))
+       gpuMatmulComponentTypes(spec.inputElementType.getContext(),
+                               spec.encoding, spec.n, spec.k))
     types.push_back(
         MemRefType::get(component.getShape(), component.getElementType()));
   types.push_back(MemRefType::get({ShapedType::kDynamic, spec.n},
@@ -235,6 +250,9 @@ struct KernelBuilder {
 /// The dequantized f32 value of W[n][k], read from component memrefs.
 Value dequantWeight(KernelBuilder &kb, const GpuMatmulKernelSpec &spec,
                     ValueRange components, Value n, Value k) {
+  if (!spec.encoding)
+    return kb.convert(kb.load(components.front(), {n, k}),
+                      kb.b.getF32Type());
   SmallVector<Value> captured(components);
   auto loader = [captured](OpBuilder &b, Location loc, unsigned i,
                            ValueRange indices) -> Value {

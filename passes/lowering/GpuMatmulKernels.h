@@ -74,6 +74,8 @@ struct GpuMatmulKernelSpec {
   int64_t gemvRows = 1;
   int64_t n = 0, k = 0;
   Type inputElementType, outputElementType;
+  /// Null for a dense f16 weight [N, K]: the same kernels without
+  /// dequantization, the baseline quant-bench compares against.
   EncodingAttrInterface encoding;
   GpuMatmulOptions options;
 
@@ -98,6 +100,12 @@ selectGpuMatmulKernels(EncodingAttrInterface encoding, int64_t m, int64_t n,
 /// The kernel of `specs` that serves `m` rows.
 const GpuMatmulKernelSpec &
 pickGpuMatmulKernel(ArrayRef<GpuMatmulKernelSpec> specs, int64_t m);
+
+/// The weight's storage: the encoding's components, or one dense f16
+/// [N, K] tensor for a null encoding.
+SmallVector<RankedTensorType>
+gpuMatmulComponentTypes(MLIRContext *context, EncodingAttrInterface encoding,
+                        int64_t n, int64_t k);
 
 /// Memref types of the kernel arguments: x, the components, out.
 SmallVector<Type> gpuMatmulArgumentTypes(const GpuMatmulKernelSpec &spec);

@@ -32,3 +32,7 @@ toolkit = config.qnt_cuda_toolkit
 if toolkit and os.path.isfile(os.path.join(toolkit, "bin", "ptxas")):
     config.available_features.add("ptxas")
     config.environment["CUDA_HOME"] = toolkit
+
+# A CUDA driver and device node: GPU tests run instead of their skip paths.
+if os.path.exists("/dev/nvidiactl"):
+    config.available_features.add("cuda-driver")

@@ -219,6 +219,12 @@ EncodedMatrix quantizeWithParams(const EncodingSpec &spec,
 std::vector<float> dequantize(const EncodingSpec &spec,
                               const EncodedMatrix &encoded);
 
+/// Random valid storage of a rows x cols weight under `spec` (tests and
+/// benchmarks): random codes, signs and planes; float components uniform in
+/// [-2, 2]; zero points, codebook indices and salient channel maps valid.
+EncodedMatrix randomEncoded(const EncodingSpec &spec, int64_t rows,
+                            int64_t cols, unsigned seed);
+
 /// Re-expresses a uniform encoding as bit-planes with planeScales
 /// scale * 2^p and offset -scale * zero (exact).
 EncodedMatrix uniformToBitPlanes(const UniformSpec &uniform,

@@ -26,6 +26,7 @@ namespace qnt::runtime {
 
 /// What to compile: `out[M, N] = x[M, K] * dequant(W[N, K])^T`.
 struct GpuMatmulProblem {
+  /// Null: a dense f16 weight (the baseline).
   mlir::qnt::EncodingAttrInterface encoding;
   int64_t n = 0, k = 0;
   mlir::Type inputType, outputType;

@@ -1,8 +1,7 @@
 //===- EncodingSamples.h - Random encoded weights for tests -----*- C++ -*-===//
 //
 // One sample of every encoding (each granularity and special-value rule at
-// least once) and random storage for it: random codes, signs, planes and
-// scales, with zero points, code indices and channel maps made valid. The
+// least once); numerics::randomEncoded gives random storage for it. The
 // dequantization-hook test and the GPU matmul test share them, so that a new
 // encoding added here is covered by both.
 //
@@ -13,16 +12,11 @@
 
 #include "qnt/numerics/Encoding.h"
 
-#include <random>
 #include <vector>
 
 namespace qnt::testing {
 
-/// Random valid storage of a rows x cols weight under `spec`; scales and
-/// other float components are uniform in [-2, 2].
-numerics::EncodedMatrix randomEncoded(const numerics::EncodingSpec &spec,
-                                      int64_t rows, int64_t cols,
-                                      unsigned seed);
+using numerics::randomEncoded;
 
 /// Every encoding kind, with group sizes 16 and 32 (K must be a multiple
 /// of 32, and larger than 20 for the salient sample).

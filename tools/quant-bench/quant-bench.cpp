@@ -1,0 +1,556 @@
+//===- quant-bench.cpp - Fused dequantize-matmul benchmarks -----*- C++ -*-===//
+//
+// Times the fused dequantize-matmul kernels per encoding, shape and row
+// count, against the memory-bandwidth bound and a baseline measured in the
+// same run, and prints a table (and JSON with --json):
+//
+//  - gpu: the kernels of qnt-lower-matmul-gpu (f16 activations) on the
+//    current CUDA device; bound = the device's measured copy bandwidth;
+//    baseline = the same kernels on a dense f16 weight.
+//  - cpu: qnt.matmul through qnt-cpu-pipeline and the JIT (f32
+//    activations); bound = STREAM read bandwidth (one thread, as the
+//    kernel); baseline = a dense f32 matmul through the same pipeline.
+//
+// Weights are rotated through copies larger than the last-level cache (L2
+// on the GPU, L3 on the CPU), so every call streams them from DRAM.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/InitAll.h"
+#include "qnt/bench/Bandwidth.h"
+#include "qnt/bench/Report.h"
+#include "qnt/bench/Stats.h"
+#include "qnt/numerics/Encoding.h"
+#include "qnt/runtime/CpuJit.h"
+#include "qnt/runtime/CudaDriver.h"
+#include "qnt/runtime/GpuMatmul.h"
+#include "qnt/support/Progress.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <iostream>
+#include <map>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+namespace nx = ::qnt::numerics;
+namespace cuda = ::qnt::cuda;
+namespace bench = ::qnt::bench;
+
+static cl::OptionCategory category("quant-bench options");
+static cl::opt<std::string>
+    targetOpt("target", cl::desc("gpu, cpu, or auto (gpu when a CUDA "
+                                 "driver is present, else cpu)"),
+              cl::init("auto"), cl::cat(category));
+static cl::list<std::string>
+    encodingsOpt("encodings", cl::CommaSeparated,
+                 cl::desc("Encodings (default: all): int4-g128, int3-g128, "
+                          "int8, e2m1-g32, e4m3, aqlm-2x8, binary, "
+                          "bitplanes3-g128, ptq161"),
+                 cl::cat(category));
+static cl::list<std::string>
+    shapesOpt("shapes", cl::CommaSeparated,
+              cl::desc("Weight shapes KxN (inputs x outputs); default gpu: "
+                       "4096x4096,4096x14336,14336x4096,8192x28672, cpu: "
+                       "4096x4096"),
+              cl::cat(category));
+static cl::list<int64_t>
+    rowsOpt("rows", cl::CommaSeparated,
+            cl::desc("Activation rows M; default gpu: 1,4,16,64,256, cpu: "
+                     "1,4"),
+            cl::cat(category));
+static cl::opt<int> iterationsOpt("iterations",
+                                  cl::desc("Timed calls per measurement"),
+                                  cl::init(50), cl::cat(category));
+static cl::opt<std::string> jsonOpt("json", cl::desc("Write results as JSON"),
+                                    cl::value_desc("file"), cl::cat(category));
+
+namespace {
+
+struct NamedEncoding {
+  std::string name;
+  nx::EncodingSpec spec;
+};
+
+std::vector<NamedEncoding> knownEncodings() {
+  using G = nx::Granularity;
+  nx::SalientSpec ptq161;
+  ptq161.numSalient = 128;
+  ptq161.salient = std::make_shared<const nx::EncodingSpec>(
+      nx::UniformSpec{4, false, G::PerChannel, 0});
+  ptq161.rest = std::make_shared<const nx::EncodingSpec>(
+      nx::BinarySpec{true, G::PerChannel, 0});
+  return {
+      {"int4-g128", nx::UniformSpec{4, false, G::PerGroup, 128}},
+      {"int3-g128", nx::UniformSpec{3, false, G::PerGroup, 128}},
+      {"int8", nx::UniformSpec{8, true, G::PerChannel, 0}},
+      {"e2m1-g32", nx::MinifloatSpec{2, 1, nx::MinifloatSpecial::Finite,
+                                     G::PerGroup, 32}},
+      {"e4m3", nx::MinifloatSpec{4, 3, nx::MinifloatSpecial::Ocp,
+                                 G::PerChannel, 0}},
+      {"aqlm-2x8", nx::CodebookSpec{2, 8, 8}},
+      {"binary", nx::BinarySpec{true, G::PerChannel, 0}},
+      {"bitplanes3-g128", nx::BitPlaneSpec{3, G::PerGroup, 128}},
+      {"ptq161", ptq161},
+  };
+}
+
+FailureOr<std::vector<NamedEncoding>> selectedEncodings() {
+  std::vector<NamedEncoding> all = knownEncodings();
+  if (encodingsOpt.empty())
+    return all;
+  std::vector<NamedEncoding> chosen;
+  for (const std::string &name : encodingsOpt) {
+    auto it = llvm::find_if(all, [&](const NamedEncoding &e) {
+      return e.name == name;
+    });
+    if (it == all.end()) {
+      llvm::errs() << "quant-bench: unknown encoding '" << name << "'\n";
+      return failure();
+    }
+    chosen.push_back(*it);
+  }
+  return chosen;
+}
+
+struct Shape {
+  int64_t k, n;
+};
+
+FailureOr<std::vector<Shape>> selectedShapes(bool gpu) {
+  std::vector<std::string> texts(shapesOpt.begin(), shapesOpt.end());
+  if (texts.empty())
+    texts = gpu ? std::vector<std::string>{"4096x4096", "4096x14336",
+                                           "14336x4096", "8192x28672"}
+                : std::vector<std::string>{"4096x4096"};
+  std::vector<Shape> shapes;
+  for (const std::string &text : texts) {
+    auto [k, n] = StringRef(text).split('x');
+    Shape shape;
+    if (k.getAsInteger(10, shape.k) || n.getAsInteger(10, shape.n) ||
+        shape.k <= 0 || shape.n <= 0) {
+      llvm::errs() << "quant-bench: bad shape '" << text
+                   << "' (expected KxN, e.g. 4096x14336)\n";
+      return failure();
+    }
+    shapes.push_back(shape);
+  }
+  return shapes;
+}
+
+std::vector<int64_t> selectedRows(bool gpu) {
+  if (!rowsOpt.empty())
+    return std::vector<int64_t>(rowsOpt.begin(), rowsOpt.end());
+  return gpu ? std::vector<int64_t>{1, 4, 16, 64, 256}
+             : std::vector<int64_t>{1, 4};
+}
+
+int64_t weightBytesOf(const nx::EncodedMatrix &encoded) {
+  int64_t bytes = 0;
+  for (const nx::Component &c : encoded.components)
+    bytes += c.bytes.size();
+  return bytes;
+}
+
+llvm::Error benchError(const llvm::Twine &message) {
+  return llvm::createStringError(message.str());
+}
+
+//===----------------------------------------------------------------------===//
+// GPU
+//===----------------------------------------------------------------------===//
+
+/// Device copies of one weight, `copies` times, rotated call by call.
+struct DeviceWeights {
+  std::vector<std::vector<cuda::DeviceBuffer>> copies;
+  size_t next = 0;
+
+  static llvm::Expected<DeviceWeights>
+  upload(const std::vector<std::vector<uint8_t>> &components, int copies) {
+    DeviceWeights weights;
+    for (int c = 0; c < copies; ++c) {
+      std::vector<cuda::DeviceBuffer> buffers;
+      for (const std::vector<uint8_t> &bytes : components) {
+        auto buffer = cuda::DeviceBuffer::allocate(bytes.size());
+        if (!buffer)
+          return buffer.takeError();
+        if (llvm::Error e = buffer->copyFromHost(bytes.data(), bytes.size()))
+          return std::move(e);
+        buffers.push_back(std::move(*buffer));
+      }
+      weights.copies.push_back(std::move(buffers));
+    }
+    return std::move(weights);
+  }
+  std::vector<const cuda::DeviceBuffer *> take() {
+    std::vector<const cuda::DeviceBuffer *> view;
+    for (const cuda::DeviceBuffer &b : copies[next])
+      view.push_back(&b);
+    next = (next + 1) % copies.size();
+    return view;
+  }
+};
+
+/// Median milliseconds of `matmul` at each of `rows`, or an error.
+llvm::Expected<std::vector<bench::TimingStats>>
+timeGpu(MLIRContext &ctx, cuda::Device &device,
+        nx::EncodingSpec const *spec, Shape shape,
+        const std::vector<std::vector<uint8_t>> &components,
+        llvm::ArrayRef<int64_t> rows, std::vector<std::string> &kernels) {
+  Builder b(&ctx);
+  ::qnt::runtime::GpuMatmulProblem problem;
+  problem.encoding =
+      spec ? mlir::qnt::encodingFromSpec(&ctx, *spec) : nullptr;
+  problem.n = shape.n;
+  problem.k = shape.k;
+  problem.inputType = problem.outputType = b.getF16Type();
+  auto program = ::qnt::runtime::GpuMatmulProgram::compile(
+      problem, device.arch(), b.getUnknownLoc());
+  if (failed(program))
+    return benchError("kernel compilation failed");
+  auto matmul = ::qnt::runtime::GpuMatmul::load(*program);
+  if (!matmul)
+    return matmul.takeError();
+
+  size_t bytes = 0;
+  for (const auto &c : components)
+    bytes += c.size();
+  int copies = bench::RotatingBuffers::copiesToExceed(
+      bytes, device.l2CacheBytes());
+  auto weights = DeviceWeights::upload(components, copies);
+  if (!weights)
+    return weights.takeError();
+
+  int64_t maxRows = *llvm::max_element(rows);
+  auto x = cuda::DeviceBuffer::allocate(maxRows * shape.k * 2);
+  auto out = cuda::DeviceBuffer::allocate(maxRows * shape.n * 2);
+  if (!x)
+    return x.takeError();
+  if (!out)
+    return out.takeError();
+  if (llvm::Error e = x->fill(0x3c)) // f16 ~1.06: finite activations
+    return std::move(e);
+
+  std::vector<bench::TimingStats> stats;
+  for (int64_t m : rows) {
+    const auto &spec = matmul->kernelFor(m);
+    kernels.push_back(spec.kind == mlir::qnt::GpuMatmulKind::Gemv ? "gemv"
+                                                                  : "gemm");
+    auto launch = [&]() -> llvm::Error {
+      return matmul->run(m, *x, weights->take(), *out);
+    };
+    if (llvm::Error e = launch()) // warm-up, and a launch error surfaces
+      return std::move(e);
+    auto samples = cuda::timeMilliseconds(launch, iterationsOpt);
+    if (!samples)
+      return samples.takeError();
+    stats.push_back(bench::summarize(*samples));
+  }
+  return stats;
+}
+
+int runGpu(MLIRContext &ctx, cuda::Device &device,
+           const std::vector<NamedEncoding> &encodings,
+           const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
+           bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
+  auto copyBandwidth = cuda::measureCopyBandwidthGBs(size_t(1) << 30, 20);
+  if (!copyBandwidth) {
+    llvm::errs() << "quant-bench: " << llvm::toString(copyBandwidth.takeError())
+                 << "\n";
+    return 1;
+  }
+  context.device = device.name().str() + " (" + device.arch() + ")";
+  context.boundGBs = *copyBandwidth;
+  context.boundName = "measured copy bandwidth";
+  context.extra.push_back(
+      {"theoretical", llvm::formatv("{0:F0} GB/s",
+                                    device.theoreticalBandwidthGBs())});
+  context.extra.push_back({"activations", "f16"});
+
+  ::qnt::Progress progress("gpu", shapes.size() * (encodings.size() + 1));
+  int64_t done = 0;
+  for (Shape shape : shapes) {
+    // Baseline: the same kernels on a dense f16 weight.
+    std::vector<std::vector<uint8_t>> dense = {
+        std::vector<uint8_t>(shape.n * shape.k * 2, 0x3c)};
+    std::vector<std::string> baseKernels;
+    auto baseline = timeGpu(ctx, device, nullptr, shape, dense, rows,
+                            baseKernels);
+    progress.update(++done, "fp16 baseline");
+    if (!baseline) {
+      llvm::errs() << "quant-bench: " << llvm::toString(baseline.takeError())
+                   << "\n";
+      return 1;
+    }
+    for (const NamedEncoding &encoding : encodings) {
+      if (!nx::verifySpec(encoding.spec, shape.n, shape.k).empty()) {
+        progress.update(++done, encoding.name + " (skipped)");
+        continue;
+      }
+      nx::EncodedMatrix encoded =
+          nx::randomEncoded(encoding.spec, shape.n, shape.k, 1);
+      std::vector<std::vector<uint8_t>> components;
+      for (nx::Component &c : encoded.components)
+        components.push_back(std::move(c.bytes));
+      std::vector<std::string> kernels;
+      auto stats = timeGpu(ctx, device, &encoding.spec, shape, components,
+                           rows, kernels);
+      progress.update(++done, encoding.name);
+      if (!stats) {
+        llvm::errs() << "quant-bench: " << encoding.name << ": "
+                     << llvm::toString(stats.takeError()) << "\n";
+        return 1;
+      }
+      int64_t bytes = 0;
+      for (const auto &c : components)
+        bytes += c.size();
+      for (size_t i = 0; i < rows.size(); ++i) {
+        bench::BenchRow row;
+        row.target = "gpu";
+        row.kernel = kernels[i];
+        row.encoding = nx::describe(encoding.spec);
+        row.rows = rows[i];
+        row.n = shape.n;
+        row.k = shape.k;
+        row.bitsPerWeight = nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
+        row.weightBytes = bytes;
+        row.time = (*stats)[i];
+        row.baselineName = "fp16 (same kernels)";
+        row.baselineMs = (*baseline)[i].medianMs;
+        bench::computeDerived(row, context.boundGBs);
+        out.push_back(row);
+      }
+    }
+  }
+  return 0;
+}
+
+//===----------------------------------------------------------------------===//
+// CPU
+//===----------------------------------------------------------------------===//
+
+/// `func @matmul(x, weight storage...) -> y` in IR text: qnt.matmul for an
+/// encoding, a transpose-B linalg.matmul on a dense f32 weight otherwise.
+std::string matmulSource(MLIRContext &ctx, const nx::EncodingSpec *spec,
+                         int64_t m, Shape shape) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  std::string x = llvm::formatv("tensor<{0}x{1}xf32>", m, shape.k);
+  std::string y = llvm::formatv("tensor<{0}x{1}xf32>", m, shape.n);
+  if (!spec) {
+    std::string w = llvm::formatv("tensor<{0}x{1}xf32>", shape.n, shape.k);
+    os << "func.func @matmul(%x: " << x << ", %w: " << w << ") -> " << y
+       << " {\n  %e = tensor.empty() : " << y
+       << "\n  %z = arith.constant 0.0 : f32\n  %f = linalg.fill ins(%z : "
+          "f32) outs(%e : "
+       << y << ") -> " << y
+       << "\n  %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> "
+          "(m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) "
+          "-> (m, n)>] ins(%x, %w : "
+       << x << ", " << w << ") outs(%f : " << y << ") -> " << y
+       << "\n  return %y : " << y << "\n}\n";
+    return text;
+  }
+  auto encoding = mlir::qnt::encodingFromSpec(&ctx, *spec);
+  auto types = encoding.getComponentTypes({shape.n, shape.k});
+  os << "func.func @matmul(%x: " << x;
+  for (auto [i, type] : llvm::enumerate(types))
+    os << ", %c" << i << ": " << type;
+  os << ") -> " << y << " {\n  %y = qnt.matmul %x, " << encoding << "(";
+  for (size_t i = 0; i < types.size(); ++i)
+    os << (i ? ", " : "") << "%c" << i;
+  os << ") : (" << x;
+  for (auto type : types)
+    os << ", " << type;
+  os << ") -> " << y << "\n  return %y : " << y << "\n}\n";
+  return text;
+}
+
+/// Median time of the JIT-compiled `matmulSource` at `m` rows.
+FailureOr<bench::TimingStats>
+timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
+        int64_t m, const std::vector<std::vector<uint8_t>> &components) {
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
+  if (!module)
+    return failure();
+  auto compiled = ::qnt::runtime::CompiledFunction::compile(*module, "matmul");
+  if (failed(compiled))
+    return failure();
+  const auto &sig = compiled->signature();
+
+  size_t bytes = 0;
+  std::vector<size_t> offsets;
+  for (const auto &c : components) {
+    offsets.push_back(bytes);
+    bytes += (c.size() + 63) / 64 * 64;
+  }
+  std::vector<uint8_t> blob(bytes);
+  for (size_t i = 0; i < components.size(); ++i)
+    std::memcpy(blob.data() + offsets[i], components[i].data(),
+                components[i].size());
+  bench::RotatingBuffers weights(
+      blob.data(), blob.size(),
+      bench::RotatingBuffers::copiesToExceed(blob.size(),
+                                             bench::lastLevelCacheBytes()));
+  ::qnt::runtime::HostTensor x(sig.inputs[0]);
+  for (int64_t i = 0; i < x.numElements(); ++i)
+    x.f32()[i] = 1.0f;
+  std::vector<::qnt::runtime::HostTensor> results;
+  Location loc = module->getLoc();
+  bool ok = true;
+  auto call = [&] {
+    uint8_t *copy = weights.next();
+    std::vector<::qnt::runtime::HostTensor> inputs = {x};
+    for (size_t i = 0; i < components.size(); ++i)
+      inputs.emplace_back(sig.inputs[i + 1], copy + offsets[i]);
+    ok &= succeeded(compiled->call(inputs, results, loc));
+  };
+  std::vector<double> samples =
+      bench::timeRepeated(call, /*warmup=*/1, /*iterations=*/3,
+                          /*minTotalSeconds=*/0.5, iterationsOpt);
+  if (!ok)
+    return failure();
+  return bench::summarize(samples);
+}
+
+int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
+           const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
+           bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
+  bench::StreamResult stream = bench::measureHostBandwidth(
+      bench::defaultStreamBytes(), /*threads=*/1, /*repetitions=*/5);
+  context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
+                   " threads; kernels run on 1)";
+  context.boundGBs = stream.readGBs;
+  context.boundName = "STREAM read, 1 thread";
+  context.hostStream = stream;
+  context.extra.push_back({"activations", "f32"});
+
+  ::qnt::Progress progress("cpu", shapes.size() * (encodings.size() + 1) *
+                                      rows.size());
+  int64_t done = 0;
+  for (Shape shape : shapes) {
+    std::vector<float> dense(shape.n * shape.k, 0.01f);
+    std::vector<std::vector<uint8_t>> denseBytes = {std::vector<uint8_t>(
+        reinterpret_cast<uint8_t *>(dense.data()),
+        reinterpret_cast<uint8_t *>(dense.data() + dense.size()))};
+    std::vector<double> baselineMs;
+    for (int64_t m : rows) {
+      auto stats = timeCpu(ctx, nullptr, shape, m, denseBytes);
+      progress.update(++done, "f32 baseline");
+      if (failed(stats))
+        return 1;
+      baselineMs.push_back(stats->medianMs);
+    }
+    for (const NamedEncoding &encoding : encodings) {
+      if (!nx::verifySpec(encoding.spec, shape.n, shape.k).empty())
+        continue;
+      nx::EncodedMatrix encoded =
+          nx::randomEncoded(encoding.spec, shape.n, shape.k, 1);
+      std::vector<std::vector<uint8_t>> components;
+      for (nx::Component &c : encoded.components)
+        components.push_back(std::move(c.bytes));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        auto stats = timeCpu(ctx, &encoding.spec, shape, rows[i], components);
+        progress.update(++done, encoding.name);
+        if (failed(stats))
+          return 1;
+        bench::BenchRow row;
+        row.target = "cpu";
+        row.kernel = "fused loops";
+        row.encoding = nx::describe(encoding.spec);
+        row.rows = rows[i];
+        row.n = shape.n;
+        row.k = shape.k;
+        row.bitsPerWeight = nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
+        for (const auto &c : components)
+          row.weightBytes += c.size();
+        row.time = *stats;
+        row.baselineName = "f32 dense (same pipeline)";
+        row.baselineMs = baselineMs[i];
+        bench::computeDerived(row, context.boundGBs);
+        out.push_back(row);
+      }
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "quant-bench: fused dequantize-matmul kernels against the memory "
+      "bandwidth bound and a baseline measured in the same run\n");
+
+  bool gpu;
+  llvm::Expected<cuda::Device &> device = cuda::Device::get();
+  if (targetOpt == "gpu" || targetOpt == "auto") {
+    gpu = bool(device);
+    if (!gpu) {
+      std::string message = llvm::toString(device.takeError());
+      if (targetOpt == "gpu") {
+        llvm::errs() << "quant-bench: " << message << "\n";
+        return 1;
+      }
+      llvm::errs() << "quant-bench: " << message
+                   << "; running the CPU benchmarks\n";
+    }
+  } else if (targetOpt == "cpu") {
+    gpu = false;
+    if (!device)
+      llvm::consumeError(device.takeError());
+  } else {
+    llvm::errs() << "quant-bench: unknown --target '" << targetOpt
+                 << "' (expected gpu, cpu or auto)\n";
+    return 1;
+  }
+
+  auto encodings = selectedEncodings();
+  auto shapes = selectedShapes(gpu);
+  if (failed(encodings) || failed(shapes))
+    return 1;
+  std::vector<int64_t> rows = selectedRows(gpu);
+  if (llvm::any_of(rows, [](int64_t m) { return m <= 0; })) {
+    llvm::errs() << "quant-bench: --rows must be positive\n";
+    return 1;
+  }
+
+  ::qnt::registerAllPasses();
+  DialectRegistry registry;
+  ::qnt::registerAllDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  ctx.printOpOnDiagnostic(false);
+
+  bench::BenchContext context;
+  std::vector<bench::BenchRow> results;
+  int status = gpu ? runGpu(ctx, *device, *encodings, *shapes, rows, context,
+                            results)
+                   : runCpu(ctx, *encodings, *shapes, rows, context, results);
+  if (status != 0)
+    return status;
+  bench::printTable(std::cout, context, results);
+  if (!jsonOpt.empty()) {
+    std::string error;
+    if (!bench::writeJsonAtomically(jsonOpt, bench::toJson(context, results),
+                                    &error)) {
+      llvm::errs() << "quant-bench: cannot write " << jsonOpt << ": " << error
+                   << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
