@@ -154,10 +154,11 @@ std::vector<int64_t> selectedRows(bool gpu) {
              : std::vector<int64_t>{1, 4};
 }
 
-int64_t weightBytesOf(const nx::EncodedMatrix &encoded) {
+/// Bytes of all of a weight's storage components.
+int64_t totalBytes(const std::vector<std::vector<uint8_t>> &components) {
   int64_t bytes = 0;
-  for (const nx::Component &c : encoded.components)
-    bytes += c.bytes.size();
+  for (const std::vector<uint8_t> &c : components)
+    bytes += c.size();
   return bytes;
 }
 
@@ -221,11 +222,8 @@ timeGpu(MLIRContext &ctx, cuda::Device &device,
   if (!matmul)
     return matmul.takeError();
 
-  size_t bytes = 0;
-  for (const auto &c : components)
-    bytes += c.size();
   int copies = bench::RotatingBuffers::copiesToExceed(
-      bytes, device.l2CacheBytes());
+      totalBytes(components), device.l2CacheBytes());
   auto weights = DeviceWeights::upload(components, copies);
   if (!weights)
     return weights.takeError();
@@ -310,9 +308,7 @@ int runGpu(MLIRContext &ctx, cuda::Device &device,
                      << llvm::toString(stats.takeError()) << "\n";
         return 1;
       }
-      int64_t bytes = 0;
-      for (const auto &c : components)
-        bytes += c.size();
+      int64_t bytes = totalBytes(components);
       for (size_t i = 0; i < rows.size(); ++i) {
         bench::BenchRow row;
         row.target = "gpu";
@@ -472,8 +468,7 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
         row.n = shape.n;
         row.k = shape.k;
         row.bitsPerWeight = nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
-        for (const auto &c : components)
-          row.weightBytes += c.size();
+        row.weightBytes = totalBytes(components);
         row.time = *stats;
         row.baselineName = "f32 dense (same pipeline)";
         row.baselineMs = baselineMs[i];

@@ -10,6 +10,7 @@
 
 #include "passes/Passes.h"
 #include "qnt/InitAll.h"
+#include "qnt/bench/Report.h"
 #include "dialects/qnt/QntDialect.h"
 #include "qnt/import/LlamaImporter.h"
 
@@ -30,7 +31,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <fstream>
 #include <sys/resource.h>
 
 using namespace mlir;
@@ -128,10 +128,10 @@ int main(int argc, char **argv) {
                             {"pass_seconds", passSeconds},
                             {"total_seconds", seconds},
                             {"peak_rss_bytes", peak}};
-    std::ofstream out(statsJson.getValue());
-    out << stats.dump(2) << "\n";
-    if (!out.flush()) {
-      llvm::errs() << "quant-compile: cannot write " << statsJson << "\n";
+    std::string error;
+    if (!::qnt::bench::writeJsonAtomically(statsJson, stats, &error)) {
+      llvm::errs() << "quant-compile: cannot write " << statsJson << ": "
+                   << error << "\n";
       return 1;
     }
   }
