@@ -14,13 +14,51 @@ include "mlir/Pass/PassBase.td"
 // PTQ algorithms
 //===----------------------------------------------------------------------===//
 
+// The options of every weight method: grid, layer selection, overrides,
+// statistics, output and report (passes/ptq/WeightMethodDriver.h).
+defvar QntWeightMethodOptions = [
+  Option<"format", "format", "std::string", /*default=*/"\"int\"",
+         "Grid: int, e2m1, e3m2, e2m3, e4m3 or e5m2">,
+  Option<"bits", "bits", "int64_t", /*default=*/"4",
+         "Bits per weight of the int grid (2..8); implied by minifloat formats">,
+  Option<"granularity", "granularity", "std::string",
+         /*default=*/"\"per-group\"",
+         "Scale granularity: per-tensor, per-channel or per-group">,
+  Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+         "Inputs per scale group (per-group granularity)">,
+  Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+         "Symmetric int grid (no zero point)">,
+  Option<"indivisibleGroups", "indivisible-groups", "std::string",
+         /*default=*/"\"ragged\"",
+         "A weight whose K the group size does not divide: ragged (a "
+         "shorter last group), per-channel, or error">,
+  Option<"output", "output", "std::string", /*default=*/"\"\"",
+         "Safetensors file receiving quantized qnt.param weights">,
+  Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+         "Regex over layer names selecting the weights to quantize "
+         "(default: all; on an imported model the decoder blocks' linears)">,
+  Option<"quantizeHead", "quantize-head", "bool", /*default=*/"false",
+         "Also quantize an imported model's classifier">,
+  ListOption<"overrides", "overrides", "std::string",
+             "Per-layer settings: REGEX:key=value[:key=value...] with keys "
+             "bits, group-size, granularity, symmetric, format, or a "
+             "method option; later overrides win">,
+  Option<"stats", "stats", "std::string", /*default=*/"\"\"",
+         "Statistics file (qnt.calibration/1) from quant-calibrate">,
+  Option<"report", "report", "std::string", /*default=*/"\"\"",
+         "Write the per-layer report as JSON to this file">,
+  Option<"verbose", "verbose", "bool", /*default=*/"false",
+         "Show progress and print the per-layer report on stderr">
+];
+
 def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
   let summary = "Round-to-nearest quantization of matmul weights";
   let description = [{
-    Quantizes the weight of every `linalg.matmul` (plain `[K, N]` weights and
-    transpose-B `[N, K]` weights) whose weight is an `arith.constant` or a
-    `qnt.param`, by round-to-nearest onto a uniform integer grid
-    (`format=int`) or a minifloat grid (`format=e2m1|e3m2|e2m3|e4m3|e5m2`).
+    Quantizes the weight of every selected `linalg.matmul` (plain `[K, N]`
+    weights and transpose-B `[N, K]` weights) whose weight is an
+    `arith.constant` or a `qnt.param`, by round-to-nearest onto a uniform
+    integer grid (`format=int`) or a minifloat grid
+    (`format=e2m1|e3m2|e2m3|e4m3|e5m2`).
 
     Scales: asymmetric integer grids use min/max over each scale group with
     the range widened to include 0; symmetric grids use absmax /
@@ -37,31 +75,73 @@ def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
     input files), named `<param>.<component>`, and referenced by new
     `qnt.param` ops; `output` is appended to the module's `qnt.param_files`.
 
-    Matmuls whose weight is neither a constant nor a parameter are left
-    unchanged. A weight whose K the group size does not divide is an error,
-    unless `indivisible-groups=per-channel`, which quantizes that weight per
-    output channel instead and says so in a remark (e.g. stories260K's
-    down-projection, K = 172, with group-size=32).
+    Layer selection, per-layer overrides, statistics, the report and ragged
+    groups are those of every weight method (docs/PTQ.md): by default a
+    group size that does not divide K leaves a shorter last group
+    (stories260K's down-projection, K = 172 = 5 x 32 + 12, with
+    group-size=32); `indivisible-groups=per-channel` quantizes such a weight
+    per output channel instead (with a remark), `error` rejects it. On an
+    imported model, the classifier in `@head` stays float unless
+    `quantize-head`. RTN is data-free: with `stats=`, the report measures
+    the output error on the calibration inputs.
   }];
-  let options = [
-    Option<"format", "format", "std::string", /*default=*/"\"int\"",
-           "Grid: int, e2m1, e3m2, e2m3, e4m3 or e5m2">,
-    Option<"bits", "bits", "int64_t", /*default=*/"4",
-           "Bits per weight of the int grid (2..8); implied by minifloat formats">,
-    Option<"granularity", "granularity", "std::string",
-           /*default=*/"\"per-group\"",
-           "Scale granularity: per-tensor, per-channel or per-group">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
-           "Inputs per scale group (per-group granularity)">,
-    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
-           "Symmetric int grid (no zero point)">,
-    Option<"output", "output", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving quantized qnt.param weights">,
-    Option<"indivisibleGroups", "indivisible-groups", "std::string",
-           /*default=*/"\"error\"",
-           "What to do with a weight whose K the group size does not "
-           "divide: error or per-channel">
+  let options = QntWeightMethodOptions;
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
   ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
+  let summary = "GPTQ quantization of matmul weights";
+  let description = [{
+    Quantizes the selected matmul weights with GPTQ (ALGORITHMS.md §1): the
+    columns of each weight are rounded one at a time, in natural order or
+    by decreasing Hessian diagonal (`act-order`), and each rounding error is
+    compensated on the columns not yet rounded through the Cholesky factor
+    of the damped inverse Hessian H = X^T X of the layer's inputs, in lazy
+    batches of `block-size` columns. Any scalar grid works: uniform 2..8-bit
+    integers (symmetric or not) and the minifloat formats, per channel or
+    per group (ragged last groups included).
+
+    The Hessians come from `stats=<file>` (quant-calibrate's statistics,
+    taken on the float model: a one-shot, float-stream use). Quantizing a
+    model block by block on the quantized stream, as the reference does,
+    is what `quant-compile --recipe` does with this method.
+
+    With `act-order` and per-group scales, groups are formed in the
+    processing order, as in the reference: the encoded weight stores the
+    columns permuted, and the layer's input is gathered with the same
+    permutation (a `linalg.generic` before the matmul), which is exact.
+    `static-groups` instead computes the group scales on the original
+    weights in natural order and needs no permutation.
+
+    A Hessian that is not positive definite gets ten times the damping (a
+    remark says so), up to four times, then is an error naming the layer.
+    A missing layer in the statistics, a channel-count mismatch or
+    non-finite statistics are errors.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-gptq{
+        stats=stats.safetensors bits=4 group-size=32 act-order=1
+        output=model-q4.safetensors})'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"percDamp", "damp", "double", /*default=*/"0.01",
+           "Dampening added to the Hessian diagonal, relative to its mean">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
+           "Columns per lazy batch">,
+    Option<"actOrder", "act-order", "bool", /*default=*/"false",
+           "Quantize columns by decreasing Hessian diagonal">,
+    Option<"staticGroups", "static-groups", "bool", /*default=*/"false",
+           "Group scales from the original weights in natural order">,
+    Option<"mse", "mse", "bool", /*default=*/"false",
+           "Search the scale range per group (the reference's mse option)">
+  ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">
   ];

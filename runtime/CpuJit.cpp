@@ -163,7 +163,11 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries) {
   llvm::InitializeNativeTargetAsmPrinter();
   ExecutionEngineOptions options;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
-  options.transformer = makeOptimizingTransformer(3, 0, nullptr);
+  // ExecutionEngineOptions::transformer is a function_ref: the callable
+  // must outlive ExecutionEngine::create, so it is kept in a local.
+  std::function<llvm::Error(llvm::Module *)> transformer =
+      makeOptimizingTransformer(3, 0, nullptr);
+  options.transformer = transformer;
   SmallVector<StringRef> libs = {QNT_C_RUNNER_UTILS};
   options.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(module, options);
@@ -223,6 +227,19 @@ LogicalResult CompiledModule::bindParams(const mlir::qnt::ParamStore &store,
         return failure();
       boundParams.try_emplace(name, std::move(*bound));
     }
+  return success();
+}
+
+LogicalResult CompiledModule::rebindParam(StringRef name, HostTensor tensor,
+                                          Location loc) {
+  auto it = boundParams.find(name);
+  if (it == boundParams.end())
+    return emitError(loc) << "no bound parameter '" << name << "'";
+  if (it->second.getType() != tensor.getType())
+    return emitError(loc) << "parameter '" << name << "' is bound as "
+                          << it->second.getType() << ", cannot rebind it as "
+                          << tensor.getType();
+  it->second = std::move(tensor);
   return success();
 }
 

@@ -208,3 +208,15 @@ LogicalResult ModelRunner::forward(ArrayRef<int32_t> tokens, int64_t pos,
       return failure();
   return head(x, logits);
 }
+
+LogicalResult ModelRunner::rebindParam(StringRef name, HostTensor tensor) {
+  return compiled->rebindParam(name, std::move(tensor), loc);
+}
+
+RankedTensorType ModelRunner::paramType(StringRef name) const {
+  for (const EntrySignature &sig : compiled->signatures())
+    for (const auto &[param, type] : sig.params)
+      if (param == name)
+        return type;
+  return nullptr;
+}

@@ -9,7 +9,7 @@
 #include "qnt/calibration/Calibrator.h"
 #include "passes/Passes.h"
 #include "qnt/import/LlamaImporter.h"
-#include "qnt/io/Safetensors.h"
+#include "qnt/io/StatisticsFile.h"
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/support/Progress.h"
 
@@ -26,85 +26,41 @@ using ::qnt::runtime::HostTensor;
 using ::qnt::runtime::ModelRunner;
 
 //===----------------------------------------------------------------------===//
-// LayerStatistics
-//===----------------------------------------------------------------------===//
-
-void LayerStatistics::accumulate(const float *x, int64_t rows) {
-  using RowMajor =
-      Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::Map<const RowMajor> batch(x, rows, channels);
-  if (count == 0) {
-    absmax.assign(channels, 0.0f);
-    sumAbs.assign(channels, 0.0);
-    if (wantsHessian)
-      hessian = Eigen::MatrixXd::Zero(channels, channels);
-  }
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t k = 0; k < channels; ++k) {
-      float magnitude = std::fabs(batch(t, k));
-      absmax[k] = std::max(absmax[k], magnitude);
-      sumAbs[k] += magnitude;
-    }
-  if (wantsHessian) {
-    // H += X^T X on the lower triangle, in double.
-    Eigen::MatrixXd xt = batch.cast<double>().transpose();
-    hessian.selfadjointView<Eigen::Lower>().rankUpdate(xt);
-  }
-  count += rows;
-}
-
-Eigen::MatrixXd LayerStatistics::fullHessian() const {
-  Eigen::MatrixXd full = hessian.selfadjointView<Eigen::Lower>();
-  return full;
-}
-
-//===----------------------------------------------------------------------===//
 // Statistics file
 //===----------------------------------------------------------------------===//
 
 bool Statistics::write(const std::string &path, std::string *error) const {
-  namespace io = ::qnt::io;
-  io::SafetensorsWriter writer;
-  for (const auto &[key, value] : metadata)
-    writer.setMetadata(key, value);
-  writer.setMetadata("format", "qnt.calibration/1");
-  for (const auto &[name, layer] : layers) {
-    int64_t k = layer.channels;
-    std::vector<float> values;
-    if (layer.wantsAbsmax &&
-        !writer.add(name + ".absmax", io::DType::F32, {k}, layer.absmax.data(),
-                    k * sizeof(float), error))
-      return false;
-    if (layer.wantsMeanAbs) {
-      values.resize(k);
-      for (int64_t i = 0; i < k; ++i)
-        values[i] = layer.count ? float(layer.sumAbs[i] / double(layer.count))
-                                : 0.0f;
-      if (!writer.add(name + ".mean_abs", io::DType::F32, {k}, values.data(),
-                      k * sizeof(float), error))
-        return false;
-    }
-    if (layer.wantsHessian) {
-      Eigen::MatrixXd full = layer.fullHessian();
-      values.resize(k * k);
-      for (int64_t r = 0; r < k; ++r)
-        for (int64_t c = 0; c < k; ++c)
-          values[r * k + c] = float(full(r, c));
-      if (!writer.add(name + ".hessian", io::DType::F32, {k, k}, values.data(),
-                      values.size() * sizeof(float), error))
-        return false;
-    }
-    int64_t count = layer.count;
-    if (!writer.add(name + ".count", io::DType::I64, {}, &count,
-                    sizeof(count), error))
-      return false;
-  }
-  return writer.write(path, error);
+  ::qnt::io::StatisticsFile file{layers, metadata};
+  return ::qnt::io::writeStatisticsFile(path, file, error);
 }
 
 //===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
+
+bool calibration::makeWindows(const std::vector<int32_t> &tokens,
+                              const std::vector<int64_t> &starts,
+                              int64_t length,
+                              std::vector<std::vector<int32_t>> &windows,
+                              std::string *error) {
+  windows.clear();
+  if (length <= 0) {
+    *error = "window length must be positive";
+    return false;
+  }
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t s = starts[i];
+    if (s < 0 || s + length > int64_t(tokens.size())) {
+      *error = "window " + std::to_string(i) + " starts at " +
+               std::to_string(s) + "; a window of " + std::to_string(length) +
+               " tokens must lie in the " + std::to_string(tokens.size()) +
+               " tokens";
+      return false;
+    }
+    windows.emplace_back(tokens.begin() + s, tokens.begin() + s + length);
+  }
+  return true;
+}
 
 std::vector<std::vector<int32_t>> calibration::makeCalibrationSequences(
     const std::vector<std::vector<int32_t>> &documents, int64_t count,
@@ -128,14 +84,11 @@ std::vector<std::vector<int32_t>> calibration::makeCalibrationSequences(
 
 namespace {
 
-/// Who observed each extra result of one function.
-struct Observation {
-  std::vector<std::string> names;
-  bool absmax = false, meanAbs = false, hessian = false;
-};
+} // namespace
 
 /// Reads the qnt.observed attribute of `name` in `module`.
-std::vector<Observation> readObservations(ModuleOp module, StringRef name) {
+std::vector<Observation> calibration::readObservations(ModuleOp module,
+                                                      StringRef name) {
   std::vector<Observation> result;
   auto func = module.lookupSymbol<func::FuncOp>(name);
   auto observed =
@@ -155,6 +108,8 @@ std::vector<Observation> readObservations(ModuleOp module, StringRef name) {
   }
   return result;
 }
+
+namespace {
 
 /// Accumulates the extra results of one call into `stats`.
 void accumulate(Statistics &stats, const std::vector<Observation> &observations,
@@ -184,8 +139,10 @@ void copySharedStatistics(Statistics &stats,
           stats.layers[observation.names.front()];
 }
 
+} // namespace
+
 /// A clone of `model` whose functions return their observed activations.
-OwningOpRef<ModuleOp> instrument(ModuleOp model) {
+OwningOpRef<ModuleOp> calibration::instrumentModel(ModuleOp model) {
   OwningOpRef<ModuleOp> observed = model.clone();
   PassManager pm(model.getContext());
   pm.addNestedPass<func::FuncOp>(mlir::qnt::createQntInsertObservers());
@@ -195,7 +152,7 @@ OwningOpRef<ModuleOp> instrument(ModuleOp model) {
   return observed;
 }
 
-} // namespace
+
 
 FailureOr<Statistics>
 calibration::calibrate(ModuleOp model, ModuleOp floatModel,
@@ -206,7 +163,7 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
                            "model");
   if (sequences.empty())
     return model.emitError("no calibration sequences");
-  OwningOpRef<ModuleOp> observed = instrument(model);
+  OwningOpRef<ModuleOp> observed = instrumentModel(model);
   if (!observed)
     return failure();
   FailureOr<::qnt::io::LlamaConfig> config =

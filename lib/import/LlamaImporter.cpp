@@ -647,6 +647,11 @@ static void resolveParamFilesNextTo(ModuleOp module, StringRef modulePath) {
 
 OwningOpRef<ModuleOp> mlir::qnt::loadModel(MLIRContext *context,
                                            StringRef path) {
+  // A directory written by `quant-compile --recipe` holds model.mlir.
+  llvm::SmallString<256> compiled(path);
+  llvm::sys::path::append(compiled, kCompiledModelFileName);
+  if (llvm::sys::fs::is_directory(path) && llvm::sys::fs::exists(compiled))
+    return loadModel(context, compiled);
   StringRef ext = llvm::sys::path::extension(path);
   if (ext == ".mlir" || ext == ".mlirbc") {
     loadImportDialects(context);

@@ -38,9 +38,8 @@ std::string verifyGranularity(Granularity g, int64_t groupSize, int64_t cols) {
     if (groupSize <= 0)
       return "per-group granularity needs a positive group size, got " +
              std::to_string(groupSize);
-    if (cols % groupSize != 0)
-      return "group size " + std::to_string(groupSize) + " does not divide " +
-             std::to_string(cols) + " input channels";
+    // A group size that does not divide K leaves a shorter last group in
+    // every row ("ragged"), as the reference GPTQ and RTN code does.
     return "";
   }
   return "invalid granularity " + std::to_string(static_cast<int>(g));
@@ -89,7 +88,7 @@ ScaleGroups::ScaleGroups(Granularity g, int64_t groupSize, int64_t rows,
     break;
   case Granularity::PerGroup:
     groupRows_ = rows;
-    groupCols_ = cols / groupSize;
+    groupCols_ = (cols + groupSize - 1) / groupSize;
     break;
   }
 }

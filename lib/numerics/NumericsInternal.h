@@ -35,7 +35,9 @@ std::string verifyMinifloatFormat(int exponentBits, int mantissaBits,
 std::string shapeString(const std::vector<int64_t> &shape);
 
 /// The scale groups of a W[rows][cols] matrix: a [groupRows, groupCols]
-/// array, row-major, as stored in "scales"/"zeros"/"offsets".
+/// array, row-major, as stored in "scales"/"zeros"/"offsets". Per group,
+/// groupCols = ceil(cols / groupSize): when the group size does not divide
+/// cols, the last group of each row is shorter (ragged).
 class ScaleGroups {
 public:
   ScaleGroups(Granularity g, int64_t groupSize, int64_t rows, int64_t cols);

@@ -309,8 +309,9 @@ TEST(VerifySpec, Messages) {
             "uniform bits must be in 2..8, got 9");
   EXPECT_EQ(verifySpec(uniform(1, true, Granularity::PerTensor), 4, 16),
             "uniform bits must be in 2..8, got 1");
+  // Ragged groups: a group size that does not divide K is valid.
   EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerGroup, 128), 4, 100),
-            "group size 128 does not divide 100 input channels");
+            "");
   EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerGroup, 0), 4, 100),
             "per-group granularity needs a positive group size, got 0");
   EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerChannel, 32), 4, 64),
@@ -331,7 +332,7 @@ TEST(VerifySpec, Messages) {
   EXPECT_EQ(verifySpec(minifloat(2, 1, MinifloatSpecial::Finite,
                                  Granularity::PerGroup, 48),
                        4, 64),
-            "group size 48 does not divide 64 input channels");
+            "");
   EXPECT_EQ(verifySpec(codebook(0, 8, 8), 4, 64),
             "codebook count must be at least 1, got 0");
   EXPECT_EQ(verifySpec(codebook(1, 17, 8), 4, 64),
@@ -369,9 +370,9 @@ TEST(VerifySpec, SalientMessages) {
   EXPECT_EQ(verifySpec(salient(8, salient(1, part, part), part), 4, 64),
             "salient part must not itself be salient");
   EXPECT_EQ(
-      verifySpec(salient(8, part, uniform(4, true, Granularity::PerGroup, 16)),
+      verifySpec(salient(8, part, uniform(4, true, Granularity::PerGroup, -16)),
                  4, 64),
-      "rest part: group size 16 does not divide 56 input channels");
+      "rest part: per-group granularity needs a positive group size, got -16");
   EXPECT_EQ(
       verifySpec(salient(8, uniform(12, true, Granularity::PerTensor), part), 4,
                  64),
@@ -381,9 +382,9 @@ TEST(VerifySpec, SalientMessages) {
 TEST(VerifySpec, LayoutRejectsInvalidSpecs) {
   expectInvalid(
       [] {
-        componentLayout(uniform(4, false, Granularity::PerGroup, 128), 4, 100);
+        componentLayout(uniform(4, false, Granularity::PerGroup, -128), 4, 100);
       },
-      "group size 128 does not divide 100 input channels");
+      "per-group granularity needs a positive group size, got -128");
   expectInvalid([] { bitsPerWeight(codebook(1, 8, 3), 4, 64); },
                 "does not divide");
 }
@@ -683,6 +684,55 @@ TEST(Uniform, Int4AsymRTNByHand) {
             std::vector<float>({-1, 0, 0, 0.5f, 0.5f, 2.75f, -0.5f, 1.0f}));
 }
 
+TEST(Uniform, RaggedGroupsByHand) {
+  // K = 5, g = 2: groups {0,1}, {2,3} and the short last group {4}.
+  // Row: -1 2 | 0.5 1.5 | -3. Asym int2 (levels 0..3):
+  //  g0: [-1, 2]  s = 1,   z = 1: codes 0, 3       -> -1, 2
+  //  g1: [0, 1.5] s = 0.5, z = 0: codes 1, 3       -> 0.5, 1.5
+  //  g2: [-3, 0]  s = 1,   z = 3: code 0           -> -3
+  const float w[5] = {-1, 2, 0.5f, 1.5f, -3};
+  UniformSpec s = uniform(2, false, Granularity::PerGroup, 2);
+  auto layout = componentLayout(s, 1, 5);
+  expectLayout(layout[0], "codes", DType::I8, {1, 2});
+  expectLayout(layout[1], "scales", DType::F32, {1, 3});
+  expectLayout(layout[2], "zeros", DType::I8, {1, 3});
+  EncodedMatrix e = quantizeRTN(s, w, 1, 5);
+  EXPECT_EQ(readF32(component(e, "scales").bytes),
+            std::vector<float>({1.0f, 0.5f, 1.0f}));
+  EXPECT_EQ(component(e, "zeros").bytes, Bytes({1, 0, 3}));
+  EXPECT_EQ(unpackBits(component(e, "codes").bytes.data(), 1, 5, 2),
+            std::vector<uint32_t>({0, 3, 1, 3, 0}));
+  EXPECT_EQ(dequantize(s, e), std::vector<float>({-1, 2, 0.5f, 1.5f, -3}));
+  // Bits per weight count the third (short) group's scale and zero:
+  // (5 * 2 codes padded to 16 bits + 3 * 32 + 3 * 8) / 5.
+  EXPECT_DOUBLE_EQ(bitsPerWeight(s, 1, 5), (16.0 + 96 + 24) / 5);
+}
+
+TEST(Uniform, RaggedMatchesSeparateQuantizationOfEachGroup) {
+  // stories260K's down_proj shape: K = 172 = 5 x 32 + 12. Each group,
+  // including the 12-wide tail, quantizes as its own per-channel matrix.
+  const int64_t rows = 3, cols = 172, g = 32;
+  std::vector<float> w(rows * cols);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = std::sin(0.37 * double(i)) * (1 + (i % 7));
+  UniformSpec s = uniform(4, false, Granularity::PerGroup, g);
+  std::vector<float> ragged = dequantize(s, quantizeRTN(s, w.data(), rows, cols));
+  for (int64_t start = 0; start < cols; start += g) {
+    int64_t width = std::min(g, cols - start);
+    std::vector<float> part(rows * width);
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < width; ++k)
+        part[n * width + k] = w[n * cols + start + k];
+    UniformSpec pc = uniform(4, false, Granularity::PerChannel);
+    std::vector<float> alone =
+        dequantize(pc, quantizeRTN(pc, part.data(), rows, width));
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < width; ++k)
+        ASSERT_EQ(ragged[n * cols + start + k], alone[n * width + k])
+            << "row " << n << " column " << start + k;
+  }
+}
+
 TEST(Uniform, Int4AsymRangeWidenedToZero) {
   // All positive: the range is widened to [0, 3]: scale 0.2, zero 0.
   const float w[4] = {1.0f, 3.0f, 0.0f, 2.0f};
@@ -826,8 +876,8 @@ TEST(Uniform, Errors) {
       [&] { quantizeRTN(binary(true, Granularity::PerChannel), w, 1, 2); },
       "RTN supports uniform and minifloat encodings");
   expectInvalid(
-      [&] { quantizeRTN(uniform(4, true, Granularity::PerGroup, 3), w, 1, 8); },
-      "group size 3 does not divide 8 input channels");
+      [&] { quantizeRTN(uniform(4, true, Granularity::PerGroup, 0), w, 1, 8); },
+      "per-group granularity needs a positive group size, got 0");
 }
 
 //===----------------------------------------------------------------------===//

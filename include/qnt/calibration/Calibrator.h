@@ -13,9 +13,9 @@
 #ifndef QNT_CALIBRATION_CALIBRATOR_H
 #define QNT_CALIBRATION_CALIBRATOR_H
 
-#include "mlir/IR/BuiltinOps.h"
+#include "qnt/numerics/Statistics.h"
 
-#include <Eigen/Core>
+#include "mlir/IR/BuiltinOps.h"
 
 #include <map>
 #include <string>
@@ -23,20 +23,9 @@
 
 namespace qnt::calibration {
 
-/// The statistics of one linear layer's input activation x ([*, K]).
-struct LayerStatistics {
-  int64_t channels = 0;
-  int64_t count = 0;                ///< rows (tokens) accumulated
-  std::vector<float> absmax;        ///< max |x[t, k]|
-  std::vector<double> sumAbs;       ///< sum |x[t, k]|
-  Eigen::MatrixXd hessian;          ///< sum x[t]^T x[t]; lower triangle
-  bool wantsAbsmax = false, wantsMeanAbs = false, wantsHessian = false;
-
-  /// Adds the rows of `x` (row-major [rows, channels] f32).
-  void accumulate(const float *x, int64_t rows);
-  /// The full symmetric Hessian.
-  Eigen::MatrixXd fullHessian() const;
-};
+/// The statistics of one linear layer's input activation x ([*, K]); the
+/// accumulator lives in the IR-free numerics layer.
+using LayerStatistics = ::qnt::numerics::LayerStatistics;
 
 /// Statistics of every observed layer, by name (the layer's weight name).
 class Statistics {
@@ -65,6 +54,30 @@ enum class Stream {
 std::vector<std::vector<int32_t>>
 makeCalibrationSequences(const std::vector<std::vector<int32_t>> &documents,
                          int64_t count, int64_t length);
+
+/// Cuts windows tokens[s : s + length] for each start offset s (the
+/// reference protocol: no BOS added, each run from position 0). Fails
+/// with a message on an offset whose window does not fit.
+bool makeWindows(const std::vector<int32_t> &tokens,
+                 const std::vector<int64_t> &starts, int64_t length,
+                 std::vector<std::vector<int32_t>> &windows,
+                 std::string *error);
+
+/// Who observed one extra result of a block function: the layers that
+/// share that input (q/k/v, gate/up, or one layer), and which statistics.
+struct Observation {
+  std::vector<std::string> names;
+  bool absmax = false, meanAbs = false, hessian = false;
+};
+
+/// A clone of `model` whose functions return their observed activations
+/// (qnt-insert-observers + qnt-expose-observations); null on failure.
+mlir::OwningOpRef<mlir::ModuleOp> instrumentModel(mlir::ModuleOp model);
+
+/// The observations of function `name` of an instrumented model, in the
+/// order of its extra results (which is program order).
+std::vector<Observation> readObservations(mlir::ModuleOp module,
+                                          llvm::StringRef name);
 
 /// Calibrates `model` (an imported model, float or quantized; not
 /// modified) on `sequences`. With Stream::Float, `floatModel` (the float

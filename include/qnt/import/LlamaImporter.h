@@ -50,8 +50,12 @@ OwningOpRef<ModuleOp> importLlama(MLIRContext *context,
 /// or incomplete.
 FailureOr<::qnt::io::LlamaConfig> readModelConfig(ModuleOp module);
 
+/// The module file in a directory written by `quant-compile --recipe`.
+inline constexpr llvm::StringLiteral kCompiledModelFileName = "model.mlir";
+
 /// Imports `path` (a llama2.c file or Hugging Face directory), or parses it
-/// when it is a .mlir/.mlirbc file produced by an earlier import.
+/// when it is a .mlir/.mlirbc file produced by an earlier import or a
+/// directory holding one as model.mlir (quant-compile --recipe).
 OwningOpRef<ModuleOp> loadModel(MLIRContext *context, llvm::StringRef path);
 
 /// loadModel, then runs `pipeline` on the module when it is not empty

@@ -30,7 +30,9 @@ namespace qnt::numerics {
 /// How many scale (and zero/offset) entries a W[N][K] matrix has.
 ///  - PerTensor:  shape [1, 1]
 ///  - PerChannel: shape [N, 1]   (one per output row)
-///  - PerGroup:   shape [N, K / groupSize] (groups of consecutive inputs)
+///  - PerGroup:   shape [N, ceil(K / groupSize)] (groups of consecutive
+///                inputs; when groupSize does not divide K the last group of
+///                every row is shorter: "ragged" groups)
 enum class Granularity { PerTensor, PerChannel, PerGroup };
 
 /// Uniform integer: value = scale * (u - zero), u in [0, 2^bits - 1].

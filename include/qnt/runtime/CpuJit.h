@@ -82,6 +82,11 @@ public:
   mlir::LogicalResult bindParams(const mlir::qnt::ParamStore &store,
                                  mlir::Location loc);
 
+  /// Replaces the tensor bound to parameter `name` (same type) for later
+  /// calls: candidate weights are evaluated by the compiled code itself.
+  mlir::LogicalResult rebindParam(llvm::StringRef name, HostTensor tensor,
+                                  mlir::Location loc);
+
   /// Calls `entry`. Results are allocated here with `resultTypes` if given
   /// (required when a result type has dynamic dimensions), else with the
   /// signature's static result types. Inputs must match the signature, a

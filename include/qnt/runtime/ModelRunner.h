@@ -39,6 +39,13 @@ public:
   mlir::LogicalResult forward(llvm::ArrayRef<int32_t> tokens, int64_t pos,
                               HostTensor &logits);
 
+  /// Binds `tensor` (same type as bound) in place of parameter `name` for
+  /// later calls (the sequential PTQ driver runs blocks with quantized
+  /// weights this way, without recompiling).
+  mlir::LogicalResult rebindParam(llvm::StringRef name, HostTensor tensor);
+  /// The type parameter `name` is bound with, or null.
+  mlir::RankedTensorType paramType(llvm::StringRef name) const;
+
 private:
   ModelRunner() = default;
   /// Checks that the compiled functions have the importer's signatures.

@@ -26,7 +26,7 @@
 
 // An unknown policy for indivisible groups.
 // RUN: not quant-opt %t/const.mlir --qnt-rtn="indivisible-groups=maybe" 2>&1 | FileCheck %s --check-prefix=INDIV
-// INDIV: error: qnt-rtn: unknown indivisible-groups 'maybe'; expected error or per-channel
+// INDIV: error: qnt-rtn: unknown indivisible-groups 'maybe'; expected ragged, per-channel or error
 
 // One bit.
 // RUN: not quant-opt %t/const.mlir --qnt-rtn="bits=1" 2>&1 | FileCheck %s --check-prefix=BITS1
@@ -64,15 +64,16 @@
 // A weight the encoding cannot store: located on the matmul.
 //===----------------------------------------------------------------------===//
 
-// RUN: quant-opt %t/const.mlir --qnt-rtn="group-size=128" -verify-diagnostics -o /dev/null
-// RUN: not quant-opt %t/const.mlir --qnt-rtn="group-size=128" -o %t/out.mlir 2>/dev/null
+// RUN: quant-opt %t/const.mlir --qnt-rtn="group-size=128 indivisible-groups=error" -verify-diagnostics -o /dev/null
+// RUN: not quant-opt %t/const.mlir --qnt-rtn="group-size=128 indivisible-groups=error" -o %t/out.mlir 2>/dev/null
 // RUN: not test -e %t/out.mlir
 
 //--- const.mlir
-// K = 100 inputs: a group size of 128 does not divide it.
+// K = 100 inputs: a group size of 128 does not divide it, which is an error
+// with indivisible-groups=error (by default the one group is ragged).
 func.func @k100(%x: tensor<3x100xf32>, %acc: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %w = arith.constant dense<1.0> : tensor<2x100xf32>
-  // expected-error@+1 {{'linalg.matmul' op qnt-rtn cannot store its 2x100 weight as int4 asym g128: group size 128 does not divide 100 input channels}}
+  // expected-error@+1 {{'linalg.matmul' op qnt-rtn: group size 128 does not divide K = 100 of layer 'k100.linear0' (indivisible-groups=error)}}
   %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
                                       affine_map<(m, n, k) -> (n, k)>,
                                       affine_map<(m, n, k) -> (m, n)>]

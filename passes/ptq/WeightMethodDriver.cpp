@@ -1,0 +1,748 @@
+//===- WeightMethodDriver.cpp - One driver for every weight method --------===//
+//
+// See WeightMethodDriver.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/ptq/WeightMethodDriver.h"
+#include "passes/ptq/WeightMethodPass.h"
+#include "passes/LinearLayers.h"
+#include "passes/Passes.h"
+#include "qnt/bench/Report.h"
+#include "qnt/import/LlamaImporter.h"
+#include "qnt/io/StatisticsFile.h"
+#include "qnt/support/Progress.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Regex.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+using namespace mlir;
+using namespace mlir::qnt;
+namespace nx = ::qnt::numerics;
+namespace io = ::qnt::io;
+
+namespace {
+
+/// A matmul whose weight can be quantized, and where the weight comes from.
+struct WeightSite {
+  linalg::MatmulOp matmul;
+  /// True for transpose-B matmuls, whose weight operand is already [N, K].
+  bool weightIsNK;
+  /// The arith.constant or qnt.param producing the weight.
+  Operation *source;
+  std::string name;
+  /// The layer is in the model's head (the classifier).
+  bool inHead;
+};
+
+std::optional<WeightSite> weightSiteOf(const LinearLayer &layer) {
+  auto matmul = dyn_cast<linalg::MatmulOp>(layer.op);
+  if (!matmul)
+    return std::nullopt;
+  bool weightIsNK = isa<linalg::MatmulTransposeBOp>(layer.op);
+  if (!weightIsNK && matmul.hasUserDefinedMaps())
+    return std::nullopt;
+  Operation *source = layer.weight.getDefiningOp();
+  if (!source)
+    return std::nullopt;
+  if (auto constant = dyn_cast<arith::ConstantOp>(source)) {
+    auto dense = dyn_cast<DenseFPElementsAttr>(constant.getValue());
+    if (!dense || dense.getType().getRank() != 2)
+      return std::nullopt;
+  } else if (!isa<ParamOp>(source)) {
+    return std::nullopt;
+  }
+  return WeightSite{matmul, weightIsNK, source, layer.name, false};
+}
+
+std::vector<float> constantValues(arith::ConstantOp constant) {
+  std::vector<float> values;
+  for (APFloat v :
+       cast<DenseFPElementsAttr>(constant.getValue()).getValues<APFloat>()) {
+    bool losesInfo;
+    v.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &losesInfo);
+    values.push_back(v.convertToFloat());
+  }
+  return values;
+}
+
+std::vector<float> transposed(const std::vector<float> &m, int64_t rows,
+                              int64_t cols) {
+  std::vector<float> t(m.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      t[c * rows + r] = m[r * cols + c];
+  return t;
+}
+
+io::DType toFileDType(nx::DType dtype) {
+  switch (dtype) {
+  case nx::DType::I8:
+    return io::DType::I8;
+  case nx::DType::I16:
+    return io::DType::I16;
+  case nx::DType::I32:
+    return io::DType::I32;
+  case nx::DType::F32:
+    return io::DType::F32;
+  }
+  llvm_unreachable("unknown dtype");
+}
+
+/// The encoding fields that overrides may change.
+struct GridChoice {
+  std::string format;
+  int64_t bits;
+  bool bitsGiven;
+  std::string granularity;
+  int64_t groupSize;
+  bool groupSizeGiven;
+  bool symmetric;
+  bool symmetricGiven;
+};
+
+/// Builds the spec of `g`, or returns a message saying what is wrong.
+std::string buildSpec(const GridChoice &g, nx::EncodingSpec &spec) {
+  nx::Granularity granularity;
+  if (g.granularity == "per-tensor")
+    granularity = nx::Granularity::PerTensor;
+  else if (g.granularity == "per-channel")
+    granularity = nx::Granularity::PerChannel;
+  else if (g.granularity == "per-group")
+    granularity = nx::Granularity::PerGroup;
+  else
+    return "unknown granularity '" + g.granularity +
+           "'; expected per-tensor, per-channel or per-group";
+  int64_t group = 0;
+  if (granularity == nx::Granularity::PerGroup) {
+    if (g.groupSize <= 0)
+      return "group-size must be positive, got " + std::to_string(g.groupSize);
+    group = g.groupSize;
+  } else if (g.groupSizeGiven) {
+    return "group-size is only meaningful with granularity=per-group";
+  }
+  if (g.format == "int") {
+    if (g.bits < 2 || g.bits > 8)
+      return "bits must be in 2..8, got " + std::to_string(g.bits);
+    spec = nx::UniformSpec{int(g.bits), g.symmetric, granularity, group};
+    return "";
+  }
+  struct MinifloatFormat {
+    const char *name;
+    int exponent, mantissa;
+    nx::MinifloatSpecial special;
+  };
+  static constexpr MinifloatFormat kFormats[] = {
+      {"e2m1", 2, 1, nx::MinifloatSpecial::Finite},
+      {"e3m2", 3, 2, nx::MinifloatSpecial::Finite},
+      {"e2m3", 2, 3, nx::MinifloatSpecial::Finite},
+      {"e4m3", 4, 3, nx::MinifloatSpecial::Ocp},
+      {"e5m2", 5, 2, nx::MinifloatSpecial::Ocp}};
+  for (const MinifloatFormat &f : kFormats) {
+    if (g.format != f.name)
+      continue;
+    if (g.bitsGiven)
+      return "bits is implied by format=" + g.format + " and cannot be given";
+    if (g.symmetricGiven)
+      return "minifloat formats are symmetric; symmetric cannot be given "
+             "with format=" +
+             g.format;
+    spec = nx::MinifloatSpec{f.exponent, f.mantissa, f.special, granularity,
+                             group};
+    return "";
+  }
+  return "unknown format '" + g.format +
+         "'; expected int, e2m1, e3m2, e2m3, e4m3 or e5m2";
+}
+
+/// The group size of a per-group uniform or minifloat spec, else 0.
+int64_t groupSizeOf(const nx::EncodingSpec &spec) {
+  if (auto *u = std::get_if<nx::UniformSpec>(&spec))
+    return u->granularity == nx::Granularity::PerGroup ? u->groupSize : 0;
+  if (auto *m = std::get_if<nx::MinifloatSpec>(&spec))
+    return m->granularity == nx::Granularity::PerGroup ? m->groupSize : 0;
+  return 0;
+}
+
+nx::EncodingSpec withPerChannelScales(nx::EncodingSpec spec) {
+  if (auto *u = std::get_if<nx::UniformSpec>(&spec)) {
+    u->granularity = nx::Granularity::PerChannel;
+    u->groupSize = 0;
+  } else if (auto *m = std::get_if<nx::MinifloatSpec>(&spec)) {
+    m->granularity = nx::Granularity::PerChannel;
+    m->groupSize = 0;
+  }
+  return spec;
+}
+
+/// One parsed override: layers matching `pattern` get `values`.
+struct Override {
+  std::string text;
+  std::unique_ptr<llvm::Regex> pattern;
+  std::vector<std::pair<std::string, std::string>> values;
+};
+
+bool parseBool(StringRef text, bool &value) {
+  if (text == "1" || text == "true") {
+    value = true;
+    return true;
+  }
+  if (text == "0" || text == "false") {
+    value = false;
+    return true;
+  }
+  return false;
+}
+
+} // namespace
+
+struct WeightMethodDriver::Impl {
+  ModuleOp module;
+  WeightMethodConfig config;
+  std::string methodName;
+  WeightMethod method;
+  GridChoice grid;
+  std::vector<Override> overrides;
+  std::map<std::string, WeightSite> sites;
+  std::set<std::string> done;
+  bool readsParams = false;
+  ParamStore store;
+  io::SafetensorsWriter writer;
+  llvm::StringSet<> writtenParams;
+  std::chrono::steady_clock::time_point start =
+      std::chrono::steady_clock::now();
+
+  InFlightDiagnostic error(Location loc) {
+    return emitError(loc) << config.passName << ": ";
+  }
+
+  LogicalResult parseOverrides();
+  FailureOr<LayerSettings> settingsFor(const WeightSite &site);
+  LogicalResult quantizeSite(const WeightSite &site,
+                             const StatisticsMap *stats, LayerReport &report,
+                             nx::MethodResult &result);
+  FailureOr<Value> materialize(OpBuilder &b, Location loc,
+                               const nx::Component &component,
+                               ParamOp weightParam);
+  void rewrite(const WeightSite &site, const nx::MethodResult &result,
+               ArrayRef<Value> components, int64_t rows, int64_t cols);
+};
+
+LogicalResult WeightMethodDriver::Impl::parseOverrides() {
+  for (const std::string &text : config.overrides) {
+    SmallVector<StringRef> parts;
+    StringRef(text).split(parts, ':');
+    if (parts.size() < 2)
+      return module.emitError()
+             << config.passName << ": override '" << text
+             << "' must be REGEX:key=value[:key=value...]";
+    Override o;
+    o.text = text;
+    o.pattern = std::make_unique<llvm::Regex>(parts[0]);
+    std::string regexError;
+    if (!o.pattern->isValid(regexError))
+      return module.emitError()
+             << config.passName << ": override '" << text
+             << "': invalid pattern: " << regexError;
+    for (StringRef kv : llvm::drop_begin(parts)) {
+      auto [key, value] = kv.split('=');
+      if (key.empty() || value.empty() || !kv.contains('='))
+        return module.emitError()
+               << config.passName << ": override '" << text << "': '" << kv
+               << "' is not key=value";
+      o.values.emplace_back(key.str(), value.str());
+    }
+    overrides.push_back(std::move(o));
+  }
+  return success();
+}
+
+FailureOr<LayerSettings>
+WeightMethodDriver::Impl::settingsFor(const WeightSite &site) {
+  GridChoice g = grid;
+  LayerSettings settings;
+  for (const Override &o : overrides) {
+    if (!o.pattern->match(site.name))
+      continue;
+    for (const auto &[key, value] : o.values) {
+      auto bad = [&]() {
+        return error(site.source->getLoc())
+               << "override '" << o.text << "': bad value '" << value
+               << "' for " << key;
+      };
+      int64_t number;
+      if (key == "bits") {
+        if (StringRef(value).getAsInteger(10, number))
+          return bad();
+        g.bits = number;
+        g.bitsGiven = true;
+      } else if (key == "group-size") {
+        if (StringRef(value).getAsInteger(10, number))
+          return bad();
+        g.groupSize = number;
+        g.groupSizeGiven = true;
+        if (g.granularity != "per-group" && number > 0)
+          g.granularity = "per-group";
+      } else if (key == "granularity") {
+        g.granularity = value;
+        if (value != "per-group")
+          g.groupSizeGiven = false;
+      } else if (key == "symmetric") {
+        if (!parseBool(value, g.symmetric))
+          return bad();
+        g.symmetricGiven = true;
+      } else if (key == "format") {
+        g.format = value;
+      } else {
+        settings.methodOptions[key] = value;
+      }
+    }
+  }
+  std::string problem = buildSpec(g, settings.spec);
+  if (!problem.empty())
+    return error(site.source->getLoc()) << "layer '" << site.name
+                                        << "': " << problem;
+  return settings;
+}
+
+FailureOr<Value>
+WeightMethodDriver::Impl::materialize(OpBuilder &b, Location loc,
+                                      const nx::Component &component,
+                                      ParamOp weightParam) {
+  const nx::ComponentLayout &layout = component.layout;
+  auto type = RankedTensorType::get(
+      layout.shape, elementTypeOf(b.getContext(), layout.dtype));
+  if (!weightParam) {
+    ArrayRef<char> raw(reinterpret_cast<const char *>(component.bytes.data()),
+                       component.bytes.size());
+    return arith::ConstantOp::create(
+               b, loc, DenseElementsAttr::getFromRawBuffer(type, raw))
+        .getResult();
+  }
+  std::string name = (weightParam.getName() + "." + layout.name).str();
+  // A parameter shared by several matmuls quantizes to the same bytes;
+  // store it once.
+  std::string message;
+  if (writtenParams.insert(name).second &&
+      !writer.add(name, toFileDType(layout.dtype), layout.shape,
+                  component.bytes.data(), component.bytes.size(), &message))
+    return error(loc) << message;
+  return ParamOp::create(b, loc, type, name).getResult();
+}
+
+/// x[:, perm] as a linalg.generic that gathers columns (K static).
+static Value gatherColumns(OpBuilder &b, Location loc, Value x,
+                           ArrayRef<int32_t> perm) {
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<Value> dynamicSizes;
+  if (type.isDynamicDim(0))
+    dynamicSizes.push_back(tensor::DimOp::create(b, loc, x, 0));
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                       type.getElementType(), dynamicSizes);
+  auto permType =
+      RankedTensorType::get({int64_t(perm.size())}, b.getIntegerType(32));
+  Value permValues = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(permType, perm));
+  MLIRContext *ctx = b.getContext();
+  AffineMap column = AffineMap::get(2, 0, getAffineDimExpr(1, ctx));
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{type}, ValueRange{permValues}, ValueRange{init},
+      ArrayRef<AffineMap>{column, identity},
+      ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                    utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        Value row = linalg::IndexOp::create(nb, nloc, 0);
+        Value col = arith::IndexCastOp::create(nb, nloc, nb.getIndexType(),
+                                               args[0]);
+        Value v = tensor::ExtractOp::create(nb, nloc, x, ValueRange{row, col});
+        linalg::YieldOp::create(nb, nloc, v);
+      });
+  return generic.getResult(0);
+}
+
+void WeightMethodDriver::Impl::rewrite(const WeightSite &site,
+                                       const nx::MethodResult &result,
+                                       ArrayRef<Value> components,
+                                       int64_t rows, int64_t cols) {
+  linalg::MatmulOp matmul = site.matmul;
+  Location loc = site.source->getLoc();
+  auto weightType = cast<RankedTensorType>(matmul.getInputs()[1].getType());
+  OpBuilder b(matmul);
+  // The dequantized weight takes the activation's element type: a bf16
+  // checkpoint's weights dequantize to the f32 the matmul computes in,
+  // without a detour through bf16 rounding.
+  Value input = matmul.getInputs()[0];
+  Type computeType = cast<RankedTensorType>(input.getType()).getElementType();
+  auto nkType = RankedTensorType::get({rows, cols}, computeType);
+  Value dequant = DequantOp::create(
+      b, loc, nkType, encodingFromSpec(b.getContext(), result.spec),
+      components);
+  if (!site.weightIsNK) {
+    Value init =
+        tensor::EmptyOp::create(b, loc, weightType.getShape(), computeType);
+    dequant = linalg::TransposeOp::create(b, loc, dequant, init,
+                                          ArrayRef<int64_t>{1, 0})
+                  .getResult()[0];
+  }
+  if (!result.inputPermutation.empty())
+    input = gatherColumns(b, loc, input, result.inputPermutation);
+  if (computeType == weightType.getElementType() &&
+      result.inputPermutation.empty()) {
+    matmul->setOperand(1, dequant);
+  } else {
+    // A bf16/f16 weight in an f32 matmul: the matmul's body extends its
+    // weight argument, so it is rebuilt for the f32 dequantized weight.
+    SmallVector<Value> inputs = {input, dequant};
+    linalg::MatmulOp rebuilt =
+        site.weightIsNK
+            ? linalg::MatmulTransposeBOp::create(b, matmul.getLoc(),
+                                                 matmul->getResultTypes(),
+                                                 inputs, matmul.getOutputs())
+            : linalg::MatmulOp::create(b, matmul.getLoc(),
+                                       matmul->getResultTypes(), inputs,
+                                       matmul.getOutputs());
+    matmul->replaceAllUsesWith(rebuilt);
+    matmul->erase();
+  }
+  if (site.source->use_empty())
+    site.source->erase();
+}
+
+LogicalResult WeightMethodDriver::Impl::quantizeSite(
+    const WeightSite &site, const StatisticsMap *stats, LayerReport &report,
+    nx::MethodResult &result) {
+  auto begin = std::chrono::steady_clock::now();
+  linalg::MatmulOp matmul = site.matmul;
+  auto weightType = cast<RankedTensorType>(matmul.getInputs()[1].getType());
+  Location loc = site.source->getLoc();
+  auto param = dyn_cast<ParamOp>(site.source);
+  std::string quotedName = "'" + site.name + "'";
+
+  std::vector<float> values;
+  if (param) {
+    FailureOr<std::vector<float>> read =
+        store.readAsF32(loc, param.getName(), weightType);
+    if (failed(read))
+      return failure();
+    values = std::move(*read);
+    // The float copy is all we need; let the kernel drop the mapped pages.
+    store.releasePages(param.getName());
+  } else {
+    values = constantValues(cast<arith::ConstantOp>(site.source));
+  }
+  int64_t rows = weightType.getDimSize(0), cols = weightType.getDimSize(1);
+  if (!site.weightIsNK) {
+    values = transposed(values, rows, cols);
+    std::swap(rows, cols);
+  }
+
+  FailureOr<LayerSettings> settings = settingsFor(site);
+  if (failed(settings))
+    return failure();
+  if (int64_t group = groupSizeOf(settings->spec);
+      group > 0 && cols % group != 0) {
+    if (config.indivisibleGroups == "error")
+      return matmul.emitOpError()
+             << config.passName << ": group size " << group
+             << " does not divide K = " << cols << " of layer " << quotedName
+             << " (indivisible-groups=error)";
+    if (config.indivisibleGroups == "per-channel") {
+      settings->spec = withPerChannelScales(settings->spec);
+      mlir::emitRemark(loc) << config.passName << ": " << quotedName
+                            << ": group size " << group
+                            << " does not divide K = " << cols
+                            << "; quantized per channel";
+    }
+  }
+  std::string problem = nx::verifySpec(settings->spec, rows, cols);
+  if (!problem.empty())
+    return matmul.emitOpError()
+           << config.passName << " cannot store its " << rows << "x" << cols
+           << " weight " << quotedName << " as "
+           << nx::describe(settings->spec) << ": " << problem;
+
+  const nx::LayerStatistics *layerStats = nullptr;
+  if (stats) {
+    auto it = stats->find(site.name);
+    if (it != stats->end())
+      layerStats = &it->second;
+  }
+  if (!layerStats && config.needsStatistics)
+    return error(loc) << "no statistics for layer " << quotedName
+                      << (config.stats.empty()
+                              ? std::string(
+                                    "; give stats=<file> from quant-calibrate")
+                              : " in '" + config.stats + "'");
+  if (layerStats && layerStats->channels != cols)
+    return error(loc) << "the statistics of layer " << quotedName << " have "
+                      << layerStats->channels << " input channels; its weight "
+                      << "has K = " << cols;
+
+  nx::WeightProblem weightProblem{site.name, values.data(), rows, cols,
+                                  layerStats};
+  try {
+    result = method(*settings, weightProblem);
+  } catch (const std::exception &e) {
+    return matmul.emitOpError()
+           << config.passName << " cannot quantize " << quotedName << ": "
+           << e.what();
+  }
+  for (const std::string &remark : result.remarks)
+    mlir::emitRemark(loc) << config.passName << ": " << quotedName << ": "
+                          << remark;
+
+  OpBuilder b(matmul);
+  SmallVector<Value> components;
+  for (const nx::Component &component : result.encoded.components) {
+    FailureOr<Value> value = materialize(b, loc, component, param);
+    if (failed(value))
+      return failure();
+    components.push_back(*value);
+  }
+
+  report.name = site.name;
+  report.method = methodName;
+  report.encoding = nx::describe(result.spec);
+  report.rows = rows;
+  report.cols = cols;
+  report.bitsPerWeight = nx::bitsPerWeight(result.spec, rows, cols);
+  report.remarks = result.remarks;
+  if (layerStats && layerStats->count > 0 && layerStats->hessian.size()) {
+    report.relativeError = nx::relativeOutputError(
+        values.data(), result.dequantized.data(), rows, cols,
+        layerStats->fullHessian());
+    report.errorOnInputs = true;
+  } else {
+    report.relativeError = nx::relativeWeightError(
+        values.data(), result.dequantized.data(), rows, cols);
+  }
+  rewrite(site, result, components, rows, cols);
+  report.seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - begin)
+                       .count();
+  return success();
+}
+
+WeightMethodDriver::WeightMethodDriver(std::unique_ptr<Impl> impl)
+    : impl(std::move(impl)) {}
+WeightMethodDriver::~WeightMethodDriver() = default;
+
+FailureOr<std::unique_ptr<WeightMethodDriver>>
+WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
+                           std::string methodName, WeightMethod method) {
+  auto impl = std::make_unique<Impl>();
+  impl->module = module;
+  impl->methodName = std::move(methodName);
+  impl->method = std::move(method);
+  const std::string pass = config.passName;
+  if (config.indivisibleGroups != "ragged" &&
+      config.indivisibleGroups != "error" &&
+      config.indivisibleGroups != "per-channel")
+    return module.emitError(pass + ": unknown indivisible-groups '")
+           << config.indivisibleGroups
+           << "'; expected ragged, per-channel or error";
+  impl->grid = GridChoice{config.format,      config.bits,
+                          config.bitsGiven,   config.granularity,
+                          config.groupSize,   config.groupSizeGiven,
+                          config.symmetric,   config.symmetricGiven};
+  nx::EncodingSpec checked;
+  std::string problem = buildSpec(impl->grid, checked);
+  if (!problem.empty())
+    return module.emitError(pass + ": ") << problem;
+  impl->config = std::move(config);
+  if (failed(impl->parseOverrides()))
+    return failure();
+  std::unique_ptr<llvm::Regex> selection;
+  if (!impl->config.layers.empty()) {
+    selection = std::make_unique<llvm::Regex>(impl->config.layers);
+    std::string regexError;
+    if (!selection->isValid(regexError))
+      return module.emitError(pass + ": invalid layers pattern '")
+             << impl->config.layers << "': " << regexError;
+  }
+
+  // On an imported model the classifier (in @head) stays float unless asked
+  // for, as in every reference tool.
+  bool isModel = bool(module->getAttr(kModelAttrName));
+  std::vector<std::string> names;
+  module.walk([&](func::FuncOp func) {
+    bool inHead = isModel && func.getSymName() == "head";
+    for (const LinearLayer &layer : collectLinearLayers(func)) {
+      std::optional<WeightSite> site = weightSiteOf(layer);
+      if (!site)
+        continue;
+      if (inHead && !impl->config.quantizeHead)
+        continue;
+      if (selection && !selection->match(site->name))
+        continue;
+      site->inHead = inHead;
+      if (impl->sites.count(site->name))
+        continue; // a shared weight is one layer
+      names.push_back(site->name);
+      impl->sites.emplace(site->name, *site);
+    }
+  });
+  if (!impl->config.layers.empty() && names.empty())
+    return module.emitError(pass + ": layers pattern '")
+           << impl->config.layers << "' selects no weight";
+
+  impl->readsParams = llvm::any_of(impl->sites, [](const auto &entry) {
+    return isa<ParamOp>(entry.second.source);
+  });
+  if (impl->readsParams && impl->config.output.empty())
+    return module.emitError(pass + ": weights come from qnt.param; give "
+                                   "output=<file.safetensors> for the "
+                                   "quantized parameters");
+  if (impl->readsParams) {
+    FailureOr<ParamStore> opened = ParamStore::open(module);
+    if (failed(opened))
+      return failure();
+    impl->store = std::move(*opened);
+    if (impl->store.isOpenFile(impl->config.output))
+      return module.emitError(pass + ": output '")
+             << impl->config.output << "' is one of the input parameter "
+             << "files; quantized weights go to a new file";
+    // Quantized components go to disk as they are produced, so that memory
+    // holds one weight at a time whatever the model size.
+    llvm::SmallString<256> dir(impl->config.output);
+    llvm::sys::path::remove_filename(dir);
+    std::string message;
+    if (!impl->writer.setSpillDirectory(dir.empty() ? "." : dir.str().str(),
+                                        &message))
+      return module.emitError(pass + ": ") << message;
+  }
+  auto driver =
+      std::unique_ptr<WeightMethodDriver>(new WeightMethodDriver(std::move(impl)));
+  driver->names = std::move(names);
+  return driver;
+}
+
+LogicalResult WeightMethodDriver::quantize(
+    ArrayRef<std::string> layers, const StatisticsMap *stats,
+    const std::function<void(const std::string &, const nx::MethodResult &)>
+        &onResult) {
+  std::unique_ptr<::qnt::Progress> progress;
+  if (impl->config.verbose)
+    progress = std::make_unique<::qnt::Progress>(impl->config.passName,
+                                                 layers.size());
+  int64_t index = 0;
+  for (const std::string &name : layers) {
+    auto it = impl->sites.find(name);
+    if (it == impl->sites.end())
+      return impl->module.emitError(impl->config.passName + ": no layer '")
+             << name << "' among the selected weights";
+    if (!impl->done.insert(name).second)
+      continue;
+    if (progress)
+      progress->update(index, name);
+    LayerReport report;
+    nx::MethodResult result;
+    if (failed(impl->quantizeSite(it->second, stats, report, result)))
+      return failure();
+    layerReports.push_back(std::move(report));
+    if (onResult)
+      onResult(name, result);
+    ++index;
+  }
+  if (progress)
+    progress->finish();
+  return success();
+}
+
+FailureOr<StatisticsMap> mlir::qnt::readStatistics(ModuleOp module,
+                                                   StringRef passName,
+                                                   StringRef path) {
+  io::StatisticsFile file;
+  std::string message;
+  if (!io::readStatisticsFile(path.str(), file, &message))
+    return module.emitError(passName + ": ") << message;
+  return std::move(file.layers);
+}
+
+LogicalResult WeightMethodDriver::run() {
+  StatisticsMap stats;
+  bool haveStats = !impl->config.stats.empty();
+  if (haveStats) {
+    FailureOr<StatisticsMap> read = readStatistics(
+        impl->module, impl->config.passName, impl->config.stats);
+    if (failed(read))
+      return failure();
+    stats = std::move(*read);
+  }
+  if (failed(quantize(names, haveStats ? &stats : nullptr)))
+    return failure();
+  return finish();
+}
+
+LogicalResult WeightMethodDriver::finish() {
+  const WeightMethodConfig &config = impl->config;
+  if (impl->readsParams) {
+    impl->writer.setMetadata("producer", "quant-mlir " + config.passName);
+    std::string message;
+    if (!impl->writer.write(config.output, &message))
+      return impl->module.emitError(config.passName + ": ") << message;
+    // Recorded absolute, like the importer's checkpoint paths, so that the
+    // module runs from any directory.
+    llvm::SmallString<256> recorded(config.output);
+    llvm::sys::fs::make_absolute(recorded);
+    llvm::sys::path::remove_dots(recorded, /*remove_dot_dot=*/true);
+    appendParamFile(impl->module, recorded);
+  }
+
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - impl->start)
+                       .count();
+  if (config.verbose && !layerReports.empty()) {
+    llvm::errs() << llvm::formatv("{0}: {1} layers in {2:F2} s\n",
+                                  config.passName, layerReports.size(),
+                                  seconds);
+    llvm::errs() << llvm::formatv("  {0,-40} {1,-22} {2,6} {3,11} {4,8}\n",
+                                  "layer", "encoding", "bits/w", "rel. error",
+                                  "time s");
+    double weightedBits = 0, totalWeights = 0;
+    for (const LayerReport &r : layerReports) {
+      llvm::errs() << llvm::formatv(
+          "  {0,-40} {1,-22} {2,6:F3} {3,11:E3}{4} {5,8:F3}\n", r.name,
+          r.encoding, r.bitsPerWeight, r.relativeError,
+          r.errorOnInputs ? " " : "w", r.seconds);
+      weightedBits += r.bitsPerWeight * double(r.rows * r.cols);
+      totalWeights += double(r.rows * r.cols);
+    }
+    llvm::errs() << llvm::formatv(
+        "  {0:F3} bits/weight over {1} weights (rel. error: on the "
+        "calibration inputs; 'w': of the weights, no statistics)\n",
+        weightedBits / totalWeights, int64_t(totalWeights));
+  }
+  if (!config.report.empty()) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LayerReport &r : layerReports)
+      layers.push_back({{"name", r.name},
+                        {"method", r.method},
+                        {"encoding", r.encoding},
+                        {"rows", r.rows},
+                        {"cols", r.cols},
+                        {"bits_per_weight", r.bitsPerWeight},
+                        {"relative_error", r.relativeError},
+                        {"error_on_inputs", r.errorOnInputs},
+                        {"seconds", r.seconds},
+                        {"remarks", r.remarks}});
+    nlohmann::json json = {{"pass", config.passName},
+                           {"layers", layers},
+                           {"seconds", seconds}};
+    std::string message;
+    if (!::qnt::bench::writeJsonAtomically(config.report, json, &message))
+      return impl->module.emitError(config.passName + ": cannot write report '")
+             << config.report << "': " << message;
+  }
+  return success();
+}
+mlir::qnt::WeightMethodPass::~WeightMethodPass() = default;

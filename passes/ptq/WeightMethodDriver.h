@@ -1,0 +1,170 @@
+//===- WeightMethodDriver.h - One driver for every weight method -*- C++ -*-===//
+//
+// The pass side of a weight PTQ method (docs/HowTo/AddPTQAlgorithm.md). A
+// method is an IR-free function (lib/numerics) from a float weight and its
+// input statistics to an encoded weight; this driver does everything else:
+//  - finds the weight sites: linalg.matmul (plain [K, N] or transpose-B
+//    [N, K] weights) fed by an arith.constant or a qnt.param;
+//  - names each layer (passes/LinearLayers.h, the names of the statistics
+//    file) and selects layers (default: every layer, or on an imported model
+//    the decoder blocks' linears, with the classifier left float unless
+//    quantize-head; `layers=<regex>` otherwise);
+//  - applies per-layer overrides ("REGEX:bits=8:group-size=64:act-order=0");
+//  - maps each layer to its statistics (a `stats=` file, or statistics that
+//    the sequential block driver passes in), with located errors for missing
+//    or mismatched ones;
+//  - calls the method, writes the components (constants, or tensors of a new
+//    safetensors file, never an input file), rewrites the matmul onto
+//    qnt.dequant (and an input gather for permuted storage);
+//  - shows progress and ends with a per-layer report (method, encoding,
+//    bits/weight including scales, relative output error on the calibration
+//    inputs, time), also as JSON with `report=<file>`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
+#define QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
+
+#include "qnt/ParamStore.h"
+#include "qnt/numerics/Method.h"
+#include "qnt/io/Safetensors.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir::qnt {
+
+/// The options every weight-method pass has (Passes.td:
+/// QntWeightMethodOptions), as plain values.
+struct WeightMethodConfig {
+  /// "qnt-gptq": prefixes every message.
+  std::string passName;
+  std::string format = "int";
+  int64_t bits = 4;
+  bool bitsGiven = false;
+  std::string granularity = "per-group";
+  int64_t groupSize = 128;
+  bool groupSizeGiven = false;
+  bool symmetric = false;
+  bool symmetricGiven = false;
+  /// ragged | per-channel | error.
+  std::string indivisibleGroups = "ragged";
+  std::string output;
+  std::string layers;
+  bool quantizeHead = false;
+  std::vector<std::string> overrides;
+  std::string stats;
+  std::string report;
+  /// The method cannot run without input statistics.
+  bool needsStatistics = false;
+  /// Shows progress and prints the per-layer table on stderr.
+  bool verbose = true;
+};
+
+/// The WeightMethodConfig of the weight-method pass whose member function
+/// this is used in (its ODS options include QntWeightMethodOptions, which are
+/// protected members of the generated base, hence a macro).
+#define QNT_WEIGHT_METHOD_CONFIG(PASS_NAME)                                   \
+  ([&] {                                                                       \
+    ::mlir::qnt::WeightMethodConfig c;                                         \
+    c.passName = PASS_NAME;                                                    \
+    c.format = format;                                                         \
+    c.bits = bits;                                                             \
+    c.bitsGiven = bits.getNumOccurrences() > 0;                                \
+    c.granularity = granularity;                                               \
+    c.groupSize = groupSize;                                                   \
+    c.groupSizeGiven = groupSize.getNumOccurrences() > 0;                      \
+    c.symmetric = symmetric;                                                   \
+    c.symmetricGiven = symmetric.getNumOccurrences() > 0;                      \
+    c.indivisibleGroups = indivisibleGroups;                                   \
+    c.output = output;                                                         \
+    c.layers = layers;                                                         \
+    c.quantizeHead = quantizeHead;                                             \
+    c.overrides.assign(overrides.begin(), overrides.end());                    \
+    c.stats = stats;                                                           \
+    c.report = report;                                                         \
+    c.verbose = verbose;                                                       \
+    return c;                                                                  \
+  }())
+
+/// What one layer is quantized with, after overrides.
+struct LayerSettings {
+  ::qnt::numerics::EncodingSpec spec;
+  /// Override keys the driver does not know, for the method to read
+  /// ("act-order" -> "0").
+  llvm::StringMap<std::string> methodOptions;
+};
+
+/// The method: throws std::invalid_argument on what it cannot do; the
+/// driver reports the message on the layer.
+using WeightMethod = std::function<::qnt::numerics::MethodResult(
+    const LayerSettings &, const ::qnt::numerics::WeightProblem &)>;
+
+/// One row of the report.
+struct LayerReport {
+  std::string name, method, encoding;
+  int64_t rows = 0, cols = 0;
+  double bitsPerWeight = 0;
+  /// ||X(W - Q)^T||^2 / ||X W^T||^2 on the calibration inputs, or the
+  /// relative weight error when no statistics were given.
+  double relativeError = 0;
+  bool errorOnInputs = false;
+  double seconds = 0;
+  std::vector<std::string> remarks;
+};
+
+using StatisticsMap = std::map<std::string, ::qnt::numerics::LayerStatistics>;
+
+class WeightMethodDriver {
+public:
+  /// Validates the options and collects the selected weight sites; reports
+  /// on `module`.
+  static FailureOr<std::unique_ptr<WeightMethodDriver>>
+  create(ModuleOp module, WeightMethodConfig config, std::string methodName,
+         WeightMethod method);
+  ~WeightMethodDriver();
+
+  /// The selected layers, in IR order.
+  const std::vector<std::string> &layerNames() const { return names; }
+
+  /// Quantizes the named layers (each once) with `stats` (may be null for
+  /// data-free methods) and rewrites their matmuls. `onResult` sees each
+  /// result (the sequential driver binds `dequantized` for the quantized
+  /// stream).
+  LogicalResult
+  quantize(llvm::ArrayRef<std::string> layers, const StatisticsMap *stats,
+           const std::function<void(const std::string &,
+                                    const ::qnt::numerics::MethodResult &)>
+               &onResult = {});
+
+  /// Everything a pass does: reads `stats=` if given, quantizes every
+  /// selected layer, then finish().
+  LogicalResult run();
+
+  /// Writes the output parameter file (if weights came from parameters),
+  /// the report, and prints the summary.
+  LogicalResult finish();
+
+  const std::vector<LayerReport> &reports() const { return layerReports; }
+
+private:
+  struct Impl;
+  explicit WeightMethodDriver(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl;
+  std::vector<std::string> names;
+  std::vector<LayerReport> layerReports;
+};
+
+/// Reads a statistics file for `passName`, reporting on `module`.
+FailureOr<StatisticsMap> readStatistics(ModuleOp module, StringRef passName,
+                                        StringRef path);
+
+} // namespace mlir::qnt
+
+#endif // QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H

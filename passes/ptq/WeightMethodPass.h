@@ -1,0 +1,30 @@
+//===- WeightMethodPass.h - Weight-method passes as drivers -----*- C++ -*-===//
+//
+// Every weight-method pass (qnt-rtn, qnt-gptq, ...) also implements this
+// interface, so that the sequential block driver can take a pass parsed
+// from a pipeline string (its options checked by MLIR's option parser) and
+// run its method block by block with the statistics it captures, instead
+// of running the pass on the whole module at once.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_PTQ_WEIGHTMETHODPASS_H
+#define QNT_PASSES_PTQ_WEIGHTMETHODPASS_H
+
+#include "passes/ptq/WeightMethodDriver.h"
+
+namespace mlir::qnt {
+
+class WeightMethodPass {
+public:
+  virtual ~WeightMethodPass();
+  /// The driver for this pass's options on `module`.
+  virtual FailureOr<std::unique_ptr<WeightMethodDriver>>
+  createDriver(ModuleOp module) const = 0;
+  /// True if the method needs input statistics (a Hessian).
+  virtual bool needsStatistics() const = 0;
+};
+
+} // namespace mlir::qnt
+
+#endif // QNT_PASSES_PTQ_WEIGHTMETHODPASS_H
