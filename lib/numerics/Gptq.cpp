@@ -177,6 +177,12 @@ void checkFinite(const float *w, int64_t rows, int64_t cols,
       if (!std::isfinite(hessian(r, c)))
         fail("Hessian entry H[" + std::to_string(r) + "][" +
              std::to_string(c) + "] is not finite");
+  // A sum of outer products X^T X has a non-negative diagonal.
+  for (int64_t k = 0; k < cols; ++k)
+    if (hessian(k, k) < 0)
+      fail("Hessian diagonal H[" + std::to_string(k) + "][" +
+           std::to_string(k) + "] = " + std::to_string(hessian(k, k)) +
+           " is negative: not a sum X^T X of layer inputs");
 }
 
 std::vector<float> rowMajor(const MatrixF &m) {

@@ -1,0 +1,26 @@
+# Writes a qnt.calibration/1 statistics file for lit tests:
+#   write_stats.py OUT LAYER=H00,H01,...;LAYER2=... [--count N] [--format F]
+# Each layer gets a K x K Hessian (row-major, K = sqrt(entries)), absmax and
+# mean_abs of ones, and a count.
+import json, math, struct, sys
+
+out, spec = sys.argv[1], sys.argv[2]
+count = int(sys.argv[sys.argv.index("--count") + 1]) if "--count" in sys.argv else 100
+fmt = sys.argv[sys.argv.index("--format") + 1] if "--format" in sys.argv else "qnt.calibration/1"
+tensors = []
+for entry in spec.split(";"):
+    name, values = entry.split("=")
+    h = [float(v) for v in values.split(",")]
+    k = int(round(math.sqrt(len(h))))
+    tensors.append((name + ".hessian", "F32", [k, k], struct.pack("<%df" % len(h), *h)))
+    tensors.append((name + ".absmax", "F32", [k], struct.pack("<%df" % k, *([1.0] * k))))
+    tensors.append((name + ".mean_abs", "F32", [k], struct.pack("<%df" % k, *([1.0] * k))))
+    tensors.append((name + ".count", "I64", [], struct.pack("<q", count)))
+header, data = {"__metadata__": {"format": fmt}}, b""
+for name, dtype, shape, blob in tensors:
+    header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+    data += blob
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+with open(out, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + data)

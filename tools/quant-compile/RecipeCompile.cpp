@@ -1,0 +1,341 @@
+//===- RecipeCompile.cpp - quant-compile --recipe -------------------------===//
+//
+// See RecipeCompile.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "RecipeCompile.h"
+
+#include "passes/Passes.h"
+#include "passes/ptq/WeightMethodPass.h"
+#include "qnt/bench/Report.h"
+#include "qnt/calibration/Calibrator.h"
+#include "qnt/import/LlamaImporter.h"
+#include "qnt/io/Corpus.h"
+#include "qnt/io/Tokenizer.h"
+#include "qnt/ptq/Recipe.h"
+#include "qnt/ptq/SequentialDriver.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+using namespace mlir;
+namespace io = ::qnt::io;
+namespace ptq = ::qnt::ptq;
+namespace calibration = ::qnt::calibration;
+
+/// The weights file of a compiled model directory.
+static constexpr llvm::StringLiteral kWeightsFileName =
+    "qnt-weights.safetensors";
+
+static int fail(const std::string &message) {
+  llvm::errs() << "quant-compile: " << message << "\n";
+  return 1;
+}
+
+/// Reads start offsets, one integer per line.
+static bool readOffsets(const std::string &path, std::vector<int64_t> &starts,
+                        std::string *error) {
+  std::string text;
+  if (!io::readTextFile(path, &text, error))
+    return false;
+  llvm::SmallVector<llvm::StringRef> lines;
+  llvm::StringRef(text).split(lines, '\n', -1, /*KeepEmpty=*/false);
+  for (auto [index, line] : llvm::enumerate(lines)) {
+    int64_t value;
+    if (line.trim().getAsInteger(10, value)) {
+      *error = path + ":" + std::to_string(index + 1) + ": '" +
+               line.trim().str() + "' is not a window start offset";
+      return false;
+    }
+    starts.push_back(value);
+  }
+  return true;
+}
+
+/// The calibration sequences the recipe names.
+static bool calibrationSequences(const ptq::RecipeCalibration &c,
+                                 const std::string &tokenizerPath,
+                                 int64_t vocabSize,
+                                 std::vector<std::vector<int32_t>> &sequences,
+                                 std::string *error) {
+  std::unique_ptr<io::Tokenizer> tokenizer;
+  bool tokenIds = !c.tokens.empty();
+  if (!tokenIds) {
+    if (tokenizerPath.empty()) {
+      *error = "the recipe's calibration text needs --tokenizer";
+      return false;
+    }
+    tokenizer = io::Tokenizer::open(tokenizerPath, vocabSize, error);
+    if (!tokenizer)
+      return false;
+  }
+  std::vector<std::vector<int32_t>> documents;
+  if (!io::loadDocuments(tokenIds ? c.tokens : c.text, tokenIds,
+                         tokenizer.get(), vocabSize, &documents, error))
+    return false;
+  if (c.windows.empty()) {
+    sequences = calibration::makeCalibrationSequences(
+        documents, c.numSequences, c.sequenceLength);
+    if (int64_t(sequences.size()) < c.numSequences) {
+      *error = llvm::formatv("the calibration data holds {0} sequences of {1} "
+                             "tokens, the recipe asks for {2}",
+                             sequences.size(), c.sequenceLength,
+                             c.numSequences);
+      return false;
+    }
+    return true;
+  }
+  std::vector<int32_t> tokens;
+  for (const auto &doc : documents)
+    tokens.insert(tokens.end(), doc.begin(), doc.end());
+  std::vector<int64_t> starts;
+  if (!readOffsets(c.windows, starts, error))
+    return false;
+  if (!calibration::makeWindows(tokens, starts, c.sequenceLength, sequences,
+                                error)) {
+    *error = c.windows + ": " + *error;
+    return false;
+  }
+  return true;
+}
+
+/// Makes the parameter files inside `dir` relative (resolved next to
+/// model.mlir when it is loaded), so that the directory can be moved.
+static void relativizeParamFiles(ModuleOp module, llvm::StringRef dir) {
+  auto files = module->getAttrOfType<ArrayAttr>("qnt.param_files");
+  if (!files)
+    return;
+  SmallVector<Attribute> updated;
+  for (Attribute entry : files) {
+    auto path = cast<StringAttr>(entry).getValue();
+    if (path.starts_with(dir) && path.size() > dir.size() + 1)
+      entry = StringAttr::get(module.getContext(),
+                              path.drop_front(dir.size() + 1));
+    updated.push_back(entry);
+  }
+  module->setAttr("qnt.param_files",
+                  ArrayAttr::get(module.getContext(), updated));
+}
+
+namespace {
+
+/// One step parsed into a pass manager; the weight-method interface when
+/// the step's pass has one.
+struct ParsedStep {
+  std::unique_ptr<OpPassManager> pm;
+  const mlir::qnt::WeightMethodPass *method = nullptr;
+  std::string pipeline;
+};
+
+} // namespace
+
+static bool parseStep(const std::string &element, ParsedStep &step,
+                      std::string *error) {
+  step.pipeline = element;
+  step.pm = std::make_unique<OpPassManager>("builtin.module");
+  std::string messages;
+  llvm::raw_string_ostream os(messages);
+  if (failed(parsePassPipeline(element, *step.pm, os))) {
+    *error = "recipe step '" + element + "': " + messages;
+    return false;
+  }
+  step.method = nullptr;
+  if (step.pm->size() == 1)
+    step.method = dynamic_cast<const mlir::qnt::WeightMethodPass *>(
+        &*step.pm->getPasses().begin());
+  return true;
+}
+
+/// Runs one step on `module`: weight methods that need statistics run
+/// block by block on the calibration sequences, other passes as a pass.
+static LogicalResult
+runStep(ModuleOp module, const ParsedStep &step,
+        const ptq::RecipeCalibration &c,
+        const std::vector<std::vector<int32_t>> &sequences,
+        nlohmann::json &report) {
+  if (!step.method || !step.method->needsStatistics())
+    return mlir::qnt::runPassPipeline(module, step.pipeline);
+  if (sequences.empty())
+    return module.emitError("recipe step '")
+           << step.pipeline << "' needs calibration data; the recipe has no "
+           << "'calibration' section";
+  FailureOr<std::unique_ptr<mlir::qnt::WeightMethodDriver>> driver =
+      step.method->createDriver(module);
+  if (failed(driver))
+    return failure();
+  ptq::SequentialOptions options;
+  options.stream = c.stream == "float" ? calibration::Stream::Float
+                                       : calibration::Stream::Quantized;
+  options.trueSequential = c.trueSequential;
+  FailureOr<ptq::SequentialSummary> summary =
+      ptq::runSequential(module, **driver, sequences, options);
+  if (failed(summary))
+    return failure();
+  nlohmann::json layers = nlohmann::json::array();
+  for (const mlir::qnt::LayerReport &r : (*driver)->reports())
+    layers.push_back({{"name", r.name},
+                      {"method", r.method},
+                      {"encoding", r.encoding},
+                      {"rows", r.rows},
+                      {"cols", r.cols},
+                      {"bits_per_weight", r.bitsPerWeight},
+                      {"relative_error", r.relativeError},
+                      {"seconds", r.seconds}});
+  report["steps"].push_back({{"pipeline", step.pipeline},
+                             {"block_executions", summary->blockExecutions},
+                             {"sequences", summary->sequences},
+                             {"tokens", summary->tokens},
+                             {"seconds", summary->seconds},
+                             {"layers", layers}});
+  llvm::errs() << llvm::formatv(
+      "quant-compile: {0} block by block on {1} sequences ({2} tokens) in "
+      "{3:F2} s\n",
+      step.pipeline, summary->sequences, summary->tokens, summary->seconds);
+  return success();
+}
+
+/// Moves the finished `staging` directory to `target`, replacing an
+/// earlier quant-compile output there but nothing else.
+static bool publish(llvm::StringRef staging, llvm::StringRef target,
+                    std::string *error) {
+  if (llvm::sys::fs::exists(target)) {
+    llvm::SmallString<256> previous(target);
+    llvm::sys::path::append(previous, mlir::qnt::kCompiledModelFileName);
+    if (!llvm::sys::fs::exists(previous)) {
+      *error = target.str() + " exists and is not a quant-compile output "
+               "directory; not replacing it";
+      return false;
+    }
+    if (std::error_code ec = llvm::sys::fs::remove_directories(target)) {
+      *error = target.str() + ": " + ec.message();
+      return false;
+    }
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(staging, target)) {
+    *error = "cannot rename " + staging.str() + " to " + target.str() + ": " +
+             ec.message();
+    return false;
+  }
+  return true;
+}
+
+int compileWithRecipe(ModuleOp module, const RecipeCompileOptions &options) {
+  ptq::Recipe recipe;
+  std::string error;
+  if (!ptq::readRecipe(options.recipePath, recipe, &error))
+    return fail(error);
+  ptq::RecipeCalibration &c = recipe.calibration;
+  if (!options.calibrationTokens.empty() || !options.calibrationText.empty()) {
+    c.tokens = options.calibrationTokens;
+    c.text = options.calibrationText;
+    c.windows = options.calibrationWindows;
+  } else if (!options.calibrationWindows.empty()) {
+    c.windows = options.calibrationWindows;
+  }
+  if (options.outputDir.empty() || options.outputDir == "-")
+    return fail("--recipe writes a directory: give -o <dir>");
+
+  // Everything is parsed and checked before any work is done.
+  llvm::SmallString<256> target(options.outputDir);
+  llvm::sys::fs::make_absolute(target);
+  llvm::sys::path::remove_dots(target, /*remove_dot_dot=*/true);
+  llvm::SmallString<256> staging(target);
+  staging += ".partial-" + std::to_string(::getpid());
+  std::vector<ParsedStep> steps(recipe.steps.size());
+  for (size_t i = 0; i < recipe.steps.size(); ++i) {
+    if (!parseStep(ptq::stepPipeline(recipe.steps[i]), steps[i], &error))
+      return fail(options.recipePath + ": " + error);
+    if (!steps[i].method)
+      continue;
+    // Weight methods write their components into the output directory.
+    llvm::SmallString<256> weights(staging);
+    llvm::sys::path::append(weights,
+                            i == 0 ? kWeightsFileName.str()
+                                   : "qnt-weights-" + std::to_string(i) +
+                                         ".safetensors");
+    if (!parseStep(ptq::stepPipeline(recipe.steps[i],
+                                     {{"output", weights.str().str()},
+                                      {"verbose", "true"}}),
+                   steps[i], &error))
+      return fail(options.recipePath + ": " + error);
+  }
+  FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
+  if (failed(config))
+    return 1;
+  std::vector<std::vector<int32_t>> sequences;
+  if (c.present && !calibrationSequences(c, options.tokenizerPath,
+                                         config->vocabSize, sequences, &error))
+    return fail(error);
+
+  if (std::error_code ec = llvm::sys::fs::create_directories(staging))
+    return fail(staging.str().str() + ": " + ec.message());
+  bool published = false;
+  auto cleanup = llvm::scope_exit([&] {
+    if (!published)
+      llvm::sys::fs::remove_directories(staging);
+  });
+
+  nlohmann::json report = {{"recipe", recipe.name},
+                           {"steps", nlohmann::json::array()}};
+  std::vector<std::string> applied;
+  for (const ParsedStep &step : steps) {
+    if (failed(runStep(module, step, c, sequences, report)))
+      return 1;
+    applied.push_back(step.pipeline);
+  }
+
+  // Record what was done, so that the result can be reproduced.
+  Builder b(module.getContext());
+  relativizeParamFiles(module, staging);
+  module->setAttr("qnt.recipe", b.getStringAttr(recipe.text));
+  module->setAttr("qnt.recipe_pipeline",
+                  b.getStrArrayAttr(SmallVector<StringRef>(applied.begin(),
+                                                           applied.end())));
+  if (c.present)
+    module->setAttr(
+        "qnt.recipe_calibration",
+        b.getStringAttr(llvm::formatv("{0} sequences of {1} tokens from {2}{3}",
+                                      sequences.size(), c.sequenceLength,
+                                      c.tokens.empty() ? c.text : c.tokens,
+                                      c.windows.empty()
+                                          ? std::string()
+                                          : " at the offsets in " + c.windows)
+                            .str()));
+
+  auto writeFile = [&](llvm::StringRef name,
+                       llvm::function_ref<void(llvm::raw_ostream &)> body) {
+    llvm::SmallString<256> path(staging);
+    llvm::sys::path::append(path, name);
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec);
+    if (ec)
+      return false;
+    body(os);
+    os.close();
+    return !os.has_error();
+  };
+  if (!writeFile(mlir::qnt::kCompiledModelFileName,
+                 [&](llvm::raw_ostream &os) { module.print(os); }) ||
+      !writeFile("recipe.yaml",
+                 [&](llvm::raw_ostream &os) { os << recipe.text; }) ||
+      !writeFile("report.json",
+                 [&](llvm::raw_ostream &os) { os << report.dump(2) << "\n"; }))
+    return fail("cannot write into " + staging.str().str());
+  if (!publish(staging, target, &error))
+    return fail(error);
+  published = true;
+  llvm::errs() << "quant-compile: wrote " << target << " ("
+               << mlir::qnt::kCompiledModelFileName << ", "
+               << kWeightsFileName << ", recipe.yaml, report.json)\n";
+  return 0;
+}
