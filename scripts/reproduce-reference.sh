@@ -21,7 +21,7 @@ declare -A reference=(
   [gptq-w4-g32-asym]=3.7771 [gptq-w4-g32-asym-act]=3.7328
   [gptq-w4-g32-asym-static]=3.8094 [gptq-w4-g32-sym-act]=3.7832
   [gptq-w4-g64-asym-act]=3.7618 [gptq-w3-g32-asym-act]=5.0153
-  [gptq-w3-pc-asym-act]=6.6338 [gptq-w2-g32-asym-act]=97.9
+  [gptq-w3-g32-asym-act-mse]=5.0153 [gptq-w3-pc-asym-act]=6.6338 [gptq-w2-g32-asym-act]=97.9
 )
 names=("$@")
 if ((${#names[@]} == 0)); then
@@ -32,7 +32,7 @@ for name in "${names[@]}"; do
   out=$work/$name
   "$bin/quant-compile" "$model" --recipe "$root/recipes/$name.yaml" -o "$out" \
     >"$work/$name.log" 2>&1 || { echo "$name: quant-compile failed:"; tail -5 "$work/$name.log"; exit 1; }
-  ppl=$("$bin/quant-run" --model "$out" --perplexity "$shared/data/tinystories_sample5.txt" \
+  ppl=$("$bin/quant-run" --model "$out" --perplexity "$shared/data/tinystories_sample5.txt" 2>/dev/null \
           --tokenizer "$shared/models/stories260K/tok512.bin" | sed -n 's/^perplexity: //p')
   bits=$(sed -n 's/^ *\([0-9.]*\) bits\/weight over.*/\1/p' "$work/$name.log")
   ref=${reference[$name]:-}
