@@ -84,11 +84,8 @@ std::vector<std::vector<int32_t>> calibration::makeCalibrationSequences(
 
 namespace {
 
-} // namespace
-
 /// Reads the qnt.observed attribute of `name` in `module`.
-std::vector<Observation> calibration::readObservations(ModuleOp module,
-                                                      StringRef name) {
+std::vector<Observation> readObservations(ModuleOp module, StringRef name) {
   std::vector<Observation> result;
   auto func = module.lookupSymbol<func::FuncOp>(name);
   auto observed =
@@ -109,40 +106,8 @@ std::vector<Observation> calibration::readObservations(ModuleOp module,
   return result;
 }
 
-namespace {
-
-/// Accumulates the extra results of one call into `stats`.
-void accumulate(Statistics &stats, const std::vector<Observation> &observations,
-                const std::vector<HostTensor> &extra) {
-  for (auto [observation, tensor] : llvm::zip(observations, extra)) {
-    RankedTensorType type = tensor.getType();
-    int64_t channels = type.getShape().back();
-    int64_t rows = type.getNumElements() / std::max<int64_t>(channels, 1);
-    // Layers sharing an input (q/k/v, gate/up) share statistics: they are
-    // accumulated once, under the first name, and copied at the end.
-    LayerStatistics &layer = stats.layers[observation.names.front()];
-    layer.channels = channels;
-    layer.wantsAbsmax = observation.absmax;
-    layer.wantsMeanAbs = observation.meanAbs;
-    layer.wantsHessian = observation.hessian;
-    layer.accumulate(tensor.f32(), rows);
-  }
-}
-
-/// Gives every layer that shared an observed input the statistics
-/// accumulated under the first of its names.
-void copySharedStatistics(Statistics &stats,
-                          const std::vector<Observation> &observations) {
-  for (const Observation &observation : observations)
-    for (size_t i = 1; i < observation.names.size(); ++i)
-      stats.layers[observation.names[i]] =
-          stats.layers[observation.names.front()];
-}
-
-} // namespace
-
 /// A clone of `model` whose functions return their observed activations.
-OwningOpRef<ModuleOp> calibration::instrumentModel(ModuleOp model) {
+OwningOpRef<ModuleOp> instrumentModel(ModuleOp model) {
   OwningOpRef<ModuleOp> observed = model.clone();
   PassManager pm(model.getContext());
   pm.addNestedPass<func::FuncOp>(mlir::qnt::createQntInsertObservers());
@@ -152,7 +117,71 @@ OwningOpRef<ModuleOp> calibration::instrumentModel(ModuleOp model) {
   return observed;
 }
 
+/// `indices`, or every index of `observations` when it is empty.
+SmallVector<size_t> selected(const std::vector<Observation> &observations,
+                             ArrayRef<size_t> indices) {
+  if (!indices.empty())
+    return SmallVector<size_t>(indices.begin(), indices.end());
+  SmallVector<size_t> all(observations.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    all[i] = i;
+  return all;
+}
 
+} // namespace
+
+FailureOr<ObservedModel> calibration::compileObservedModel(ModuleOp model) {
+  ObservedModel observed;
+  observed.module = instrumentModel(model);
+  if (!observed.module)
+    return failure();
+  FailureOr<::qnt::io::LlamaConfig> config =
+      mlir::qnt::readModelConfig(*observed.module);
+  if (failed(config))
+    return failure();
+  observed.config = *config;
+  // The attributes are read before compiling lowers the module.
+  for (int64_t layer = 0; layer < config->nLayers; ++layer)
+    observed.blocks.push_back(readObservations(
+        *observed.module, mlir::qnt::blockFunctionName(layer)));
+  observed.head = readObservations(*observed.module, "head");
+  FailureOr<std::unique_ptr<ModelRunner>> runner =
+      ModelRunner::create(*observed.module);
+  if (failed(runner))
+    return failure();
+  observed.runner = std::move(*runner);
+  return observed;
+}
+
+void calibration::accumulateObservations(
+    std::map<std::string, LayerStatistics> &layers,
+    const std::vector<Observation> &observations,
+    const std::vector<HostTensor> &extra, ArrayRef<size_t> indices) {
+  for (size_t index : selected(observations, indices)) {
+    const Observation &observation = observations[index];
+    const HostTensor &tensor = extra[index];
+    int64_t channels = tensor.getType().getShape().back();
+    int64_t rows = tensor.numElements() / std::max<int64_t>(channels, 1);
+    // Layers sharing an input (q/k/v, gate/up) share statistics: they are
+    // accumulated once, under the first name, and copied at the end.
+    LayerStatistics &layer = layers[observation.names.front()];
+    layer.channels = channels;
+    layer.wantsAbsmax = observation.absmax;
+    layer.wantsMeanAbs = observation.meanAbs;
+    layer.wantsHessian = observation.hessian;
+    layer.accumulate(tensor.f32(), rows);
+  }
+}
+
+void calibration::copySharedStatistics(
+    std::map<std::string, LayerStatistics> &layers,
+    const std::vector<Observation> &observations, ArrayRef<size_t> indices) {
+  for (size_t index : selected(observations, indices)) {
+    const std::vector<std::string> &names = observations[index].names;
+    for (size_t i = 1; i < names.size(); ++i)
+      layers[names[i]] = layers[names.front()];
+  }
+}
 
 FailureOr<Statistics>
 calibration::calibrate(ModuleOp model, ModuleOp floatModel,
@@ -163,25 +192,11 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
                            "model");
   if (sequences.empty())
     return model.emitError("no calibration sequences");
-  OwningOpRef<ModuleOp> observed = instrumentModel(model);
-  if (!observed)
+  FailureOr<ObservedModel> observed = compileObservedModel(model);
+  if (failed(observed))
     return failure();
-  FailureOr<::qnt::io::LlamaConfig> config =
-      mlir::qnt::readModelConfig(*observed);
-  if (failed(config))
-    return failure();
-  // The attributes are read before compiling lowers the module.
-  std::vector<std::vector<Observation>> blockObservations;
-  for (int64_t layer = 0; layer < config->nLayers; ++layer)
-    blockObservations.push_back(
-        readObservations(*observed, mlir::qnt::blockFunctionName(layer)));
-  std::vector<Observation> headObservations =
-      readObservations(*observed, "head");
-
-  FailureOr<std::unique_ptr<ModelRunner>> runner =
-      ModelRunner::create(*observed);
-  if (failed(runner))
-    return failure();
+  const ::qnt::io::LlamaConfig *config = &observed->config;
+  ModelRunner *runner = observed->runner.get();
   OwningOpRef<ModuleOp> floatClone;
   std::unique_ptr<ModelRunner> floatRunner;
   if (stream == Stream::Float) {
@@ -192,7 +207,7 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
       return failure();
     floatRunner = std::move(*created);
   }
-  ModelRunner &streamRunner = floatRunner ? *floatRunner : **runner;
+  ModelRunner &streamRunner = floatRunner ? *floatRunner : *runner;
 
   int64_t numSequences = sequences.size();
   int64_t steps = numSequences * (config->nLayers + 2);
@@ -212,9 +227,9 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
       // The calibrated block sees this block's input from the chosen
       // stream; on the quantized stream its output is the next input.
       HostTensor x = inputs[s];
-      if (failed((*runner)->block(layer, x, /*pos=*/0, &extra)))
+      if (failed(runner->block(layer, x, /*pos=*/0, &extra)))
         return failure();
-      accumulate(stats, blockObservations[layer], extra);
+      accumulateObservations(stats.layers, observed->blocks[layer], extra);
       if (floatRunner) {
         if (failed(floatRunner->block(layer, inputs[s], /*pos=*/0)))
           return failure();
@@ -226,15 +241,15 @@ calibration::calibrate(ModuleOp model, ModuleOp floatModel,
   }
   for (int64_t s = 0; s < numSequences; ++s) {
     HostTensor logits;
-    if (failed((*runner)->head(inputs[s], logits, &extra)))
+    if (failed(runner->head(inputs[s], logits, &extra)))
       return failure();
-    accumulate(stats, headObservations, extra);
+    accumulateObservations(stats.layers, observed->head, extra);
     progress.update(++done, "head");
   }
   progress.finish();
-  for (const std::vector<Observation> &observations : blockObservations)
-    copySharedStatistics(stats, observations);
-  copySharedStatistics(stats, headObservations);
+  for (const std::vector<Observation> &observations : observed->blocks)
+    copySharedStatistics(stats.layers, observations);
+  copySharedStatistics(stats.layers, observed->head);
 
   int64_t tokens = 0;
   for (const auto &sequence : sequences)

@@ -7,7 +7,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/ptq/SequentialDriver.h"
-#include "qnt/import/LlamaImporter.h"
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/support/Progress.h"
 
@@ -96,22 +95,13 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     return model.emitError("sequential PTQ: no calibration sequences");
   // The clone is taken before the driver rewrites `model`: it runs the
   // float weights, which are then replaced one group at a time.
-  OwningOpRef<ModuleOp> observed = calibration::instrumentModel(model);
-  if (!observed)
+  FailureOr<calibration::ObservedModel> observed =
+      calibration::compileObservedModel(model);
+  if (failed(observed))
     return failure();
-  FailureOr<::qnt::io::LlamaConfig> config =
-      mlir::qnt::readModelConfig(*observed);
-  if (failed(config))
-    return failure();
-  std::vector<std::vector<calibration::Observation>> blockObservations;
-  for (int64_t layer = 0; layer < config->nLayers; ++layer)
-    blockObservations.push_back(calibration::readObservations(
-        *observed, mlir::qnt::blockFunctionName(layer)));
-  FailureOr<std::unique_ptr<ModelRunner>> created =
-      ModelRunner::create(*observed);
-  if (failed(created))
-    return failure();
-  ModelRunner &runner = **created;
+  const ::qnt::io::LlamaConfig &config = observed->config;
+  const auto &blockObservations = observed->blocks;
+  ModelRunner &runner = *observed->runner;
 
   std::set<std::string> selected(driver.layerNames().begin(),
                                  driver.layerNames().end());
@@ -125,7 +115,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
 
   SequentialSummary summary;
   summary.sequences = sequences.size();
-  summary.blockExecutions.assign(config->nLayers, 0);
+  summary.blockExecutions.assign(config.nLayers, 0);
   ::qnt::Progress progress("sequential ptq", steps);
   int64_t done = 0;
   std::vector<HostTensor> inputs(sequences.size());
@@ -136,7 +126,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
   }
 
   std::vector<HostTensor> extra;
-  for (int64_t layer = 0; layer < config->nLayers; ++layer) {
+  for (int64_t layer = 0; layer < config.nLayers; ++layer) {
     auto runBlock = [&](HostTensor &x, std::vector<HostTensor> *results) {
       ++summary.blockExecutions[layer];
       return runner.block(layer, x, /*pos=*/0, results);
@@ -160,23 +150,11 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
         HostTensor x = input;
         if (failed(runBlock(x, &extra)))
           return failure();
-        for (size_t index : group.observations) {
-          const HostTensor &tensor = extra[index];
-          int64_t channels = tensor.getType().getShape().back();
-          const std::string &key =
-              blockObservations[layer][index].names.front();
-          auto [it, inserted] =
-              stats.try_emplace(key, nx::LayerStatistics(channels));
-          it->second.accumulate(tensor.f32(),
-                                tensor.numElements() / channels);
-        }
+        calibration::accumulateObservations(stats, blockObservations[layer],
+                                            extra, group.observations);
       }
-      // Layers sharing an input share its statistics.
-      for (size_t index : group.observations) {
-        const auto &names = blockObservations[layer][index].names;
-        for (size_t i = 1; i < names.size(); ++i)
-          stats[names[i]] = stats[names.front()];
-      }
+      calibration::copySharedStatistics(stats, blockObservations[layer],
+                                        group.observations);
       LogicalResult bound = success();
       if (failed(driver.quantize(
               group.layers, &stats,

@@ -93,11 +93,10 @@ struct QntGptqPass : mlir::qnt::impl::QntGptqBase<QntGptqPass>,
   bool needsStatistics() const override { return true; }
 
   void runOnOperation() override {
-    FailureOr<std::unique_ptr<WeightMethodDriver>> driver =
-        createDriver(getOperation());
-    if (failed(driver) || failed((*driver)->run()))
+    FailureOr<size_t> quantized = quantizeModule(getOperation());
+    if (failed(quantized))
       return signalPassFailure();
-    numQuantized = (*driver)->reports().size();
+    numQuantized = *quantized;
   }
 };
 

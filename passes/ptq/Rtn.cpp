@@ -39,11 +39,10 @@ struct QntRtnPass : mlir::qnt::impl::QntRtnBase<QntRtnPass>,
   bool needsStatistics() const override { return false; }
 
   void runOnOperation() override {
-    FailureOr<std::unique_ptr<WeightMethodDriver>> driver =
-        createDriver(getOperation());
-    if (failed(driver) || failed((*driver)->run()))
+    FailureOr<size_t> quantized = quantizeModule(getOperation());
+    if (failed(quantized))
       return signalPassFailure();
-    numQuantized = (*driver)->reports().size();
+    numQuantized = *quantized;
   }
 };
 

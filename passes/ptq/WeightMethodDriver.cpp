@@ -9,7 +9,9 @@
 #include "passes/LinearLayers.h"
 #include "passes/Passes.h"
 #include "qnt/bench/Report.h"
+#include "qnt/ParamStore.h"
 #include "qnt/import/LlamaImporter.h"
+#include "qnt/io/Safetensors.h"
 #include "qnt/io/StatisticsFile.h"
 #include "qnt/support/Progress.h"
 
@@ -39,8 +41,6 @@ struct WeightSite {
   /// The arith.constant or qnt.param producing the weight.
   Operation *source;
   std::string name;
-  /// The layer is in the model's head (the classifier).
-  bool inHead;
 };
 
 std::optional<WeightSite> weightSiteOf(const LinearLayer &layer) {
@@ -60,7 +60,7 @@ std::optional<WeightSite> weightSiteOf(const LinearLayer &layer) {
   } else if (!isa<ParamOp>(source)) {
     return std::nullopt;
   }
-  return WeightSite{matmul, weightIsNK, source, layer.name, false};
+  return WeightSite{matmul, weightIsNK, source, layer.name};
 }
 
 std::vector<float> constantValues(arith::ConstantOp constant) {
@@ -97,20 +97,9 @@ io::DType toFileDType(nx::DType dtype) {
   llvm_unreachable("unknown dtype");
 }
 
-/// The encoding fields that overrides may change.
-struct GridChoice {
-  std::string format;
-  int64_t bits;
-  bool bitsGiven;
-  std::string granularity;
-  int64_t groupSize;
-  bool groupSizeGiven;
-  bool symmetric;
-  bool symmetricGiven;
-};
-
-/// Builds the spec of `g`, or returns a message saying what is wrong.
-std::string buildSpec(const GridChoice &g, nx::EncodingSpec &spec) {
+/// Builds the spec of the grid fields of `g` (format, bits, granularity,
+/// group size, symmetric), or returns a message saying what is wrong.
+std::string buildSpec(const WeightMethodConfig &g, nx::EncodingSpec &spec) {
   nx::Granularity granularity;
   if (g.granularity == "per-tensor")
     granularity = nx::Granularity::PerTensor;
@@ -209,7 +198,6 @@ struct WeightMethodDriver::Impl {
   WeightMethodConfig config;
   std::string methodName;
   WeightMethod method;
-  GridChoice grid;
   std::vector<Override> overrides;
   std::map<std::string, WeightSite> sites;
   std::set<std::string> done;
@@ -267,7 +255,7 @@ LogicalResult WeightMethodDriver::Impl::parseOverrides() {
 
 FailureOr<LayerSettings>
 WeightMethodDriver::Impl::settingsFor(const WeightSite &site) {
-  GridChoice g = grid;
+  WeightMethodConfig g = config;
   LayerSettings settings;
   for (const Override &o : overrides) {
     if (!o.pattern->match(site.name))
@@ -550,12 +538,8 @@ WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
     return module.emitError(pass + ": unknown indivisible-groups '")
            << config.indivisibleGroups
            << "'; expected ragged, per-channel or error";
-  impl->grid = GridChoice{config.format,      config.bits,
-                          config.bitsGiven,   config.granularity,
-                          config.groupSize,   config.groupSizeGiven,
-                          config.symmetric,   config.symmetricGiven};
   nx::EncodingSpec checked;
-  std::string problem = buildSpec(impl->grid, checked);
+  std::string problem = buildSpec(config, checked);
   if (!problem.empty())
     return module.emitError(pass + ": ") << problem;
   impl->config = std::move(config);
@@ -584,7 +568,6 @@ WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
         continue;
       if (selection && !selection->match(site->name))
         continue;
-      site->inHead = inHead;
       if (impl->sites.count(site->name))
         continue; // a shared weight is one layer
       names.push_back(site->name);
@@ -630,11 +613,6 @@ LogicalResult WeightMethodDriver::quantize(
     ArrayRef<std::string> layers, const StatisticsMap *stats,
     const std::function<void(const std::string &, const nx::MethodResult &)>
         &onResult) {
-  std::unique_ptr<::qnt::Progress> progress;
-  if (impl->config.verbose)
-    progress = std::make_unique<::qnt::Progress>(impl->config.passName,
-                                                 layers.size());
-  int64_t index = 0;
   for (const std::string &name : layers) {
     auto it = impl->sites.find(name);
     if (it == impl->sites.end())
@@ -642,8 +620,6 @@ LogicalResult WeightMethodDriver::quantize(
              << name << "' among the selected weights";
     if (!impl->done.insert(name).second)
       continue;
-    if (progress)
-      progress->update(index, name);
     LayerReport report;
     nx::MethodResult result;
     if (failed(impl->quantizeSite(it->second, stats, report, result)))
@@ -651,11 +627,21 @@ LogicalResult WeightMethodDriver::quantize(
     layerReports.push_back(std::move(report));
     if (onResult)
       onResult(name, result);
-    ++index;
   }
-  if (progress)
-    progress->finish();
   return success();
+}
+
+nlohmann::json mlir::qnt::reportJson(const LayerReport &r) {
+  return {{"name", r.name},
+          {"method", r.method},
+          {"encoding", r.encoding},
+          {"rows", r.rows},
+          {"cols", r.cols},
+          {"bits_per_weight", r.bitsPerWeight},
+          {"relative_error", r.relativeError},
+          {"error_on_inputs", r.errorOnInputs},
+          {"seconds", r.seconds},
+          {"remarks", r.remarks}};
 }
 
 FailureOr<StatisticsMap> mlir::qnt::readStatistics(ModuleOp module,
@@ -678,8 +664,19 @@ LogicalResult WeightMethodDriver::run() {
       return failure();
     stats = std::move(*read);
   }
-  if (failed(quantize(names, haveStats ? &stats : nullptr)))
-    return failure();
+  // Progress is shown here, per layer; the sequential driver shows its own.
+  std::unique_ptr<::qnt::Progress> progress;
+  if (impl->config.verbose)
+    progress = std::make_unique<::qnt::Progress>(impl->config.passName,
+                                                 names.size());
+  for (auto [index, name] : llvm::enumerate(names)) {
+    if (progress)
+      progress->update(index, name);
+    if (failed(quantize(name, haveStats ? &stats : nullptr)))
+      return failure();
+  }
+  if (progress)
+    progress->finish();
   return finish();
 }
 
@@ -725,16 +722,7 @@ LogicalResult WeightMethodDriver::finish() {
   if (!config.report.empty()) {
     nlohmann::json layers = nlohmann::json::array();
     for (const LayerReport &r : layerReports)
-      layers.push_back({{"name", r.name},
-                        {"method", r.method},
-                        {"encoding", r.encoding},
-                        {"rows", r.rows},
-                        {"cols", r.cols},
-                        {"bits_per_weight", r.bitsPerWeight},
-                        {"relative_error", r.relativeError},
-                        {"error_on_inputs", r.errorOnInputs},
-                        {"seconds", r.seconds},
-                        {"remarks", r.remarks}});
+      layers.push_back(reportJson(r));
     nlohmann::json json = {{"pass", config.passName},
                            {"layers", layers},
                            {"seconds", seconds}};
@@ -746,3 +734,11 @@ LogicalResult WeightMethodDriver::finish() {
   return success();
 }
 mlir::qnt::WeightMethodPass::~WeightMethodPass() = default;
+
+FailureOr<size_t>
+mlir::qnt::WeightMethodPass::quantizeModule(ModuleOp module) const {
+  FailureOr<std::unique_ptr<WeightMethodDriver>> driver = createDriver(module);
+  if (failed(driver) || failed((*driver)->run()))
+    return failure();
+  return (*driver)->reports().size();
+}

@@ -25,12 +25,12 @@
 #ifndef QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 #define QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 
-#include "qnt/ParamStore.h"
 #include "qnt/numerics/Method.h"
-#include "qnt/io/Safetensors.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/StringMap.h"
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <functional>
 #include <map>
@@ -160,6 +160,9 @@ private:
   std::vector<std::string> names;
   std::vector<LayerReport> layerReports;
 };
+
+/// One row of the report as JSON (report=, quant-compile's report.json).
+nlohmann::json reportJson(const LayerReport &report);
 
 /// Reads a statistics file for `passName`, reporting on `module`.
 FailureOr<StatisticsMap> readStatistics(ModuleOp module, StringRef passName,

@@ -23,6 +23,11 @@ public:
   createDriver(ModuleOp module) const = 0;
   /// True if the method needs input statistics (a Hessian).
   virtual bool needsStatistics() const = 0;
+
+  /// What every weight-method pass's runOnOperation does: creates the
+  /// driver and runs it on the whole module. Returns the number of weights
+  /// quantized.
+  FailureOr<size_t> quantizeModule(ModuleOp module) const;
 };
 
 } // namespace mlir::qnt

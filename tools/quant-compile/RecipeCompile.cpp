@@ -183,14 +183,7 @@ runStep(ModuleOp module, const ParsedStep &step,
     return failure();
   nlohmann::json layers = nlohmann::json::array();
   for (const mlir::qnt::LayerReport &r : (*driver)->reports())
-    layers.push_back({{"name", r.name},
-                      {"method", r.method},
-                      {"encoding", r.encoding},
-                      {"rows", r.rows},
-                      {"cols", r.cols},
-                      {"bits_per_weight", r.bitsPerWeight},
-                      {"relative_error", r.relativeError},
-                      {"seconds", r.seconds}});
+    layers.push_back(mlir::qnt::reportJson(r));
   report["steps"].push_back({{"pipeline", step.pipeline},
                              {"block_executions", summary->blockExecutions},
                              {"sequences", summary->sequences},

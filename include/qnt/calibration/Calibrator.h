@@ -13,7 +13,9 @@
 #ifndef QNT_CALIBRATION_CALIBRATOR_H
 #define QNT_CALIBRATION_CALIBRATOR_H
 
+#include "qnt/io/Llama.h"
 #include "qnt/numerics/Statistics.h"
+#include "qnt/runtime/ModelRunner.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -70,14 +72,38 @@ struct Observation {
   bool absmax = false, meanAbs = false, hessian = false;
 };
 
-/// A clone of `model` whose functions return their observed activations
-/// (qnt-insert-observers + qnt-expose-observations); null on failure.
-mlir::OwningOpRef<mlir::ModuleOp> instrumentModel(mlir::ModuleOp model);
+/// An imported model compiled with its observers exposed: every block (and
+/// the head) returns, after its own results, the input activation of each
+/// observed layer group, in program order. Shared by the calibration driver
+/// and the sequential PTQ driver.
+struct ObservedModel {
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  io::LlamaConfig config;
+  /// Per block, then the head: who observed each extra result.
+  std::vector<std::vector<Observation>> blocks;
+  std::vector<Observation> head;
+  std::unique_ptr<runtime::ModelRunner> runner;
+};
 
-/// The observations of function `name` of an instrumented model, in the
-/// order of its extra results (which is program order).
-std::vector<Observation> readObservations(mlir::ModuleOp module,
-                                          llvm::StringRef name);
+/// Instruments a clone of `model` (qnt-insert-observers,
+/// qnt-expose-observations) and compiles it; `model` is not modified.
+mlir::FailureOr<ObservedModel> compileObservedModel(mlir::ModuleOp model);
+
+/// Adds the observed activations of one call (`extra`, in the order of
+/// `observations`) to `layers`, under each group's first layer name: only
+/// those of `indices` when given, else all.
+void accumulateObservations(
+    std::map<std::string, LayerStatistics> &layers,
+    const std::vector<Observation> &observations,
+    const std::vector<runtime::HostTensor> &extra,
+    llvm::ArrayRef<size_t> indices = {});
+
+/// Gives every layer of a group that shared an observed input the
+/// statistics accumulated under the group's first name (only the groups of
+/// `indices` when given).
+void copySharedStatistics(std::map<std::string, LayerStatistics> &layers,
+                          const std::vector<Observation> &observations,
+                          llvm::ArrayRef<size_t> indices = {});
 
 /// Calibrates `model` (an imported model, float or quantized; not
 /// modified) on `sequences`. With Stream::Float, `floatModel` (the float
