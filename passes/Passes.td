@@ -140,7 +140,12 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
     Option<"staticGroups", "static-groups", "bool", /*default=*/"false",
            "Group scales from the original weights in natural order">,
     Option<"mse", "mse", "bool", /*default=*/"false",
-           "Search the scale range per group (the reference's mse option)">
+           "Search the scale range per group (the reference's mse option)">,
+    Option<"freshGroupParams", "fresh-group-params", "bool",
+           /*default=*/"false",
+           "Group parameters from the current weights, with the updates of "
+           "the lazy batch's earlier columns (the reference uses the "
+           "weights at the batch's start)">
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

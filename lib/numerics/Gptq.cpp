@@ -3,10 +3,10 @@
 // See Gptq.h and ALGORITHMS.md §1. The weight is held column-major so that
 // a column and a lazy batch of columns are contiguous; the factor U with
 // H^-1 = U^T U is computed without forming H^-1 (see inverseHessianFactor).
-// Group parameters are taken from the weights as they are when the group's
-// first column is reached, including the updates from earlier columns of the
-// same lazy batch (the reference reads the batch's stale copy there, a
-// documented pitfall).
+// Group parameters are taken from the weights as they were when the group's
+// lazy batch started, as the reference code does, or (freshGroupParams) as
+// they are when the group's first column is reached, with the updates from
+// the batch's earlier columns.
 //
 //===----------------------------------------------------------------------===//
 
@@ -92,23 +92,25 @@ public:
     zero = roundHalfEven(-lo / scale);
   }
 
-  /// Parameters of row `n` over columns [begin, end) of `w`.
-  void findParams(const MatrixF &w, int64_t n, int64_t begin, int64_t end,
-                  bool mseSearch, float &scale, float &zero) const {
+  /// Parameters of the values value(c), c in [begin, end) (one row's
+  /// group).
+  template <typename ValueAt>
+  void findParams(ValueAt value, int64_t begin, int64_t end, bool mseSearch,
+                  float &scale, float &zero) const {
     float lo = 0, hi = 0;
     for (int64_t c = begin; c < end; ++c) {
-      lo = std::min(lo, w(n, c));
-      hi = std::max(hi, w(n, c));
+      lo = std::min(lo, value(c));
+      hi = std::max(hi, value(c));
     }
     paramsForRange(lo, hi, scale, zero);
     if (!mseSearch)
       return;
     // The reference's grid: 100 steps, shrink down to 0.2, error norm 2.4.
-    double best = errorOf(w, n, begin, end, scale, zero);
+    double best = errorOf(value, begin, end, scale, zero);
     for (int i = 1; i < 80; ++i) {
       float p = 1.0f - float(i) / 100.0f, s, z;
       paramsForRange(p * lo, p * hi, s, z);
-      double err = errorOf(w, n, begin, end, s, z);
+      double err = errorOf(value, begin, end, s, z);
       if (err < best) {
         best = err;
         scale = s;
@@ -121,13 +123,13 @@ public:
   int64_t groupSize = 0;
 
 private:
-  double errorOf(const MatrixF &w, int64_t n, int64_t begin, int64_t end,
-                 float scale, float zero) const {
+  template <typename ValueAt>
+  double errorOf(ValueAt value, int64_t begin, int64_t end, float scale,
+                 float zero) const {
     double err = 0;
     for (int64_t c = begin; c < end; ++c)
-      err += std::pow(std::fabs(double(quantize(w(n, c), scale, zero) -
-                                       w(n, c))),
-                      2.4);
+      err += std::pow(
+          std::fabs(double(quantize(value(c), scale, zero) - value(c))), 2.4);
     return err;
   }
 
@@ -137,21 +139,35 @@ private:
   float formatMax = 1;
 };
 
-/// U upper triangular with H^-1 = U^T U, from one Cholesky factorization
-/// and one triangular inverse: with J the reversal permutation and
-/// J H J = L L^T, H = (J L J)(J L J)^T where J L J is upper triangular, so
-/// H^-1 = V^T V with V = (J L J)^-1, upper triangular with a positive
-/// diagonal, which by uniqueness is the upper Cholesky factor of H^-1.
-/// Returns false if H is not positive definite.
-bool inverseHessianFactor(const MatrixF &h, MatrixF &u) {
-  const int64_t k = h.rows();
-  MatrixF reversed = h.reverse();
-  Eigen::LLT<MatrixF> llt(reversed);
+/// Factors the damped Hessian for GPTQ. `reversed` holds J H J (J the
+/// reversal permutation) and is overwritten. On success `u` is upper
+/// triangular with H^-1 = U^T U: with J H J = L L^T, H = (J L J)(J L J)^T
+/// where J L J is upper triangular, so H^-1 = V^T V with
+/// V = (J L J)^-1 = J L^-1 J, upper triangular with a positive diagonal,
+/// which by uniqueness is the upper Cholesky factor of H^-1. H^-1 itself is
+/// never formed. Returns false if H is not positive definite.
+bool inverseHessianFactor(MatrixF &reversed, MatrixF &u) {
+  const int64_t k = reversed.rows();
+  Eigen::LLT<Eigen::Ref<MatrixF>> llt(reversed); // in place: L in the lower
   if (llt.info() != Eigen::Success)
     return false;
-  MatrixF upper = MatrixF(llt.matrixL()).reverse();
-  u = MatrixF::Identity(k, k);
-  upper.triangularView<Eigen::Upper>().solveInPlace(u);
+  // L^-1 is lower triangular: its columns [c0, c1) only have rows [c0, k),
+  // which solve against the trailing block of L. Blocks of columns are
+  // independent, so they run in parallel (a third of the flops of a full
+  // triangular solve against the identity).
+  u = MatrixF::Zero(k, k);
+  const int64_t block = 128;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t c0 = 0; c0 < k; c0 += block) {
+    const int64_t c1 = std::min(k, c0 + block);
+    auto columns = u.block(c0, c0, k - c0, c1 - c0);
+    for (int64_t j = c0; j < c1; ++j)
+      columns(j - c0, j - c0) = 1.0f;
+    reversed.bottomRightCorner(k - c0, k - c0)
+        .triangularView<Eigen::Lower>()
+        .solveInPlace(columns);
+  }
+  u.reverseInPlace(); // J L^-1 J
   if (!u.allFinite())
     return false;
   for (int64_t i = 0; i < k; ++i)
@@ -162,21 +178,23 @@ bool inverseHessianFactor(const MatrixF &h, MatrixF &u) {
 
 void checkFinite(const float *w, int64_t rows, int64_t cols,
                  const Eigen::MatrixXd &hessian) {
-  for (int64_t n = 0; n < rows; ++n)
-    for (int64_t k = 0; k < cols; ++k)
-      if (!std::isfinite(w[n * cols + k]))
-        fail("weight W[" + std::to_string(n) + "][" + std::to_string(k) +
-             "] = " + std::to_string(w[n * cols + k]) + " is not finite");
+  if (!Eigen::Map<const Eigen::ArrayXf>(w, rows * cols).allFinite())
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < cols; ++k)
+        if (!std::isfinite(w[n * cols + k]))
+          fail("weight W[" + std::to_string(n) + "][" + std::to_string(k) +
+               "] = " + std::to_string(w[n * cols + k]) + " is not finite");
   if (hessian.rows() != cols || hessian.cols() != cols)
     fail("the Hessian is " + std::to_string(hessian.rows()) + "x" +
          std::to_string(hessian.cols()) + ", expected " +
          std::to_string(cols) + "x" + std::to_string(cols) +
          " for a weight with " + std::to_string(cols) + " inputs");
-  for (int64_t r = 0; r < cols; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      if (!std::isfinite(hessian(r, c)))
-        fail("Hessian entry H[" + std::to_string(r) + "][" +
-             std::to_string(c) + "] is not finite");
+  if (!hessian.allFinite())
+    for (int64_t r = 0; r < cols; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        if (!std::isfinite(hessian(r, c)))
+          fail("Hessian entry H[" + std::to_string(r) + "][" +
+               std::to_string(c) + "] is not finite");
   // A sum of outer products X^T X has a non-negative diagonal.
   for (int64_t k = 0; k < cols; ++k)
     if (hessian(k, k) < 0)
@@ -185,9 +203,22 @@ void checkFinite(const float *w, int64_t rows, int64_t cols,
            " is negative: not a sum X^T X of layer inputs");
 }
 
+/// dst = src between storage orders, in tiles that stay in cache (a plain
+/// transposing assignment of a large matrix misses on every element).
+template <typename Dst, typename Src>
+void copyTiled(Dst &&dst, const Src &src) {
+  const int64_t tile = 64;
+  for (int64_t c0 = 0; c0 < src.cols(); c0 += tile)
+    for (int64_t r0 = 0; r0 < src.rows(); r0 += tile) {
+      const int64_t nr = std::min(tile, int64_t(src.rows()) - r0);
+      const int64_t nc = std::min(tile, int64_t(src.cols()) - c0);
+      dst.block(r0, c0, nr, nc) = src.block(r0, c0, nr, nc);
+    }
+}
+
 std::vector<float> rowMajor(const MatrixF &m) {
   std::vector<float> out(m.size());
-  Eigen::Map<RowMajorF>(out.data(), m.rows(), m.cols()) = m;
+  copyTiled(Eigen::Map<RowMajorF>(out.data(), m.rows(), m.cols()), m);
   return out;
 }
 
@@ -207,59 +238,76 @@ MethodResult runGPTQ(const EncodingSpec &spec, const GptqOptions &options,
 
   MethodResult result;
   result.spec = spec;
-  MatrixF w = Eigen::Map<const RowMajorF>(weight, rows, cols);
-  MatrixF h = hessian.cast<float>();
-
   // Inputs that never fire carry no information: their weights are zeroed
   // and their Hessian diagonal set to 1 so that H stays invertible.
+  std::vector<bool> dead(cols);
   for (int64_t k = 0; k < cols; ++k)
-    if (h(k, k) == 0) {
-      h(k, k) = 1;
-      w.col(k).setZero();
-    }
+    dead[k] = hessian(k, k) == 0;
+  auto diagonal = [&](int64_t k) { return dead[k] ? 1.0 : hessian(k, k); };
 
   const int64_t g = grid.grouped() ? grid.groupSize : cols;
   const int64_t numGroups = (cols + g - 1) / g;
   MatrixF scales(rows, numGroups), zeros(rows, numGroups);
   if (options.staticGroups || !grid.grouped())
-    for (int64_t n = 0; n < rows; ++n)
+    for (int64_t n = 0; n < rows; ++n) {
+      const float *row = weight + n * cols;
+      auto original = [&](int64_t c) { return dead[c] ? 0.0f : row[c]; };
       for (int64_t j = 0; j < numGroups; ++j)
-        grid.findParams(w, n, j * g, std::min(cols, (j + 1) * g),
+        grid.findParams(original, j * g, std::min(cols, (j + 1) * g),
                         options.mseSearch, scales(n, j), zeros(n, j));
+    }
 
   std::vector<int32_t> perm(cols);
   std::iota(perm.begin(), perm.end(), 0);
-  if (options.actOrder) {
+  if (options.actOrder)
     std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
-      return h(a, a) > h(b, b);
+      return diagonal(a) > diagonal(b);
     });
-    MatrixF permutedW(rows, cols), permutedH(cols, cols);
-    for (int64_t j = 0; j < cols; ++j)
-      permutedW.col(j) = w.col(perm[j]);
-    for (int64_t r = 0; r < cols; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        permutedH(r, c) = h(perm[r], perm[c]);
-    w = std::move(permutedW);
-    h = std::move(permutedH);
-  }
 
-  double damp = options.percDamp * double(h.diagonal().mean());
+  // W in processing order, column-major; each row of the input is read
+  // contiguously and written in tiles.
+  MatrixF w(rows, cols);
+  const int64_t tile = 64;
+  for (int64_t n0 = 0; n0 < rows; n0 += tile)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t source = perm[c];
+      for (int64_t n = n0, e = std::min(rows, n0 + tile); n < e; ++n)
+        w(n, c) = dead[source] ? 0.0f : weight[n * cols + source];
+    }
+
+  // The damped Hessian, permuted and reversed for inverseHessianFactor;
+  // rebuilt when the damping has to be raised (the factorization overwrites
+  // it).
+  double meanDiagonal = 0;
+  for (int64_t k = 0; k < cols; ++k)
+    meanDiagonal += diagonal(k);
+  meanDiagonal /= double(cols);
+  MatrixF reversed(cols, cols);
+  auto buildReversed = [&](double damp) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t pc = perm[cols - 1 - c];
+      for (int64_t r = 0; r < cols; ++r)
+        reversed(r, c) = float(hessian(perm[cols - 1 - r], pc));
+      reversed(c, c) = float(diagonal(pc) + damp);
+    }
+  };
+  double damp = options.percDamp * meanDiagonal;
   MatrixF u;
   for (int attempt = 0;; ++attempt) {
-    MatrixF damped = h;
-    damped.diagonal().array() += float(damp);
-    if (inverseHessianFactor(damped, u))
+    buildReversed(damp);
+    if (inverseHessianFactor(reversed, u))
       break;
     if (attempt == options.maxDampingRetries)
       fail("the Hessian is not positive definite even with damping " +
            std::to_string(damp) + " (" + std::to_string(attempt) +
            " increases); the layer's inputs may be degenerate");
-    double raised = damp > 0 ? damp * 10 : 1e-6 * std::max(1.0, double(h.diagonal().mean()));
+    double raised = damp > 0 ? damp * 10 : 1e-6 * std::max(1.0, meanDiagonal);
     result.remarks.push_back("Hessian not positive definite with damping " +
                              std::to_string(damp) + "; retried with " +
                              std::to_string(raised));
     damp = raised;
   }
+  reversed = MatrixF(); // no longer needed: free it before the main loop
 
   MatrixF q(rows, cols);
   std::vector<float> scale(rows), zero(rows);
@@ -273,15 +321,26 @@ MethodResult runGPTQ(const EncodingSpec &spec, const GptqOptions &options,
   const bool groupsInProcessingOrder =
       grid.grouped() && !options.staticGroups;
   Eigen::VectorXf err(rows);
-  MatrixF batchErr;
+  MatrixF batchErr, batchStart;
   for (int64_t i1 = 0; i1 < cols; i1 += options.blockSize) {
     const int64_t i2 = std::min(cols, i1 + options.blockSize);
     batchErr.resize(rows, i2 - i1);
+    if (!options.freshGroupParams)
+      batchStart = w.middleCols(i1, i2 - i1);
     for (int64_t j = i1; j < i2; ++j) {
       if (groupsInProcessingOrder && j % g == 0) {
         const int64_t end = std::min(cols, j + g);
         for (int64_t n = 0; n < rows; ++n) {
-          grid.findParams(w, n, j, end, options.mseSearch, scale[n], zero[n]);
+          auto current = [&](int64_t c) { return w(n, c); };
+          auto atBatchStart = [&](int64_t c) {
+            return c < i2 ? batchStart(n, c - i1) : w(n, c);
+          };
+          if (options.freshGroupParams)
+            grid.findParams(current, j, end, options.mseSearch, scale[n],
+                            zero[n]);
+          else
+            grid.findParams(atBatchStart, j, end, options.mseSearch, scale[n],
+                            zero[n]);
           scales(n, j / g) = scale[n];
           zeros(n, j / g) = zero[n];
         }
@@ -309,21 +368,26 @@ MethodResult runGPTQ(const EncodingSpec &spec, const GptqOptions &options,
 
   // Storage: with act-order and groups in processing order the encoded
   // matrix keeps the processing order and the input is permuted; otherwise
-  // it is in natural order.
-  MatrixF natural(rows, cols);
-  for (int64_t j = 0; j < cols; ++j)
-    natural.col(perm[j]) = q.col(j);
+  // it is in natural order, which is the dequantized result itself.
   const bool permuted = options.actOrder && groupsInProcessingOrder;
-  std::vector<float> stored = rowMajor(permuted ? q : natural);
-  if (permuted)
+  result.dequantized.resize(rows * cols);
+  for (int64_t n0 = 0; n0 < rows; n0 += tile)
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t n = n0, e = std::min(rows, n0 + tile); n < e; ++n)
+        result.dequantized[n * cols + perm[c]] = q(n, c);
+  std::vector<float> processingOrder;
+  if (permuted) {
     result.inputPermutation = perm;
-  result.dequantized = rowMajor(natural);
+    processingOrder = rowMajor(q);
+  }
+  const float *stored =
+      permuted ? processingOrder.data() : result.dequantized.data();
 
   QuantParams params;
   params.scales = rowMajor(scales);
   if (grid.hasZeros())
     params.zeros = rowMajor(zeros);
-  result.encoded = quantizeWithParams(spec, params, stored.data(), rows, cols);
+  result.encoded = quantizeWithParams(spec, params, stored, rows, cols);
   return result;
 }
 

@@ -30,7 +30,9 @@ float roundHalfEven(float x) {
     return down;
   if (fraction > 0.5f)
     return down + 1.0f;
-  return std::fmod(down, 2.0f) == 0.0f ? down : down + 1.0f;
+  // A tie: the even neighbour (down is exact here, |x| < 2^23, and so are
+  // halving and doubling it).
+  return std::floor(down * 0.5f) * 2.0f == down ? down : down + 1.0f;
 }
 
 namespace {

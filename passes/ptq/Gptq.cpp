@@ -47,6 +47,8 @@ nx::GptqOptions layerOptions(nx::GptqOptions options,
       flag(options.staticGroups);
     } else if (key == "mse") {
       flag(options.mseSearch);
+    } else if (key == "fresh-group-params") {
+      flag(options.freshGroupParams);
     } else if (key == "block-size") {
       if (value.getAsInteger(10, options.blockSize))
         throw bad();
@@ -74,6 +76,7 @@ struct QntGptqPass : mlir::qnt::impl::QntGptqBase<QntGptqPass>,
     defaults.actOrder = actOrder;
     defaults.staticGroups = staticGroups;
     defaults.mseSearch = mse;
+    defaults.freshGroupParams = freshGroupParams;
     if (!(percDamp >= 0))
       return module.emitError("qnt-gptq: damp must be non-negative, got ")
              << double(percDamp);

@@ -186,6 +186,8 @@ TEST(Gptq, EqualsOptimalBrainQuantization) {
     GptqOptions options;
     options.blockSize = c.blockSize;
     options.actOrder = c.actOrder;
+    // OBQ takes each group's parameters from the current weights.
+    options.freshGroupParams = true;
     UniformSpec spec = uniformSpec(3, false, c.groupSize);
     MethodResult result = runGPTQ(spec, options, w.data(), c.rows, c.cols, h);
 
@@ -205,6 +207,31 @@ TEST(Gptq, EqualsOptimalBrainQuantization) {
     else
       EXPECT_TRUE(result.inputPermutation.empty());
   }
+}
+
+TEST(Gptq, FreshGroupParamsOnlyMatterInsideABatch) {
+  Eigen::MatrixXd x = makeInputs(Inputs::Correlated, 256, 48, 9);
+  Eigen::MatrixXd h = x.transpose() * x;
+  std::vector<float> w = makeWeights(6, 48, 10);
+  GptqOptions fresh, batchStart;
+  fresh.freshGroupParams = true;
+  // Groups that start batches (g = B = 16): the weights at a group's first
+  // column are the batch's starting weights either way.
+  fresh.blockSize = batchStart.blockSize = 16;
+  UniformSpec g16 = uniformSpec(3, false, 16);
+  EXPECT_EQ(runGPTQ(g16, fresh, w.data(), 6, 48, h).dequantized,
+            runGPTQ(g16, batchStart, w.data(), 6, 48, h).dequantized);
+  // Groups of 8 inside batches of 16: the second group of each batch sees
+  // different weights, so at least one parameter and weight differs.
+  UniformSpec g8 = uniformSpec(3, false, 8);
+  MethodResult a = runGPTQ(g8, fresh, w.data(), 6, 48, h);
+  MethodResult b = runGPTQ(g8, batchStart, w.data(), 6, 48, h);
+  EXPECT_NE(a.dequantized, b.dequantized);
+  // Both stay GPTQ: below RTN's output error on these correlated inputs.
+  std::vector<float> rtn = dequantize(g8, quantizeRTN(g8, w.data(), 6, 48));
+  double rtnError = relativeOutputError(w.data(), rtn.data(), 6, 48, h);
+  EXPECT_LT(relativeOutputError(w.data(), b.dequantized.data(), 6, 48, h),
+            rtnError);
 }
 
 TEST(Gptq, StorageDequantizesToTheResult) {

@@ -31,6 +31,13 @@ struct GptqOptions {
   /// The reference's `mse` option: per scale group, shrink the range
   /// (p = 1, 0.99, ..., 0.21) and keep the p minimizing sum |w - q|^2.4.
   bool mseSearch = false;
+  /// Where a group's parameters come from when the group starts inside a
+  /// lazy batch. By default, as in the reference code, from the weights as
+  /// they were when the batch started (it reads its global W, updated batch
+  /// by batch). With freshGroupParams, from the current weights, including
+  /// the updates from the batch's earlier columns. On stories260K the fresh
+  /// parameters help at 4 bits and hurt at 3 (docs/Recipes.md).
+  bool freshGroupParams = false;
   /// How many times the damping is multiplied by 10 when the damped
   /// Hessian is not positive definite, before giving up.
   int maxDampingRetries = 4;
