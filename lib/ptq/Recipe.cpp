@@ -37,6 +37,7 @@ template <> struct MappingTraits<RecipeCalibration> {
     io.mapOptional("num-sequences", c.numSequences);
     io.mapOptional("stream", c.stream);
     io.mapOptional("true-sequential", c.trueSequential);
+    io.mapOptional("memory-budget-mb", c.memoryBudgetMb);
   }
   static std::string validate(IO &, RecipeCalibration &c) {
     if (c.tokens.empty() == c.text.empty())
@@ -49,6 +50,8 @@ template <> struct MappingTraits<RecipeCalibration> {
       return "calibration needs 'windows' or a positive 'num-sequences'";
     if (c.stream != "quantized" && c.stream != "float")
       return "calibration 'stream' must be quantized or float";
+    if (c.memoryBudgetMb < -1)
+      return "calibration 'memory-budget-mb' must be -1 (no limit) or more";
     return "";
   }
 };

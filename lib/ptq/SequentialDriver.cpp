@@ -11,7 +11,10 @@
 #include "qnt/support/Progress.h"
 
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+
+#include <unistd.h>
 
 #include <set>
 
@@ -53,6 +56,89 @@ groupsOf(const std::vector<calibration::Observation> &observations,
   }
   return groups;
 }
+
+/// The block inputs of every sequence, in memory or, beyond the memory
+/// budget, in an unlinked temporary file (one slot per sequence, read and
+/// written whole: a block pass streams over the sequences in order).
+class BlockInputs {
+public:
+  /// Keeps `count` tensors; spills to disk when `spill`.
+  static FailureOr<BlockInputs> create(ModuleOp model, size_t count,
+                                       bool spill) {
+    BlockInputs inputs;
+    inputs.loc = model.getLoc();
+    inputs.types.resize(count);
+    inputs.offsets.resize(count, -1);
+    if (!spill) {
+      inputs.memory.resize(count);
+      return inputs;
+    }
+    llvm::SmallString<256> path;
+    if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
+            "qnt-block-inputs", "bin", inputs.fd, path))
+      return model.emitError("sequential PTQ: cannot create a file for the "
+                             "block inputs: ")
+             << ec.message();
+    // Unlinked at once: the space is freed when the file is closed, even
+    // if the process dies.
+    llvm::sys::fs::remove(path);
+    return inputs;
+  }
+  BlockInputs() = default;
+  BlockInputs(BlockInputs &&other) { *this = std::move(other); }
+  BlockInputs &operator=(BlockInputs &&other) {
+    std::swap(fd, other.fd);
+    std::swap(loc, other.loc);
+    std::swap(memory, other.memory);
+    std::swap(types, other.types);
+    std::swap(offsets, other.offsets);
+    std::swap(end, other.end);
+    return *this;
+  }
+  ~BlockInputs() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+
+  size_t size() const { return types.size(); }
+
+  FailureOr<HostTensor> get(size_t s) const {
+    if (fd < 0)
+      return memory[s];
+    HostTensor tensor(types[s]);
+    if (::pread(fd, tensor.data(), tensor.numBytes(), offsets[s]) !=
+        tensor.numBytes())
+      return emitError(loc) << "sequential PTQ: cannot read block inputs "
+                               "back from the spill file";
+    return tensor;
+  }
+
+  LogicalResult set(size_t s, const HostTensor &tensor) {
+    types[s] = tensor.getType();
+    if (fd < 0) {
+      memory[s] = tensor;
+      return success();
+    }
+    // Every sequence keeps its slot (its size does not change).
+    if (offsets[s] < 0) {
+      offsets[s] = end;
+      end += tensor.numBytes();
+    }
+    if (::pwrite(fd, tensor.data(), tensor.numBytes(), offsets[s]) !=
+        tensor.numBytes())
+      return emitError(loc) << "sequential PTQ: cannot write block inputs "
+                               "to the spill file (disk full?)";
+    return success();
+  }
+
+private:
+  int fd = -1;
+  Location loc = UnknownLoc();
+  std::vector<HostTensor> memory;
+  std::vector<RankedTensorType> types;
+  std::vector<int64_t> offsets;
+  int64_t end = 0;
+};
 
 /// The dequantized weight as a tensor of the bound parameter's type.
 FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
@@ -118,11 +204,22 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
   summary.blockExecutions.assign(config.nLayers, 0);
   ::qnt::Progress progress("sequential ptq", steps);
   int64_t done = 0;
-  std::vector<HostTensor> inputs(sequences.size());
+  for (const auto &sequence : sequences)
+    summary.tokens += sequence.size();
+  // Block inputs (and, on the float stream, the float outputs next to
+  // them) are spilled when they do not fit the budget.
+  int64_t inputBytes = summary.tokens * config.dim * int64_t(sizeof(float)) *
+                       (options.stream == calibration::Stream::Float ? 2 : 1);
+  summary.spilled = options.memoryBudgetBytes >= 0 &&
+                    inputBytes > options.memoryBudgetBytes;
+  FailureOr<BlockInputs> inputs =
+      BlockInputs::create(model, sequences.size(), summary.spilled);
+  if (failed(inputs))
+    return failure();
   for (size_t s = 0; s < sequences.size(); ++s) {
-    if (failed(runner.embed(sequences[s], inputs[s])))
+    HostTensor x;
+    if (failed(runner.embed(sequences[s], x)) || failed(inputs->set(s, x)))
       return failure();
-    summary.tokens += sequences[s].size();
   }
 
   std::vector<HostTensor> extra;
@@ -133,22 +230,28 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     };
     // On the float stream the next block sees this block's float outputs,
     // computed before any of its weights change.
-    std::vector<HostTensor> floatOutputs;
-    if (options.stream == calibration::Stream::Float)
-      for (const HostTensor &input : inputs) {
-        HostTensor x = input;
-        if (failed(runBlock(x, nullptr)))
+    BlockInputs floatOutputs;
+    if (options.stream == calibration::Stream::Float) {
+      FailureOr<BlockInputs> created =
+          BlockInputs::create(model, inputs->size(), summary.spilled);
+      if (failed(created))
+        return failure();
+      floatOutputs = std::move(*created);
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x) || failed(runBlock(*x, nullptr)) ||
+            failed(floatOutputs.set(s, *x)))
           return failure();
-        floatOutputs.push_back(x);
       }
+    }
     for (const LayerGroup &group : blockGroups[layer]) {
       progress.update(done++, llvm::formatv("block {0}: {1}", layer,
                                             group.layers.front())
                                   .str());
       mlir::qnt::StatisticsMap stats;
-      for (const HostTensor &input : inputs) {
-        HostTensor x = input;
-        if (failed(runBlock(x, &extra)))
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x) || failed(runBlock(*x, &extra)))
           return failure();
         calibration::accumulateObservations(stats, blockObservations[layer],
                                             extra, group.observations);
@@ -170,11 +273,14 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     }
     progress.update(done++, llvm::formatv("block {0}: outputs", layer).str());
     if (options.stream == calibration::Stream::Float) {
-      inputs = std::move(floatOutputs);
+      *inputs = std::move(floatOutputs);
     } else {
-      for (HostTensor &x : inputs)
-        if (failed(runBlock(x, nullptr)))
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x) || failed(runBlock(*x, nullptr)) ||
+            failed(inputs->set(s, *x)))
           return failure();
+      }
     }
   }
   progress.finish();

@@ -177,6 +177,8 @@ runStep(ModuleOp module, const ParsedStep &step,
   options.stream = c.stream == "float" ? calibration::Stream::Float
                                        : calibration::Stream::Quantized;
   options.trueSequential = c.trueSequential;
+  if (c.memoryBudgetMb >= 0)
+    options.memoryBudgetBytes = c.memoryBudgetMb * 1024 * 1024;
   FailureOr<ptq::SequentialSummary> summary =
       ptq::runSequential(module, **driver, sequences, options);
   if (failed(summary))
@@ -188,6 +190,7 @@ runStep(ModuleOp module, const ParsedStep &step,
                              {"block_executions", summary->blockExecutions},
                              {"sequences", summary->sequences},
                              {"tokens", summary->tokens},
+                             {"spilled_block_inputs", summary->spilled},
                              {"seconds", summary->seconds},
                              {"layers", layers}});
   llvm::errs() << llvm::formatv(

@@ -44,6 +44,8 @@ struct RecipeCalibration {
   /// quantized | float.
   std::string stream = "quantized";
   bool trueSequential = true;
+  /// Block inputs above this many MiB go to a temporary file; -1: no limit.
+  int64_t memoryBudgetMb = -1;
   bool present = false;
 };
 

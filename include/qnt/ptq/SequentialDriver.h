@@ -27,12 +27,18 @@ struct SequentialOptions {
   /// Re-capture inputs after each group of layers sharing an input; when
   /// false, a block's layers are all quantized on one capture.
   bool trueSequential = true;
+  /// Block inputs larger than this many bytes are kept in a temporary file
+  /// instead of memory (a 7B shape with 128 x 2048 tokens holds ~4 GB of
+  /// them); negative means no limit.
+  int64_t memoryBudgetBytes = -1;
 };
 
 struct SequentialSummary {
   /// Block function calls per block (all sequences together).
   std::vector<int64_t> blockExecutions;
   int64_t sequences = 0, tokens = 0;
+  /// The block inputs went to a temporary file.
+  bool spilled = false;
   double seconds = 0;
 };
 

@@ -21,6 +21,11 @@
 // RUN: not quant-opt %s --qnt-gptq="stats=%t/none.safetensors" 2>&1 | FileCheck %s --check-prefix=ABSENT
 // ABSENT: error: qnt-gptq: {{.*}}none.safetensors
 
+// Non-finite statistics are rejected when the file is read.
+// RUN: %python %S/Inputs/write_stats.py %t/nan.safetensors "missing.linear0=1,0,0,nan"
+// RUN: not quant-opt %s --qnt-gptq="stats=%t/nan.safetensors" 2>&1 | FileCheck %s --check-prefix=NAN
+// NAN: error: qnt-gptq: {{.*}}nan.safetensors: 'missing.linear0.hessian' has a non-finite value at flat index 3
+
 // Bad options.
 // RUN: not quant-opt %s --qnt-gptq="stats=%t/s.safetensors block-size=0" 2>&1 | FileCheck %s --check-prefix=BLOCK
 // BLOCK: error: qnt-gptq: block-size must be positive, got 0
