@@ -7,9 +7,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/ptq/SequentialDriver.h"
+#include "dialects/qnt/QntDialect.h"
+#include "passes/LinearLayers.h"
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/support/Progress.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -140,6 +143,43 @@ private:
   int64_t end = 0;
 };
 
+/// Makes the weights of `layers` f32 parameters (read widened from the same
+/// files) where they are bf16/f16, so that the compiled blocks can run the
+/// f32 dequantized weights that the quantized model computes with.
+void widenWeights(ModuleOp module, const std::set<std::string> &layers) {
+  module.walk([&](func::FuncOp func) {
+    for (const mlir::qnt::LinearLayer &layer :
+         mlir::qnt::collectLinearLayers(func)) {
+      auto matmul = dyn_cast<linalg::MatmulOp>(layer.op);
+      auto param = layer.weight ? layer.weight.getDefiningOp<mlir::qnt::ParamOp>()
+                                : nullptr;
+      if (!matmul || !param || !layers.count(layer.name))
+        continue;
+      auto type = cast<RankedTensorType>(param.getType());
+      if (type.getElementType().isF32())
+        continue;
+      OpBuilder b(matmul);
+      Value wide = mlir::qnt::ParamOp::create(
+          b, param.getLoc(), type.clone(b.getF32Type()), param.getName());
+      SmallVector<Value> inputs = {matmul.getInputs()[0], wide};
+      Operation *rebuilt =
+          isa<linalg::MatmulTransposeBOp>(layer.op)
+              ? linalg::MatmulTransposeBOp::create(b, matmul.getLoc(),
+                                                   matmul->getResultTypes(),
+                                                   inputs, matmul.getOutputs())
+                    .getOperation()
+              : linalg::MatmulOp::create(b, matmul.getLoc(),
+                                         matmul->getResultTypes(), inputs,
+                                         matmul.getOutputs())
+                    .getOperation();
+      matmul->replaceAllUsesWith(rebuilt);
+      matmul->erase();
+      if (param->use_empty())
+        param->erase();
+    }
+  });
+}
+
 /// The dequantized weight as a tensor of the bound parameter's type.
 FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
                                    const std::string &name,
@@ -181,16 +221,18 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     return model.emitError("sequential PTQ: no calibration sequences");
   // The clone is taken before the driver rewrites `model`: it runs the
   // float weights, which are then replaced one group at a time.
+  std::set<std::string> selected(driver.layerNames().begin(),
+                                 driver.layerNames().end());
+  OwningOpRef<ModuleOp> streamModel = model.clone();
+  widenWeights(*streamModel, selected);
   FailureOr<calibration::ObservedModel> observed =
-      calibration::compileObservedModel(model);
+      calibration::compileObservedModel(*streamModel);
   if (failed(observed))
     return failure();
   const ::qnt::io::LlamaConfig &config = observed->config;
   const auto &blockObservations = observed->blocks;
   ModelRunner &runner = *observed->runner;
 
-  std::set<std::string> selected(driver.layerNames().begin(),
-                                 driver.layerNames().end());
   std::vector<std::vector<LayerGroup>> blockGroups;
   int64_t steps = 0;
   for (const auto &observations : blockObservations) {
@@ -262,6 +304,8 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       if (failed(driver.quantize(
               group.layers, &stats,
               [&](const std::string &name, const nx::MethodResult &result) {
+                if (failed(bound))
+                  return;
                 FailureOr<HostTensor> tensor =
                     weightTensor(runner, model, name, result);
                 if (failed(tensor) ||
