@@ -10,6 +10,11 @@
 // RUN: %python %S/Inputs/write_stats.py %t/corr.safetensors "actorder.linear0=1,0.5,0.2,0.1,0.5,4,0.3,0.2,0.2,0.3,2,0.4,0.1,0.2,0.4,3"
 // RUN: quant-opt %s --qnt-gptq="stats=%t/corr.safetensors bits=4 group-size=2 act-order=1 layers=actorder" | FileCheck %s --check-prefix=ACT
 // RUN: quant-opt %s --qnt-gptq="stats=%t/corr.safetensors bits=4 group-size=2 act-order=1 static-groups=1 layers=actorder" | FileCheck %s --check-prefix=STATIC
+// Per-layer overrides: the matching layer gets 8 bits per channel; the
+// later override wins over the earlier one for the same key.
+// RUN: quant-opt %s --qnt-gptq="stats=%t/corr.safetensors bits=4 group-size=2 layers=actorder overrides=act:bits=3,actorder:bits=8:granularity=per-channel" | FileCheck %s --check-prefix=OVERRIDE
+// OVERRIDE-LABEL: func.func @actorder
+// OVERRIDE: qnt.dequant #qnt.uniform<bits = 8, mode = asymmetric>({{.*}}) : (tensor<2x4xi8>, tensor<2x1xf32>, tensor<2x1xi8>)
 // The report names each layer, its encoding, bits per weight and error.
 // RUN: quant-opt %s --qnt-gptq="stats=%t/corr.safetensors bits=4 group-size=2 layers=actorder report=%t/report.json" -o /dev/null
 // RUN: FileCheck %s --check-prefix=REPORT --input-file=%t/report.json
