@@ -91,8 +91,11 @@ bool readStatisticsFile(const std::string &path, StatisticsFile &stats,
       return failWith(error, path + ": tensor '" + t.name +
                                  "' is not named <layer>.<statistic>");
     auto where = [&] { return path + ": '" + t.name + "'"; };
-    numerics::LayerStatistics &layer = stats.layers[layerName];
-    layer.wantsAbsmax = layer.wantsMeanAbs = layer.wantsHessian = false;
+    auto [entry, inserted] = stats.layers.try_emplace(layerName);
+    numerics::LayerStatistics &layer = entry->second;
+    // A layer wants what its file holds.
+    if (inserted)
+      layer.wantsAbsmax = layer.wantsMeanAbs = layer.wantsHessian = false;
     auto checkChannels = [&](int64_t k) {
       if (layer.channels == 0)
         layer.channels = k;

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qnt/io/StatisticsFile.h"
 #include "qnt/numerics/Gptq.h"
 
 #include <Eigen/Dense>
@@ -408,4 +409,36 @@ TEST(Statistics, AccumulatorEqualsDirectProducts) {
     EXPECT_FLOAT_EQ(stats.absmax[k], xf.col(k).cwiseAbs().maxCoeff());
     EXPECT_NEAR(meanAbs[k], xf.col(k).cwiseAbs().cast<double>().mean(), 1e-5);
   }
+}
+
+TEST(StatisticsFile, RoundTrip) {
+  Eigen::MatrixXd x = makeInputs(Inputs::Correlated, 30, 5, 12);
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xf =
+      x.cast<float>();
+  qnt::io::StatisticsFile written;
+  LayerStatistics &all = written.layers["a.b"];
+  all.channels = 5;
+  all.accumulate(xf.data(), 30);
+  LayerStatistics &hessianOnly = written.layers["c"];
+  hessianOnly.channels = 5;
+  hessianOnly.wantsAbsmax = hessianOnly.wantsMeanAbs = false;
+  hessianOnly.accumulate(xf.data(), 10);
+  std::string path = testing::TempDir() + "/roundtrip.safetensors", error;
+  ASSERT_TRUE(qnt::io::writeStatisticsFile(path, written, &error)) << error;
+  qnt::io::StatisticsFile read;
+  ASSERT_TRUE(qnt::io::readStatisticsFile(path, read, &error)) << error;
+  ASSERT_EQ(read.layers.size(), 2u);
+  const LayerStatistics &a = read.layers.at("a.b"), &c = read.layers.at("c");
+  EXPECT_TRUE(a.wantsAbsmax && a.wantsMeanAbs && a.wantsHessian);
+  EXPECT_TRUE(!c.wantsAbsmax && !c.wantsMeanAbs && c.wantsHessian);
+  EXPECT_EQ(a.count, 30);
+  EXPECT_EQ(c.count, 10);
+  EXPECT_EQ(a.absmax, all.absmax);
+  // Stored as f32: the Hessian and the means round-trip to float precision.
+  EXPECT_LE((a.hessian - all.fullHessian()).cwiseAbs().maxCoeff(),
+            1e-6 * all.fullHessian().cwiseAbs().maxCoeff());
+  std::vector<float> meanRead = a.meanAbs(), meanWritten = all.meanAbs();
+  for (int64_t k = 0; k < 5; ++k)
+    EXPECT_NEAR(meanRead[k], meanWritten[k], 1e-6 * meanWritten[k]);
+  EXPECT_EQ(read.metadata.at("format"), "qnt.calibration/1");
 }
