@@ -112,7 +112,8 @@ static bool calibrationSequences(const ptq::RecipeCalibration &c,
 /// Makes the parameter files inside `dir` relative (resolved next to
 /// model.mlir when it is loaded), so that the directory can be moved.
 static void relativizeParamFiles(ModuleOp module, llvm::StringRef dir) {
-  auto files = module->getAttrOfType<ArrayAttr>("qnt.param_files");
+  auto files =
+      module->getAttrOfType<ArrayAttr>(mlir::qnt::kParamFilesAttrName);
   if (!files)
     return;
   SmallVector<Attribute> updated;
@@ -123,7 +124,7 @@ static void relativizeParamFiles(ModuleOp module, llvm::StringRef dir) {
                               path.drop_front(dir.size() + 1));
     updated.push_back(entry);
   }
-  module->setAttr("qnt.param_files",
+  module->setAttr(mlir::qnt::kParamFilesAttrName,
                   ArrayAttr::get(module.getContext(), updated));
 }
 
