@@ -58,23 +58,53 @@ int main(int argc, char **argv) {
                                                      {4096, 14336}};
   int64_t tokens = 128 * 2048, rounds = 3;
   std::string json;
+  // Flags come in pairs; every number is range-checked (--tokens 1..2^31,
+  // --rounds 1..1000, shapes NxK with 1 <= N, K <= 65536).
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "gptq-bench: %s needs a value\n", argv[argc - 1]);
+    return 1;
+  }
+  auto number = [](const std::string &flag, const std::string &text,
+                   int64_t lo, int64_t hi, int64_t *out) {
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(text, &used);
+    } catch (const std::exception &) {
+      used = 0;
+    }
+    if (used != text.size() || text.empty() || value < lo || value > hi) {
+      std::fprintf(stderr, "gptq-bench: %s must be a whole number in [%lld, "
+                           "%lld], got '%s'\n",
+                   flag.c_str(), (long long)lo, (long long)hi, text.c_str());
+      return false;
+    }
+    *out = value;
+    return true;
+  };
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--tokens")
-      tokens = std::stoll(value);
-    else if (flag == "--rounds")
-      rounds = std::stoll(value);
-    else if (flag == "--json")
+    if (flag == "--tokens") {
+      if (!number(flag, value, 1, int64_t(1) << 31, &tokens))
+        return 1;
+    } else if (flag == "--rounds") {
+      if (!number(flag, value, 1, 1000, &rounds))
+        return 1;
+    } else if (flag == "--json") {
       json = value;
-    else if (flag == "--shapes") {
+    } else if (flag == "--shapes") {
       shapes.clear();
       size_t start = 0;
       while (start < value.size()) {
         size_t end = value.find(',', start);
         std::string s = value.substr(start, end - start);
         size_t x = s.find('x');
-        shapes.emplace_back(std::stoll(s.substr(0, x)),
-                            std::stoll(s.substr(x + 1)));
+        int64_t n = 0, k = 0;
+        if (x == std::string::npos ||
+            !number("--shapes N", s.substr(0, x), 1, 65536, &n) ||
+            !number("--shapes K", s.substr(x + 1), 1, 65536, &k))
+          return 1;
+        shapes.emplace_back(n, k);
         start = end == std::string::npos ? value.size() : end + 1;
       }
     } else {

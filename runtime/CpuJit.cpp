@@ -15,9 +15,11 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstring>
+#include <unistd.h>
 
 using namespace mlir;
 using namespace ::qnt::runtime;
@@ -26,8 +28,21 @@ using namespace ::qnt::runtime;
 // HostTensor
 //===----------------------------------------------------------------------===//
 
+/// Bytes per element as the lowered code strides through a buffer: LLVM's
+/// allocation size, which is the byte width only for the types that
+/// isSupportedElementType() admits (i33 is allocated 8 bytes, i24 4, f80
+/// 16), so nothing else reaches a buffer.
 static int64_t elementBytes(Type type) {
   return (type.getIntOrFloatBitWidth() + 7) / 8;
+}
+
+bool ::qnt::runtime::isSupportedElementType(Type type) {
+  if (auto integer = dyn_cast<IntegerType>(type)) {
+    unsigned width = integer.getWidth();
+    return width == 1 || width == 8 || width == 16 || width == 32 ||
+           width == 64;
+  }
+  return type.isF16() || type.isBF16() || type.isF32() || type.isF64();
 }
 
 HostTensor::HostTensor(RankedTensorType type) : type(type) {
@@ -99,6 +114,27 @@ findEntries(ModuleOp module, ArrayRef<std::string> names) {
   return entries;
 }
 
+/// Checks that host buffers of `tensor` can be made: a supported element
+/// type, and for a static shape a byte size that fits in int64_t.
+static LogicalResult checkBufferType(func::FuncOp func, RankedTensorType tensor,
+                                     StringRef what, size_t index) {
+  Type element = tensor.getElementType();
+  if (!isSupportedElementType(element))
+    return func.emitError()
+           << what << " #" << index << " has element type " << element
+           << ", which the CPU runner cannot pass; supported: i1, i8, i16, "
+              "i32, i64, f16, bf16, f32, f64";
+  if (!tensor.hasStaticShape())
+    return success();
+  int64_t bytes = elementBytes(element);
+  for (int64_t dim : tensor.getShape())
+    if (llvm::MulOverflow(bytes, dim, bytes))
+      return func.emitError() << what << " #" << index << " of type " << tensor
+                              << " does not fit in memory (its byte size "
+                                 "overflows 64 bits)";
+  return success();
+}
+
 /// Reads the signature of `func` after qnt-bind-params.
 static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
   EntrySignature sig;
@@ -108,6 +144,8 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
     if (!tensor)
       return func.emitError() << "argument #" << index
                               << " must be a ranked tensor, got " << type;
+    if (failed(checkBufferType(func, tensor, "argument", index)))
+      return failure();
     if (auto name = func.getArgAttrOfType<StringAttr>(
             index, mlir::qnt::kParamArgAttrName)) {
       if (!tensor.hasStaticShape())
@@ -118,11 +156,13 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
       sig.inputs.push_back(tensor);
     }
   }
-  for (Type type : func.getResultTypes()) {
+  for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
     auto tensor = dyn_cast<RankedTensorType>(type);
     if (!tensor)
       return func.emitError() << "results must be ranked tensors, got "
                               << type;
+    if (failed(checkBufferType(func, tensor, "result", index)))
+      return failure();
     sig.results.push_back(tensor);
   }
   return sig;
@@ -276,14 +316,30 @@ LogicalResult CompiledModule::call(StringRef entry, ArrayRef<HostTensor> inputs,
                           << resultTypes.size() << " result types given";
 
   results.clear();
+  // Results are allocated here: refuse sizes that cannot be allocated rather
+  // than die in the allocator (LLVM's out-of-memory handler aborts).
+  const int64_t memoryBytes =
+      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+  int64_t resultBytes = 0;
   for (auto [index, type] : llvm::enumerate(sig->results)) {
     RankedTensorType actual = resultTypes.empty() ? type : resultTypes[index];
     if (!actual.hasStaticShape() || !matchesType(type, actual))
       return emitError(loc) << "result #" << index << " of '" << sig->name
                             << "' is " << type << "; give a static instance"
                             << " of it, got " << actual;
-    results.emplace_back(actual);
+    int64_t bytes = elementBytes(actual.getElementType());
+    bool overflow = false;
+    for (int64_t dim : actual.getShape())
+      overflow |= llvm::MulOverflow(bytes, dim, bytes);
+    overflow |= llvm::AddOverflow(resultBytes, bytes, resultBytes);
+    if (overflow || resultBytes > memoryBytes)
+      return emitError(loc) << "the results of '" << sig->name
+                            << "' need more than this machine's "
+                            << memoryBytes << " bytes of memory (result #"
+                            << index << " is " << actual << ")";
   }
+  for (auto [index, type] : llvm::enumerate(sig->results))
+    results.emplace_back(resultTypes.empty() ? type : resultTypes[index]);
 
   std::vector<Descriptor> descriptors;
   for (const HostTensor &t : inputs)

@@ -16,9 +16,11 @@ using namespace mlir;
 using namespace ::qnt::runtime;
 namespace cuda = ::qnt::cuda;
 
-int64_t ::qnt::runtime::elementBytes(Type type) {
+namespace qnt::runtime {
+int64_t elementBytes(Type type) {
   return (type.getIntOrFloatBitWidth() + 7) / 8;
 }
+} // namespace qnt::runtime
 
 std::string GpuMatmulProgram::kernelName(size_t index) {
   return "qnt_matmul_k" + std::to_string(index);

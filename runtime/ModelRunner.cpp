@@ -12,10 +12,41 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 
+#include "llvm/Support/MathExtras.h"
+
+#include <algorithm>
 #include <cstring>
+#include <unistd.h>
 
 using namespace mlir;
 using namespace ::qnt::runtime;
+
+/// The metadata must describe the functions: a block function past
+/// n_layers (an edited or mismatched qnt.model) would otherwise be skipped
+/// silently and the model would run, wrongly, with fewer layers.
+static LogicalResult checkBlockCount(ModuleOp module,
+                                     const ::qnt::io::LlamaConfig &config) {
+  int64_t blocks = 0;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    StringRef name = func.getSymName();
+    int64_t layer;
+    if (!name.consume_front("block") || name.getAsInteger(10, layer))
+      continue;
+    if (layer < 0 || layer >= config.nLayers)
+      return func.emitError()
+             << "block function '" << func.getSymName()
+             << "' is outside the model's n_layers = " << config.nLayers
+             << " (the '" << mlir::qnt::kModelAttrName
+             << "' metadata and the functions disagree)";
+    ++blocks;
+  }
+  if (blocks != config.nLayers)
+    return emitError(module.getLoc())
+           << "the module has " << blocks << " block functions but its '"
+           << mlir::qnt::kModelAttrName << "' metadata says n_layers = "
+           << config.nLayers;
+  return success();
+}
 
 FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
   FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
@@ -39,6 +70,8 @@ FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
   if (failed(fuse.run(module)))
     return failure();
 
+  if (failed(checkBlockCount(module, *config)))
+    return failure();
   std::vector<std::string> entries = {"embed", "head"};
   for (int64_t layer = 0; layer < config->nLayers; ++layer)
     entries.push_back(mlir::qnt::blockFunctionName(layer));
@@ -51,13 +84,46 @@ FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
       failed(runner->compiled->bindParams(runner->store, runner->loc)))
     return failure();
 
-  auto cacheType = RankedTensorType::get({config->maxSeqLen, config->kvDim()},
-                                         Float32Type::get(runner->context));
-  for (int64_t layer = 0; layer < config->nLayers; ++layer) {
-    runner->keyCaches.emplace_back(cacheType);
-    runner->valueCaches.emplace_back(cacheType);
-  }
+  // The KV caches are allocated by the first block call, for what it needs.
+  runner->keyCaches.resize(config->nLayers);
+  runner->valueCaches.resize(config->nLayers);
   return runner;
+}
+
+LogicalResult ModelRunner::reserveCache(int64_t positions) {
+  if (positions <= cacheRows)
+    return success();
+  // Grow geometrically up to the model's context; a module imported with
+  // static caches takes exactly max_seq_len rows.
+  int64_t rows = staticCacheRows > 0
+                     ? staticCacheRows
+                     : std::min(config_.maxSeqLen,
+                                std::max({positions, 2 * cacheRows,
+                                          int64_t(64)}));
+  const int64_t memoryBytes =
+      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+  int64_t bytes = 2 * int64_t(sizeof(float));
+  bool overflow = llvm::MulOverflow(bytes, config_.nLayers, bytes) ||
+                  llvm::MulOverflow(bytes, rows, bytes) ||
+                  llvm::MulOverflow(bytes, config_.kvDim(), bytes);
+  if (overflow || bytes > memoryBytes)
+    return emitError(loc) << "the KV cache for " << rows << " positions ("
+                          << config_.nLayers << " layers of " << config_.kvDim()
+                          << " keys and values each) needs more than this "
+                          << "machine's " << memoryBytes
+                          << " bytes of memory; use a shorter context";
+  auto type = RankedTensorType::get({rows, config_.kvDim()},
+                                    Float32Type::get(context));
+  int64_t keptBytes = cacheRows * config_.kvDim() * int64_t(sizeof(float));
+  for (std::vector<HostTensor> *caches : {&keyCaches, &valueCaches})
+    for (HostTensor &cache : *caches) {
+      HostTensor grown(type);
+      if (keptBytes)
+        std::memcpy(grown.data(), cache.data(), keptBytes);
+      cache = std::move(grown);
+    }
+  cacheRows = rows;
+  return success();
 }
 
 LogicalResult ModelRunner::embed(ArrayRef<int32_t> tokens, HostTensor &x) {
@@ -88,6 +154,8 @@ LogicalResult ModelRunner::block(int64_t layer, HostTensor &x, int64_t pos,
     return emitError(loc) << "tokens at positions [" << pos << ", "
                           << pos + rows << ") exceed the context of "
                           << config_.maxSeqLen;
+  if (failed(reserveCache(pos + rows)))
+    return failure();
   std::string name = mlir::qnt::blockFunctionName(layer);
   FailureOr<SmallVector<RankedTensorType>> types = resultTypes(name, rows);
   if (failed(types))
@@ -123,7 +191,7 @@ static bool isF32Shaped(RankedTensorType type, ArrayRef<int64_t> shape) {
   return true;
 }
 
-LogicalResult ModelRunner::checkSignatures() const {
+LogicalResult ModelRunner::checkSignatures() {
   // A hand-edited .mlir may not follow the importer's contract; every
   // buffer the runner reads or copies is checked here once.
   const io::LlamaConfig &c = config_;
@@ -150,11 +218,18 @@ LogicalResult ModelRunner::checkSignatures() const {
         !isF32Shaped(block->results[0], {-1, c.dim}) ||
         !isF32Shaped(block->results[1], {-1, c.kvDim()}) ||
         !isF32Shaped(block->results[2], {-1, c.kvDim()}) ||
-        !isF32Shaped(block->inputs[2], {c.maxSeqLen, c.kvDim()}) ||
-        !isF32Shaped(block->inputs[3], {c.maxSeqLen, c.kvDim()}))
+        !isF32Shaped(block->inputs[2], {-1, c.kvDim()}) ||
+        block->inputs[3] != block->inputs[2])
       return bad(name, "expected (x, pos, kcache, vcache) -> (x, k, v, ...) "
                        "with dim " + Twine(c.dim) + " and kv dim " +
                            Twine(c.kvDim()));
+    // Caches are dynamic (sized per run) or, in modules imported before
+    // that, static with max_seq_len rows.
+    int64_t cacheDim = block->inputs[2].getDimSize(0);
+    if (!ShapedType::isDynamic(cacheDim) && cacheDim != c.maxSeqLen)
+      return bad(name, "its KV caches have " + Twine(cacheDim) +
+                           " rows, not max_seq_len = " + Twine(c.maxSeqLen));
+    staticCacheRows = ShapedType::isDynamic(cacheDim) ? 0 : cacheDim;
     if (failed(checkExtras(*block, 3)))
       return failure();
   }

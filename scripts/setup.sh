@@ -7,6 +7,9 @@ packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools lld-22
   ninja-build cmake g++ ccache python3
   libeigen3-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # The sanitizer and fuzzing build (scripts/sanitize.sh): clang with
+  # compiler-rt (ASan, UBSan, libFuzzer) and its OpenMP runtime.
+  clang-22 libclang-rt-22-dev libomp-22-dev
 )
 
 missing=()

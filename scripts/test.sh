@@ -1,63 +1,11 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run every test (GoogleTest unit and
-# end-to-end tests, lit/FileCheck IR and tool tests). Ends with a summary line
-# "N passed, M failed" and exits non-zero on any failure.
+# end-to-end tests, lit/FileCheck IR and tool tests) on the release build.
+# Ends with a summary line "N passed, M failed" and exits non-zero on any
+# failure. The sanitizer and fuzzing pass is scripts/sanitize.sh; .ci/run
+# runs both.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh" || exit 1
 "$root/scripts/build.sh" || exit 1
-cd "$root/build"
-
-passed=0
-failed=0
-failures=()
-
-# GoogleTest binaries: count individual test cases.
-for bin in unittests/*; do
-  [[ -x $bin ]] || continue
-  name=$(basename "$bin")
-  out=$("$bin" --gtest_brief=1 2>&1)
-  status=$?
-  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
-  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
-  p=${p:-0}; f=${f:-0}
-  if ((status != 0 && f == 0)); then f=1; fi
-  echo "unit/$name: $p passed, $f failed"
-  ((f)) && { echo "$out" | tail -40; failures+=("unit/$name"); }
-  passed=$((passed + p)); failed=$((failed + f))
-done
-
-# lit suite.
-lit_out=$(/usr/lib/llvm-22/bin/lit -sv test/lit 2>&1)
-lit_status=$?
-echo "$lit_out" | grep -E "^(FAIL|XPASS|UNRESOLVED):|Passed|Failed|Unsupported" || true
-lp=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' <<<"$lit_out")
-lf=$(grep -cE "^(FAIL|XPASS|UNRESOLVED):" <<<"$lit_out")
-lp=${lp:-0}
-if ((lit_status != 0 && lf == 0)); then lf=1; fi
-((lf)) && { echo "$lit_out" | grep -A30 -E "^FAIL:" | head -120; failures+=("lit"); }
-passed=$((passed + lp)); failed=$((failed + lf))
-
-# GPU kernels under compute-sanitizer memcheck, where a GPU and the tool
-# exist (the GPU tests above skip themselves without a driver).
-sanitizer=""
-for candidate in compute-sanitizer /usr/local/cuda/bin/compute-sanitizer; do
-  command -v "$candidate" >/dev/null 2>&1 && { sanitizer=$candidate; break; }
-done
-if [[ -n $sanitizer ]] && [[ -e /dev/nvidiactl ]]; then
-  if "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 \
-       unittests/GpuMatmulTest --gtest_brief=1 >/tmp/qnt-memcheck.log 2>&1; then
-    echo "compute-sanitizer memcheck (GpuMatmulTest): no errors"
-    passed=$((passed + 1))
-  else
-    tail -40 /tmp/qnt-memcheck.log
-    failures+=("memcheck"); failed=$((failed + 1))
-  fi
-else
-  echo "compute-sanitizer memcheck: skipped (no GPU or no compute-sanitizer)"
-fi
-
-echo
-if ((${#failures[@]})); then echo "failing suites: ${failures[*]}"; fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+exec "$root/scripts/run-suite.sh" "$root/build"

@@ -94,8 +94,10 @@ LogicalResult
 CodebookEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                              int64_t numCodebooks, int64_t codeBits,
                              int64_t groupSize) {
-  if (numCodebooks < 1)
-    return emitError() << "codebook encoding needs at least one codebook";
+  // toSpec() narrows to int, and the emitters unroll over the codebooks.
+  if (numCodebooks < 1 || numCodebooks > nx::kMaxCodebooks)
+    return emitError() << "codebook encoding needs 1.." << nx::kMaxCodebooks
+                       << " codebooks, got " << numCodebooks;
   if (codeBits < 1 || codeBits > 16)
     return emitError() << "code_bits must be in 1..16, got " << codeBits;
   if (groupSize < 1)

@@ -462,7 +462,10 @@ void ModelBuilder::buildEmbed(ModuleOp module) {
 
 void ModelBuilder::buildBlock(ModuleOp module, int64_t layer) {
   int64_t kvDim = c.kvDim(), qDim = c.nHeads * c.headDim();
-  auto cacheType = RankedTensorType::get({c.maxSeqLen, kvDim}, f32);
+  // The caches hold as many positions as the caller's run needs (at most
+  // max_seq_len): a model's stated context can be far larger than any run,
+  // and attention only reads the prefix [0, pos + rows).
+  auto cacheType = RankedTensorType::get({kDyn, kvDim}, f32);
   auto posType = RankedTensorType::get({}, b.getI64Type());
   func::FuncOp func = startFunction(
       module, blockFunctionName(layer),

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include <fcntl.h>
@@ -148,8 +150,40 @@ void AtomicFile::discard() noexcept {
 bool AtomicFile::create(const std::string &path, std::string *message) {
   discard();
   path_ = path;
+  inPlace_ = false;
+  struct stat st;
+  existed_ = ::stat(path.c_str(), &st) == 0; // Follows symbolic links.
+  if (existed_) {
+    if (S_ISDIR(st.st_mode)) {
+      *message = "is a directory";
+      return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      // A device, FIFO or socket: renaming over it would replace the node
+      // (as root, /dev/null with a regular file). Write through it instead.
+      fd_ = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+      if (fd_ < 0) {
+        *message = "cannot open for writing: " + errnoText(errno);
+        return false;
+      }
+      inPlace_ = true;
+      return true;
+    }
+    // A symbolic link is followed: its target is replaced, the link kept.
+    if (char *real = ::realpath(path.c_str(), nullptr)) {
+      path_ = real;
+      ::free(real);
+    }
+  } else {
+    struct stat link;
+    if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      *message = "is a symbolic link to a missing file; refusing to replace "
+                 "the link";
+      return false;
+    }
+  }
   // Next to the target, so that the rename stays on one filesystem.
-  const std::string templ = path + ".tmp-XXXXXX";
+  const std::string templ = path_ + ".tmp-XXXXXX";
   std::vector<char> name(templ.begin(), templ.end());
   name.push_back('\0');
   fd_ = ::mkstemp(name.data());
@@ -164,11 +198,24 @@ bool AtomicFile::create(const std::string &path, std::string *message) {
 }
 
 std::string AtomicFile::writeError(int err) const {
+  if (inPlace_)
+    return "cannot write: " + errnoText(err);
   return "cannot write temporary file " + quote(tempPath_) + ": " +
          errnoText(err);
 }
 
 bool AtomicFile::commit(std::string *message) {
+  if (inPlace_) {
+    // Nothing to rename or sync (fsync fails on /dev/null); a device's
+    // close can still report a deferred write error.
+    const int closeResult = ::close(fd_);
+    fd_ = -1;
+    if (closeResult != 0) {
+      *message = "cannot close: " + errnoText(errno);
+      return false;
+    }
+    return true;
+  }
   auto fail = [&](const char *what, int err) {
     *message = std::string("cannot ") + what + " temporary file " +
                quote(tempPath_) + ": " + errnoText(err);
@@ -192,6 +239,8 @@ bool AtomicFile::commit(std::string *message) {
     return false;
   }
   tempPath_.clear(); // Nothing left to clean up.
+  if (!existed_)
+    recordCreatedFile(path_);
 
   // Make the rename durable. Best effort: the file is already complete and
   // in place, so a failure here is not reported.
@@ -205,3 +254,67 @@ bool AtomicFile::commit(std::string *message) {
 }
 
 } // namespace qnt::io::detail
+
+//===----------------------------------------------------------------------===//
+// Created outputs
+//===----------------------------------------------------------------------===//
+
+namespace {
+std::mutex createdFilesMutex;
+std::vector<std::string> &createdFiles() {
+  static std::vector<std::string> files;
+  return files;
+}
+} // namespace
+
+void qnt::io::recordCreatedFile(const std::string &path) {
+  std::lock_guard<std::mutex> lock(createdFilesMutex);
+  createdFiles().push_back(path);
+}
+
+void qnt::io::removeCreatedFiles() {
+  std::lock_guard<std::mutex> lock(createdFilesMutex);
+  for (const std::string &path : createdFiles()) {
+    struct stat st;
+    // Only regular files are removed: whatever replaced a created file
+    // since (a directory, a device) is not ours.
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      ::unlink(path.c_str());
+  }
+  createdFiles().clear();
+}
+
+void qnt::io::forgetCreatedFiles() {
+  std::lock_guard<std::mutex> lock(createdFilesMutex);
+  createdFiles().clear();
+}
+
+std::string qnt::io::checkOutputPath(const std::string &path) {
+  if (path.empty())
+    return "the output path is empty";
+  if (path == "-")
+    return "";
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return path + ": is a directory";
+    return ::access(path.c_str(), W_OK) == 0
+               ? ""
+               : path + ": cannot write: " + detail::errnoText(errno);
+  }
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    return path + ": is a symbolic link to a missing file; refusing to "
+                  "replace the link";
+  const std::string dir = detail::parentDirectory(path);
+  if (::stat(dir.c_str(), &st) != 0)
+    return path + ": cannot create: directory " + detail::quote(dir) + " " +
+           (errno == ENOENT ? std::string("does not exist")
+                            : "cannot be read: " + detail::errnoText(errno));
+  if (!S_ISDIR(st.st_mode))
+    return path + ": cannot create: " + detail::quote(dir) +
+           " is not a directory";
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return path + ": cannot create in " + detail::quote(dir) + ": " +
+           detail::errnoText(errno);
+  return "";
+}

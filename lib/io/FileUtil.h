@@ -17,6 +17,8 @@
 
 #include <sys/types.h>
 
+#include "qnt/io/OutputFiles.h"
+
 namespace qnt::io::detail {
 
 /// strerror(err) as a std::string.
@@ -50,7 +52,11 @@ std::string parentDirectory(const std::string &path);
 /// A file written under a temporary name next to its target and renamed
 /// onto it only when complete, so that readers never see a partial file and
 /// a failure leaves an existing target untouched. The destructor removes a
-/// temporary that was not committed.
+/// temporary that was not committed. A symbolic link is followed (its target
+/// is replaced and the link kept); an existing path that is not a regular
+/// file (/dev/null, /dev/full, a FIFO) is written through in place and never
+/// replaced; a directory is refused. A target that did not exist is recorded
+/// with recordCreatedFile() when committed.
 class AtomicFile {
 public:
   AtomicFile() = default;
@@ -74,6 +80,12 @@ private:
   void discard() noexcept;
 
   std::string path_;
+  /// The target existed when create() was called (else commit() records it
+  /// with recordCreatedFile).
+  bool existed_ = false;
+  /// The target is not a regular file (a device such as /dev/null, a FIFO):
+  /// it is written through, never replaced.
+  bool inPlace_ = false;
   std::string tempPath_;
   int fd_ = -1;
 };

@@ -21,12 +21,15 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cassert>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <limits>
 #include <map>
+#include <set>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -528,6 +531,70 @@ std::string LlamaCheckpoint::tensorName(TensorRole role, int64_t layer) const {
 
 namespace {
 
+/// Tensors a Hugging Face LLaMA checkpoint may hold that the model does not
+/// use: RoPE frequency buffers that older transformers versions saved, and
+/// the stored copy of a tied classifier.
+bool isIgnorableHfTensor(const std::string &name, const LlamaConfig &config) {
+  const std::string invFreq = ".rotary_emb.inv_freq";
+  if (name.size() >= invFreq.size() &&
+      name.compare(name.size() - invFreq.size(), invFreq.size(), invFreq) == 0)
+    return true;
+  return config.tiedEmbeddings && name == "lm_head.weight";
+}
+
+/// The layer of a "model.layers.<n>." tensor name, or -1.
+int64_t hfLayerOf(const std::string &name) {
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0)
+    return -1;
+  int64_t layer = 0;
+  size_t i = prefix.size();
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i])))
+    return -1;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i]));
+       ++i)
+    if (__builtin_mul_overflow(layer, 10, &layer) ||
+        __builtin_add_overflow(layer, name[i] - '0', &layer))
+      return std::numeric_limits<int64_t>::max();
+  return layer;
+}
+
+} // namespace
+
+/// A message naming the first tensor of `ckpt`'s Hugging Face files that no
+/// role resolved to (and that is not one a checkpoint may carry unused), or
+/// "" when every tensor is accounted for. A checkpoint whose config.json
+/// states fewer layers than its files hold must not load as the smaller
+/// model.
+static std::string findUnaccountedTensor(const LlamaCheckpoint &ckpt) {
+  const LlamaConfig &config = ckpt.config();
+  std::set<std::pair<const TensorFile *, const TensorInfo *>> used;
+  for (TensorRole role : kGlobalRoles)
+    used.insert(ckpt.lookup(role));
+  for (int64_t layer = 0; layer < config.nLayers; ++layer)
+    for (TensorRole role : kLayerRoles)
+      used.insert(ckpt.lookup(role, layer));
+  for (const std::unique_ptr<TensorFile> &file : ckpt.files())
+    for (const TensorInfo &info : file->tensors()) {
+      if (used.count({file.get(), &info}) ||
+          isIgnorableHfTensor(info.name, config))
+        continue;
+      const int64_t layer = hfLayerOf(info.name);
+      if (layer >= config.nLayers)
+        return file->path() + ": tensor " + quote(info.name) +
+               " belongs to a layer past the " +
+               std::to_string(config.nLayers) +
+               " that config.json states (num_hidden_layers); the "
+               "checkpoint and its config disagree";
+      return file->path() + ": tensor " + quote(info.name) +
+             " is not part of the LLaMA model config.json describes (the "
+             "model would load without it)";
+    }
+  return "";
+}
+
+namespace {
+
 /// Where the tensors of a Hugging Face directory are, by name.
 struct HfTensorIndex {
   std::string indexPath; ///< Empty for a single model.safetensors.
@@ -554,16 +621,18 @@ LlamaCheckpoint::open(const std::string &path, std::string *error) {
     // Each role's tensor, found by `locate` below, in slot order.
     auto resolveAll = [&](auto locate) -> bool {
       const LlamaConfig &config = ckpt->config_;
-      ckpt->locations_.assign(
-          static_cast<size_t>(kNumGlobalRoles + config.nLayers * kNumLayerRoles),
-          Location{nullptr, nullptr});
+      // Filled in slot order as the tensors are found, never sized from the
+      // configuration up front: a config may claim 10^9 layers, and the
+      // first missing tensor ends the search.
+      ckpt->locations_.clear();
       auto resolve = [&](TensorRole role, int64_t layer) {
         Location loc;
         if (role == TensorRole::Classifier && config.tiedEmbeddings)
           loc = ckpt->lookup(TensorRole::TokEmbeddings);
         else if (!locate(role, layer, &loc))
           return false;
-        ckpt->locations_[static_cast<size_t>(ckpt->slot(role, layer))] = loc;
+        assert(ckpt->slot(role, layer) == int64_t(ckpt->locations_.size()));
+        ckpt->locations_.push_back(loc);
         return true;
       };
       for (TensorRole role : kGlobalRoles)
@@ -721,6 +790,9 @@ LlamaCheckpoint::open(const std::string &path, std::string *error) {
       return true;
     });
     if (!ok)
+      return fail(message);
+    message = findUnaccountedTensor(*ckpt);
+    if (!message.empty())
       return fail(message);
     return ckpt;
   } catch (const std::bad_alloc &) {

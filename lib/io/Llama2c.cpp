@@ -2,9 +2,11 @@
 //
 // Both llama2.c layouts are a header followed by f32 arrays whose sizes
 // follow from the header alone. The reader and the writer share one
-// description of those arrays (layoutOf), so that they cannot disagree on
-// the order, and the reader can name the first array a short file cannot
-// hold.
+// description of those arrays (forEachPiece), so that they cannot disagree
+// on the order, and the reader can name the first array a short file cannot
+// hold. The description is walked, never materialized: a header may claim
+// billions of layers, and the reader stops at the first array the file
+// cannot hold.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,38 +53,42 @@ struct Piece {
   }
 };
 
-/// The arrays of a file of `config` in `version`'s layout, in file order.
+/// Calls `visit` on the arrays of a file of `config` in `version`'s layout,
+/// in file order, until it returns false; returns false if it did.
 /// `config` must be valid (so no size overflows).
-std::vector<Piece> layoutOf(const LlamaConfig &config, int version) {
-  std::vector<Piece> pieces;
+template <typename Visit>
+bool forEachPiece(const LlamaConfig &config, int version, Visit &&visit) {
   auto add = [&](TensorRole role) {
     uint64_t n = 1;
     for (int64_t d : expectedShape(config, role))
       n *= static_cast<uint64_t>(d);
-    if (!isPerLayer(role)) {
-      pieces.push_back({role, -1, false, n});
-      return;
-    }
+    if (!isPerLayer(role))
+      return visit(Piece{role, -1, false, n});
     for (int64_t layer = 0; layer < config.nLayers; ++layer)
-      pieces.push_back({role, layer, false, n});
+      if (!visit(Piece{role, layer, false, n}))
+        return false;
+    return true;
   };
   using R = TensorRole;
   if (version == 0) {
     for (R role : {R::TokEmbeddings, R::AttnNorm, R::Wq, R::Wk, R::Wv, R::Wo,
                    R::FfnNorm, R::W1, R::W2, R::W3, R::FinalNorm})
-      add(role);
+      if (!add(role))
+        return false;
     const auto table = static_cast<uint64_t>(config.maxSeqLen) *
                        static_cast<uint64_t>(config.headDim() / 2);
-    pieces.push_back({std::nullopt, -1, false, table});
-    pieces.push_back({std::nullopt, -1, true, table});
+    if (!visit(Piece{std::nullopt, -1, false, table}) ||
+        !visit(Piece{std::nullopt, -1, true, table}))
+      return false;
   } else {
     for (R role : {R::AttnNorm, R::FfnNorm, R::FinalNorm, R::TokEmbeddings,
                    R::Wq, R::Wk, R::Wv, R::Wo, R::W1, R::W2, R::W3})
-      add(role);
+      if (!add(role))
+        return false;
   }
   if (!config.tiedEmbeddings)
-    add(R::Classifier);
-  return pieces;
+    return add(R::Classifier);
+  return true;
 }
 
 uint32_t readU32(const uint8_t *p) {
@@ -211,13 +217,15 @@ std::unique_ptr<Llama2cFile> Llama2cFile::open(const std::string &path,
     // sizes, so the sums cannot overflow.
     std::vector<TensorInfo> &tensors = file->tensors_;
     uint64_t offset = headerSize;
-    for (const Piece &piece : layoutOf(config, version)) {
+    std::string truncated;
+    forEachPiece(config, version, [&](const Piece &piece) {
       const uint64_t end = offset + piece.numFloats * 4;
-      if (end > fileSize)
-        return fail("truncated: tensor " + quote(piece.name()) +
+      if (end > fileSize) {
+        truncated = "truncated: tensor " + quote(piece.name()) +
                     " needs bytes " + formatRange(offset, end) +
-                    " but the file has " + std::to_string(fileSize) +
-                    " bytes");
+                    " but the file has " + std::to_string(fileSize) + " bytes";
+        return false;
+      }
       if (piece.role) {
         TensorInfo info;
         info.name = piece.name();
@@ -228,7 +236,10 @@ std::unique_ptr<Llama2cFile> Llama2cFile::open(const std::string &path,
         tensors.push_back(std::move(info));
       }
       offset = end;
-    }
+      return true;
+    });
+    if (!truncated.empty())
+      return fail(truncated);
     if (offset < fileSize)
       return fail(std::to_string(fileSize - offset) +
                   " trailing bytes after the last tensor (the header implies "
@@ -301,19 +312,27 @@ bool writeLlama2c(const std::string &path, const LlamaConfig &config,
     int err = 0;
     if (!detail::writeAll(file.fd(), header.data(), header.size(), &err))
       return fail(file.writeError(err));
-    for (const Piece &piece : layoutOf(config, version)) {
+    std::string pieceError;
+    forEachPiece(config, version, [&](const Piece &piece) {
       // One array in memory at a time.
       std::vector<float> values =
           piece.role ? source(*piece.role, piece.layer)
                      : ropeTable(config, piece.imag);
-      if (values.size() != piece.numFloats)
-        return fail("the source gave " + std::to_string(values.size()) +
-                    " values for tensor " + quote(piece.name()) +
-                    ", expected " + std::to_string(piece.numFloats));
+      if (values.size() != piece.numFloats) {
+        pieceError = "the source gave " + std::to_string(values.size()) +
+                     " values for tensor " + quote(piece.name()) +
+                     ", expected " + std::to_string(piece.numFloats);
+        return false;
+      }
       if (!detail::writeAll(file.fd(), values.data(),
-                            values.size() * sizeof(float), &err))
-        return fail(file.writeError(err));
-    }
+                            values.size() * sizeof(float), &err)) {
+        pieceError = file.writeError(err);
+        return false;
+      }
+      return true;
+    });
+    if (!pieceError.empty())
+      return fail(pieceError);
     if (!file.commit(&message))
       return fail(message);
     return true;

@@ -17,6 +17,7 @@
 
 #include "qnt/io/Tokenizer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -65,9 +66,13 @@ int hexValue(char c) {
 std::unique_ptr<Tokenizer> Tokenizer::open(const std::string &path,
                                            int64_t vocabSize,
                                            std::string *error) {
-  if (vocabSize <= 0 || vocabSize > int64_t(INT32_MAX)) {
-    setError(error,
-             path + ": invalid vocabulary size " + std::to_string(vocabSize));
+  // Ids 0, 1 and 2 are <unk>, <s> and </s> in llama2.c; encode() emits the
+  // last two, so a smaller vocabulary could not hold its own output.
+  if (vocabSize < 3 || vocabSize > int64_t(INT32_MAX)) {
+    setError(error, path + ": invalid vocabulary size " +
+                        std::to_string(vocabSize) +
+                        " (a llama2.c vocabulary holds at least <unk>, <s> "
+                        "and </s>)");
     return nullptr;
   }
   // Tokenizer files are small (a few hundred KB for a 32000-token vocab):
@@ -105,9 +110,13 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const std::string &path,
                         std::to_string(tok->maxTokenLength_));
     return nullptr;
   }
-  tok->pieces_.reserve(size_t(vocabSize));
-  tok->scores_.reserve(size_t(vocabSize));
-  tok->ids_.reserve(size_t(vocabSize));
+  // Every entry takes at least 8 bytes: reserve no more than the file can
+  // hold (the model states vocabSize; the loop reports a short file).
+  const size_t capacity =
+      std::min(size_t(vocabSize), (size - offset) / 8 + 1);
+  tok->pieces_.reserve(capacity);
+  tok->scores_.reserve(capacity);
+  tok->ids_.reserve(capacity);
   for (int64_t i = 0; i < vocabSize; ++i) {
     const size_t entryOffset = offset;
     auto where = [&]() {

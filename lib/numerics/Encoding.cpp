@@ -11,6 +11,7 @@
 
 #include "NumericsInternal.h"
 
+#include <optional>
 #include <variant>
 
 namespace qnt::numerics {
@@ -78,9 +79,9 @@ struct SpecVerifier {
   }
 
   std::string operator()(const CodebookSpec &s) const {
-    if (s.numCodebooks < 1)
-      return "codebook count must be at least 1, got " +
-             std::to_string(s.numCodebooks);
+    if (s.numCodebooks < 1 || s.numCodebooks > kMaxCodebooks)
+      return "codebook count must be in 1.." + std::to_string(kMaxCodebooks) +
+             ", got " + std::to_string(s.numCodebooks);
     if (s.codeBits < 1 || s.codeBits > 16)
       return "codebook code bits must be in 1..16, got " +
              std::to_string(s.codeBits);
@@ -131,11 +132,44 @@ struct SpecVerifier {
 
 } // namespace
 
+/// Byte size of `shape` with `elementBytes`-byte elements, or nothing when
+/// it overflows int64_t.
+static std::optional<int64_t> checkedBytes(const std::vector<int64_t> &shape,
+                                           int64_t elementBytes) {
+  int64_t bytes = elementBytes;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes))
+      return std::nullopt;
+  return bytes;
+}
+
+static std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string text;
+  for (int64_t d : shape)
+    text += (text.empty() ? "" : "x") + std::to_string(d);
+  return text;
+}
+
+static std::string checkLayoutSizes(const EncodingSpec &spec, int64_t rows,
+                                    int64_t cols);
+
 std::string verifySpec(const EncodingSpec &spec, int64_t rows, int64_t cols) {
   if (rows <= 0 || cols <= 0)
     return "matrix shape " + std::to_string(rows) + "x" + std::to_string(cols) +
            " is empty: rows and cols must be positive";
-  return std::visit(SpecVerifier{rows, cols}, spec);
+  if (rows > kMaxMatrixDim || cols > kMaxMatrixDim)
+    return "matrix shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+           " exceeds the largest supported dimension " +
+           std::to_string(kMaxMatrixDim);
+  std::string error = std::visit(SpecVerifier{rows, cols}, spec);
+  if (!error.empty())
+    return error;
+  // Each layout dimension is now computed without overflow; their products
+  // (what buffers are sized by) are checked here once for every consumer.
+  if (!checkedBytes({rows, cols}, 4))
+    return "the dequantized " + std::to_string(rows) + "x" +
+           std::to_string(cols) + " f32 matrix overflows 64-bit byte sizes";
+  return checkLayoutSizes(spec, rows, cols);
 }
 
 //===----------------------------------------------------------------------===//
@@ -212,6 +246,21 @@ struct LayoutBuilder {
 };
 
 } // namespace
+
+/// The byte sizes of `spec`'s components, which verifySpec has checked
+/// otherwise: the layout is built directly (componentLayout would verify
+/// again).
+static std::string checkLayoutSizes(const EncodingSpec &spec, int64_t rows,
+                                    int64_t cols) {
+  int64_t total = 0;
+  for (const ComponentLayout &c : std::visit(LayoutBuilder{rows, cols}, spec)) {
+    std::optional<int64_t> bytes = checkedBytes(c.shape, dtypeBytes(c.dtype));
+    if (!bytes || __builtin_add_overflow(total, *bytes, &total))
+      return "storage component '" + c.name + "' (" + shapeString(c.shape) +
+             " " + dtypeName(c.dtype) + ") overflows 64-bit byte sizes";
+  }
+  return "";
+}
 
 std::vector<ComponentLayout> componentLayout(const EncodingSpec &spec,
                                              int64_t rows, int64_t cols) {

@@ -36,3 +36,9 @@ if toolkit and os.path.isfile(os.path.join(toolkit, "bin", "ptxas")):
 # A CUDA driver and device node: GPU tests run instead of their skip paths.
 if os.path.exists("/dev/nvidiactl"):
     config.available_features.add("cuda-driver")
+
+# Sanitizer builds (scripts/sanitize.sh): the runtime options travel into the
+# tests, which lit would otherwise strip.
+for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "ASAN_SYMBOLIZER_PATH"):
+    if name in os.environ:
+        config.environment[name] = os.environ[name]

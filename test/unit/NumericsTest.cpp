@@ -334,7 +334,25 @@ TEST(VerifySpec, Messages) {
                        4, 64),
             "");
   EXPECT_EQ(verifySpec(codebook(0, 8, 8), 4, 64),
-            "codebook count must be at least 1, got 0");
+            "codebook count must be in 1..64, got 0");
+  EXPECT_EQ(verifySpec(codebook(65, 8, 8), 4, 64),
+            "codebook count must be in 1..64, got 65");
+  // Representable sizes: each dimension at most 2^40, and every byte size
+  // (components and the dequantized matrix) within int64_t.
+  EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerChannel), 4,
+                       int64_t(1) << 61),
+            "matrix shape 4x2305843009213693952 exceeds the largest supported "
+            "dimension 1099511627776");
+  EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerChannel),
+                       kMaxMatrixDim, kMaxMatrixDim),
+            "the dequantized 1099511627776x1099511627776 f32 matrix overflows "
+            "64-bit byte sizes");
+  EXPECT_EQ(verifySpec(codebook(64, 16, kMaxMatrixDim), 4, kMaxMatrixDim),
+            "storage component 'codebooks' (64x65536x1099511627776 f32) "
+            "overflows 64-bit byte sizes");
+  EXPECT_EQ(verifySpec(uniform(4, false, Granularity::PerChannel), 1 << 20,
+                       1 << 20),
+            "");
   EXPECT_EQ(verifySpec(codebook(1, 17, 8), 4, 64),
             "codebook code bits must be in 1..16, got 17");
   EXPECT_EQ(verifySpec(codebook(1, 0, 8), 4, 64),

@@ -285,25 +285,44 @@ TEST_F(TokenizerTest, BadLengths) {
   std::string bytes =
       le32(8) + f32(0) + le32(1) + "a" + f32(0) + le32(uint32_t(-5)) + "bbbbb";
   std::string path = writeFile("neg.bin", bytes);
-  EXPECT_EQ(Tokenizer::open(path, 2, &error), nullptr);
+  EXPECT_EQ(Tokenizer::open(path, 3, &error), nullptr);
   EXPECT_NE(error.find(path), std::string::npos) << error;
   EXPECT_NE(error.find("token 1"), std::string::npos) << error;
   EXPECT_NE(error.find("negative length -5"), std::string::npos) << error;
 
   bytes = le32(2) + f32(0) + le32(3) + "abc";
   path = writeFile("long.bin", bytes);
-  EXPECT_EQ(Tokenizer::open(path, 1, &error), nullptr);
+  EXPECT_EQ(Tokenizer::open(path, 3, &error), nullptr);
   EXPECT_NE(error.find("token 0"), std::string::npos) << error;
   EXPECT_NE(error.find("exceeds max_token_length 2"), std::string::npos)
       << error;
 
   path = writeFile("negmax.bin", le32(uint32_t(-1)));
-  EXPECT_EQ(Tokenizer::open(path, 1, &error), nullptr);
+  EXPECT_EQ(Tokenizer::open(path, 3, &error), nullptr);
   EXPECT_NE(error.find("max_token_length"), std::string::npos) << error;
 
   path = writeFile("ok.bin", le32(4) + f32(0) + le32(0));
   EXPECT_EQ(Tokenizer::open(path, 0, &error), nullptr);
   EXPECT_NE(error.find("vocabulary size"), std::string::npos) << error;
+  // Fewer than <unk>, <s>, </s>: encode() would emit ids outside the
+  // vocabulary (found by the tokenizer fuzzer).
+  for (int64_t vocab : {1, 2}) {
+    EXPECT_EQ(Tokenizer::open(path, vocab, &error), nullptr);
+    EXPECT_NE(error.find("invalid vocabulary size " + std::to_string(vocab)),
+              std::string::npos)
+        << error;
+  }
+}
+
+// A model that states a huge vocabulary for a small file: a clear
+// truncation error, without reserving room for 2^31 pieces first.
+TEST_F(TokenizerTest, HugeVocabularyNotTrusted) {
+  std::string error;
+  std::string path =
+      writeFile("small.bin", le32(4) + f32(0) + le32(1) + "a");
+  EXPECT_EQ(Tokenizer::open(path, INT32_MAX, &error), nullptr);
+  EXPECT_NE(error.find("token 1 (of 2147483647"), std::string::npos) << error;
+  EXPECT_NE(error.find("truncated entry"), std::string::npos) << error;
 }
 
 //===----------------------------------------------------------------------===//

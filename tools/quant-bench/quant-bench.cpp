@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qnt/support/OptionRange.h"
 #include "qnt/InitAll.h"
 #include "qnt/bench/Bandwidth.h"
 #include "qnt/bench/Report.h"
@@ -69,7 +70,7 @@ static cl::list<int64_t>
                      "1,4"),
             cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
-                                  cl::desc("Timed calls per measurement"),
+                                  cl::desc("Timed calls per measurement (1..1000000)"),
                                   cl::init(50), cl::cat(category));
 static cl::opt<std::string> jsonOpt("json", cl::desc("Write results as JSON"),
                                     cl::value_desc("file"), cl::cat(category));
@@ -489,6 +490,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "quant-bench: fused dequantize-matmul kernels against the memory "
       "bandwidth bound and a baseline measured in the same run\n");
+  if (!::qnt::checkOptionRange("quant-bench", iterationsOpt, 1, 1000000))
+    return 1;
 
   bool gpu;
   llvm::Expected<cuda::Device &> device = cuda::Device::get();

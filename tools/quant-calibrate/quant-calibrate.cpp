@@ -8,17 +8,20 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "qnt/io/OutputFiles.h"
 #include "qnt/InitAll.h"
 #include "qnt/calibration/Calibrator.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/Corpus.h"
 #include "qnt/io/Tokenizer.h"
+#include "qnt/support/OptionRange.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
@@ -48,9 +51,10 @@ static cl::opt<std::string>
                cl::desc("Calibration token ids, one document per line"),
                cl::cat(category));
 static cl::opt<int64_t> numSequences("num-seqs",
-                                     cl::desc("Number of sequences"),
+                                     cl::desc("Number of sequences (1..10000000)"),
                                      cl::init(16), cl::cat(category));
-static cl::opt<int64_t> seqLen("seq-len", cl::desc("Tokens per sequence"),
+static cl::opt<int64_t> seqLen("seq-len", cl::desc("Tokens per sequence (1..16777216; at most the "
+                                        "model's context)"),
                                cl::init(128), cl::cat(category));
 static cl::opt<std::string>
     streamName("stream",
@@ -124,12 +128,21 @@ int main(int argc, char **argv) {
                     "with, --stream=float\n";
     return 1;
   }
-  if (numSequences <= 0 || seqLen < 1) {
-    llvm::errs() << "quant-calibrate: --num-seqs and --seq-len must be "
-                    "positive\n";
+  if (!::qnt::checkOptionRange("quant-calibrate", numSequences, 1, 10000000) ||
+      !::qnt::checkOptionRange("quant-calibrate", seqLen, 1, 1 << 24))
+    return 1;
+
+  // The destination is checked before calibrating, and files a
+  // --pass-pipeline writes are removed if the run fails.
+  if (std::string problem = io::checkOutputPath(outputPath); !problem.empty()) {
+    llvm::errs() << "quant-calibrate: " << problem << "\n";
     return 1;
   }
-
+  bool succeeded = false;
+  auto cleanup = llvm::make_scope_exit([&] {
+    if (!succeeded)
+      io::removeCreatedFiles();
+  });
   OwningOpRef<ModuleOp> model = mlir::qnt::loadModel(&context, modelPath, passPipeline);
   if (!model)
     return 1;
@@ -170,6 +183,7 @@ int main(int argc, char **argv) {
     llvm::errs() << "quant-calibrate: " << error << "\n";
     return 1;
   }
+  succeeded = true;
 
   llvm::outs() << llvm::formatv("{0,-44} {1,6} {2,8} {3,11} {4,11} {5,12}\n",
                                 "layer", "K", "count", "max absmax",

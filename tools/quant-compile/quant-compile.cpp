@@ -16,6 +16,7 @@
 #include "qnt/bench/Report.h"
 #include "dialects/qnt/QntDialect.h"
 #include "qnt/import/LlamaImporter.h"
+#include "qnt/io/OutputFiles.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -26,6 +27,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
@@ -115,6 +117,26 @@ int main(int argc, char **argv) {
                     "both\n";
     return 1;
   }
+  // Destinations are checked before any work: a failure after the passes
+  // ran would have left their files behind.
+  // (A recipe's -o directory is staged and checked by compileWithRecipe.)
+  std::vector<std::string> outputs;
+  if (recipePath.empty())
+    outputs.push_back(outputPath);
+  if (!statsJson.empty())
+    outputs.push_back(statsJson);
+  for (const std::string &path : outputs)
+    if (std::string problem = ::qnt::io::checkOutputPath(path);
+        !problem.empty()) {
+      llvm::errs() << "quant-compile: " << problem << "\n";
+      return 1;
+    }
+  // Whatever fails from here removes the files this run created.
+  bool succeeded = false;
+  auto cleanup = llvm::make_scope_exit([&] {
+    if (!succeeded)
+      ::qnt::io::removeCreatedFiles();
+  });
   OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&context, modelPath);
   if (!module)
     return 1;
@@ -126,6 +148,7 @@ int main(int argc, char **argv) {
     llvm::errs() << llvm::formatv("quant-compile: total {0:F2} s; peak RSS "
                                   "{1:F1} MiB\n",
                                   elapsed(), peakRssBytes() / 1048576.0);
+    succeeded = status == 0;
     return status;
   }
   double importSeconds = elapsed();
@@ -146,7 +169,15 @@ int main(int argc, char **argv) {
   } else {
     module->print(output->os());
   }
-  output->keep();
+  // Kept only once everything, the summary included, is written: the
+  // output file is removed on every failure return below.
+  output->os().flush();
+  if (output->os().has_error()) {
+    llvm::errs() << "quant-compile: cannot write " << outputPath << ": "
+                 << output->os().error().message() << "\n";
+    output->os().clear_error();
+    return 1;
+  }
 
   int64_t functions = 0, params = 0;
   module->walk([&](func::FuncOp) { ++functions; });
@@ -174,5 +205,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  output->keep();
+  succeeded = true;
   return 0;
 }

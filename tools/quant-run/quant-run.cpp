@@ -8,9 +8,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "qnt/support/OptionRange.h"
 #include "qnt/InitAll.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/Corpus.h"
+#include "qnt/io/OutputFiles.h"
 #include "qnt/io/Tokenizer.h"
 #include "qnt/runtime/CpuJit.h"
 #include "qnt/runtime/Evaluate.h"
@@ -27,6 +29,9 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <unistd.h>
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -34,6 +39,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <unistd.h>
 
 using namespace mlir;
 using namespace ::qnt::runtime;
@@ -41,9 +47,10 @@ namespace cl = llvm::cl;
 namespace io = ::qnt::io;
 
 static cl::OptionCategory category("quant-run options");
-static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<input .mlir>"),
-                                          cl::init("-"), cl::cat(category));
+static cl::opt<std::string>
+    inputFilename(cl::Positional,
+                  cl::desc("<input .mlir, or - for standard input>"),
+                  cl::cat(category));
 static cl::opt<std::string> entry("entry",
                                   cl::desc("Function to run (default: the "
                                            "only public function)"),
@@ -70,7 +77,7 @@ static cl::opt<std::string>
                cl::cat(category));
 static cl::opt<double> rtol("rtol",
                             cl::desc("Relative tolerance of --expect, against "
-                                     "the largest expected magnitude"),
+                                     "the largest expected magnitude (>= 0)"),
                             cl::init(1e-5), cl::cat(category));
 static cl::opt<bool> demo("demo",
                           cl::desc("Run the built-in quantized linear layer "
@@ -422,7 +429,14 @@ static LogicalResult loadInputs(const EntrySignature &sig, Location loc,
   return success();
 }
 
-/// Compares f32 results with --expect; prints the worst deviation.
+/// True for the dtypes --expect compares (as f32 values).
+static bool isComparableDType(io::DType dtype) {
+  return dtype == io::DType::F32 || dtype == io::DType::F16 ||
+         dtype == io::DType::BF16;
+}
+
+/// Compares float results with --expect; prints the worst deviation. Both
+/// sides may be f32, f16 or bf16 (each read with its own element size).
 static LogicalResult compareResults(const std::vector<HostTensor> &results,
                                     Location loc) {
   std::string error;
@@ -432,21 +446,28 @@ static LogicalResult compareResults(const std::vector<HostTensor> &results,
   bool ok = true;
   for (auto [index, result] : llvm::enumerate(results)) {
     std::string name = "result" + std::to_string(index);
+    std::optional<io::DType> resultDType =
+        mlir::qnt::storageDTypeOf(result.getType().getElementType());
+    if (!resultDType || !isComparableDType(*resultDType))
+      return emitError(loc) << "--expect compares f32, f16 and bf16 results; "
+                            << name << " is " << result.getType();
     const io::TensorInfo *info = file->find(name);
-    if (!info || info->dtype != io::DType::F32 ||
+    if (!info || !isComparableDType(info->dtype) ||
         ArrayRef<int64_t>(info->shape) != result.getType().getShape())
-      return emitError(loc) << expectFile << " has no f32 tensor '" << name
-                            << "' shaped like " << result.getType();
+      return emitError(loc) << expectFile << " has no f32, f16 or bf16 tensor '"
+                            << name << "' shaped like " << result.getType();
     double maxDiff = 0, maxExpected = 0;
     const uint8_t *expected = file->data(*info);
+    const auto *got = static_cast<const uint8_t *>(result.data());
+    int64_t expectedStride = io::dtypeSize(info->dtype);
+    int64_t gotStride = io::dtypeSize(*resultDType);
     for (int64_t i = 0; i < result.numElements(); ++i) {
-      float e;
-      std::memcpy(&e, expected + 4 * i, 4);
-      float got = result.f32()[i];
+      float e = mlir::qnt::loadAsF32(info->dtype, expected + i * expectedStride);
+      float g = mlir::qnt::loadAsF32(*resultDType, got + i * gotStride);
       // A NaN on either side is a mismatch unless both are NaN.
-      double diff = std::isnan(got) || std::isnan(e)
-                        ? (std::isnan(got) && std::isnan(e) ? 0.0 : INFINITY)
-                        : double(std::fabs(got - e));
+      double diff = std::isnan(g) || std::isnan(e)
+                        ? (std::isnan(g) && std::isnan(e) ? 0.0 : INFINITY)
+                        : double(std::fabs(g - e));
       maxDiff = std::max(maxDiff, diff);
       maxExpected = std::max(maxExpected, double(std::fabs(e)));
     }
@@ -461,11 +482,30 @@ static LogicalResult compareResults(const std::vector<HostTensor> &results,
   return success(ok);
 }
 
+static void printUsage() {
+  llvm::errs() << "usage: quant-run [options] <input.mlir | ->\n"
+                  "       quant-run --model <checkpoint> [options]\n"
+                  "       quant-run --demo\n"
+                  "Run 'quant-run --help' for the options.\n";
+}
+
 static int runModule(MLIRContext &context) {
+  std::string name = inputFilename.empty() ? "-" : inputFilename.getValue();
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFileOrSTDIN(name);
+  if (!buffer) {
+    llvm::errs() << "error: could not open input file " << name << ": "
+                 << buffer.getError().message() << "\n";
+    return 1;
+  }
+  // Nothing on standard input and no file named: the user needs the usage,
+  // not "found 0 public functions".
+  if (inputFilename.empty() && (*buffer)->getBufferSize() == 0)
+    return printUsage(), 1;
   llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module =
-      parseSourceFile<ModuleOp>(inputFilename, sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return 1;
   Location loc = module->getLoc();
@@ -509,6 +549,9 @@ static int runModule(MLIRContext &context) {
     if (!writer.write(outputFile, &error))
       return emitError(loc) << error, 1;
   }
+  // The results are written; a mismatch with --expect below keeps them for
+  // inspection.
+  ::qnt::io::forgetCreatedFiles();
   if (!expectFile.empty() && failed(compareResults(results, loc)))
     return 1;
   return 0;
@@ -528,11 +571,22 @@ int main(int argc, char **argv) {
   // models.
   context.printOpOnDiagnostic(false);
   context.loadAllAvailableDialects();
+  if (!::qnt::checkOptionRange("quant-run", rtol, 0.0, 1e300))
+    return 1;
   if (demo) {
     SourceMgrDiagnosticHandler handler(*new llvm::SourceMgr, &context);
     return runDemo(context);
   }
-  if (!modelPath.empty())
-    return runModel(context);
+  if (!modelPath.empty()) {
+    // A failed run removes the files its --pass-pipeline wrote.
+    int status = runModel(context);
+    if (status != 0)
+      ::qnt::io::removeCreatedFiles();
+    return status;
+  }
+  // Without a file name the IR comes from standard input, as with mlir-opt,
+  // unless that is a terminal nobody is typing IR into.
+  if (inputFilename.empty() && isatty(STDIN_FILENO))
+    return printUsage(), 1;
   return runModule(context);
 }

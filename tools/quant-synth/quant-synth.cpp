@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qnt/support/OptionRange.h"
 #include "qnt/io/Llama2c.h"
 #include "qnt/io/SyntheticModel.h"
 #include "qnt/support/Progress.h"
@@ -39,7 +40,7 @@ static cl::opt<std::string> dtype("dtype",
                                            "llama2c stores f32 values "
                                            "rounded to it)"),
                                   cl::init("bf16"), cl::cat(category));
-static cl::opt<int64_t> shards("shards", cl::desc("Safetensors shards (hf)"),
+static cl::opt<int64_t> shards("shards", cl::desc("Safetensors shards (hf; 1..10000)"),
                                cl::init(1), cl::cat(category));
 static cl::opt<int> version("llama2c-version",
                             cl::desc("llama2.c format version: 0 (legacy) "
@@ -48,7 +49,8 @@ static cl::opt<int> version("llama2c-version",
 static cl::opt<uint64_t> seed("seed", cl::desc("Generator seed"),
                               cl::init(0), cl::cat(category));
 static cl::opt<int64_t> layers("layers",
-                               cl::desc("Override the preset's layer count"),
+                               cl::desc("Override the preset's layer count (1..100000; 0 keeps "
+                                        "the preset's)"),
                                cl::init(0), cl::cat(category));
 static cl::opt<bool> untied("untied",
                             cl::desc("Separate classifier (default: the "
@@ -61,6 +63,10 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-synth: write a synthetic LLaMA-shaped "
                               "checkpoint\n");
+  if (!::qnt::checkOptionRange("quant-synth", shards, 1, 10000) ||
+      !::qnt::checkOptionRange("quant-synth", version, 0, 1) ||
+      !::qnt::checkOptionRange("quant-synth", layers, 0, 100000))
+    return 1;
   io::SyntheticModelOptions options;
   options.seed = seed;
   if (!io::syntheticPreset(preset, &options.config)) {

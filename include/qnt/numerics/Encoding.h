@@ -64,10 +64,18 @@ struct MinifloatSpec {
 /// Additive codebooks (AQLM): for row n and input group j (groupSize inputs),
 ///   W[n, j*g + t] = scale[n] * sum_m codebooks[m][codes[n][j][m]][t].
 struct CodebookSpec {
-  int numCodebooks = 1;    // M >= 1
+  int numCodebooks = 1;    // M, 1..kMaxCodebooks
   int codeBits = 16;       // B, 1..16
   int64_t groupSize = 8;   // g, divides K
 };
+
+/// The most codebooks an encoding may add: far above any method's use (AQLM
+/// uses up to 8), and a bound on the IR the dequantization emitters produce.
+inline constexpr int64_t kMaxCodebooks = 64;
+/// The largest matrix dimension any layout accepts (2^40). With it every
+/// per-dimension layout size (packed bytes, groups, planes) is computed
+/// without overflow; verifySpec then checks the products.
+inline constexpr int64_t kMaxMatrixDim = int64_t(1) << 40;
 
 /// Binary with block scales: value = alpha * (2 * bit - 1) + mu.
 /// When `withOffset` is false there is no offsets component and mu = 0.
@@ -117,6 +125,7 @@ struct ComponentLayout {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
+  /// Product of the dimensions; verifySpec guarantees it fits.
   int64_t numElements() const;
   int64_t numBytes() const { return numElements() * dtypeBytes(dtype); }
 };
@@ -135,7 +144,10 @@ struct EncodedMatrix {
 
 /// Returns an empty string when `spec` is well formed for a W[rows][cols]
 /// matrix, else a message saying what is wrong ("group size 128 does not
-/// divide 100 input channels").
+/// divide 100 input channels"). Well formed includes representable: both
+/// dimensions at most kMaxMatrixDim, and the byte size of every storage
+/// component and of the dequantized f32 matrix fitting in int64_t, so that
+/// numElements()/numBytes() of a verified layout never overflow.
 std::string verifySpec(const EncodingSpec &spec, int64_t rows, int64_t cols);
 
 /// Storage components, in order, of a W[rows][cols] matrix under `spec`.

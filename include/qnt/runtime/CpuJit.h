@@ -25,6 +25,12 @@ class ExecutionEngine;
 
 namespace qnt::runtime {
 
+/// True for the element types host buffers are made for (i1, i8, i16, i32,
+/// i64, f16, bf16, f32, f64): those whose size in a buffer is their byte
+/// width. Compiling a function with any other argument or result element
+/// type is refused with an error at the function.
+bool isSupportedElementType(mlir::Type type);
+
 /// A dense row-major host tensor. Either owns its bytes or borrows them
 /// (parameters viewed in place in a mapped file).
 class HostTensor {

@@ -48,8 +48,12 @@ public:
 
 private:
   ModelRunner() = default;
-  /// Checks that the compiled functions have the importer's signatures.
-  mlir::LogicalResult checkSignatures() const;
+  /// Checks that the compiled functions have the importer's signatures and
+  /// the model metadata (qnt.model) agrees with them.
+  mlir::LogicalResult checkSignatures();
+  /// Makes the KV caches hold at least `positions` rows (keeping what they
+  /// hold), or reports that they cannot fit in this machine's memory.
+  mlir::LogicalResult reserveCache(int64_t positions);
   /// The result types of `entry` for a call on `rows` tokens: every
   /// dynamic dimension of an imported function's result is the row count.
   mlir::FailureOr<llvm::SmallVector<mlir::RankedTensorType>>
@@ -60,7 +64,12 @@ private:
   mlir::Location loc = mlir::UnknownLoc();
   mlir::qnt::ParamStore store;
   std::unique_ptr<CompiledModule> compiled;
+  /// One per layer, allocated on demand; cacheRows rows each.
   std::vector<HostTensor> keyCaches, valueCaches;
+  int64_t cacheRows = 0;
+  /// The cache rows of a module imported with static caches (max_seq_len),
+  /// or 0 when they are dynamic.
+  int64_t staticCacheRows = 0;
 };
 
 } // namespace qnt::runtime

@@ -102,7 +102,7 @@ func.func @uniform_one_bit(%c: tensor<4x8xi8>, %s: tensor<4x1xf32>) -> tensor<4x
 // -----
 
 // No codebooks.
-// expected-error@+1 {{codebook encoding needs at least one codebook}}
+// expected-error@+1 {{codebook encoding needs 1..64 codebooks, got 0}}
 #bad = #qnt.codebook<num_codebooks = 0, code_bits = 8, group_size = 8>
 
 // -----
@@ -748,4 +748,45 @@ func.func @fake_quant_result_type(%x: tensor<4x8xf32>) -> tensor<4x8xf16> {
   // expected-error@+1 {{'qnt.fake_quant' op failed to verify that all of {input, result} have same type}}
   %y = "qnt.fake_quant"(%x) <{bits = 8 : i64, granularity = #qnt<act_granularity per_tensor>, operandSegmentSizes = array<i32: 1, 0, 0>}> : (tensor<4x8xf32>) -> tensor<4x8xf16>
   return %y : tensor<4x8xf16>
+}
+
+// -----
+
+// Codebook counts that do not fit the spec's int (2^32 + 1 verified and then
+// made the emitter unroll 2^32 times) or its message (2^40).
+// expected-error@+1 {{codebook encoding needs 1..64 codebooks, got 4294967297}}
+#bad = #qnt.codebook<num_codebooks = 4294967297, code_bits = 8, group_size = 8>
+
+// -----
+
+// expected-error@+1 {{codebook encoding needs 1..64 codebooks, got 1099511627776}}
+#bad = #qnt.codebook<num_codebooks = 1099511627776, code_bits = 8, group_size = 8>
+
+// -----
+
+// A K so large that the packed row size overflowed int64 (UBSan in the
+// verifier, a wrongly sized tensor type in release builds).
+func.func @huge_k(%c: tensor<4x8xi8>, %s: tensor<4x1xf32>) -> tensor<4x2305843009213693952xf32> {
+  // expected-error@+1 {{'qnt.dequant' op matrix shape 4x2305843009213693952 exceeds the largest supported dimension 1099511627776}}
+  %w = qnt.dequant #qnt.uniform<bits = 4>(%c, %s) : (tensor<4x8xi8>, tensor<4x1xf32>) -> tensor<4x2305843009213693952xf32>
+  return %w : tensor<4x2305843009213693952xf32>
+}
+
+// -----
+
+// Dimensions within bounds whose product does not fit: the dequantized
+// matrix (2^40 x 2^40 f32) overflows 64-bit byte sizes.
+func.func @huge_product(%c: tensor<4x8xi8>, %s: tensor<4x1xf32>) -> tensor<1099511627776x1099511627776xf32> {
+  // expected-error@+1 {{'qnt.dequant' op the dequantized 1099511627776x1099511627776 f32 matrix overflows 64-bit byte sizes}}
+  %w = qnt.dequant #qnt.uniform<bits = 4>(%c, %s) : (tensor<4x8xi8>, tensor<4x1xf32>) -> tensor<1099511627776x1099511627776xf32>
+  return %w : tensor<1099511627776x1099511627776xf32>
+}
+
+// -----
+
+// A codebook whose codebooks tensor (64 x 2^16 x g) overflows for a huge g.
+func.func @huge_codebooks(%c: tensor<4x1x64xi16>, %b: tensor<1x1xf32>, %s: tensor<4x1xf32>) -> tensor<4x1099511627776xf32> {
+  // expected-error@+1 {{'qnt.dequant' op storage component 'codebooks' (64x65536x1099511627776 f32) overflows 64-bit byte sizes}}
+  %w = qnt.dequant #qnt.codebook<num_codebooks = 64, code_bits = 16, group_size = 1099511627776>(%c, %b, %s) : (tensor<4x1x64xi16>, tensor<1x1xf32>, tensor<4x1xf32>) -> tensor<4x1099511627776xf32>
+  return %w : tensor<4x1099511627776xf32>
 }
