@@ -46,22 +46,30 @@ struct ScalarBuilder {
       return v;
     return arith::ExtUIOp::create(b, loc, b.getI32Type(), v);
   }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
-  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
-  Value shr(Value x, Value y) { return arith::ShRUIOp::create(b, loc, x, y); }
-  Value shl(Value x, Value y) { return arith::ShLIOp::create(b, loc, x, y); }
-  Value andi(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
-  Value ori(Value x, Value y) { return arith::OrIOp::create(b, loc, x, y); }
-  Value eq(Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x, y);
+  // Operands come as braced lists: unlike function arguments, the elements
+  // of a braced list are evaluated left to right, so the ops that nested
+  // helper calls create are emitted in source order with every compiler
+  // (GCC and clang emitted differently ordered IR before).
+  struct Two {
+    Value x, y;
+  };
+  struct Three {
+    Value c, x, y;
+  };
+  Value mul(Two o) { return arith::MulIOp::create(b, loc, o.x, o.y); }
+  Value add(Two o) { return arith::AddIOp::create(b, loc, o.x, o.y); }
+  Value div(Two o) { return arith::DivUIOp::create(b, loc, o.x, o.y); }
+  Value rem(Two o) { return arith::RemUIOp::create(b, loc, o.x, o.y); }
+  Value shr(Two o) { return arith::ShRUIOp::create(b, loc, o.x, o.y); }
+  Value shl(Two o) { return arith::ShLIOp::create(b, loc, o.x, o.y); }
+  Value andi(Two o) { return arith::AndIOp::create(b, loc, o.x, o.y); }
+  Value ori(Two o) { return arith::OrIOp::create(b, loc, o.x, o.y); }
+  Value eq(Two o) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, o.x, o.y);
   }
-  Value select(Value c, Value x, Value y) {
-    return arith::SelectOp::create(b, loc, c, x, y);
-  }
-  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
-  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value select(Three o) { return arith::SelectOp::create(b, loc, o.c, o.x, o.y); }
+  Value fmul(Two o) { return arith::MulFOp::create(b, loc, o.x, o.y); }
+  Value fadd(Two o) { return arith::AddFOp::create(b, loc, o.x, o.y); }
 };
 
 } // namespace
@@ -76,18 +84,18 @@ static Value loadBitstreamCode(ScalarBuilder &sb, ComponentLoader load,
   if (bits == 8)
     return sb.widen(load(sb.b, sb.loc, component, {row, col}));
   int64_t rowBytes = ::qnt::numerics::packedRowBytes(numCols, bits);
-  Value bitOffset = sb.mul(col, sb.index(bits));
-  Value byteIndex = sb.div(bitOffset, sb.index(8));
+  Value bitOffset = sb.mul({col, sb.index(bits)});
+  Value byteIndex = sb.div({bitOffset, sb.index(8)});
   Value word = sb.widen(load(sb.b, sb.loc, component, {row, byteIndex}));
   if (8 % bits != 0) {
-    Value next = arith::MinUIOp::create(sb.b, sb.loc,
-                                        sb.add(byteIndex, sb.index(1)),
+    Value following = sb.add({byteIndex, sb.index(1)});
+    Value next = arith::MinUIOp::create(sb.b, sb.loc, following,
                                         sb.index(rowBytes - 1));
     Value high = sb.widen(load(sb.b, sb.loc, component, {row, next}));
-    word = sb.ori(word, sb.shl(high, sb.i32(8)));
+    word = sb.ori({word, sb.shl({high, sb.i32(8)})});
   }
-  Value shift = sb.toI32(sb.rem(bitOffset, sb.index(8)));
-  return sb.andi(sb.shr(word, shift), sb.i32((1 << bits) - 1));
+  Value shift = sb.toI32(sb.rem({bitOffset, sb.index(8)}));
+  return sb.andi({sb.shr({word, shift}), sb.i32((1 << bits) - 1)});
 }
 
 /// Indices of the scale entry of (`row`, `col`) for a granularity.
@@ -101,7 +109,7 @@ static SmallVector<Value, 2> scaleIndices(ScalarBuilder &sb,
   case Granularity::per_channel:
     return {row, sb.index(0)};
   case Granularity::per_group:
-    return {row, sb.div(col, sb.index(groupSize))};
+    return {row, sb.div({col, sb.index(groupSize)})};
   }
   llvm_unreachable("unknown granularity");
 }
@@ -124,7 +132,7 @@ Value UniformEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                    : sb.widen(load(b, loc, /*zeros=*/2, g));
   Value diff = arith::SubIOp::create(b, loc, code, zero);
   Value real = arith::SIToFPOp::create(b, loc, b.getF32Type(), diff);
-  return sb.fmul(real, load(b, loc, /*scales=*/1, g));
+  return sb.fmul({real, load(b, loc, /*scales=*/1, g)});
 }
 
 //===----------------------------------------------------------------------===//
@@ -138,40 +146,40 @@ static Value decodeMinifloat(ScalarBuilder &sb, Value code, int64_t e,
                              int64_t m, MinifloatSpecial special) {
   OpBuilder &b = sb.b;
   int64_t bias = (int64_t(1) << (e - 1)) - 1;
-  Value sign = sb.andi(sb.shr(code, sb.i32(e + m)), sb.i32(1));
-  Value exponent = sb.andi(sb.shr(code, sb.i32(m)), sb.i32((1 << e) - 1));
-  Value mantissa = sb.andi(code, sb.i32((1 << m) - 1));
+  Value sign = sb.andi({sb.shr({code, sb.i32(e + m)}), sb.i32(1)});
+  Value exponent = sb.andi({sb.shr({code, sb.i32(m)}), sb.i32((1 << e) - 1)});
+  Value mantissa = sb.andi({code, sb.i32((1 << m) - 1)});
 
-  Value normalBits = sb.ori(
-      sb.ori(sb.shl(sign, sb.i32(31)),
-             sb.shl(sb.add(exponent, sb.i32(127 - bias)), sb.i32(23))),
-      sb.shl(mantissa, sb.i32(23 - m)));
+  Value normalBits = sb.ori({
+      sb.ori({sb.shl({sign, sb.i32(31)}),
+             sb.shl({sb.add({exponent, sb.i32(127 - bias)}), sb.i32(23)})}),
+      sb.shl({mantissa, sb.i32(23 - m)})});
   Value normal = arith::BitcastOp::create(b, sb.loc, b.getF32Type(), normalBits);
 
-  Value subMagnitude = sb.fmul(
+  Value subMagnitude = sb.fmul({
       arith::UIToFPOp::create(b, sb.loc, b.getF32Type(), mantissa),
-      sb.f32(std::ldexp(1.0f, int(1 - bias - m))));
+      sb.f32(std::ldexp(1.0f, int(1 - bias - m)))});
   Value subnormal =
-      sb.select(sb.eq(sign, sb.i32(1)),
-                arith::NegFOp::create(b, sb.loc, subMagnitude), subMagnitude);
-  Value value = sb.select(sb.eq(exponent, sb.i32(0)), subnormal, normal);
+      sb.select({sb.eq({sign, sb.i32(1)}),
+                arith::NegFOp::create(b, sb.loc, subMagnitude), subMagnitude});
+  Value value = sb.select({sb.eq({exponent, sb.i32(0)}), subnormal, normal});
   if (special != MinifloatSpecial::ocp)
     return value;
 
   // OCP special codes: E4M3 has one NaN per sign (S.1111.111); E5M2 reserves
   // the top exponent for Inf (mantissa 0) and NaN.
-  Value topExponent = sb.eq(exponent, sb.i32((1 << e) - 1));
+  Value topExponent = sb.eq({exponent, sb.i32((1 << e) - 1)});
   Value nan = sb.f32(std::numeric_limits<float>::quiet_NaN());
   if (e == 4) {
     Value isNan = arith::AndIOp::create(
-        b, sb.loc, topExponent, sb.eq(mantissa, sb.i32((1 << m) - 1)));
-    return sb.select(isNan, nan, value);
+        b, sb.loc, topExponent, sb.eq({mantissa, sb.i32((1 << m) - 1)}));
+    return sb.select({isNan, nan, value});
   }
-  Value inf = sb.select(sb.eq(sign, sb.i32(1)),
+  Value inf = sb.select({sb.eq({sign, sb.i32(1)}),
                         sb.f32(-std::numeric_limits<float>::infinity()),
-                        sb.f32(std::numeric_limits<float>::infinity()));
-  Value special_ = sb.select(sb.eq(mantissa, sb.i32(0)), inf, nan);
-  return sb.select(topExponent, special_, value);
+                        sb.f32(std::numeric_limits<float>::infinity())});
+  Value special_ = sb.select({sb.eq({mantissa, sb.i32(0)}), inf, nan});
+  return sb.select({topExponent, special_, value});
 }
 
 Value MinifloatEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
@@ -187,7 +195,7 @@ Value MinifloatEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                getSpecial());
   SmallVector<Value, 2> g =
       scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  return sb.fmul(real, load(b, loc, /*scales=*/1, g));
+  return sb.fmul({real, load(b, loc, /*scales=*/1, g)});
 }
 
 //===----------------------------------------------------------------------===//
@@ -200,16 +208,16 @@ Value CodebookEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                                int64_t numCols) const {
   ScalarBuilder sb{b, loc};
   Value groupSize = sb.index(getGroupSize());
-  Value group = sb.div(col, groupSize);
-  Value within = sb.rem(col, groupSize);
+  Value group = sb.div({col, groupSize});
+  Value within = sb.rem({col, groupSize});
   Value sum = sb.f32(0.0f);
   for (int64_t m = 0; m < getNumCodebooks(); ++m) {
     Value codebook = sb.index(m);
     Value code = sb.toIndex(
         sb.widen(load(b, loc, /*codes=*/0, {row, group, codebook})));
-    sum = sb.fadd(sum, load(b, loc, /*codebooks=*/1, {codebook, code, within}));
+    sum = sb.fadd({sum, load(b, loc, /*codebooks=*/1, {codebook, code, within})});
   }
-  return sb.fmul(sum, load(b, loc, /*scales=*/2, {row, sb.index(0)}));
+  return sb.fmul({sum, load(b, loc, /*scales=*/2, {row, sb.index(0)})});
 }
 
 //===----------------------------------------------------------------------===//
@@ -222,13 +230,13 @@ Value BinaryEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                              int64_t numCols) const {
   ScalarBuilder sb{b, loc};
   Value bit = loadBitstreamCode(sb, load, /*signs=*/0, row, col, 1, numCols);
-  Value sign = sb.select(sb.eq(bit, sb.i32(1)), sb.f32(1.0f), sb.f32(-1.0f));
+  Value sign = sb.select({sb.eq({bit, sb.i32(1)}), sb.f32(1.0f), sb.f32(-1.0f)});
   SmallVector<Value, 2> g =
       scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  Value value = sb.fmul(load(b, loc, /*scales=*/1, g), sign);
+  Value value = sb.fmul({load(b, loc, /*scales=*/1, g), sign});
   if (getMode() == ZeroPointMode::symmetric)
     return value;
-  return sb.fadd(value, load(b, loc, /*offsets=*/2, g));
+  return sb.fadd({value, load(b, loc, /*offsets=*/2, g)});
 }
 
 //===----------------------------------------------------------------------===//
@@ -240,8 +248,8 @@ Value BitPlaneEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                                Value col, int64_t numRows,
                                                int64_t numCols) const {
   ScalarBuilder sb{b, loc};
-  Value word = sb.div(col, sb.index(32));
-  Value shift = sb.toI32(sb.rem(col, sb.index(32)));
+  Value word = sb.div({col, sb.index(32)});
+  Value shift = sb.toI32(sb.rem({col, sb.index(32)}));
   SmallVector<Value, 2> g =
       scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
   Value zero = sb.f32(0.0f);
@@ -249,11 +257,11 @@ Value BitPlaneEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   for (int64_t p = 0; p < getPlanes(); ++p) {
     Value plane = sb.index(p);
     Value bits = load(b, loc, /*planes=*/0, {plane, row, word});
-    Value bit = sb.andi(sb.shr(bits, shift), sb.i32(1));
+    Value bit = sb.andi({sb.shr({bits, shift}), sb.i32(1)});
     Value planeScale = load(b, loc, /*plane_scales=*/1, {plane, g[0], g[1]});
-    sum = sb.fadd(sum, sb.select(sb.eq(bit, sb.i32(1)), planeScale, zero));
+    sum = sb.fadd({sum, sb.select({sb.eq({bit, sb.i32(1)}), planeScale, zero})});
   }
-  return sb.fadd(sum, load(b, loc, /*offsets=*/2, g));
+  return sb.fadd({sum, load(b, loc, /*offsets=*/2, g)});
 }
 
 //===----------------------------------------------------------------------===//
@@ -271,7 +279,7 @@ Value SalientEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   // Rest columns are stored as -1 - c.
   Value restColumn = arith::SubIOp::create(b, loc, sb.i32(-1), mapped);
   Value partColumn = arith::IndexCastOp::create(
-      b, loc, b.getIndexType(), sb.select(isSalient, mapped, restColumn));
+      b, loc, b.getIndexType(), sb.select({isSalient, mapped, restColumn}));
 
   int64_t numSalient = getNumSalient();
   unsigned restFirst =

@@ -574,7 +574,8 @@ int main(int argc, char **argv) {
   if (!::qnt::checkOptionRange("quant-run", rtol, 0.0, 1e300))
     return 1;
   if (demo) {
-    SourceMgrDiagnosticHandler handler(*new llvm::SourceMgr, &context);
+    llvm::SourceMgr sourceMgr;
+    SourceMgrDiagnosticHandler handler(sourceMgr, &context);
     return runDemo(context);
   }
   if (!modelPath.empty()) {

@@ -23,8 +23,8 @@
 // CHECK: %[[WORD:.*]] = arith.extui %[[BYTE]] : i8 to i32
 // CHECK: %[[SHIFT_INDEX:.*]] = arith.remui %[[BIT]], %{{.*}} : index
 // CHECK: %[[SHIFT:.*]] = arith.index_castui %[[SHIFT_INDEX]] : index to i32
-// CHECK: %[[MASK:.*]] = arith.constant 15 : i32
 // CHECK: %[[SHIFTED:.*]] = arith.shrui %[[WORD]], %[[SHIFT]] : i32
+// CHECK: %[[MASK:.*]] = arith.constant 15 : i32
 // CHECK: %[[CODE:.*]] = arith.andi %[[SHIFTED]], %[[MASK]] : i32
 // CHECK: %[[GROUP:.*]] = arith.divui %[[COL]], %{{.*}} : index
 // CHECK: %[[Z8:.*]] = tensor.extract %[[ZEROS]][%[[ROW]], %[[GROUP]]] : tensor<2x2xi8>
@@ -82,8 +82,8 @@ func.func @uniform_int8_sym_f16(%codes: tensor<2x8xi8>, %scales: tensor<2x1xf32>
 // CHECK: %[[HIGH32:.*]] = arith.extui %[[HIGH]] : i8 to i32
 // CHECK: %[[HIGH_SHIFTED:.*]] = arith.shli %[[HIGH32]], %{{.*}} : i32
 // CHECK: %[[WORD:.*]] = arith.ori %[[LOW32]], %[[HIGH_SHIFTED]] : i32
-// CHECK: %[[MASK:.*]] = arith.constant 7 : i32
 // CHECK: %[[SHIFTED:.*]] = arith.shrui %[[WORD]], %{{.*}} : i32
+// CHECK: %[[MASK:.*]] = arith.constant 7 : i32
 // CHECK: arith.andi %[[SHIFTED]], %[[MASK]] : i32
 // CHECK: arith.constant 4 : i32
 // CHECK: tensor.extract %[[SCALES]][%{{.*}}, %{{.*}}] : tensor<1x1xf32>
@@ -103,25 +103,25 @@ func.func @uniform_int3_straddle(%codes: tensor<2x3xi8>, %scales: tensor<1x1xf32
 // CHECK: %[[C3:.*]] = arith.constant 3 : i32
 // CHECK: %[[SIGN_SHIFTED:.*]] = arith.shrui %[[CODE]], %[[C3]] : i32
 // CHECK: %[[SIGN:.*]] = arith.andi %[[SIGN_SHIFTED]], %{{.*}} : i32
-// CHECK: %[[EXP_MASK:.*]] = arith.constant 3 : i32
 // CHECK: %[[EXP_SHIFTED:.*]] = arith.shrui %[[CODE]], %{{.*}} : i32
+// CHECK: %[[EXP_MASK:.*]] = arith.constant 3 : i32
 // CHECK: %[[EXPONENT:.*]] = arith.andi %[[EXP_SHIFTED]], %[[EXP_MASK]] : i32
 // CHECK: %[[MANTISSA:.*]] = arith.andi %[[CODE]], %{{.*}} : i32
-// CHECK: %[[C22:.*]] = arith.constant 22 : i32
-// CHECK: %[[MANTISSA_BITS:.*]] = arith.shli %[[MANTISSA]], %[[C22]] : i32
+// CHECK: %[[C31:.*]] = arith.constant 31 : i32
+// CHECK: %[[SIGN_BITS:.*]] = arith.shli %[[SIGN]], %[[C31]] : i32
 // CHECK: %[[BIAS:.*]] = arith.constant 126 : i32
 // CHECK: %[[REBIASED:.*]] = arith.addi %[[EXPONENT]], %[[BIAS]] : i32
 // CHECK: %[[EXPONENT_BITS:.*]] = arith.shli %[[REBIASED]], %{{.*}} : i32
-// CHECK: %[[C31:.*]] = arith.constant 31 : i32
-// CHECK: %[[SIGN_BITS:.*]] = arith.shli %[[SIGN]], %[[C31]] : i32
 // CHECK: %[[BITS0:.*]] = arith.ori %[[SIGN_BITS]], %[[EXPONENT_BITS]] : i32
+// CHECK: %[[C22:.*]] = arith.constant 22 : i32
+// CHECK: %[[MANTISSA_BITS:.*]] = arith.shli %[[MANTISSA]], %[[C22]] : i32
 // CHECK: %[[BITS:.*]] = arith.ori %[[BITS0]], %[[MANTISSA_BITS]] : i32
 // CHECK: %[[NORMAL:.*]] = arith.bitcast %[[BITS]] : i32 to f32
-// CHECK: %[[SUB_STEP:.*]] = arith.constant 5.000000e-01 : f32
 // CHECK: %[[M:.*]] = arith.uitofp %[[MANTISSA]] : i32 to f32
+// CHECK: %[[SUB_STEP:.*]] = arith.constant 5.000000e-01 : f32
 // CHECK: %[[SUB:.*]] = arith.mulf %[[M]], %[[SUB_STEP]] : f32
-// CHECK: %[[NEG_SUB:.*]] = arith.negf %[[SUB]] : f32
 // CHECK: %[[IS_NEG:.*]] = arith.cmpi eq, %[[SIGN]], %{{.*}} : i32
+// CHECK: %[[NEG_SUB:.*]] = arith.negf %[[SUB]] : f32
 // CHECK: %[[SUBNORMAL:.*]] = arith.select %[[IS_NEG]], %[[NEG_SUB]], %[[SUB]] : f32
 // CHECK: %[[IS_SUB:.*]] = arith.cmpi eq, %[[EXPONENT]], %{{.*}} : i32
 // CHECK: %[[REAL:.*]] = arith.select %[[IS_SUB]], %[[SUBNORMAL]], %[[NORMAL]] : f32
@@ -234,12 +234,12 @@ func.func @codebook_1x16(%codes: tensor<2x1x1xi16>, %books: tensor<1x65536x8xf32
 // CHECK-SAME: (%[[SIGNS:[^:]*]]: tensor<2x1xi8>, %[[SCALES:[^:]*]]: tensor<2x1xf32>, %[[OFFSETS:[^:]*]]: tensor<2x1xf32>)
 // CHECK: %[[ROW:.*]] = linalg.index 0
 // CHECK: tensor.extract %[[SIGNS]][%[[ROW]], %{{.*}}] : tensor<2x1xi8>
-// CHECK: %[[ONE_BIT:.*]] = arith.constant 1 : i32
 // CHECK: %[[SHIFTED:.*]] = arith.shrui
+// CHECK: %[[ONE_BIT:.*]] = arith.constant 1 : i32
 // CHECK: %[[BIT:.*]] = arith.andi %[[SHIFTED]], %[[ONE_BIT]] : i32
+// CHECK: %[[IS_SET:.*]] = arith.cmpi eq, %[[BIT]], %{{.*}} : i32
 // CHECK-DAG: %[[MINUS_ONE:.*]] = arith.constant -1.000000e+00 : f32
 // CHECK-DAG: %[[PLUS_ONE:.*]] = arith.constant 1.000000e+00 : f32
-// CHECK: %[[IS_SET:.*]] = arith.cmpi eq, %[[BIT]], %{{.*}} : i32
 // CHECK: %[[SIGN:.*]] = arith.select %[[IS_SET]], %[[PLUS_ONE]], %[[MINUS_ONE]] : f32
 // CHECK: %[[ALPHA:.*]] = tensor.extract %[[SCALES]][%[[ROW]], %{{.*}}] : tensor<2x1xf32>
 // CHECK: %[[SCALED:.*]] = arith.mulf %[[ALPHA]], %[[SIGN]] : f32
