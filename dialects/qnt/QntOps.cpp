@@ -151,18 +151,29 @@ LogicalResult MatmulOp::verify() {
 LogicalResult LowRankAddOp::verify() {
   auto acc = getAcc().getType(), input = getInput().getType();
   auto u = getU().getType(), v = getV().getType();
-  for (RankedTensorType t : {acc, input, u, v}) {
+  // acc and input are activations: their rows (tokens) may be dynamic, as
+  // in an imported model; the factors are static weights.
+  for (RankedTensorType t : {acc, input})
+    if (t.getRank() != 2 || ShapedType::isDynamic(t.getDimSize(1)))
+      return emitOpError("acc and input must be 2-D tensors with a static "
+                         "last dimension, got ")
+             << t;
+  for (RankedTensorType t : {u, v})
     if (!isStaticMatrix(t))
-      return emitOpError("operands must be static 2-D tensors, got ") << t;
+      return emitOpError("u and v must be static 2-D tensors, got ") << t;
+  for (RankedTensorType t : {input, u, v})
     if (t.getElementType() != acc.getElementType())
       return emitOpError("operands must share one element type, got ")
              << acc.getElementType() << " and " << t.getElementType();
-  }
   int64_t m = acc.getDimSize(0), n = acc.getDimSize(1);
   int64_t k = input.getDimSize(1), rank = u.getDimSize(1);
+  auto rowsText = [](int64_t rows) {
+    return ShapedType::isDynamic(rows) ? std::string("?")
+                                       : std::to_string(rows);
+  };
   if (input.getDimSize(0) != m)
-    return emitOpError("input has ") << input.getDimSize(0)
-                                     << " rows, acc has " << m;
+    return emitOpError("input has ") << rowsText(input.getDimSize(0))
+                                     << " rows, acc has " << rowsText(m);
   if (u.getDimSize(0) != n)
     return emitOpError("u must be [N, r] with N = ") << n << ", got " << u;
   if (v.getDimSize(0) != k || v.getDimSize(1) != rank)

@@ -167,7 +167,9 @@ def Qnt_LowRankAddOp : Qnt_Op<"lowrank_add",
     ZeroQuant-V2's low-rank compensation of the weight error
     `E = W - dequant(W) ~ U V^T`: `result = acc + (input * V) * U^T` with
     `input: [M, K]`, `acc: [M, N]`, `u: [N, r]`, `v: [K, r]`. `u` and `v`
-    may themselves come from `qnt.dequant`.
+    may themselves come from `qnt.dequant`. The row count `M` (tokens) may
+    be dynamic, as in an imported model; `K`, `N`, `r` and the factors are
+    static.
 
     ```mlir
     %y1 = qnt.lowrank_add %y, %x, %u, %v

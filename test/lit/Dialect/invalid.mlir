@@ -587,7 +587,7 @@ func.func @smooth_scalar(%x: tensor<f32>, %s: tensor<1xf32>) -> tensor<f32> {
 
 // A rank-1 operand.
 func.func @lowrank_rank(%acc: tensor<2x4xf32>, %x: tensor<2x64xf32>, %u: tensor<4xf32>, %v: tensor<64x8xf32>) -> tensor<2x4xf32> {
-  // expected-error@+1 {{'qnt.lowrank_add' op operands must be static 2-D tensors, got 'tensor<4xf32>'}}
+  // expected-error@+1 {{'qnt.lowrank_add' op u and v must be static 2-D tensors, got 'tensor<4xf32>'}}
   %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<2x4xf32>, tensor<2x64xf32>, tensor<4xf32>, tensor<64x8xf32>
   return %y : tensor<2x4xf32>
 }
@@ -598,6 +598,33 @@ func.func @lowrank_rank(%acc: tensor<2x4xf32>, %x: tensor<2x64xf32>, %u: tensor<
 func.func @lowrank_types(%acc: tensor<2x4xf32>, %x: tensor<2x64xf32>, %u: tensor<4x8xf16>, %v: tensor<64x8xf32>) -> tensor<2x4xf32> {
   // expected-error@+1 {{'qnt.lowrank_add' op operands must share one element type, got 'f32' and 'f16'}}
   %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<2x4xf32>, tensor<2x64xf32>, tensor<4x8xf16>, tensor<64x8xf32>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+// Dynamic rows must agree: a dynamic accumulator with a static input.
+func.func @lowrank_dynamic_rows(%acc: tensor<?x4xf32>, %x: tensor<3x64xf32>, %u: tensor<4x8xf32>, %v: tensor<64x8xf32>) -> tensor<?x4xf32> {
+  // expected-error@+1 {{'qnt.lowrank_add' op input has 3 rows, acc has ?}}
+  %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<?x4xf32>, tensor<3x64xf32>, tensor<4x8xf32>, tensor<64x8xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// The factors are weights: static.
+func.func @lowrank_dynamic_factor(%acc: tensor<?x4xf32>, %x: tensor<?x64xf32>, %u: tensor<?x8xf32>, %v: tensor<64x8xf32>) -> tensor<?x4xf32> {
+  // expected-error@+1 {{'qnt.lowrank_add' op u and v must be static 2-D tensors, got 'tensor<?x8xf32>'}}
+  %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<?x4xf32>, tensor<?x64xf32>, tensor<?x8xf32>, tensor<64x8xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// A dynamic last dimension of an activation.
+func.func @lowrank_dynamic_k(%acc: tensor<2x4xf32>, %x: tensor<2x?xf32>, %u: tensor<4x8xf32>, %v: tensor<64x8xf32>) -> tensor<2x4xf32> {
+  // expected-error@+1 {{'qnt.lowrank_add' op acc and input must be 2-D tensors with a static last dimension, got 'tensor<2x?xf32>'}}
+  %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<2x4xf32>, tensor<2x?xf32>, tensor<4x8xf32>, tensor<64x8xf32>
   return %y : tensor<2x4xf32>
 }
 

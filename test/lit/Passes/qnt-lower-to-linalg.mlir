@@ -404,6 +404,22 @@ func.func @lowrank_add(%acc: tensor<3x2xf32>, %x: tensor<3x8xf32>, %u: tensor<2x
 
 // -----
 
+// Dynamic rows (tokens), as in an imported model: the intermediate and the
+// correction take their row count from the input and the accumulator.
+// CHECK-LABEL: func.func @lowrank_add_dynamic
+// CHECK-SAME: (%[[ACC:[^:]*]]: tensor<?x2xf32>, %[[X:[^:]*]]: tensor<?x8xf32>, %[[U:[^:]*]]: tensor<2x4xf32>, %[[V:[^:]*]]: tensor<8x4xf32>)
+// CHECK: %[[ROWS:.*]] = tensor.dim %[[X]], %{{.*}} : tensor<?x8xf32>
+// CHECK: tensor.empty(%[[ROWS]]) : tensor<?x4xf32>
+// CHECK: %[[XV:.*]] = linalg.matmul ins(%[[X]], %[[V]] : tensor<?x8xf32>, tensor<8x4xf32>)
+// CHECK: linalg.matmul indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}] ins(%[[XV]], %[[U]] : tensor<?x4xf32>, tensor<2x4xf32>) {{.*}} -> tensor<?x2xf32>
+// CHECK: linalg.add ins(%[[ACC]], %{{.*}} : tensor<?x2xf32>, tensor<?x2xf32>)
+func.func @lowrank_add_dynamic(%acc: tensor<?x2xf32>, %x: tensor<?x8xf32>, %u: tensor<2x4xf32>, %v: tensor<8x4xf32>) -> tensor<?x2xf32> {
+  %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<?x2xf32>, tensor<?x8xf32>, tensor<2x4xf32>, tensor<8x4xf32>
+  return %y : tensor<?x2xf32>
+}
+
+// -----
+
 // fake_quant per token, 8 bits: a reduction of |x| with max over the last
 // dimension into a [4] tensor, then per element s = (absmax == 0 ? 1 :
 // absmax / 127), roundeven(x / s) clamped to [-128, 127], times s.
