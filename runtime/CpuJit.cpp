@@ -19,6 +19,7 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstring>
+#include <optional>
 #include <unistd.h>
 
 using namespace mlir;
@@ -43,6 +44,22 @@ bool ::qnt::runtime::isSupportedElementType(Type type) {
            width == 64;
   }
   return type.isF16() || type.isBF16() || type.isF32() || type.isF64();
+}
+
+namespace qnt::runtime {
+int64_t physicalMemoryBytes() {
+  return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+}
+} // namespace qnt::runtime
+
+/// Byte size of a host buffer of static `type`, or nothing when it overflows
+/// int64_t.
+static std::optional<int64_t> bufferBytes(RankedTensorType type) {
+  int64_t bytes = elementBytes(type.getElementType());
+  for (int64_t dim : type.getShape())
+    if (llvm::MulOverflow(bytes, dim, bytes))
+      return std::nullopt;
+  return bytes;
 }
 
 HostTensor::HostTensor(RankedTensorType type) : type(type) {
@@ -124,14 +141,10 @@ static LogicalResult checkBufferType(func::FuncOp func, RankedTensorType tensor,
            << what << " #" << index << " has element type " << element
            << ", which the CPU runner cannot pass; supported: i1, i8, i16, "
               "i32, i64, f16, bf16, f32, f64";
-  if (!tensor.hasStaticShape())
-    return success();
-  int64_t bytes = elementBytes(element);
-  for (int64_t dim : tensor.getShape())
-    if (llvm::MulOverflow(bytes, dim, bytes))
-      return func.emitError() << what << " #" << index << " of type " << tensor
-                              << " does not fit in memory (its byte size "
-                                 "overflows 64 bits)";
+  if (tensor.hasStaticShape() && !bufferBytes(tensor))
+    return func.emitError() << what << " #" << index << " of type " << tensor
+                            << " does not fit in memory (its byte size "
+                               "overflows 64 bits)";
   return success();
 }
 
@@ -318,8 +331,7 @@ LogicalResult CompiledModule::call(StringRef entry, ArrayRef<HostTensor> inputs,
   results.clear();
   // Results are allocated here: refuse sizes that cannot be allocated rather
   // than die in the allocator (LLVM's out-of-memory handler aborts).
-  const int64_t memoryBytes =
-      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+  const int64_t memoryBytes = physicalMemoryBytes();
   int64_t resultBytes = 0;
   for (auto [index, type] : llvm::enumerate(sig->results)) {
     RankedTensorType actual = resultTypes.empty() ? type : resultTypes[index];
@@ -327,12 +339,9 @@ LogicalResult CompiledModule::call(StringRef entry, ArrayRef<HostTensor> inputs,
       return emitError(loc) << "result #" << index << " of '" << sig->name
                             << "' is " << type << "; give a static instance"
                             << " of it, got " << actual;
-    int64_t bytes = elementBytes(actual.getElementType());
-    bool overflow = false;
-    for (int64_t dim : actual.getShape())
-      overflow |= llvm::MulOverflow(bytes, dim, bytes);
-    overflow |= llvm::AddOverflow(resultBytes, bytes, resultBytes);
-    if (overflow || resultBytes > memoryBytes)
+    std::optional<int64_t> bytes = bufferBytes(actual);
+    if (!bytes || llvm::AddOverflow(resultBytes, *bytes, resultBytes) ||
+        resultBytes > memoryBytes)
       return emitError(loc) << "the results of '" << sig->name
                             << "' need more than this machine's "
                             << memoryBytes << " bytes of memory (result #"

@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unistd.h>
 
 using namespace mlir;
 using namespace ::qnt::runtime;
@@ -100,8 +99,7 @@ LogicalResult ModelRunner::reserveCache(int64_t positions) {
                      : std::min(config_.maxSeqLen,
                                 std::max({positions, 2 * cacheRows,
                                           int64_t(64)}));
-  const int64_t memoryBytes =
-      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+  const int64_t memoryBytes = physicalMemoryBytes();
   int64_t bytes = 2 * int64_t(sizeof(float));
   bool overflow = llvm::MulOverflow(bytes, config_.nLayers, bytes) ||
                   llvm::MulOverflow(bytes, rows, bytes) ||

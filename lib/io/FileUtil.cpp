@@ -284,11 +284,6 @@ void qnt::io::removeCreatedFiles() {
   createdFiles().clear();
 }
 
-void qnt::io::forgetCreatedFiles() {
-  std::lock_guard<std::mutex> lock(createdFilesMutex);
-  createdFiles().clear();
-}
-
 std::string qnt::io::checkOutputPath(const std::string &path) {
   if (path.empty())
     return "the output path is empty";

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -66,6 +67,25 @@ inline uint64_t touchAllTensors(const io::TensorFile &file) {
       sum += bytes[i];
   }
   return sum;
+}
+
+/// The contract of a tensor-file reader on one input: a failed open names
+/// the file in its message, an opened file passes touchAllTensors, and
+/// `extraCheck` (e.g. the configuration validates) holds.
+template <typename File, typename Check>
+int checkOpenedTensorFile(const MemoryFile &input,
+                          const std::unique_ptr<File> &opened,
+                          const std::string &error, Check extraCheck) {
+  if (!opened) {
+    if (error.rfind(input.path(), 0) != 0)
+      abort(); // Every message names the file.
+    return 0;
+  }
+  if (!extraCheck(*opened))
+    abort();
+  volatile uint64_t sum = touchAllTensors(*opened);
+  (void)sum;
+  return 0;
 }
 
 } // namespace qnt::fuzz

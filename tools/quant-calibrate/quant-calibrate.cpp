@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   bool succeeded = false;
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     if (!succeeded)
       io::removeCreatedFiles();
   });

@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
     }
   // Whatever fails from here removes the files this run created.
   bool succeeded = false;
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     if (!succeeded)
       ::qnt::io::removeCreatedFiles();
   });

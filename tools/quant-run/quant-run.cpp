@@ -30,8 +30,6 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
-
-#include <unistd.h>
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -549,9 +547,6 @@ static int runModule(MLIRContext &context) {
     if (!writer.write(outputFile, &error))
       return emitError(loc) << error, 1;
   }
-  // The results are written; a mismatch with --expect below keeps them for
-  // inspection.
-  ::qnt::io::forgetCreatedFiles();
   if (!expectFile.empty() && failed(compareResults(results, loc)))
     return 1;
   return 0;

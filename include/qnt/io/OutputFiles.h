@@ -26,8 +26,6 @@ void recordCreatedFile(const std::string &path);
 /// Removes every recorded file that is still a regular file, and forgets
 /// them. Tools call it when their run fails.
 void removeCreatedFiles();
-/// Forgets the recorded files (they are the run's results).
-void forgetCreatedFiles();
 
 } // namespace qnt::io
 

@@ -31,6 +31,10 @@ namespace qnt::runtime {
 /// type is refused with an error at the function.
 bool isSupportedElementType(mlir::Type type);
 
+/// This machine's physical memory in bytes: the bound host allocations
+/// (results, KV caches) are checked against before they are made.
+int64_t physicalMemoryBytes();
+
 /// A dense row-major host tensor. Either owns its bytes or borrows them
 /// (parameters viewed in place in a mapped file).
 class HostTensor {
