@@ -8,6 +8,7 @@
 #define QNT_PASSES_PASSES_H
 
 #include "dialects/qnt/QntDialect.h"
+#include "qnt/numerics/LowRank.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
@@ -44,6 +45,13 @@ class SCFDialect;
 } // namespace mlir
 
 namespace mlir::qnt {
+
+/// qnt-awq's `unfoldable-scales`: what to do with a group whose input no
+/// producer can absorb a scale into.
+enum class UnfoldableScales {
+  Skip, ///< no scale (clipping only), as the reference for GQA's o_proj
+  Keep, ///< search one and keep the qnt.smooth at run time
+};
 
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"

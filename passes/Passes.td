@@ -48,7 +48,18 @@ defvar QntWeightMethodOptions = [
   Option<"report", "report", "std::string", /*default=*/"\"\"",
          "Write the per-layer report as JSON to this file">,
   Option<"verbose", "verbose", "bool", /*default=*/"false",
-         "Show progress and print the per-layer report on stderr">
+         "Show progress and print the per-layer report on stderr">,
+  Option<"lorcRank", "lorc-rank", "int64_t", /*default=*/"0",
+         "LoRC: rank of the low-rank compensation of each weight's "
+         "quantization error, a qnt.lowrank_add after the matmul (0: none)">,
+  Option<"lorcFactors", "lorc-factors", "::qnt::numerics::FactorFormat",
+         /*default=*/"::qnt::numerics::FactorFormat::Int8",
+         "LoRC: storage of the factors",
+         [{::llvm::cl::values(
+           clEnumValN(::qnt::numerics::FactorFormat::F32, "f32", "float"),
+           clEnumValN(::qnt::numerics::FactorFormat::F16, "f16", "half"),
+           clEnumValN(::qnt::numerics::FactorFormat::Int8, "int8",
+                      "8-bit codes, one symmetric scale per factor row"))}]>
 ];
 
 def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
@@ -159,6 +170,152 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
 //===----------------------------------------------------------------------===//
 // Transforms
 //===----------------------------------------------------------------------===//
+
+
+def QntFoldSmooth : Pass<"qnt-fold-smooth", "::mlir::ModuleOp"> {
+  let summary = "Folds qnt.smooth exactly into the producer of its input";
+  let description = [{
+    Removes every `qnt.smooth` (x / s, from AWQ, SmoothQuant or
+    equalization) by folding 1/s into the op that produces x, which is
+    exact up to float rounding (passes/SmoothFolding.h):
+      - a normalization's per-channel gain: gain / s;
+      - a linear layer's weight rows: a float weight's rows, or the per-row
+        scales of a uniform or minifloat encoding, divided by s;
+      - the linear factor of an elementwise product (SwiGLU's up
+        projection).
+    Every user of x must be a `qnt.smooth` with the same constant factors.
+    Folded parameters are written to `output` (a new safetensors file added
+    to the module's parameter files) under the parameter's name with a
+    `.folded` suffix; folded constants are rewritten in place. A smooth
+    that cannot be folded is an error saying why.
+
+    With `verify`, the module is run before and after the fold on the same
+    inputs (an imported model: every block on the embeddings of a token
+    sequence; otherwise every public function on seeded random inputs) and
+    the pass fails when an output's relative difference exceeds
+    `tolerance`.
+
+    ```
+    quant-opt awq.mlir --pass-pipeline='builtin.module(qnt-fold-smooth{
+        output=folded.safetensors verify=1})'
+    ```
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "Safetensors file for the folded parameters">,
+    Option<"verify", "verify", "bool", /*default=*/"false",
+           "Run the module before and after and compare its outputs">,
+    Option<"tolerance", "tolerance", "double", /*default=*/"1e-5",
+           "Largest relative output difference verify accepts">
+  ];
+  let statistics = [
+    Statistic<"numFolded", "smooths-folded", "qnt.smooth ops folded">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntSmooth : Pass<"qnt-smooth", "::mlir::ModuleOp"> {
+  let summary = "SmoothQuant scales, then round-to-nearest";
+  let description = [{
+    SmoothQuant's equivalent transformation (ALGORITHMS.md §3) before
+    weight quantization: for each group of layers sharing an input whose
+    producer can absorb a scale (passes/SmoothFolding.h), the input is
+    divided by s_j = max|X_j|^alpha / max_i |W_ij|^(1-alpha) (the weight
+    maximum over every layer of the group; activation maxima from the
+    calibration statistics, clamped at >= 1e-5) and the weights' input
+    columns are multiplied by it; the scaled weights are then rounded to
+    nearest on the requested grid. Groups whose input cannot absorb a scale
+    are rounded unscaled. The division is a `qnt.smooth` that
+    `qnt-fold-smooth` folds exactly.
+
+    SmoothQuant+ is this with one alpha for the whole model, chosen on the
+    quantized model's output: `quant-compile` recipes search it with
+    `search: {option: alpha, values: [...]}` on the step (docs/Recipes.md).
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-smooth{
+        stats=stats.safetensors alpha=0.5 bits=4 group-size=32},
+        qnt-fold-smooth)'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"alpha", "alpha", "double", /*default=*/"0.5",
+           "Migration strength in [0, 1]">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntAwq : Pass<"qnt-awq", "::mlir::ModuleOp"> {
+  let summary = "AWQ: activation-aware scales and clipping, then RTN";
+  let description = [{
+    Quantizes the selected matmul weights with AWQ (ALGORITHMS.md §2), one
+    group of layers sharing an input at a time (q, k, v | o | gate, up |
+    down on LLaMA). For the group, a per-input-channel scale
+    s = mean|x|^alpha (normalized so that sqrt(max s * min s) = 1) is chosen
+    on the grid alpha = 0, 1/scale-grid, ..., as the one whose quantized
+    group Q(W diag(s)) diag(s)^-1 loses least. Under
+    `quant-compile --recipe` the loss is the mean squared error of the
+    transformer block's output against the float block on `loss-sequences`
+    of the calibration windows (the module every layer feeds); with
+    `stats=` only (quant-opt), it is the group's own output error through
+    the Hessian. Then each scale group's clipping range
+    absmax * (1 - i/20), i < 10, minimizing its output error on the scaled
+    inputs is kept (skipped for the layers matching `no-clip`: q and k,
+    whose outputs go through a softmax, as the reference does), and the
+    clipped, scaled weight is rounded to nearest. Every granularity works,
+    ragged groups included.
+
+    The layer's input is divided by s with a `qnt.smooth` (shared by the
+    group) that `qnt-fold-smooth` folds exactly into the producer: the
+    normalization gain, the previous linear's rows, or the gated unit's
+    linear factor. A scale is searched only where it folds; elsewhere
+    (the attention output feeding o) the group gets clipping only, as the
+    reference does for grouped-query attention, unless
+    `unfoldable-scales=keep` asks for a run-time `qnt.smooth`.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-awq{
+        stats=stats.safetensors bits=4 group-size=32}, qnt-fold-smooth)'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"scaleGrid", "scale-grid", "int64_t", /*default=*/"20",
+           "Grid points of alpha in [0, 1)">,
+    Option<"clip", "clip", "bool", /*default=*/"true",
+           "Search a clipping range per scale group">,
+    Option<"noClip", "no-clip", "std::string",
+           /*default=*/"\"\\\\.(wq|wk|q_proj|k_proj)\\\\.\"",
+           "Layers (regex) whose weights are not clipped">,
+    Option<"lossSequences", "loss-sequences", "int64_t", /*default=*/"16",
+           "Calibration windows on which the block loss is measured "
+           "(0: all)">,
+    Option<"unfoldableScales", "unfoldable-scales",
+           "::mlir::qnt::UnfoldableScales",
+           /*default=*/"::mlir::qnt::UnfoldableScales::Skip",
+           "Groups whose input producer cannot absorb a scale",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::UnfoldableScales::Skip, "skip",
+                        "no scale, clipping only (the reference)"),
+             clEnumValN(::mlir::qnt::UnfoldableScales::Keep, "keep",
+                        "search a scale, keep qnt.smooth at run time"))}]>
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
 
 def QntFuseDequantMatmul
     : Pass<"qnt-fuse-dequant-matmul", "::mlir::func::FuncOp"> {

@@ -22,6 +22,9 @@ declare -A reference=(
   [gptq-w4-g32-asym-static]=3.8094 [gptq-w4-g32-sym-act]=3.7832
   [gptq-w4-g64-asym-act]=3.7618 [gptq-w3-g32-asym-act]=5.0153
   [gptq-w3-g32-asym-act-mse]=5.0153 [gptq-w3-pc-asym-act]=6.6338 [gptq-w2-g32-asym-act]=97.9
+  # AWQ's official figures have down_proj per channel (it cannot do ragged
+  # groups): -pcdown is that setting, the others are ragged.
+  [awq-w4-g32-asym-pcdown]=3.8210 [awq-w4-g32-asym]=3.8210 [awq-w3-g32-asym]=5.8552
 )
 names=("$@")
 if ((${#names[@]} == 0)); then

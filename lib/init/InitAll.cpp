@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/InitAll.h"
+#include "qnt/ptq/RewriteCheck.h"
 
 #include "dialects/qnt/QntDialect.h"
 #include "passes/Passes.h"
@@ -31,5 +32,7 @@ void qnt::registerAllPasses() {
   std::call_once(once, [] {
     mlir::registerAllPasses();
     mlir::qnt::registerQntPasses();
+    // The `verify` option of the folding passes runs modules on the CPU.
+    qnt::ptq::installRewriteChecker();
   });
 }

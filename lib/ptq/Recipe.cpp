@@ -56,14 +56,36 @@ template <> struct MappingTraits<RecipeCalibration> {
   }
 };
 
+template <> struct MappingTraits<RecipeSearch> {
+  static void mapping(IO &io, RecipeSearch &s) {
+    s.present = true;
+    io.mapRequired("option", s.option);
+    io.mapRequired("values", s.values);
+    io.mapOptional("sequences", s.sequences);
+  }
+  static std::string validate(IO &, RecipeSearch &s) {
+    if (s.option.empty())
+      return "a search needs an 'option'";
+    if (s.values.empty())
+      return "a search needs at least one value";
+    if (s.sequences <= 0)
+      return "a search needs a positive number of 'sequences'";
+    return "";
+  }
+};
+
 template <> struct MappingTraits<RecipeStep> {
   static void mapping(IO &io, RecipeStep &s) {
     io.mapRequired("pass", s.pass);
     io.mapOptional("options", s.options);
+    io.mapOptional("search", s.search);
   }
   static std::string validate(IO &, RecipeStep &s) {
     if (s.pass.empty())
       return "a step needs a 'pass'";
+    if (s.search.present && s.options.count(s.search.option))
+      return "option '" + s.search.option +
+             "' is both given and searched";
     return "";
   }
 };

@@ -180,15 +180,16 @@ void widenWeights(ModuleOp module, const std::set<std::string> &layers) {
   });
 }
 
-/// The dequantized weight as a tensor of the bound parameter's type.
+/// A [rows][cols] f32 weight as a tensor of the bound parameter's type
+/// ([rows, cols], or [cols, rows] for a plain matmul's weight).
 FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
                                    const std::string &name,
-                                   const nx::MethodResult &result) {
+                                   const std::vector<float> &weight,
+                                   int64_t rows, int64_t cols) {
   RankedTensorType type = runner.paramType(name);
   if (!type)
     return model.emitError("sequential PTQ: layer '")
            << name << "' is not a parameter of the compiled blocks";
-  int64_t rows = result.encoded.rows, cols = result.encoded.cols;
   if (!type.getElementType().isF32() || type.getRank() != 2)
     return model.emitError("sequential PTQ: parameter '")
            << name << "' is bound as " << type
@@ -196,11 +197,11 @@ FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
   HostTensor tensor(type);
   float *out = tensor.f32();
   if (type.getDimSize(0) == rows && type.getDimSize(1) == cols) {
-    std::copy(result.dequantized.begin(), result.dequantized.end(), out);
+    std::copy(weight.begin(), weight.end(), out);
   } else if (type.getDimSize(0) == cols && type.getDimSize(1) == rows) {
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k)
-        out[k * rows + n] = result.dequantized[n * cols + k];
+        out[k * rows + n] = weight[n * cols + k];
   } else {
     return model.emitError("sequential PTQ: parameter '")
            << name << "' has type " << type << ", not a " << rows << "x"
@@ -208,6 +209,65 @@ FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
   }
   return tensor;
 }
+
+/// The module loss of group methods: the block's output on some of its
+/// inputs, against the block's output with the weights bound when it was
+/// created (the float ones).
+class BlockEvaluator : public mlir::qnt::ModuleEvaluator {
+public:
+  BlockEvaluator(ModelRunner &runner, ModuleOp model, int64_t layer,
+                 int64_t &executions)
+      : runner(runner), model(model), layer(layer), executions(executions) {}
+
+  /// Takes `inputs` and computes the reference outputs on them.
+  LogicalResult setInputs(std::vector<HostTensor> blockInputs) {
+    inputs = std::move(blockInputs);
+    references.clear();
+    for (const HostTensor &input : inputs) {
+      HostTensor x = input;
+      ++executions;
+      if (failed(runner.block(layer, x, /*pos=*/0, nullptr)))
+        return failure();
+      references.push_back(std::move(x));
+    }
+    return success();
+  }
+
+  LogicalResult bind(const std::string &name, const std::vector<float> &weight,
+                     int64_t rows, int64_t cols) override {
+    FailureOr<HostTensor> tensor =
+        weightTensor(runner, model, name, weight, rows, cols);
+    if (failed(tensor))
+      return failure();
+    return runner.rebindParam(name, std::move(*tensor));
+  }
+
+  FailureOr<double> loss() override {
+    double sum = 0;
+    int64_t count = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      HostTensor x = inputs[i];
+      ++executions;
+      if (failed(runner.block(layer, x, /*pos=*/0, nullptr)))
+        return failure();
+      const float *out = x.f32(), *ref = references[i].f32();
+      int64_t n = references[i].numElements();
+      for (int64_t j = 0; j < n; ++j) {
+        double d = double(out[j]) - double(ref[j]);
+        sum += d * d;
+      }
+      count += n;
+    }
+    return count ? sum / double(count) : 0.0;
+  }
+
+private:
+  ModelRunner &runner;
+  ModuleOp model;
+  int64_t layer;
+  int64_t &executions;
+  std::vector<HostTensor> inputs, references;
+};
 
 } // namespace
 
@@ -270,48 +330,88 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       ++summary.blockExecutions[layer];
       return runner.block(layer, x, /*pos=*/0, results);
     };
-    // On the float stream the next block sees this block's float outputs,
-    // computed before any of its weights change.
+    // On the float stream nothing quantized is ever bound, so one pass
+    // captures every group's statistics and the block's float outputs,
+    // which the next block sees.
     BlockInputs floatOutputs;
+    mlir::qnt::StatisticsMap floatStats;
     if (options.stream == calibration::Stream::Float) {
       FailureOr<BlockInputs> created =
           BlockInputs::create(model, inputs->size(), summary.spilled);
       if (failed(created))
         return failure();
       floatOutputs = std::move(*created);
+      std::vector<size_t> observed;
+      for (const LayerGroup &group : blockGroups[layer])
+        observed.insert(observed.end(), group.observations.begin(),
+                        group.observations.end());
+      progress.update(done, llvm::formatv("block {0}: capture", layer).str());
       for (size_t s = 0; s < inputs->size(); ++s) {
         FailureOr<HostTensor> x = inputs->get(s);
-        if (failed(x) || failed(runBlock(*x, nullptr)) ||
+        if (failed(x) || failed(runBlock(*x, &extra)) ||
             failed(floatOutputs.set(s, *x)))
           return failure();
+        calibration::accumulateObservations(
+            floatStats, blockObservations[layer], extra, observed);
       }
+      calibration::copySharedStatistics(floatStats, blockObservations[layer],
+                                        observed);
+    }
+    // Group methods measure their candidates on the block's output.
+    std::unique_ptr<BlockEvaluator> evaluator;
+    if (driver.quantizesGroups()) {
+      evaluator = std::make_unique<BlockEvaluator>(
+          runner, model, layer, summary.blockExecutions[layer]);
+      int64_t wanted = driver.config().moduleLossSequences;
+      size_t count = wanted > 0 ? std::min<size_t>(wanted, inputs->size())
+                                : inputs->size();
+      std::vector<HostTensor> lossInputs;
+      for (size_t s = 0; s < count; ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x))
+          return failure();
+        lossInputs.push_back(std::move(*x));
+      }
+      if (failed(evaluator->setInputs(std::move(lossInputs))))
+        return failure();
     }
     for (const LayerGroup &group : blockGroups[layer]) {
       progress.update(done++, llvm::formatv("block {0}: {1}", layer,
                                             group.layers.front())
                                   .str());
-      mlir::qnt::StatisticsMap stats;
-      for (size_t s = 0; s < inputs->size(); ++s) {
-        FailureOr<HostTensor> x = inputs->get(s);
-        if (failed(x) || failed(runBlock(*x, &extra)))
-          return failure();
-        calibration::accumulateObservations(stats, blockObservations[layer],
-                                            extra, group.observations);
+      mlir::qnt::StatisticsMap groupStats;
+      if (options.stream != calibration::Stream::Float) {
+        for (size_t s = 0; s < inputs->size(); ++s) {
+          FailureOr<HostTensor> x = inputs->get(s);
+          if (failed(x) || failed(runBlock(*x, &extra)))
+            return failure();
+          calibration::accumulateObservations(
+              groupStats, blockObservations[layer], extra, group.observations);
+        }
+        calibration::copySharedStatistics(
+            groupStats, blockObservations[layer], group.observations);
       }
-      calibration::copySharedStatistics(stats, blockObservations[layer],
-                                        group.observations);
+      const mlir::qnt::StatisticsMap &stats =
+          options.stream == calibration::Stream::Float ? floatStats
+                                                       : groupStats;
       LogicalResult bound = success();
       if (failed(driver.quantize(
               group.layers, &stats,
               [&](const std::string &name, const nx::MethodResult &result) {
                 if (failed(bound))
                   return;
-                FailureOr<HostTensor> tensor =
-                    weightTensor(runner, model, name, result);
+                // On the float stream every input comes from the float
+                // model: the quantized weights are not bound.
+                if (options.stream == calibration::Stream::Float)
+                  return;
+                FailureOr<HostTensor> tensor = weightTensor(
+                    runner, model, name, result.dequantized,
+                    result.encoded.rows, result.encoded.cols);
                 if (failed(tensor) ||
                     failed(runner.rebindParam(name, std::move(*tensor))))
                   bound = failure();
-              })) ||
+              },
+              evaluator.get())) ||
           failed(bound))
         return failure();
     }

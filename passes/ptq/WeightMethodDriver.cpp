@@ -7,6 +7,7 @@
 #include "passes/ptq/WeightMethodDriver.h"
 #include "passes/ptq/WeightMethodPass.h"
 #include "passes/LinearLayers.h"
+#include "passes/SmoothFolding.h"
 #include "passes/Passes.h"
 #include "qnt/bench/Report.h"
 #include "qnt/ParamStore.h"
@@ -61,6 +62,11 @@ std::optional<WeightSite> weightSiteOf(const LinearLayer &layer) {
     return std::nullopt;
   }
   return WeightSite{matmul, weightIsNK, source, layer.name};
+}
+
+/// The activation operand of the site's matmul.
+Value inputOf(const WeightSite &site) {
+  return linalg::MatmulOp(site.matmul).getInputs()[0];
 }
 
 std::vector<float> constantValues(arith::ConstantOp constant) {
@@ -193,11 +199,18 @@ bool parseBool(StringRef text, bool &value) {
 
 } // namespace
 
+/// Inputs already divided by an input scale in this group: (input, scale)
+/// -> the qnt.smooth result, so that layers sharing an input and a scale
+/// share one qnt.smooth.
+using SmoothedInputs =
+    std::vector<std::pair<std::pair<Value, std::vector<float>>, Value>>;
+
 struct WeightMethodDriver::Impl {
   ModuleOp module;
   WeightMethodConfig config;
   std::string methodName;
   WeightMethod method;
+  GroupMethod groupMethod;
   std::vector<Override> overrides;
   std::map<std::string, WeightSite> sites;
   std::set<std::string> done;
@@ -214,14 +227,48 @@ struct WeightMethodDriver::Impl {
 
   LogicalResult parseOverrides();
   FailureOr<LayerSettings> settingsFor(const WeightSite &site);
+  /// A weight read and checked, ready for its method.
+  struct Prepared {
+    const WeightSite *site = nullptr;
+    ParamOp param;
+    /// The weight parameter's name (empty for a constant weight): kept
+    /// apart because the parameter op is erased once the matmul is
+    /// rewritten.
+    std::string paramName;
+    std::vector<float> values; ///< W[rows][cols], the N x K orientation
+    int64_t rows = 0, cols = 0;
+    LayerSettings settings;
+    const nx::LayerStatistics *stats = nullptr;
+    std::chrono::steady_clock::time_point begin;
+    /// LoRC factors, when configured.
+    std::optional<nx::LowRankFactors> lowRank;
+  };
+  FailureOr<Prepared> prepare(const WeightSite &site,
+                              const StatisticsMap *stats);
+  LogicalResult commit(const Prepared &p, const nx::MethodResult &result,
+                       LayerReport &report, SmoothedInputs &smoothed);
   LogicalResult quantizeSite(const WeightSite &site,
                              const StatisticsMap *stats, LayerReport &report,
                              nx::MethodResult &result);
+  LogicalResult quantizeGroup(ArrayRef<const WeightSite *> group,
+                              const StatisticsMap *stats,
+                              ModuleEvaluator *evaluator,
+                              std::vector<LayerReport> &reports,
+                              std::vector<nx::MethodResult> &results);
+  /// A component as a constant, or as a tensor `<param>.<prefix><name>` of
+  /// the output file when the weight is a parameter.
   FailureOr<Value> materialize(OpBuilder &b, Location loc,
                                const nx::Component &component,
-                               ParamOp weightParam);
-  void rewrite(const WeightSite &site, const nx::MethodResult &result,
-               ArrayRef<Value> components, int64_t rows, int64_t cols);
+                               StringRef paramName, StringRef prefix = "");
+  /// Returns the matmul now computing the layer (it may be rebuilt).
+  Operation *rewrite(const WeightSite &site, const nx::MethodResult &result,
+                     ArrayRef<Value> components, int64_t rows, int64_t cols,
+                     SmoothedInputs &smoothed);
+  /// LoRC: factors of the error W - Q(W) (config.lorcRank), added to the
+  /// effective weight in `result`.
+  void compensate(Prepared &p, nx::MethodResult &result);
+  /// acc + (x V) U^T after `matmul`, with the factors stored as configured.
+  LogicalResult emitLowRank(const Prepared &p, Operation *matmul, Value input);
 };
 
 LogicalResult WeightMethodDriver::Impl::parseOverrides() {
@@ -304,18 +351,18 @@ WeightMethodDriver::Impl::settingsFor(const WeightSite &site) {
 FailureOr<Value>
 WeightMethodDriver::Impl::materialize(OpBuilder &b, Location loc,
                                       const nx::Component &component,
-                                      ParamOp weightParam) {
+                                      StringRef paramName, StringRef prefix) {
   const nx::ComponentLayout &layout = component.layout;
   auto type = RankedTensorType::get(
       layout.shape, elementTypeOf(b.getContext(), layout.dtype));
-  if (!weightParam) {
+  if (paramName.empty()) {
     ArrayRef<char> raw(reinterpret_cast<const char *>(component.bytes.data()),
                        component.bytes.size());
     return arith::ConstantOp::create(
                b, loc, DenseElementsAttr::getFromRawBuffer(type, raw))
         .getResult();
   }
-  std::string name = (weightParam.getName() + "." + layout.name).str();
+  std::string name = (paramName + "." + prefix + layout.name).str();
   // A parameter shared by several matmuls quantizes to the same bytes;
   // store it once.
   std::string message;
@@ -357,10 +404,39 @@ static Value gatherColumns(OpBuilder &b, Location loc, Value x,
   return generic.getResult(0);
 }
 
-void WeightMethodDriver::Impl::rewrite(const WeightSite &site,
-                                       const nx::MethodResult &result,
-                                       ArrayRef<Value> components,
-                                       int64_t rows, int64_t cols) {
+/// x / s as a qnt.smooth with constant factors, shared by the layers of a
+/// group that divide the same input by the same s.
+static Value
+smoothInput(OpBuilder &b, Location loc, Value x, ArrayRef<float> scale,
+            SmoothedInputs &smoothed) {
+  for (const auto &[key, value] : smoothed)
+    if (key.first == x && ArrayRef<float>(key.second) == scale)
+      return value;
+  // Right after x, so that it dominates each layer of the group, whatever
+  // their order.
+  OpBuilder::InsertionGuard guard(b);
+  if (Operation *def = x.getDefiningOp())
+    b.setInsertionPointAfter(def);
+  else
+    b.setInsertionPointToStart(cast<BlockArgument>(x).getOwner());
+  Type element = cast<RankedTensorType>(x.getType()).getElementType();
+  auto type = RankedTensorType::get({int64_t(scale.size())}, b.getF32Type());
+  Value factors = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(type, scale));
+  if (!element.isF32())
+    factors = arith::TruncFOp::create(
+        b, loc, RankedTensorType::get(type.getShape(), element), factors);
+  Value result = SmoothOp::create(b, loc, x.getType(), x, factors);
+  smoothed.push_back({{x, std::vector<float>(scale.begin(), scale.end())},
+                      result});
+  return result;
+}
+
+Operation *WeightMethodDriver::Impl::rewrite(const WeightSite &site,
+                                             const nx::MethodResult &result,
+                                             ArrayRef<Value> components,
+                                             int64_t rows, int64_t cols,
+                                             SmoothedInputs &smoothed) {
   linalg::MatmulOp matmul = site.matmul;
   Location loc = site.source->getLoc();
   auto weightType = cast<RankedTensorType>(matmul.getInputs()[1].getType());
@@ -383,12 +459,15 @@ void WeightMethodDriver::Impl::rewrite(const WeightSite &site,
   }
   if (!result.inputPermutation.empty())
     input = gatherColumns(b, loc, input, result.inputPermutation);
+  if (!result.inputScale.empty())
+    input = smoothInput(b, loc, input, result.inputScale, smoothed);
+  Operation *final = matmul;
   if (computeType == weightType.getElementType() &&
-      result.inputPermutation.empty()) {
+      result.inputPermutation.empty() && result.inputScale.empty()) {
     matmul->setOperand(1, dequant);
   } else {
-    // A bf16/f16 weight in an f32 matmul: the matmul's body extends its
-    // weight argument, so it is rebuilt for the f32 dequantized weight.
+    // A new input (gathered or smoothed), or a bf16/f16 weight in an f32
+    // matmul, whose body extends its weight argument: the matmul is rebuilt.
     SmallVector<Value> inputs = {input, dequant};
     linalg::MatmulOp rebuilt =
         site.weightIsNK
@@ -400,43 +479,173 @@ void WeightMethodDriver::Impl::rewrite(const WeightSite &site,
                                        matmul.getOutputs());
     matmul->replaceAllUsesWith(rebuilt);
     matmul->erase();
+    final = rebuilt;
   }
   if (site.source->use_empty())
     site.source->erase();
+  return final;
 }
 
-LogicalResult WeightMethodDriver::Impl::quantizeSite(
-    const WeightSite &site, const StatisticsMap *stats, LayerReport &report,
-    nx::MethodResult &result) {
-  auto begin = std::chrono::steady_clock::now();
+void WeightMethodDriver::Impl::compensate(Prepared &p,
+                                          nx::MethodResult &result) {
+  if (config.lorcRank <= 0)
+    return;
+  std::vector<float> error(p.values.size());
+  for (size_t i = 0; i < error.size(); ++i)
+    error[i] = p.values[i] - result.dequantized[i];
+  nx::LowRankOptions options;
+  options.rank = std::min({config.lorcRank, p.rows, p.cols});
+  options.format = config.lorcFactors;
+  p.lowRank = nx::lowRankCompensation(error.data(), p.rows, p.cols, options);
+  for (int64_t n = 0; n < p.rows; ++n)
+    for (int64_t k = 0; k < p.cols; ++k)
+      result.dequantized[n * p.cols + k] +=
+          float(nx::lowRankEntry(*p.lowRank, n, k));
+}
+
+LogicalResult WeightMethodDriver::Impl::emitLowRank(const Prepared &p,
+                                                    Operation *matmul,
+                                                    Value input) {
+  const nx::LowRankFactors &f = *p.lowRank;
+  Location loc = p.site->source->getLoc();
+  OpBuilder b(matmul->getContext());
+  b.setInsertionPointAfter(matmul);
+  // One factor ([rows, rank]) as the configured storage.
+  auto factor = [&](StringRef name, int64_t rows,
+                    const std::vector<float> &values,
+                    const std::vector<int8_t> &codes,
+                    const std::vector<float> &scales) -> FailureOr<Value> {
+    auto f32Type = RankedTensorType::get({rows, f.rank}, b.getF32Type());
+    if (f.format == nx::FactorFormat::Int8) {
+      // Per-row symmetric int8 is the uniform 8-bit symmetric per-channel
+      // encoding: the factor is a qnt.dequant like any weight.
+      nx::UniformSpec spec;
+      spec.bits = 8;
+      spec.symmetric = true;
+      spec.granularity = nx::Granularity::PerChannel;
+      nx::QuantParams params;
+      params.scales = scales;
+      std::vector<float> exact(codes.size());
+      for (size_t i = 0; i < codes.size(); ++i)
+        exact[i] = float(codes[i]) * scales[i / f.rank];
+      nx::EncodedMatrix encoded =
+          nx::quantizeWithParams(spec, params, exact.data(), rows, f.rank);
+      SmallVector<Value> components;
+      for (const nx::Component &component : encoded.components) {
+        FailureOr<Value> value =
+            materialize(b, loc, component, p.paramName, name.str() + ".");
+        if (failed(value))
+          return failure();
+        components.push_back(*value);
+      }
+      return DequantOp::create(b, loc, f32Type,
+                               encodingFromSpec(b.getContext(), spec),
+                               components)
+          .getResult();
+    }
+    if (f.format == nx::FactorFormat::F16) {
+      // Stored as f16, widened to f32 where it is used.
+      std::vector<uint16_t> halves;
+      for (float v : values) {
+        llvm::APFloat half(v);
+        bool lost;
+        half.convert(llvm::APFloat::IEEEhalf(),
+                     llvm::APFloat::rmNearestTiesToEven, &lost);
+        halves.push_back(uint16_t(half.bitcastToAPInt().getZExtValue()));
+      }
+      auto halfType = RankedTensorType::get({rows, f.rank}, b.getF16Type());
+      Value stored;
+      if (p.paramName.empty()) {
+        ArrayRef<char> raw(reinterpret_cast<const char *>(halves.data()),
+                           halves.size() * sizeof(uint16_t));
+        stored = arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::getFromRawBuffer(halfType, raw));
+      } else {
+        std::string paramName = p.paramName + "." + name.str();
+        std::string message;
+        if (writtenParams.insert(paramName).second &&
+            !writer.add(paramName, io::DType::F16, {rows, f.rank},
+                        halves.data(), halves.size() * sizeof(uint16_t),
+                        &message))
+          return error(loc) << message;
+        stored = ParamOp::create(b, loc, halfType, paramName);
+      }
+      // Widened elementwise as a linalg.generic, which every pipeline
+      // bufferizes (an arith.extf on tensors is not).
+      Value init = tensor::EmptyOp::create(b, loc, f32Type.getShape(),
+                                           b.getF32Type());
+      AffineMap identity = AffineMap::getMultiDimIdentityMap(2, b.getContext());
+      auto widen = linalg::GenericOp::create(
+          b, loc, TypeRange{f32Type}, ValueRange{stored}, ValueRange{init},
+          ArrayRef<AffineMap>{identity, identity},
+          ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                        utils::IteratorType::parallel},
+          [&](OpBuilder &nb, Location nloc, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, nloc,
+                arith::ExtFOp::create(nb, nloc, nb.getF32Type(), args[0])
+                    .getResult());
+          });
+      return widen.getResult(0);
+    }
+    nx::Component component;
+    component.layout.name = name.str();
+    component.layout.shape = {rows, f.rank};
+    component.layout.dtype = nx::DType::F32;
+    const auto *bytes = reinterpret_cast<const uint8_t *>(values.data());
+    component.bytes.assign(bytes, bytes + values.size() * sizeof(float));
+    return materialize(b, loc, component, p.paramName, "");
+  };
+  FailureOr<Value> u = factor("lorc_u", p.rows, f.u, f.uCodes, f.uScales);
+  if (failed(u))
+    return failure();
+  FailureOr<Value> v = factor("lorc_v", p.cols, f.v, f.vCodes, f.vScales);
+  if (failed(v))
+    return failure();
+  Value acc = matmul->getResult(0);
+  auto add = LowRankAddOp::create(b, loc, acc.getType(), acc, input, *u, *v);
+  acc.replaceAllUsesExcept(add.getResult(), add);
+  return success();
+}
+
+FailureOr<WeightMethodDriver::Impl::Prepared>
+WeightMethodDriver::Impl::prepare(const WeightSite &site,
+                                  const StatisticsMap *stats) {
+  Prepared p;
+  p.site = &site;
+  p.begin = std::chrono::steady_clock::now();
   linalg::MatmulOp matmul = site.matmul;
   auto weightType = cast<RankedTensorType>(matmul.getInputs()[1].getType());
   Location loc = site.source->getLoc();
-  auto param = dyn_cast<ParamOp>(site.source);
+  p.param = dyn_cast<ParamOp>(site.source);
+  if (p.param)
+    p.paramName = p.param.getName().str();
   std::string quotedName = "'" + site.name + "'";
 
-  std::vector<float> values;
-  if (param) {
+  if (p.param) {
     FailureOr<std::vector<float>> read =
-        store.readAsF32(loc, param.getName(), weightType);
+        store.readAsF32(loc, p.param.getName(), weightType);
     if (failed(read))
       return failure();
-    values = std::move(*read);
+    p.values = std::move(*read);
     // The float copy is all we need; let the kernel drop the mapped pages.
-    store.releasePages(param.getName());
+    store.releasePages(p.param.getName());
   } else {
-    values = constantValues(cast<arith::ConstantOp>(site.source));
+    p.values = constantValues(cast<arith::ConstantOp>(site.source));
   }
-  int64_t rows = weightType.getDimSize(0), cols = weightType.getDimSize(1);
+  p.rows = weightType.getDimSize(0);
+  p.cols = weightType.getDimSize(1);
   if (!site.weightIsNK) {
-    values = transposed(values, rows, cols);
-    std::swap(rows, cols);
+    p.values = transposed(p.values, p.rows, p.cols);
+    std::swap(p.rows, p.cols);
   }
+  int64_t rows = p.rows, cols = p.cols;
 
   FailureOr<LayerSettings> settings = settingsFor(site);
   if (failed(settings))
     return failure();
-  if (int64_t group = groupSizeOf(settings->spec);
+  p.settings = std::move(*settings);
+  if (int64_t group = groupSizeOf(p.settings.spec);
       group > 0 && cols % group != 0) {
     if (config.indivisibleGroups == "error")
       return matmul.emitOpError()
@@ -444,54 +653,60 @@ LogicalResult WeightMethodDriver::Impl::quantizeSite(
              << " does not divide K = " << cols << " of layer " << quotedName
              << " (indivisible-groups=error)";
     if (config.indivisibleGroups == "per-channel") {
-      settings->spec = withPerChannelScales(settings->spec);
+      p.settings.spec = withPerChannelScales(p.settings.spec);
       mlir::emitRemark(loc) << config.passName << ": " << quotedName
                             << ": group size " << group
                             << " does not divide K = " << cols
                             << "; quantized per channel";
     }
   }
-  std::string problem = nx::verifySpec(settings->spec, rows, cols);
+  std::string problem = nx::verifySpec(p.settings.spec, rows, cols);
   if (!problem.empty())
     return matmul.emitOpError()
            << config.passName << " cannot store its " << rows << "x" << cols
            << " weight " << quotedName << " as "
-           << nx::describe(settings->spec) << ": " << problem;
+           << nx::describe(p.settings.spec) << ": " << problem;
 
-  const nx::LayerStatistics *layerStats = nullptr;
   if (stats) {
     auto it = stats->find(site.name);
     if (it != stats->end())
-      layerStats = &it->second;
+      p.stats = &it->second;
   }
-  if (!layerStats && config.needsStatistics)
+  if (!p.stats && config.needsStatistics)
     return error(loc) << "no statistics for layer " << quotedName
                       << (config.stats.empty()
                               ? std::string(
                                     "; give stats=<file> from quant-calibrate")
                               : " in '" + config.stats + "'");
-  if (layerStats && layerStats->channels != cols)
+  if (p.stats && p.stats->channels != cols)
     return error(loc) << "the statistics of layer " << quotedName << " have "
-                      << layerStats->channels << " input channels; its weight "
+                      << p.stats->channels << " input channels; its weight "
                       << "has K = " << cols;
+  return p;
+}
 
-  nx::WeightProblem weightProblem{site.name, values.data(), rows, cols,
-                                  layerStats};
-  try {
-    result = method(*settings, weightProblem);
-  } catch (const std::exception &e) {
-    return matmul.emitOpError()
-           << config.passName << " cannot quantize " << quotedName << ": "
-           << e.what();
-  }
+LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
+                                               const nx::MethodResult &result,
+                                               LayerReport &report,
+                                               SmoothedInputs &smoothed) {
+  const WeightSite &site = *p.site;
+  Location loc = site.source->getLoc();
+  std::string quotedName = "'" + site.name + "'";
   for (const std::string &remark : result.remarks)
     mlir::emitRemark(loc) << config.passName << ": " << quotedName << ": "
                           << remark;
+  if (!result.inputScale.empty() &&
+      (!result.inputPermutation.empty() ||
+       int64_t(result.inputScale.size()) != p.cols))
+    return linalg::MatmulOp(site.matmul).emitOpError()
+           << config.passName << ": the method returned an input scale of "
+           << result.inputScale.size() << " entries for K = " << p.cols
+           << (result.inputPermutation.empty() ? "" : " with a permutation");
 
-  OpBuilder b(matmul);
+  OpBuilder b(site.matmul);
   SmallVector<Value> components;
   for (const nx::Component &component : result.encoded.components) {
-    FailureOr<Value> value = materialize(b, loc, component, param);
+    FailureOr<Value> value = materialize(b, loc, component, p.paramName);
     if (failed(value))
       return failure();
     components.push_back(*value);
@@ -500,23 +715,139 @@ LogicalResult WeightMethodDriver::Impl::quantizeSite(
   report.name = site.name;
   report.method = methodName;
   report.encoding = nx::describe(result.spec);
-  report.rows = rows;
-  report.cols = cols;
-  report.bitsPerWeight = nx::bitsPerWeight(result.spec, rows, cols);
+  report.rows = p.rows;
+  report.cols = p.cols;
+  report.bitsPerWeight = nx::bitsPerWeight(result.spec, p.rows, p.cols);
   report.remarks = result.remarks;
-  if (layerStats && layerStats->count > 0 && layerStats->hessian.size()) {
+  if (p.stats && p.stats->count > 0 && p.stats->hessian.size()) {
     report.relativeError = nx::relativeOutputError(
-        values.data(), result.dequantized.data(), rows, cols,
-        layerStats->fullHessian());
+        p.values.data(), result.dequantized.data(), p.rows, p.cols,
+        p.stats->fullHessian());
     report.errorOnInputs = true;
   } else {
     report.relativeError = nx::relativeWeightError(
-        values.data(), result.dequantized.data(), rows, cols);
+        p.values.data(), result.dequantized.data(), p.rows, p.cols);
   }
-  rewrite(site, result, components, rows, cols);
+  if (p.lowRank) {
+    report.bitsPerWeight +=
+        double(nx::lowRankStorageBits(p.rows, p.cols, p.lowRank->rank,
+                                      p.lowRank->format)) /
+        double(p.rows * p.cols);
+    report.encoding += " + lorc r" + std::to_string(p.lowRank->rank) +
+                       (p.lowRank->format == nx::FactorFormat::Int8  ? " int8"
+                        : p.lowRank->format == nx::FactorFormat::F16 ? " f16"
+                                                                     : " f32");
+  }
+  // The correction reads the layer's own input, before any gather or
+  // smoothing (its factors live in the original column order).
+  Value input = inputOf(site);
+  Operation *matmul = rewrite(site, result, components, p.rows, p.cols,
+                              smoothed);
+  if (p.lowRank && failed(emitLowRank(p, matmul, input)))
+    return failure();
   report.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - begin)
+                       std::chrono::steady_clock::now() - p.begin)
                        .count();
+  return success();
+}
+
+LogicalResult WeightMethodDriver::Impl::quantizeSite(
+    const WeightSite &site, const StatisticsMap *stats, LayerReport &report,
+    nx::MethodResult &result) {
+  FailureOr<Prepared> p = prepare(site, stats);
+  if (failed(p))
+    return failure();
+  nx::WeightProblem weightProblem{site.name, p->values.data(), p->rows,
+                                  p->cols, p->stats};
+  try {
+    result = method(p->settings, weightProblem);
+    compensate(*p, result);
+  } catch (const std::exception &e) {
+    return linalg::MatmulOp(site.matmul).emitOpError()
+           << config.passName << " cannot quantize '" << site.name
+           << "': " << e.what();
+  }
+  SmoothedInputs smoothed;
+  return commit(*p, result, report, smoothed);
+}
+
+LogicalResult WeightMethodDriver::Impl::quantizeGroup(
+    ArrayRef<const WeightSite *> group, const StatisticsMap *stats,
+    ModuleEvaluator *evaluator, std::vector<LayerReport> &reports,
+    std::vector<nx::MethodResult> &results) {
+  std::vector<Prepared> prepared;
+  for (const WeightSite *site : group) {
+    FailureOr<Prepared> p = prepare(*site, stats);
+    if (failed(p))
+      return failure();
+    prepared.push_back(std::move(*p));
+  }
+  std::vector<LayerSettings> settings;
+  std::vector<nx::WeightProblem> problems;
+  for (const Prepared &p : prepared) {
+    settings.push_back(p.settings);
+    problems.push_back({p.site->name, p.values.data(), p.rows, p.cols,
+                        p.stats});
+  }
+  GroupContext context;
+  // Foldable when the producer can absorb a scale and the group is all
+  // that reads the input's values.
+  Value input = inputOf(*group.front());
+  context.inputScaleFoldable =
+      findSmoothFoldSite(input).has_value() &&
+      llvm::all_of(input.getUsers(), [&](Operation *user) {
+        return isa<tensor::DimOp>(user) ||
+               llvm::any_of(group, [&](const WeightSite *site) {
+                 return linalg::MatmulOp(site->matmul).getOperation() == user;
+               });
+      });
+  if (evaluator)
+    context.moduleLoss = [&](const std::vector<std::vector<float>> &weights) {
+      // Candidates in, measure, the float weights back.
+      bool bound = true;
+      for (size_t i = 0; i < prepared.size() && bound; ++i)
+        bound = succeeded(evaluator->bind(prepared[i].site->name, weights[i],
+                                          prepared[i].rows, prepared[i].cols));
+      FailureOr<double> loss =
+          bound ? evaluator->loss() : FailureOr<double>(failure());
+      for (size_t i = 0; i < prepared.size(); ++i)
+        bound &= succeeded(evaluator->bind(prepared[i].site->name,
+                                           prepared[i].values, prepared[i].rows,
+                                           prepared[i].cols));
+      if (!bound || failed(loss))
+        throw std::runtime_error("the module it feeds could not be run");
+      return *loss;
+    };
+  Operation *anchor = group.front()->matmul;
+  try {
+    results = groupMethod(settings, problems, context);
+    if (results.size() == group.size())
+      for (size_t i = 0; i < group.size(); ++i)
+        compensate(prepared[i], results[i]);
+  } catch (const std::exception &e) {
+    std::string names;
+    for (const WeightSite *site : group)
+      names += (names.empty() ? "'" : ", '") + site->name + "'";
+    return anchor->emitOpError()
+           << config.passName << " cannot quantize " << names << ": "
+           << e.what();
+  }
+  if (results.size() != group.size())
+    return anchor->emitOpError()
+           << config.passName << ": the method returned " << results.size()
+           << " results for " << group.size() << " layers";
+  SmoothedInputs smoothed;
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - prepared[0].begin)
+                       .count();
+  for (size_t i = 0; i < group.size(); ++i) {
+    LayerReport report;
+    if (failed(commit(prepared[i], results[i], report, smoothed)))
+      return failure();
+    // The group was one computation; each layer gets its share.
+    report.seconds = seconds / group.size();
+    reports.push_back(std::move(report));
+  }
   return success();
 }
 
@@ -528,9 +859,35 @@ FailureOr<std::unique_ptr<WeightMethodDriver>>
 WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
                            std::string methodName, WeightMethod method) {
   auto impl = std::make_unique<Impl>();
+  impl->method = std::move(method);
+  return create(std::move(impl), module, std::move(config),
+                std::move(methodName));
+}
+
+FailureOr<std::unique_ptr<WeightMethodDriver>>
+WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
+                           std::string methodName, GroupMethod method) {
+  auto impl = std::make_unique<Impl>();
+  impl->groupMethod = std::move(method);
+  return create(std::move(impl), module, std::move(config),
+                std::move(methodName));
+}
+
+const WeightMethodConfig &WeightMethodDriver::config() const {
+  return impl->config;
+}
+
+bool WeightMethodDriver::quantizesGroups() const {
+  return bool(impl->groupMethod);
+}
+
+ModuleEvaluator::~ModuleEvaluator() = default;
+
+FailureOr<std::unique_ptr<WeightMethodDriver>>
+WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
+                           WeightMethodConfig config, std::string methodName) {
   impl->module = module;
   impl->methodName = std::move(methodName);
-  impl->method = std::move(method);
   const std::string pass = config.passName;
   if (config.indivisibleGroups != "ragged" &&
       config.indivisibleGroups != "error" &&
@@ -538,6 +895,9 @@ WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
     return module.emitError(pass + ": unknown indivisible-groups '")
            << config.indivisibleGroups
            << "'; expected ragged, per-channel or error";
+  if (config.lorcRank < 0)
+    return module.emitError(pass + ": lorc-rank must be >= 0, got ")
+           << config.lorcRank;
   nx::EncodingSpec checked;
   std::string problem = buildSpec(config, checked);
   if (!problem.empty())
@@ -612,21 +972,50 @@ WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
 LogicalResult WeightMethodDriver::quantize(
     ArrayRef<std::string> layers, const StatisticsMap *stats,
     const std::function<void(const std::string &, const nx::MethodResult &)>
-        &onResult) {
+        &onResult,
+    ModuleEvaluator *evaluator) {
+  std::vector<const WeightSite *> pending;
   for (const std::string &name : layers) {
     auto it = impl->sites.find(name);
     if (it == impl->sites.end())
       return impl->module.emitError(impl->config.passName + ": no layer '")
              << name << "' among the selected weights";
-    if (!impl->done.insert(name).second)
-      continue;
-    LayerReport report;
-    nx::MethodResult result;
-    if (failed(impl->quantizeSite(it->second, stats, report, result)))
+    if (impl->done.insert(name).second)
+      pending.push_back(&it->second);
+  }
+  if (!impl->groupMethod) {
+    for (const WeightSite *site : pending) {
+      LayerReport report;
+      nx::MethodResult result;
+      if (failed(impl->quantizeSite(*site, stats, report, result)))
+        return failure();
+      layerReports.push_back(std::move(report));
+      if (onResult)
+        onResult(site->name, result);
+    }
+    return success();
+  }
+  // Groups: the pending layers that share an input value, in order of
+  // their first layer.
+  std::vector<std::vector<const WeightSite *>> groups;
+  for (const WeightSite *site : pending) {
+    Value input = inputOf(*site);
+    auto same = llvm::find_if(groups, [&](const auto &group) {
+      return inputOf(*group.front()) == input;
+    });
+    if (same != groups.end())
+      same->push_back(site);
+    else
+      groups.push_back({site});
+  }
+  for (const auto &group : groups) {
+    std::vector<nx::MethodResult> results;
+    if (failed(impl->quantizeGroup(group, stats, evaluator, layerReports,
+                                   results)))
       return failure();
-    layerReports.push_back(std::move(report));
     if (onResult)
-      onResult(name, result);
+      for (size_t i = 0; i < group.size(); ++i)
+        onResult(group[i]->name, results[i]);
   }
   return success();
 }
@@ -669,11 +1058,18 @@ LogicalResult WeightMethodDriver::run() {
   if (impl->config.verbose)
     progress = std::make_unique<::qnt::Progress>(impl->config.passName,
                                                  names.size());
-  for (auto [index, name] : llvm::enumerate(names)) {
+  if (impl->groupMethod) {
     if (progress)
-      progress->update(index, name);
-    if (failed(quantize(name, haveStats ? &stats : nullptr)))
+      progress->update(0, "groups of layers sharing an input");
+    if (failed(quantize(names, haveStats ? &stats : nullptr)))
       return failure();
+  } else {
+    for (auto [index, name] : llvm::enumerate(names)) {
+      if (progress)
+        progress->update(index, name);
+      if (failed(quantize(name, haveStats ? &stats : nullptr)))
+        return failure();
+    }
   }
   if (progress)
     progress->finish();
@@ -733,6 +1129,7 @@ LogicalResult WeightMethodDriver::finish() {
   }
   return success();
 }
+mlir::qnt::ParamWritingPass::~ParamWritingPass() = default;
 mlir::qnt::WeightMethodPass::~WeightMethodPass() = default;
 
 FailureOr<size_t>

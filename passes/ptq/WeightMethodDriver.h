@@ -25,6 +25,7 @@
 #ifndef QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 #define QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 
+#include "qnt/numerics/LowRank.h"
 #include "qnt/numerics/Method.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -65,6 +66,12 @@ struct WeightMethodConfig {
   bool needsStatistics = false;
   /// Shows progress and prints the per-layer table on stderr.
   bool verbose = true;
+  /// Group methods: calibration sequences the module loss runs on (0: all).
+  int64_t moduleLossSequences = 0;
+  /// LoRC after the method: rank (0: none) and storage of the factors.
+  int64_t lorcRank = 0;
+  ::qnt::numerics::FactorFormat lorcFactors =
+      ::qnt::numerics::FactorFormat::Int8;
 };
 
 /// The WeightMethodConfig of the weight-method pass whose member function
@@ -90,6 +97,8 @@ struct WeightMethodConfig {
     c.stats = stats;                                                           \
     c.report = report;                                                         \
     c.verbose = verbose;                                                       \
+    c.lorcRank = lorcRank;                                                     \
+    c.lorcFactors = lorcFactors;                                               \
     return c;                                                                  \
   }())
 
@@ -105,6 +114,39 @@ struct LayerSettings {
 /// driver reports the message on the layer.
 using WeightMethod = std::function<::qnt::numerics::MethodResult(
     const LayerSettings &, const ::qnt::numerics::WeightProblem &)>;
+
+/// What a group method may use besides the weights and their statistics.
+struct GroupContext {
+  /// The mean squared error of the output of the module the group feeds,
+  /// with candidate effective weights ([N][K] f32, one per layer in group
+  /// order) in place of the group's weights; empty where no model runs
+  /// (quant-opt with stats=). Throws std::runtime_error when the module
+  /// cannot run (the diagnostic is already reported).
+  std::function<double(const std::vector<std::vector<float>> &)> moduleLoss;
+  /// A per-channel scale of the group's input folds exactly into the op
+  /// that produces it (passes/SmoothFolding.h).
+  bool inputScaleFoldable = false;
+};
+
+/// A method that quantizes the layers sharing one input together (AWQ:
+/// one input scale for q, k and v). Returns one result per layer.
+using GroupMethod = std::function<std::vector<::qnt::numerics::MethodResult>(
+    llvm::ArrayRef<LayerSettings>,
+    llvm::ArrayRef<::qnt::numerics::WeightProblem>, const GroupContext &)>;
+
+/// Runs the module that a group of layers feeds (the sequential driver runs
+/// the transformer block), so that group methods can measure candidates.
+class ModuleEvaluator {
+public:
+  virtual ~ModuleEvaluator();
+  /// Binds a [rows][cols] (N x K) f32 weight in place of layer `name`'s.
+  virtual LogicalResult bind(const std::string &name,
+                             const std::vector<float> &weight, int64_t rows,
+                             int64_t cols) = 0;
+  /// The mean squared error of the module's outputs against its reference
+  /// outputs (the float module's), with what is bound now.
+  virtual FailureOr<double> loss() = 0;
+};
 
 /// One row of the report.
 struct LayerReport {
@@ -128,6 +170,10 @@ public:
   static FailureOr<std::unique_ptr<WeightMethodDriver>>
   create(ModuleOp module, WeightMethodConfig config, std::string methodName,
          WeightMethod method);
+  /// The same for a group method.
+  static FailureOr<std::unique_ptr<WeightMethodDriver>>
+  create(ModuleOp module, WeightMethodConfig config, std::string methodName,
+         GroupMethod method);
   ~WeightMethodDriver();
 
   /// The selected layers, in IR order.
@@ -136,12 +182,19 @@ public:
   /// Quantizes the named layers (each once) with `stats` (may be null for
   /// data-free methods) and rewrites their matmuls. `onResult` sees each
   /// result (the sequential driver binds `dequantized` for the quantized
-  /// stream).
+  /// stream). A group method is called once per set of these layers that
+  /// share an input, with `evaluator` (may be null) behind its module loss.
   LogicalResult
   quantize(llvm::ArrayRef<std::string> layers, const StatisticsMap *stats,
            const std::function<void(const std::string &,
                                     const ::qnt::numerics::MethodResult &)>
-               &onResult = {});
+               &onResult = {},
+           ModuleEvaluator *evaluator = nullptr);
+
+  /// True for group methods.
+  bool quantizesGroups() const;
+
+  const WeightMethodConfig &config() const;
 
   /// Everything a pass does: reads `stats=` if given, quantizes every
   /// selected layer, then finish().
@@ -156,6 +209,9 @@ public:
 private:
   struct Impl;
   explicit WeightMethodDriver(std::unique_ptr<Impl> impl);
+  static FailureOr<std::unique_ptr<WeightMethodDriver>>
+  create(std::unique_ptr<Impl> impl, ModuleOp module,
+         WeightMethodConfig config, std::string methodName);
   std::unique_ptr<Impl> impl;
   std::vector<std::string> names;
   std::vector<LayerReport> layerReports;

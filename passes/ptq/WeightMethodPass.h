@@ -15,7 +15,15 @@
 
 namespace mlir::qnt {
 
-class WeightMethodPass {
+/// A pass that writes new parameters into the file its `output` option
+/// names (the weight methods, qnt-fold-smooth): quant-compile points that
+/// option into its output directory.
+class ParamWritingPass {
+public:
+  virtual ~ParamWritingPass();
+};
+
+class WeightMethodPass : public ParamWritingPass {
 public:
   virtual ~WeightMethodPass();
   /// The driver for this pass's options on `module`.

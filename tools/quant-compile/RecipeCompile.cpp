@@ -14,7 +14,9 @@
 #include "qnt/io/Corpus.h"
 #include "qnt/io/Tokenizer.h"
 #include "qnt/ptq/Recipe.h"
+#include "qnt/ptq/RewriteCheck.h"
 #include "qnt/ptq/SequentialDriver.h"
+#include "qnt/runtime/ModelRunner.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -135,7 +137,11 @@ namespace {
 struct ParsedStep {
   std::unique_ptr<OpPassManager> pm;
   const mlir::qnt::WeightMethodPass *method = nullptr;
+  bool writesParams = false;
   std::string pipeline;
+  /// Searched steps: one parsed step per value (each with its own output
+  /// file), in the order of the values.
+  std::vector<ParsedStep> candidates;
 };
 
 } // namespace
@@ -151,9 +157,13 @@ static bool parseStep(const std::string &element, ParsedStep &step,
     return false;
   }
   step.method = nullptr;
-  if (step.pm->size() == 1)
-    step.method = dynamic_cast<const mlir::qnt::WeightMethodPass *>(
-        &*step.pm->getPasses().begin());
+  step.writesParams = false;
+  if (step.pm->size() == 1) {
+    const Pass *pass = &*step.pm->getPasses().begin();
+    step.method = dynamic_cast<const mlir::qnt::WeightMethodPass *>(pass);
+    step.writesParams =
+        dynamic_cast<const mlir::qnt::ParamWritingPass *>(pass) != nullptr;
+  }
   return true;
 }
 
@@ -198,6 +208,99 @@ runStep(ModuleOp module, const ParsedStep &step,
       "quant-compile: {0} block by block on {1} sequences ({2} tokens) in "
       "{3:F2} s\n",
       step.pipeline, summary->sequences, summary->tokens, summary->seconds);
+  return success();
+}
+
+/// The logits of `module` on `sequences`, concatenated.
+static FailureOr<std::vector<float>>
+modelOutputs(ModuleOp module,
+             const std::vector<std::vector<int32_t>> &sequences) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  FailureOr<std::unique_ptr<::qnt::runtime::ModelRunner>> runner =
+      ::qnt::runtime::ModelRunner::create(*copy);
+  if (failed(runner))
+    return failure();
+  std::vector<float> outputs;
+  for (const std::vector<int32_t> &tokens : sequences) {
+    ::qnt::runtime::HostTensor logits;
+    if (failed((*runner)->forward(tokens, 0, logits)))
+      return failure();
+    outputs.insert(outputs.end(), logits.f32(),
+                   logits.f32() + logits.numElements());
+  }
+  return outputs;
+}
+
+/// A searched step: runs every candidate on a copy of `module`, keeps the
+/// one whose logits are closest (mean squared error) to `module`'s before
+/// the step, and moves it into `module`. The losers' parameter files are
+/// removed.
+static LogicalResult
+runSearchStep(ModuleOp module, const ParsedStep &step,
+              const ptq::RecipeSearch &search,
+              const ptq::RecipeCalibration &c,
+              const std::vector<std::vector<int32_t>> &sequences,
+              nlohmann::json &report) {
+  std::vector<std::vector<int32_t>> lossSequences(
+      sequences.begin(),
+      sequences.begin() +
+          std::min<size_t>(sequences.size(), size_t(search.sequences)));
+  if (lossSequences.empty())
+    return module.emitError("recipe step '")
+           << step.pipeline << "': a search needs calibration data";
+  FailureOr<std::vector<float>> reference =
+      modelOutputs(module, lossSequences);
+  if (failed(reference))
+    return failure();
+  nlohmann::json tried = nlohmann::json::array();
+  OwningOpRef<ModuleOp> best;
+  double bestLoss = INFINITY;
+  size_t bestIndex = 0;
+  std::vector<std::string> files;
+  for (auto [index, candidate] : llvm::enumerate(step.candidates)) {
+    OwningOpRef<ModuleOp> copy = module.clone();
+    nlohmann::json stepReport = {{"steps", nlohmann::json::array()}};
+    if (failed(runStep(*copy, candidate, c, sequences, stepReport)))
+      return failure();
+    FailureOr<std::vector<float>> outputs =
+        modelOutputs(*copy, lossSequences);
+    if (failed(outputs))
+      return failure();
+    double loss = 0;
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      double d = double((*outputs)[i]) - double((*reference)[i]);
+      loss += d * d;
+    }
+    loss /= double(std::max<size_t>(outputs->size(), 1));
+    llvm::errs() << llvm::formatv(
+        "quant-compile: search {0}={1}: output mse {2:E4}\n", search.option,
+        search.values[index], loss);
+    tried.push_back({{"value", search.values[index]}, {"loss", loss}});
+    if (auto files_ = (*copy)->getAttrOfType<ArrayAttr>(
+            mlir::qnt::kParamFilesAttrName))
+      files.push_back(cast<StringAttr>(files_.getValue().back()).str());
+    if (loss < bestLoss) {
+      bestLoss = loss;
+      bestIndex = index;
+      best = std::move(copy);
+    }
+  }
+  if (!best)
+    return module.emitError("recipe step '")
+           << step.pipeline << "': every searched value gave a NaN loss";
+  // The winner replaces the module; the other candidates' files go.
+  for (auto [index, file] : llvm::enumerate(files))
+    if (index != bestIndex)
+      llvm::sys::fs::remove(file);
+  module.getBodyRegion().takeBody(best->getBodyRegion());
+  module->setAttrs(best.get()->getAttrDictionary());
+  llvm::errs() << llvm::formatv("quant-compile: search keeps {0}={1}\n",
+                                search.option, search.values[bestIndex]);
+  report["steps"].push_back({{"pipeline", step.candidates[bestIndex].pipeline},
+                             {"search", {{"option", search.option},
+                                         {"tried", tried},
+                                         {"chosen", search.values[bestIndex]},
+                                         {"sequences", lossSequences.size()}}}});
   return success();
 }
 
@@ -252,19 +355,39 @@ int compileWithRecipe(ModuleOp module, const RecipeCompileOptions &options) {
   for (size_t i = 0; i < recipe.steps.size(); ++i) {
     if (!parseStep(ptq::stepPipeline(recipe.steps[i]), steps[i], &error))
       return fail(options.recipePath + ": " + error);
-    if (!steps[i].method)
-      continue;
-    // Weight methods write their components into the output directory.
+    // Weight methods (and folds) write their parameters into the output
+    // directory.
+    std::map<std::string, std::string> extra;
     llvm::SmallString<256> weights(staging);
     llvm::sys::path::append(weights,
                             i == 0 ? kWeightsFileName.str()
                                    : "qnt-weights-" + std::to_string(i) +
                                          ".safetensors");
-    if (!parseStep(ptq::stepPipeline(recipe.steps[i],
-                                     {{"output", weights.str().str()},
-                                      {"verbose", "true"}}),
-                   steps[i], &error))
+    if (steps[i].writesParams)
+      extra["output"] = weights.str().str();
+    if (steps[i].method)
+      extra["verbose"] = "true";
+    if (!extra.empty() &&
+        !parseStep(ptq::stepPipeline(recipe.steps[i], extra), steps[i],
+                   &error))
       return fail(options.recipePath + ": " + error);
+    // A searched step: one candidate per value, each with its own file.
+    const ptq::RecipeSearch &search = recipe.steps[i].search;
+    for (auto [j, value] : llvm::enumerate(search.values)) {
+      std::map<std::string, std::string> candidateExtra = extra;
+      if (steps[i].writesParams) {
+        llvm::SmallString<256> file(weights);
+        llvm::sys::path::replace_extension(
+            file, "search-" + std::to_string(j) + ".safetensors");
+        candidateExtra["output"] = file.str().str();
+      }
+      candidateExtra[search.option] = value;
+      ParsedStep candidate;
+      if (!parseStep(ptq::stepPipeline(recipe.steps[i], candidateExtra),
+                     candidate, &error))
+        return fail(options.recipePath + ": " + error);
+      steps[i].candidates.push_back(std::move(candidate));
+    }
   }
   FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
   if (failed(config))
@@ -282,10 +405,22 @@ int compileWithRecipe(ModuleOp module, const RecipeCompileOptions &options) {
       llvm::sys::fs::remove_directories(staging);
   });
 
+  // Folding passes with `verify` run the model on some of the calibration
+  // windows.
+  ptq::setRewriteCheckSequences(std::vector<std::vector<int32_t>>(
+      sequences.begin(),
+      sequences.begin() + std::min<size_t>(sequences.size(), 4)));
   nlohmann::json report = {{"recipe", recipe.name},
                            {"steps", nlohmann::json::array()}};
   std::vector<std::string> applied;
-  for (const ParsedStep &step : steps) {
+  for (auto [i, step] : llvm::enumerate(steps)) {
+    const ptq::RecipeSearch &search = recipe.steps[i].search;
+    if (search.present) {
+      if (failed(runSearchStep(module, step, search, c, sequences, report)))
+        return 1;
+      applied.push_back(report["steps"].back()["pipeline"]);
+      continue;
+    }
     if (failed(runStep(module, step, c, sequences, report)))
       return 1;
     applied.push_back(step.pipeline);

@@ -40,6 +40,10 @@ struct MethodResult {
   /// columns of W in this order and the layer's input must be gathered the
   /// same way (x[:, perm]), which is exact: x W^T = x[:, perm] W[:, perm]^T.
   std::vector<int32_t> inputPermutation;
+  /// Empty, or s [K] > 0: the encoded matrix holds W diag(s) and the
+  /// layer's input must be divided by s (qnt.smooth), which is exact:
+  /// x W^T = (x / s) (W diag(s))^T. Not combined with a permutation.
+  std::vector<float> inputScale;
   /// The dequantized weight in the original column order, row-major [N][K]
   /// (the quantized stream runs on it; the report measures it).
   std::vector<float> dequantized;

@@ -49,10 +49,22 @@ struct RecipeCalibration {
   bool present = false;
 };
 
+/// A search over one option of a step (SmoothQuant+'s alpha): the step runs
+/// once per value on a copy of the model, and the value whose model output
+/// (the logits on `sequences` calibration windows) is closest to the model
+/// before the step, in mean squared error, is kept.
+struct RecipeSearch {
+  std::string option;
+  std::vector<std::string> values;
+  int64_t sequences = 8;
+  bool present = false;
+};
+
 struct RecipeStep {
   std::string pass;
   /// Option name -> value, as in `pass{name=value ...}`.
   std::map<std::string, std::string> options;
+  RecipeSearch search;
 };
 
 struct Recipe {

@@ -10,7 +10,9 @@
 // block function itself, with the quantized weights bound in place of the
 // float ones: there is no second, hand-written model.
 //
-// Cost: block i is run (groups + 1) times per sequence, whatever i is.
+// Cost: block i is run (groups + 1) times per sequence on the quantized
+// stream, once on the float stream, whatever i is; group methods add their
+// module-loss runs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +25,9 @@
 namespace qnt::ptq {
 
 struct SequentialOptions {
+  /// Quantized: each capture runs the weights quantized so far. Float: no
+  /// quantized weight is ever bound; every input, within a block too, comes
+  /// from the float model (AWQ's protocol).
   calibration::Stream stream = calibration::Stream::Quantized;
   /// Re-capture inputs after each group of layers sharing an input; when
   /// false, a block's layers are all quantized on one capture.

@@ -1,0 +1,34 @@
+//===- RewriteCheck.h - Numerical check of exact rewrites -------*- C++ -*-===//
+//
+// Folding passes (qnt-fold-smooth, equalization) claim that their rewrite
+// changes no output beyond float rounding. With `verify`, they prove it on
+// the spot: the module before and after the rewrite is compiled and run on
+// the same inputs, and the pass fails if any output differs by more than a
+// relative tolerance. Running needs the CPU runtime, which sits above the
+// pass library; the tools install the checker (qnt::registerAllPasses), so
+// a pass only sees this hook.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_REWRITECHECK_H
+#define QNT_PASSES_REWRITECHECK_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <functional>
+
+namespace mlir::qnt {
+
+/// Runs `before` and `after` on the same inputs and reports on `after` (as
+/// `passName`) where an output's relative difference
+/// ||after - before|| / ||before|| exceeds `tolerance`.
+using RewriteChecker = std::function<LogicalResult(
+    ModuleOp before, ModuleOp after, StringRef passName, double tolerance)>;
+
+void setRewriteChecker(RewriteChecker checker);
+/// The installed checker; empty in a program that installed none.
+const RewriteChecker &getRewriteChecker();
+
+} // namespace mlir::qnt
+
+#endif // QNT_PASSES_REWRITECHECK_H
