@@ -40,6 +40,14 @@ DEFAULT_RECIPES = [
     ("awq-w4-g32-asym", "AWQ", "int4 g32"),
     ("awq-w3-g32-asym", "AWQ", "int3 g32"),
     ("smoothquant-plus-w4-g32-asym", "SmoothQuant+", "int4 g32"),
+    ("gptq-w4-g32-sym-act", "GPTQ act-order", "int4 sym g32"),
+    ("gptq-e2m1-g32-act", "GPTQ act-order", "e2m1 g32"),
+    ("awq-e2m1-g32", "AWQ", "e2m1 g32"),
+    ("gptq-w3-g32-sym-act", "GPTQ act-order", "int3 sym g32"),
+    ("gptq-e1m1-g32-act", "GPTQ act-order", "e1m1 g32"),
+    ("gptq-e2m0-g32-act", "GPTQ act-order", "e2m0 g32"),
+    ("mixed-precision-4.0-gptq-act", "mixed precision + GPTQ act-order", "int2..8, budget 4.0"),
+    ("mixed-precision-5.0-gptq-act", "mixed precision + GPTQ act-order", "int2..8, budget 5.0"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->
@@ -50,6 +58,7 @@ REFERENCE = {
     "gptq-w4-pc-asym-act": 3.8354, "gptq-w4-g32-asym-act": 3.7328,
     "gptq-w4-g64-asym-act": 3.7618, "gptq-w3-g32-asym-act": 5.0153,
     "awq-w4-g32-asym-pcdown": 3.8210, "awq-w3-g32-asym": 5.8552,
+    "gptq-w4-g32-sym-act": 3.7832,
 }
 # llama.cpp's own quantizer on the same model: (type, bits/weight, s5).
 LLAMA_CPP = [("Q8_0", 10.3, 3.5517), ("Q5_K_M", 8.5, 3.5993),

@@ -53,6 +53,12 @@ enum class UnfoldableScales {
   Keep, ///< search one and keep the qnt.smooth at run time
 };
 
+/// qnt-mixed-precision's `noise-model`.
+enum class NoiseModel {
+  Trace,    ///< Delta^2 / 12 times the Hessian trace of each scale group
+  Measured, ///< tr(D H D^T) of round-to-nearest
+};
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 

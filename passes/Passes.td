@@ -18,7 +18,7 @@ include "mlir/Pass/PassBase.td"
 // statistics, output and report (passes/ptq/WeightMethodDriver.h).
 defvar QntWeightMethodOptions = [
   Option<"format", "format", "std::string", /*default=*/"\"int\"",
-         "Grid: int, e2m1, e3m2, e2m3, e4m3 or e5m2">,
+         "Grid: int, e2m1, e3m2, e2m3, e4m3, e5m2, e1m1 or e2m0">,
   Option<"bits", "bits", "int64_t", /*default=*/"4",
          "Bits per weight of the int grid (2..8); implied by minifloat formats">,
   Option<"granularity", "granularity", "std::string",
@@ -61,6 +61,61 @@ defvar QntWeightMethodOptions = [
            clEnumValN(::qnt::numerics::FactorFormat::Int8, "int8",
                       "8-bit codes, one symmetric scale per factor row"))}]>
 ];
+
+def QntMixedPrecision : Pass<"qnt-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "Chooses per-layer bits and group sizes under a budget";
+  let description = [{
+    Mixed precision from a noise model (QReg, ALGORITHMS.md §12): for every
+    selected layer and every candidate grid (`bits-options` x
+    `group-options`, 0 meaning per channel, asymmetric unless `symmetric`),
+    the increase of the layer's output error is predicted from its Hessian
+    H = X^T X: `noise-model=trace` takes Delta^2 / 12 times the trace of
+    each scale group's Hessian block (uniform rounding noise), `measured`
+    rounds to nearest and takes tr(D H D^T). One grid per layer is then
+    chosen to minimize the summed prediction with the stored bits (codes,
+    scales and zeros) at most `budget` bits per weight over the selected
+    layers: a multiple-choice knapsack solved exactly by dynamic
+    programming. Under `quant-compile --recipe` each layer's prediction is
+    scaled by its sensitivity: how much of its output error reaches the
+    transformer block's output (measured once per layer with a 3-bit probe
+    on `loss-sequences` windows), since errors of q and k are damped by
+    the softmax while o and down write to the residual stream.
+
+    The pass quantizes nothing: it records each choice on the layer's
+    matmul as `qnt.layer_settings = "bits=3:group-size=32"`, which the next
+    weight method (qnt-rtn, qnt-gptq, qnt-awq, ...) applies after its own
+    options. The report lists the predicted relative error of each layer;
+    the method's report then gives the measured one.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(
+        qnt-mixed-precision{stats=stats.safetensors budget=4.0},
+        qnt-gptq{stats=stats.safetensors act-order=1})'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"budget", "budget", "double", /*default=*/"4.0",
+           "Bits per weight over the selected layers, every stored part "
+           "counted">,
+    ListOption<"bitsOptions", "bits-options", "int64_t",
+               "Candidate bit widths (default 2,3,4,5,6,8)">,
+    ListOption<"groupOptions", "group-options", "int64_t",
+               "Candidate group sizes, 0 for per channel (default "
+               "32,64,128,0)">,
+    Option<"lossSequences", "loss-sequences", "int64_t", /*default=*/"16",
+           "Calibration windows on which each layer's sensitivity (its "
+           "error's effect on the block output) is measured (0: all)">,
+    Option<"noiseModel", "noise-model", "::mlir::qnt::NoiseModel",
+           /*default=*/"::mlir::qnt::NoiseModel::Measured",
+           "How a layer's output error is predicted",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::NoiseModel::Trace, "trace",
+                        "Delta^2 / 12 times the Hessian trace per group"),
+             clEnumValN(::mlir::qnt::NoiseModel::Measured, "measured",
+                        "tr(D H D^T) of round-to-nearest"))}]>
+  ]);
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
 
 def QntRtn : Pass<"qnt-rtn", "::mlir::ModuleOp"> {
   let summary = "Round-to-nearest quantization of matmul weights";

@@ -10,6 +10,8 @@ packages=(
   # The sanitizer and fuzzing build (scripts/sanitize.sh): clang with
   # compiler-rt (ASan, UBSan, libFuzzer) and its OpenMP runtime.
   clang-22 libclang-rt-22-dev libomp-22-dev
+  # The quality-versus-bits plot (bench/quality-report.py).
+  gnuplot-nox
 )
 
 missing=()

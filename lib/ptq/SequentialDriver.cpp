@@ -359,7 +359,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     }
     // Group methods measure their candidates on the block's output.
     std::unique_ptr<BlockEvaluator> evaluator;
-    if (driver.quantizesGroups()) {
+    if (driver.quantizesGroups() || driver.plans()) {
       evaluator = std::make_unique<BlockEvaluator>(
           runner, model, layer, summary.blockExecutions[layer]);
       int64_t wanted = driver.config().moduleLossSequences;

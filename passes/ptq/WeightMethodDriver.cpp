@@ -140,7 +140,10 @@ std::string buildSpec(const WeightMethodConfig &g, nx::EncodingSpec &spec) {
       {"e3m2", 3, 2, nx::MinifloatSpecial::Finite},
       {"e2m3", 2, 3, nx::MinifloatSpecial::Finite},
       {"e4m3", 4, 3, nx::MinifloatSpecial::Ocp},
-      {"e5m2", 5, 2, nx::MinifloatSpecial::Ocp}};
+      {"e5m2", 5, 2, nx::MinifloatSpecial::Ocp},
+      // FP3: three bits with the sign (the minifloat paper's smallest).
+      {"e1m1", 1, 1, nx::MinifloatSpecial::Finite},
+      {"e2m0", 2, 0, nx::MinifloatSpecial::Finite}};
   for (const MinifloatFormat &f : kFormats) {
     if (g.format != f.name)
       continue;
@@ -155,7 +158,7 @@ std::string buildSpec(const WeightMethodConfig &g, nx::EncodingSpec &spec) {
     return "";
   }
   return "unknown format '" + g.format +
-         "'; expected int, e2m1, e3m2, e2m3, e4m3 or e5m2";
+         "'; expected int, e2m1, e3m2, e2m3, e4m3, e5m2, e1m1 or e2m0";
 }
 
 /// The group size of a per-group uniform or minifloat spec, else 0.
@@ -211,6 +214,9 @@ struct WeightMethodDriver::Impl {
   std::string methodName;
   WeightMethod method;
   GroupMethod groupMethod;
+  PlanMethod planMethod;
+  /// Planning mode: the options of each layer, in the order seen.
+  std::vector<std::pair<std::string, std::vector<LayerOption>>> planned;
   std::vector<Override> overrides;
   std::map<std::string, WeightSite> sites;
   std::set<std::string> done;
@@ -264,11 +270,15 @@ struct WeightMethodDriver::Impl {
   Operation *rewrite(const WeightSite &site, const nx::MethodResult &result,
                      ArrayRef<Value> components, int64_t rows, int64_t cols,
                      SmoothedInputs &smoothed);
+  /// Planning mode: chooses among the planned options and records each
+  /// choice on its matmul (kLayerSettingsAttrName).
+  LogicalResult applyPlan(std::vector<LayerReport> &reports);
   /// LoRC: factors of the error W - Q(W) (config.lorcRank), added to the
   /// effective weight in `result`.
   void compensate(Prepared &p, nx::MethodResult &result);
   /// acc + (x V) U^T after `matmul`, with the factors stored as configured.
-  LogicalResult emitLowRank(const Prepared &p, Operation *matmul, Value input);
+  LogicalResult emitLowRank(const Prepared &p, Operation *matmul, Value input,
+                            Location loc);
 };
 
 LogicalResult WeightMethodDriver::Impl::parseOverrides() {
@@ -304,41 +314,57 @@ FailureOr<LayerSettings>
 WeightMethodDriver::Impl::settingsFor(const WeightSite &site) {
   WeightMethodConfig g = config;
   LayerSettings settings;
+  // Applies one key=value to the grid or the method options; false on a
+  // bad value.
+  auto apply = [&](const std::string &key, const std::string &value) {
+    int64_t number;
+    if (key == "bits") {
+      if (StringRef(value).getAsInteger(10, number))
+        return false;
+      g.bits = number;
+      g.bitsGiven = true;
+    } else if (key == "group-size") {
+      if (StringRef(value).getAsInteger(10, number))
+        return false;
+      g.groupSize = number;
+      g.groupSizeGiven = true;
+      if (g.granularity != "per-group" && number > 0)
+        g.granularity = "per-group";
+    } else if (key == "granularity") {
+      g.granularity = value;
+      if (value != "per-group")
+        g.groupSizeGiven = false;
+    } else if (key == "symmetric") {
+      if (!parseBool(value, g.symmetric))
+        return false;
+      g.symmetricGiven = true;
+    } else if (key == "format") {
+      g.format = value;
+    } else {
+      settings.methodOptions[key] = value;
+    }
+    return true;
+  };
   for (const Override &o : overrides) {
     if (!o.pattern->match(site.name))
       continue;
-    for (const auto &[key, value] : o.values) {
-      auto bad = [&]() {
+    for (const auto &entry : o.values)
+      if (!apply(entry.first, entry.second))
         return error(site.source->getLoc())
-               << "override '" << o.text << "': bad value '" << value
-               << "' for " << key;
-      };
-      int64_t number;
-      if (key == "bits") {
-        if (StringRef(value).getAsInteger(10, number))
-          return bad();
-        g.bits = number;
-        g.bitsGiven = true;
-      } else if (key == "group-size") {
-        if (StringRef(value).getAsInteger(10, number))
-          return bad();
-        g.groupSize = number;
-        g.groupSizeGiven = true;
-        if (g.granularity != "per-group" && number > 0)
-          g.granularity = "per-group";
-      } else if (key == "granularity") {
-        g.granularity = value;
-        if (value != "per-group")
-          g.groupSizeGiven = false;
-      } else if (key == "symmetric") {
-        if (!parseBool(value, g.symmetric))
-          return bad();
-        g.symmetricGiven = true;
-      } else if (key == "format") {
-        g.format = value;
-      } else {
-        settings.methodOptions[key] = value;
-      }
+               << "override '" << o.text << "': bad value '" << entry.second
+               << "' for " << entry.first;
+  }
+  // A precision plan (qnt-mixed-precision) on the matmul comes last.
+  if (auto plan = linalg::MatmulOp(site.matmul)->getAttrOfType<StringAttr>(
+          kLayerSettingsAttrName)) {
+    SmallVector<StringRef> parts;
+    plan.getValue().split(parts, ':', -1, /*KeepEmpty=*/false);
+    for (StringRef kv : parts) {
+      auto [key, value] = kv.split('=');
+      if (!kv.contains('=') || !apply(key.str(), value.str()))
+        return error(site.source->getLoc())
+               << "layer '" << site.name << "': bad " << kLayerSettingsAttrName
+               << " entry '" << kv << "'";
     }
   }
   std::string problem = buildSpec(g, settings.spec);
@@ -486,6 +512,42 @@ Operation *WeightMethodDriver::Impl::rewrite(const WeightSite &site,
   return final;
 }
 
+LogicalResult
+WeightMethodDriver::Impl::applyPlan(std::vector<LayerReport> &reports) {
+  std::vector<std::vector<LayerOption>> options;
+  for (const auto &entry : planned)
+    options.push_back(entry.second);
+  std::vector<int> choice;
+  try {
+    choice = planMethod.choose(options);
+  } catch (const std::exception &e) {
+    return module.emitError(config.passName + ": ") << e.what();
+  }
+  if (choice.size() != planned.size())
+    return module.emitError(config.passName + ": the plan has ")
+           << choice.size() << " choices for " << planned.size()
+           << " layers";
+  for (auto [index, entry] : llvm::enumerate(planned)) {
+    const WeightSite &site = sites.at(entry.first);
+    const LayerOption &chosen = entry.second.at(choice[index]);
+    linalg::MatmulOp(site.matmul)
+        ->setAttr(kLayerSettingsAttrName,
+                  StringAttr::get(module.getContext(), chosen.settings));
+    LayerReport report;
+    report.name = entry.first;
+    report.method = methodName;
+    report.encoding = chosen.encoding;
+    report.rows = chosen.rows;
+    report.cols = chosen.cols;
+    report.bitsPerWeight = double(chosen.bits) / double(chosen.rows * chosen.cols);
+    report.relativeError = chosen.relativeLoss;
+    report.errorOnInputs = true;
+    report.remarks.push_back("plan: " + chosen.settings);
+    reports.push_back(std::move(report));
+  }
+  return success();
+}
+
 void WeightMethodDriver::Impl::compensate(Prepared &p,
                                           nx::MethodResult &result) {
   if (config.lorcRank <= 0)
@@ -505,9 +567,10 @@ void WeightMethodDriver::Impl::compensate(Prepared &p,
 
 LogicalResult WeightMethodDriver::Impl::emitLowRank(const Prepared &p,
                                                     Operation *matmul,
-                                                    Value input) {
+                                                    Value input,
+                                                    Location loc) {
+  // `loc` is the weight's: its op is gone once the matmul is rewritten.
   const nx::LowRankFactors &f = *p.lowRank;
-  Location loc = p.site->source->getLoc();
   OpBuilder b(matmul->getContext());
   b.setInsertionPointAfter(matmul);
   // One factor ([rows, rank]) as the configured storage.
@@ -743,7 +806,9 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   Value input = inputOf(site);
   Operation *matmul = rewrite(site, result, components, p.rows, p.cols,
                               smoothed);
-  if (p.lowRank && failed(emitLowRank(p, matmul, input)))
+  // The plan has been followed.
+  matmul->removeAttr(kLayerSettingsAttrName);
+  if (p.lowRank && failed(emitLowRank(p, matmul, input, loc)))
     return failure();
   report.seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - p.begin)
@@ -877,6 +942,19 @@ const WeightMethodConfig &WeightMethodDriver::config() const {
   return impl->config;
 }
 
+FailureOr<std::unique_ptr<WeightMethodDriver>>
+WeightMethodDriver::create(ModuleOp module, WeightMethodConfig config,
+                           std::string methodName, PlanMethod method) {
+  auto impl = std::make_unique<Impl>();
+  impl->planMethod = std::move(method);
+  return create(std::move(impl), module, std::move(config),
+                std::move(methodName));
+}
+
+bool WeightMethodDriver::plans() const {
+  return bool(impl->planMethod.options);
+}
+
 bool WeightMethodDriver::quantizesGroups() const {
   return bool(impl->groupMethod);
 }
@@ -941,7 +1019,9 @@ WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
   impl->readsParams = llvm::any_of(impl->sites, [](const auto &entry) {
     return isa<ParamOp>(entry.second.source);
   });
-  if (impl->readsParams && impl->config.output.empty())
+  // A plan writes no weights.
+  bool writesWeights = !impl->planMethod.options;
+  if (impl->readsParams && writesWeights && impl->config.output.empty())
     return module.emitError(pass + ": weights come from qnt.param; give "
                                    "output=<file.safetensors> for the "
                                    "quantized parameters");
@@ -950,7 +1030,7 @@ WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
     if (failed(opened))
       return failure();
     impl->store = std::move(*opened);
-    if (impl->store.isOpenFile(impl->config.output))
+    if (writesWeights && impl->store.isOpenFile(impl->config.output))
       return module.emitError(pass + ": output '")
              << impl->config.output << "' is one of the input parameter "
              << "files; quantized weights go to a new file";
@@ -959,7 +1039,8 @@ WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
     llvm::SmallString<256> dir(impl->config.output);
     llvm::sys::path::remove_filename(dir);
     std::string message;
-    if (!impl->writer.setSpillDirectory(dir.empty() ? "." : dir.str().str(),
+    if (writesWeights &&
+        !impl->writer.setSpillDirectory(dir.empty() ? "." : dir.str().str(),
                                         &message))
       return module.emitError(pass + ": ") << message;
   }
@@ -982,6 +1063,43 @@ LogicalResult WeightMethodDriver::quantize(
              << name << "' among the selected weights";
     if (impl->done.insert(name).second)
       pending.push_back(&it->second);
+  }
+  if (impl->planMethod.options) {
+    for (const WeightSite *site : pending) {
+      FailureOr<Impl::Prepared> p = impl->prepare(*site, stats);
+      if (failed(p))
+        return failure();
+      nx::WeightProblem problem{site->name, p->values.data(), p->rows,
+                                p->cols, p->stats};
+      std::function<double(const std::vector<float> &)> moduleLoss;
+      if (evaluator)
+        moduleLoss = [&](const std::vector<float> &weight) {
+          // The candidate in, measure, the float weight back.
+          bool bound =
+              succeeded(evaluator->bind(site->name, weight, p->rows, p->cols));
+          FailureOr<double> loss =
+              bound ? evaluator->loss() : FailureOr<double>(failure());
+          bound &= succeeded(
+              evaluator->bind(site->name, p->values, p->rows, p->cols));
+          if (!bound || failed(loss))
+            throw std::runtime_error("the module it feeds could not be run");
+          return *loss;
+        };
+      try {
+        impl->planned.push_back(
+            {site->name,
+             impl->planMethod.options(p->settings, problem, moduleLoss)});
+      } catch (const std::exception &e) {
+        return linalg::MatmulOp(site->matmul).emitOpError()
+               << impl->config.passName << " cannot plan '" << site->name
+               << "': " << e.what();
+      }
+      if (impl->planned.back().second.empty())
+        return linalg::MatmulOp(site->matmul).emitOpError()
+               << impl->config.passName << ": no option fits layer '"
+               << site->name << "'";
+    }
+    return success();
   }
   if (!impl->groupMethod) {
     for (const WeightSite *site : pending) {
@@ -1078,7 +1196,9 @@ LogicalResult WeightMethodDriver::run() {
 
 LogicalResult WeightMethodDriver::finish() {
   const WeightMethodConfig &config = impl->config;
-  if (impl->readsParams) {
+  if (impl->planMethod.options && failed(impl->applyPlan(layerReports)))
+    return failure();
+  if (impl->readsParams && !impl->planMethod.options) {
     impl->writer.setMetadata("producer", "quant-mlir " + config.passName);
     std::string message;
     if (!impl->writer.write(config.output, &message))
@@ -1111,9 +1231,12 @@ LogicalResult WeightMethodDriver::finish() {
       totalWeights += double(r.rows * r.cols);
     }
     llvm::errs() << llvm::formatv(
-        "  {0:F3} bits/weight over {1} weights (rel. error: on the "
-        "calibration inputs; 'w': of the weights, no statistics)\n",
-        weightedBits / totalWeights, int64_t(totalWeights));
+        "  {0:F3} bits/weight over {1} weights (rel. error: {2})\n",
+        weightedBits / totalWeights, int64_t(totalWeights),
+        impl->planMethod.options
+            ? "predicted by the noise model, on the calibration inputs"
+            : "on the calibration inputs; 'w': of the weights, no "
+              "statistics");
   }
   if (!config.report.empty()) {
     nlohmann::json layers = nlohmann::json::array();

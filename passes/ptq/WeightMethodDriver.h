@@ -148,6 +148,40 @@ public:
   virtual FailureOr<double> loss() = 0;
 };
 
+/// The attribute a precision plan (qnt-mixed-precision) puts on a layer's
+/// matmul: overrides "key=value:key=value" that every weight method applies
+/// after its own options and `overrides`.
+inline constexpr llvm::StringLiteral kLayerSettingsAttrName =
+    "qnt.layer_settings";
+
+/// One way a planning method could store a layer.
+struct LayerOption {
+  /// As kLayerSettingsAttrName holds it ("bits=3:group-size=32").
+  std::string settings;
+  std::string encoding; ///< for the report
+  int64_t rows = 0, cols = 0;
+  int64_t bits = 0;     ///< storage, every component counted
+  double loss = 0;      ///< predicted loss
+  double relativeLoss = 0; ///< loss relative to the layer's output energy
+};
+
+/// A planning method (qnt-mixed-precision): `options` lists each layer's
+/// options as its statistics arrive; `choose` picks one per layer (in the
+/// order the layers were seen) once every layer has been seen. The driver
+/// records the choices on the matmuls and rewrites no weight.
+struct PlanMethod {
+  /// The last argument measures a candidate effective weight ([N][K]) on
+  /// the output of the module the layer feeds (as GroupContext::moduleLoss;
+  /// empty without a model to run).
+  std::function<std::vector<LayerOption>(
+      const LayerSettings &, const ::qnt::numerics::WeightProblem &,
+      const std::function<double(const std::vector<float> &)> &)>
+      options;
+  std::function<std::vector<int>(
+      const std::vector<std::vector<LayerOption>> &)>
+      choose;
+};
+
 /// One row of the report.
 struct LayerReport {
   std::string name, method, encoding;
@@ -174,6 +208,10 @@ public:
   static FailureOr<std::unique_ptr<WeightMethodDriver>>
   create(ModuleOp module, WeightMethodConfig config, std::string methodName,
          GroupMethod method);
+  /// The same for a planning method.
+  static FailureOr<std::unique_ptr<WeightMethodDriver>>
+  create(ModuleOp module, WeightMethodConfig config, std::string methodName,
+         PlanMethod method);
   ~WeightMethodDriver();
 
   /// The selected layers, in IR order.
@@ -193,6 +231,8 @@ public:
 
   /// True for group methods.
   bool quantizesGroups() const;
+  /// True for planning methods.
+  bool plans() const;
 
   const WeightMethodConfig &config() const;
 

@@ -354,7 +354,7 @@ static int runDemo(MLIRContext &context) {
       "format=e2m1 granularity=per-group group-size=32"};
   bool allPassed = true;
   // The files are only needed while the schemes run.
-  auto cleanup = llvm::make_scope_exit([&] {
+  auto cleanup = llvm::scope_exit([&] {
     if (ownsWorkDir)
       llvm::sys::fs::remove_directories(example.workDir);
   });

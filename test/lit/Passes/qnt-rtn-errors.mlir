@@ -34,7 +34,7 @@
 
 // An unknown grid.
 // RUN: not quant-opt %t/const.mlir --qnt-rtn="format=e9m9" 2>&1 | FileCheck %s --check-prefix=FORMAT
-// FORMAT: error: qnt-rtn: unknown format 'e9m9'; expected int, e2m1, e3m2, e2m3, e4m3 or e5m2
+// FORMAT: error: qnt-rtn: unknown format 'e9m9'; expected int, e2m1, e3m2, e2m3, e4m3, e5m2, e1m1 or e2m0
 
 // An unknown granularity.
 // RUN: not quant-opt %t/const.mlir --qnt-rtn="granularity=per-row" 2>&1 | FileCheck %s --check-prefix=GRANULARITY
