@@ -72,15 +72,19 @@ def run(cmd, log):
         return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
 
 
-def bits_per_weight(report_path):
-    """Weighted bits/weight of the last weight-method step's layers."""
+def bits_per_weight(report_path, log_path):
+    """Weighted bits/weight of the last weight-method step's layers (from
+    report.json, or for steps run as a plain pass, from quant-compile's
+    summary line in the log)."""
     with open(report_path) as f:
         report = json.load(f)
     layers = [s["layers"] for s in report["steps"] if s.get("layers")]
-    if not layers:
-        return None
-    total = sum(l["bits_per_weight"] * l["rows"] * l["cols"] for l in layers[-1])
-    return total / sum(l["rows"] * l["cols"] for l in layers[-1])
+    if layers:
+        total = sum(l["bits_per_weight"] * l["rows"] * l["cols"] for l in layers[-1])
+        return total / sum(l["rows"] * l["cols"] for l in layers[-1])
+    summary = [l for l in open(log_path).read().splitlines()
+               if "bits/weight over" in l] if os.path.exists(log_path) else []
+    return float(summary[-1].split()[0]) if summary else None
 
 
 def recipe_path(name):
@@ -118,7 +122,11 @@ def measure(name, args, index, count):
         with open(ppl_file, "w") as f:
             f.write(lines[0].split(": ")[1] + "\n")
     ppl = float(open(ppl_file).read())
-    bits = bits_per_weight(os.path.join(out, "report.json"))
+    bits = bits_per_weight(os.path.join(out, "report.json"),
+                           os.path.join(args.work, name + ".log"))
+    if bits is None:
+        print(f"[{index}/{count}] {name}: no bits per weight in its report", flush=True)
+        return None
     state = "done" if fresh else "cached"
     print(f"[{index}/{count}] {name}: {bits:.3f} bits/weight, s5 {ppl:.4f} "
           f"({state}, {time.time() - start:.0f} s)", flush=True)

@@ -8,8 +8,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/ptq/ScaledGroup.h"
 #include "passes/ptq/WeightMethodPass.h"
-#include "qnt/numerics/Awq.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/Support/Regex.h"
@@ -54,17 +54,11 @@ struct QntAwqPass : mlir::qnt::impl::QntAwqBase<QntAwqPass>,
         [=](ArrayRef<LayerSettings> settings,
             ArrayRef<nx::WeightProblem> problems,
             const GroupContext &context) {
-          nx::AwqGroup group;
-          for (auto [layer, problem] : llvm::zip(settings, problems)) {
-            if (!layer.methodOptions.empty())
-              throw std::invalid_argument(
-                  "qnt-awq has no per-layer option '" +
-                  layer.methodOptions.begin()->getKey().str() + "'");
-            group.layers.push_back(problem);
-            group.specs.push_back(layer.spec);
-            group.clip.push_back(clipWeights &&
-                                 !noClipPattern->match(problem.name));
-          }
+          nx::AwqGroup group = scaledGroup(
+              "qnt-awq", settings, problems,
+              [&](const nx::WeightProblem &problem) {
+                return clipWeights && !noClipPattern->match(problem.name);
+              });
           group.moduleLoss = context.moduleLoss;
           nx::AwqOptions groupOptions = options;
           groupOptions.searchScales =

@@ -6,8 +6,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/ptq/ScaledGroup.h"
 #include "passes/ptq/WeightMethodPass.h"
-#include "qnt/numerics/Awq.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 
@@ -39,16 +39,9 @@ struct QntSmoothPass : mlir::qnt::impl::QntSmoothBase<QntSmoothPass>,
         [migration](ArrayRef<LayerSettings> settings,
                     ArrayRef<nx::WeightProblem> problems,
                     const GroupContext &context) {
-          nx::AwqGroup group;
-          for (auto [layer, problem] : llvm::zip(settings, problems)) {
-            if (!layer.methodOptions.empty())
-              throw std::invalid_argument(
-                  "qnt-smooth has no per-layer option '" +
-                  layer.methodOptions.begin()->getKey().str() + "'");
-            group.layers.push_back(problem);
-            group.specs.push_back(layer.spec);
-            group.clip.push_back(false);
-          }
+          nx::AwqGroup group =
+              scaledGroup("qnt-smooth", settings, problems,
+                          [](const nx::WeightProblem &) { return false; });
           const nx::LayerStatistics *stats = problems.front().stats;
           std::vector<float> scales;
           if (context.inputScaleFoldable && stats && stats->count > 0)
