@@ -133,41 +133,68 @@ def measure(name, args, index, count):
     return bits, ppl
 
 
+def family(row):
+    """The plot's series of a row: the method family, minifloat grids apart."""
+    method = row["method"]
+    for name in ("LoRC", "mixed precision", "SmoothQuant+", "AWQ", "GPTQ", "RTN"):
+        if name in method:
+            base = name
+            break
+    else:
+        base = method
+    return base + (" (minifloat)" if row["format"].startswith("e") else "")
+
+
 def write_plot(rows, args, svg):
     gnuplot = shutil.which("gnuplot")
     if not gnuplot:
         print("quality-report: gnuplot not found (scripts/setup.sh installs "
               "gnuplot-nox); no plot", file=sys.stderr)
         return False
+    families = []
+    for r in rows:
+        if family(r) not in families:
+            families.append(family(r))
     data = os.path.join(args.work, "points.dat")
     with open(data, "w") as f:
-        f.write("# ours: bits ppl\n")
-        for r in rows:
-            f.write(f"{r['bits']:.4f} {r['ppl']:.4f} \"{r['label']}\"\n")
-        f.write("\n\n# official: bits ppl\n")
+        for name in families:
+            f.write(f"# {name}: bits ppl\n")
+            for r in rows:
+                if family(r) == name:
+                    f.write(f"{r['bits']:.4f} {r['ppl']:.4f}\n")
+            f.write("\n\n")
+        f.write("# official: bits ppl\n")
         for r in rows:
             if r["reference"]:
                 f.write(f"{r['bits']:.4f} {r['reference']:.4f}\n")
         f.write("\n\n# llama.cpp: bits ppl\n")
         for name, bits, ppl in LLAMA_CPP:
             f.write(f"{bits} {ppl} \"{name}\"\n")
+    colors = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+              "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c", "#d62728"]
+    series = [f"'{data}' index {i} using 1:2 with points pt 7 ps 1.3 "
+              f"lc rgb '{colors[i % len(colors)]}' title '{name}'"
+              for i, name in enumerate(families)]
+    n = len(families)
+    series.append(f"'' index {n} using 1:2 with points pt 6 ps 2.0 lw 1.5 "
+                  "lc rgb '#d62728' title 'official implementation, same settings'")
+    series.append(f"'' index {n + 1} using 1:2 with points pt 4 ps 1.3 "
+                  "lc rgb '#2ca02c' title 'llama.cpp Q8_0 .. Q3_K_M (its own quantizer)'")
     script = f"""
-set terminal svg size 900,560 dynamic font 'sans,11'
+{"set terminal png size 960,600 noenhanced" if svg.endswith(".png") else "set terminal svg size 960,600 dynamic font 'sans,11' noenhanced"}
 set output '{svg}'
-set title 'stories260K: perplexity on s5 vs bits per weight of the decoder linears'
-set xlabel 'bits per weight (scales, zeros and LoRC factors included)'
+set title 'stories260K: s5 perplexity vs bits per weight of the decoder linears'
+set xlabel 'bits per weight (codes, scales, zeros and LoRC factors)'
 set ylabel 's5 perplexity (log scale)'
 set logscale y
+set yrange [3.4:8]
+set ytics (3.5, 3.75, 4, 4.5, 5, 6, 7, 8)
+set xrange [3.8:11]
 set grid
-set key top right
-set xrange [3.5:11]
-set arrow from 3.5,{FLOAT_PPL} to 11,{FLOAT_PPL} nohead dashtype 2 lc rgb 'gray40'
-set label 'fp32 {FLOAT_PPL}' at 10.9,{FLOAT_PPL * 1.02} right textcolor rgb 'gray40'
-plot '{data}' index 0 using 1:2 with points pt 7 ps 1.2 lc rgb '#1f77b4' title 'quant-mlir', \\
-     '' index 0 using 1:2:3 with labels offset 0.6,0.6 left font 'sans,8' notitle, \\
-     '' index 1 using 1:2 with points pt 6 ps 1.4 lc rgb '#d62728' title 'official implementations (same settings)', \\
-     '' index 2 using 1:2 with points pt 4 ps 1.2 lc rgb '#2ca02c' title 'llama.cpp (its own quantizer)', \\
-     '' index 2 using 1:2:3 with labels offset 0.6,-0.6 left font 'sans,8' textcolor rgb '#2ca02c' notitle
+set key inside right top box opaque font ',10'
+set arrow from 3.8,{FLOAT_PPL} to 11,{FLOAT_PPL} nohead dashtype 2 lc rgb 'gray40'
+set label 'fp32 {FLOAT_PPL}' at 10.9,{FLOAT_PPL * 0.98} right textcolor rgb 'gray40'
+plot {", ".join(series)}
 """
     result = subprocess.run([gnuplot], input=script, text=True, capture_output=True)
     if result.returncode:
@@ -187,6 +214,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "docs/results"))
     parser.add_argument("--name", default="stories260k")
     parser.add_argument("--recipes", nargs="*", help="recipe names (default: the built-in grid)")
+    parser.add_argument("--plot-format", choices=["svg", "png"], default="svg")
     args = parser.parse_args()
     for path in (args.model, args.tokenizer, args.text):
         if not os.path.exists(path):
@@ -209,14 +237,14 @@ def main():
 
     rows.sort(key=lambda r: (r["bits"], r["ppl"]))
     table = os.path.join(args.out, args.name + ".md")
-    svg = os.path.join(args.out, args.name + ".svg")
+    svg = os.path.join(args.out, args.name + "." + args.plot_format)
     plotted = write_plot(rows, args, svg)
     with open(table, "w") as f:
         f.write(f"# Quality versus bits: {args.name}\n\n")
         f.write("Written by `python3 bench/quality-report.py` (do not edit): each "
                 "recipe of `recipes/` quantizes the model with the reference "
                 "calibration protocol, and `quant-run --perplexity` scores it on "
-                f"`{os.path.relpath(args.text, os.path.dirname(ROOT))}` "
+                f"`{os.path.relpath(args.text, ROOT)}` "
                 f"(fp32: {FLOAT_PPL}). Bits per weight are those of the decoder "
                 "linears, every stored part counted (codes, f32 scales, 8-bit "
                 "zeros, LoRC factors). \"official\" is the figure of the "

@@ -254,6 +254,7 @@ runSearchStep(ModuleOp module, const ParsedStep &step,
     return failure();
   nlohmann::json tried = nlohmann::json::array();
   OwningOpRef<ModuleOp> best;
+  nlohmann::json bestReport;
   double bestLoss = INFINITY;
   size_t bestIndex = 0;
   std::vector<std::string> files;
@@ -283,6 +284,9 @@ runSearchStep(ModuleOp module, const ParsedStep &step,
       bestLoss = loss;
       bestIndex = index;
       best = std::move(copy);
+      bestReport = stepReport["steps"].empty()
+                       ? nlohmann::json::object()
+                       : stepReport["steps"].back();
     }
   }
   if (!best)
@@ -296,11 +300,14 @@ runSearchStep(ModuleOp module, const ParsedStep &step,
   module->setAttrs(best.get()->getAttrDictionary());
   llvm::errs() << llvm::formatv("quant-compile: search keeps {0}={1}\n",
                                 search.option, search.values[bestIndex]);
-  report["steps"].push_back({{"pipeline", step.candidates[bestIndex].pipeline},
-                             {"search", {{"option", search.option},
-                                         {"tried", tried},
-                                         {"chosen", search.values[bestIndex]},
-                                         {"sequences", lossSequences.size()}}}});
+  // The kept candidate's own step report (layers, block executions), with
+  // the search.
+  bestReport["pipeline"] = step.candidates[bestIndex].pipeline;
+  bestReport["search"] = {{"option", search.option},
+                          {"tried", tried},
+                          {"chosen", search.values[bestIndex]},
+                          {"sequences", lossSequences.size()}};
+  report["steps"].push_back(bestReport);
   return success();
 }
 
