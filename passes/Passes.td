@@ -59,7 +59,11 @@ defvar QntWeightMethodOptions = [
            clEnumValN(::qnt::numerics::FactorFormat::F32, "f32", "float"),
            clEnumValN(::qnt::numerics::FactorFormat::F16, "f16", "half"),
            clEnumValN(::qnt::numerics::FactorFormat::Int8, "int8",
-                      "8-bit codes, one symmetric scale per factor row"))}]>
+                      "8-bit codes, one symmetric scale per factor row"))}]>,
+  Option<"biasCorrection", "bias-correction", "bool", /*default=*/"false",
+         "Bias correction: add E[x] (W - Q)^T, the mean output shift of "
+         "the quantization error on the calibration inputs, after each "
+         "quantized matmul (one f32 per output, counted in bits/weight)">
 ];
 
 def QntMixedPrecision : Pass<"qnt-mixed-precision", "::mlir::ModuleOp"> {
@@ -265,6 +269,53 @@ def QntFoldSmooth : Pass<"qnt-fold-smooth", "::mlir::ModuleOp"> {
   ];
   let statistics = [
     Statistic<"numFolded", "smooths-folded", "qnt.smooth ops folded">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntEqualize : Pass<"qnt-equalize", "::mlir::ModuleOp"> {
+  let summary = "Cross-layer weight equalization of exactly rescalable pairs";
+  let description = [{
+    For every linear layer W2 whose input is produced by another linear
+    layer W1 through a per-channel homogeneous map (the SwiGLU product for
+    up -> down, attention's softmax(Q K^T) V for v -> o, heads of one KV
+    group tied), balances their ranges (lib/numerics Equalization.h):
+    r1_j = max|W1[j, :]|, r2_j = max|W2[:, c]| over the columns c reading
+    channel j, t_j = r1_j^alpha / r2_j^(1-alpha); W2's columns are multiplied
+    by t and a `qnt.smooth` dividing W2's input by t is folded into W1's
+    rows exactly as qnt-fold-smooth folds it. Both weights must still be
+    float (run it before quantization, as the minifloat paper's pipeline
+    does); pairs in a LLaMA block share no weight, so one pass reaches the
+    fixed point of Brevitas's iterated equalization.
+
+    Rescaled parameters are written to `output` under the parameter's name
+    with an `.equalized` (consumer) or `.folded` (producer) suffix. `layers`
+    selects consumers by name (a regex; default every pair found). With
+    `verify`, the module is run before and after (as qnt-fold-smooth does)
+    and the pass fails when an output moves beyond `tolerance`.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-equalize{
+        output=eq.safetensors verify=1})'
+    ```
+  }];
+  let options = [
+    Option<"alpha", "alpha", "double", /*default=*/"0.5",
+           "Balance exponent: t = r1^alpha / r2^(1-alpha), in [0, 1]">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+           "Regex over consumer layer names (default: every pair)">,
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "Safetensors file for the rescaled parameters">,
+    Option<"verify", "verify", "bool", /*default=*/"false",
+           "Run the module before and after and compare its outputs">,
+    Option<"tolerance", "tolerance", "double", /*default=*/"1e-5",
+           "Largest relative output difference verify accepts">
+  ];
+  let statistics = [
+    Statistic<"numPairs", "pairs-equalized", "layer pairs equalized">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",

@@ -16,6 +16,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <functional>
+#include <string>
 
 namespace mlir::qnt {
 
@@ -28,6 +29,21 @@ using RewriteChecker = std::function<LogicalResult(
 void setRewriteChecker(RewriteChecker checker);
 /// The installed checker; empty in a program that installed none.
 const RewriteChecker &getRewriteChecker();
+
+/// What an exact-rewrite pass does with its `verify` and `tolerance`
+/// options: `start` checks them and, when verifying, keeps a copy of the
+/// module; `finish` runs the checker on the copy and the rewritten module.
+class RewriteVerifier {
+public:
+  LogicalResult start(ModuleOp module, StringRef passName, bool verify,
+                      double tolerance);
+  LogicalResult finish(ModuleOp module);
+
+private:
+  OwningOpRef<ModuleOp> before;
+  std::string passName;
+  double tolerance = 0;
+};
 
 } // namespace mlir::qnt
 

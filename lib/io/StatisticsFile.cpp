@@ -26,6 +26,14 @@ bool writeStatisticsFile(const std::string &path, const StatisticsFile &stats,
                       k * sizeof(float), error))
         return false;
     }
+    if (layer.wantsMeanAbs && layer.count > 0 &&
+        int64_t(layer.sum.size()) == k) {
+      std::vector<double> exact = layer.mean();
+      std::vector<float> mean(exact.begin(), exact.end());
+      if (!writer.add(name + ".mean", DType::F32, {k}, mean.data(),
+                      k * sizeof(float), error))
+        return false;
+    }
     if (layer.wantsHessian && layer.count > 0) {
       Eigen::MatrixXd full = layer.fullHessian();
       std::vector<float> values(k * k);
@@ -114,16 +122,17 @@ bool readStatisticsFile(const std::string &path, StatisticsFile &stats,
     if (t.dtype != DType::F32)
       return failWith(error, where() + " must be F32, got " +
                                  dtypeName(t.dtype));
-    bool vector = stat == "absmax" || stat == "mean_abs";
+    bool vector = stat == "absmax" || stat == "mean_abs" || stat == "mean";
     if (vector ? t.shape.size() != 1
                : (stat != "hessian" || t.shape.size() != 2 ||
                   t.shape[0] != t.shape[1]))
       return failWith(error,
                       where() + (vector || stat == "hessian"
-                                     ? " has the wrong shape (absmax and "
-                                       "mean_abs are [K], hessian [K, K])"
+                                     ? " has the wrong shape (absmax, mean "
+                                       "and mean_abs are [K], hessian [K, "
+                                       "K])"
                                      : " is not a known statistic (absmax, "
-                                       "mean_abs, hessian, count)"));
+                                       "mean_abs, mean, hessian, count)"));
     if (!checkChannels(t.shape[0]))
       return failWith(error, where() + " has " + std::to_string(t.shape[0]) +
                                  " channels, other statistics of layer '" +
@@ -141,6 +150,9 @@ bool readStatisticsFile(const std::string &path, StatisticsFile &stats,
     } else if (stat == "mean_abs") {
       layer.sumAbs.assign(values.begin(), values.end()); // scaled below
       layer.wantsMeanAbs = true;
+    } else if (stat == "mean") {
+      layer.sum.assign(values.begin(), values.end()); // scaled below
+
     } else {
       int64_t k = t.shape[0];
       layer.hessian = Eigen::MatrixXd(k, k);
@@ -155,6 +167,8 @@ bool readStatisticsFile(const std::string &path, StatisticsFile &stats,
       return failWith(error, path + ": layer '" + name + "' has no count");
     // The file stores means; the accumulator keeps sums.
     for (double &v : layer.sumAbs)
+      v *= double(layer.count);
+    for (double &v : layer.sum)
       v *= double(layer.count);
   }
   return true;

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 namespace qnt::numerics {
@@ -124,6 +125,31 @@ double groupOutputLoss(const AwqGroup &group,
   return loss;
 }
 
+std::vector<float> tieScales(const std::vector<float> &scales,
+                             const std::vector<int64_t> &channelClass) {
+  if (channelClass.empty())
+    return scales;
+  if (channelClass.size() != scales.size())
+    throw std::invalid_argument("tieScales: " +
+                                std::to_string(channelClass.size()) +
+                                " classes for " +
+                                std::to_string(scales.size()) + " scales");
+  std::map<int64_t, std::pair<double, int64_t>> logSum;
+  for (size_t c = 0; c < scales.size(); ++c) {
+    if (channelClass[c] < 0)
+      throw std::invalid_argument("tieScales: negative class id");
+    auto &[sum, count] = logSum[channelClass[c]];
+    sum += std::log(double(scales[c]));
+    ++count;
+  }
+  std::vector<float> tied(scales.size());
+  for (size_t c = 0; c < scales.size(); ++c) {
+    const auto &[sum, count] = logSum[channelClass[c]];
+    tied[c] = float(std::exp(sum / double(count)));
+  }
+  return tied;
+}
+
 AwqSearch searchAwqScales(const AwqGroup &group, const AwqOptions &options) {
   if (group.layers.empty())
     throw std::invalid_argument("AWQ: an empty group");
@@ -139,7 +165,8 @@ AwqSearch searchAwqScales(const AwqGroup &group, const AwqOptions &options) {
   double best = std::numeric_limits<double>::infinity();
   for (int i = 0; i < options.scaleGrid; ++i) {
     double alpha = double(i) / options.scaleGrid;
-    std::vector<float> s = awqScales(meanAbs, alpha);
+    std::vector<float> s =
+        tieScales(awqScales(meanAbs, alpha), group.channelClass);
     std::vector<std::vector<float>> candidates;
     for (size_t l = 0; l < group.layers.size(); ++l) {
       const WeightProblem &p = group.layers[l];

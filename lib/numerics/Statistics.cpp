@@ -14,6 +14,7 @@ void LayerStatistics::accumulate(const float *x, int64_t rows) {
   if (count == 0) {
     absmax.assign(channels, 0.0f);
     sumAbs.assign(channels, 0.0);
+    sum.assign(channels, 0.0);
     if (wantsHessian)
       hessian = Eigen::MatrixXd::Zero(channels, channels);
   }
@@ -22,6 +23,7 @@ void LayerStatistics::accumulate(const float *x, int64_t rows) {
       float magnitude = std::fabs(batch(t, k));
       absmax[k] = std::max(absmax[k], magnitude);
       sumAbs[k] += magnitude;
+      sum[k] += batch(t, k);
     }
   if (wantsHessian) {
     // H += X^T X on the lower triangle, in double: a rank-k update that
@@ -45,10 +47,19 @@ std::vector<float> LayerStatistics::meanAbs() const {
   return mean;
 }
 
+std::vector<double> LayerStatistics::mean() const {
+  std::vector<double> result(channels, 0.0);
+  if (count > 0)
+    for (int64_t k = 0; k < channels && k < int64_t(sum.size()); ++k)
+      result[k] = sum[k] / double(count);
+  return result;
+}
+
 void LayerStatistics::reset() {
   count = 0;
   absmax.clear();
   sumAbs.clear();
+  sum.clear();
   hessian.resize(0, 0);
 }
 

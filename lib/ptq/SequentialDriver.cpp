@@ -19,6 +19,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 using namespace mlir;
@@ -210,14 +211,48 @@ FailureOr<HostTensor> weightTensor(ModelRunner &runner, ModuleOp model,
   return tensor;
 }
 
+/// Binds a layer's weight under the name of the parameter it reads: an
+/// exact rewrite before the method (qnt-equalize) gives the parameter a new
+/// name, while the layer keeps its own (the statistics are keyed by it).
+class WeightBinder {
+public:
+  WeightBinder(ModelRunner &runner, ModuleOp model, ModuleOp streamModel)
+      : runner(runner), model(model) {
+    streamModel.walk([&](func::FuncOp func) {
+      for (const mlir::qnt::LinearLayer &layer :
+           mlir::qnt::collectLinearLayers(func))
+        if (auto param = layer.weight
+                             ? layer.weight.getDefiningOp<mlir::qnt::ParamOp>()
+                             : nullptr)
+          paramOf[layer.name] = param.getName().str();
+    });
+  }
+
+  LogicalResult bind(const std::string &layer, const std::vector<float> &weight,
+                     int64_t rows, int64_t cols) {
+    auto it = paramOf.find(layer);
+    const std::string &name = it == paramOf.end() ? layer : it->second;
+    FailureOr<HostTensor> tensor =
+        weightTensor(runner, model, name, weight, rows, cols);
+    if (failed(tensor))
+      return failure();
+    return runner.rebindParam(name, std::move(*tensor));
+  }
+
+private:
+  ModelRunner &runner;
+  ModuleOp model;
+  std::map<std::string, std::string> paramOf;
+};
+
 /// The module loss of group methods: the block's output on some of its
 /// inputs, against the block's output with the weights bound when it was
 /// created (the float ones).
 class BlockEvaluator : public mlir::qnt::ModuleEvaluator {
 public:
-  BlockEvaluator(ModelRunner &runner, ModuleOp model, int64_t layer,
+  BlockEvaluator(ModelRunner &runner, WeightBinder &binder, int64_t layer,
                  int64_t &executions)
-      : runner(runner), model(model), layer(layer), executions(executions) {}
+      : runner(runner), binder(binder), layer(layer), executions(executions) {}
 
   /// Takes `inputs` and computes the reference outputs on them.
   LogicalResult setInputs(std::vector<HostTensor> blockInputs) {
@@ -235,11 +270,7 @@ public:
 
   LogicalResult bind(const std::string &name, const std::vector<float> &weight,
                      int64_t rows, int64_t cols) override {
-    FailureOr<HostTensor> tensor =
-        weightTensor(runner, model, name, weight, rows, cols);
-    if (failed(tensor))
-      return failure();
-    return runner.rebindParam(name, std::move(*tensor));
+    return binder.bind(name, weight, rows, cols);
   }
 
   FailureOr<double> loss() override {
@@ -263,7 +294,7 @@ public:
 
 private:
   ModelRunner &runner;
-  ModuleOp model;
+  WeightBinder &binder;
   int64_t layer;
   int64_t &executions;
   std::vector<HostTensor> inputs, references;
@@ -292,6 +323,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
   const ::qnt::io::LlamaConfig &config = observed->config;
   const auto &blockObservations = observed->blocks;
   ModelRunner &runner = *observed->runner;
+  WeightBinder binder(runner, model, *streamModel);
 
   std::vector<std::vector<LayerGroup>> blockGroups;
   int64_t steps = 0;
@@ -361,7 +393,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     std::unique_ptr<BlockEvaluator> evaluator;
     if (driver.quantizesGroups() || driver.plans()) {
       evaluator = std::make_unique<BlockEvaluator>(
-          runner, model, layer, summary.blockExecutions[layer]);
+          runner, binder, layer, summary.blockExecutions[layer]);
       int64_t wanted = driver.config().moduleLossSequences;
       size_t count = wanted > 0 ? std::min<size_t>(wanted, inputs->size())
                                 : inputs->size();
@@ -404,11 +436,9 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
                 // model: the quantized weights are not bound.
                 if (options.stream == calibration::Stream::Float)
                   return;
-                FailureOr<HostTensor> tensor = weightTensor(
-                    runner, model, name, result.dequantized,
-                    result.encoded.rows, result.encoded.cols);
-                if (failed(tensor) ||
-                    failed(runner.rebindParam(name, std::move(*tensor))))
+                if (failed(binder.bind(name, result.dequantized,
+                                       result.encoded.rows,
+                                       result.encoded.cols)))
                   bound = failure();
               },
               evaluator.get())) ||

@@ -60,6 +60,7 @@ struct QntAwqPass : mlir::qnt::impl::QntAwqBase<QntAwqPass>,
                 return clipWeights && !noClipPattern->match(problem.name);
               });
           group.moduleLoss = context.moduleLoss;
+          group.channelClass = context.channelClass;
           nx::AwqOptions groupOptions = options;
           groupOptions.searchScales =
               context.inputScaleFoldable || keepUnfoldable;

@@ -36,7 +36,8 @@ struct QntRtnPass : mlir::qnt::impl::QntRtnBase<QntRtnPass>,
           return nx::runRTN(settings.spec, problem);
         });
   }
-  bool needsStatistics() const override { return false; }
+  // Bias correction needs the input means; RTN itself is data-free.
+  bool needsStatistics() const override { return biasCorrection; }
 
   void runOnOperation() override {
     FailureOr<size_t> quantized = quantizeModule(getOperation());

@@ -45,8 +45,9 @@ struct QntSmoothPass : mlir::qnt::impl::QntSmoothBase<QntSmoothPass>,
           const nx::LayerStatistics *stats = problems.front().stats;
           std::vector<float> scales;
           if (context.inputScaleFoldable && stats && stats->count > 0)
-            scales = nx::smoothQuantScales(stats->absmax, group.layers,
-                                           migration);
+            scales = nx::tieScales(
+                nx::smoothQuantScales(stats->absmax, group.layers, migration),
+                context.channelClass);
           return nx::quantizeScaled(group, scales, nx::AwqOptions());
         });
   }

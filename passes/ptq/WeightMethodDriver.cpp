@@ -14,6 +14,7 @@
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/Safetensors.h"
 #include "qnt/io/StatisticsFile.h"
+#include "qnt/numerics/Equalization.h"
 #include "qnt/support/Progress.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -279,6 +280,11 @@ struct WeightMethodDriver::Impl {
   /// acc + (x V) U^T after `matmul`, with the factors stored as configured.
   LogicalResult emitLowRank(const Prepared &p, Operation *matmul, Value input,
                             Location loc);
+  /// Bias correction (config.biasCorrection): acc + E[x] (W - Q)^T after
+  /// `matmul`, the effective weight being `result`'s (LoRC included).
+  LogicalResult emitBiasCorrection(const Prepared &p,
+                                   const nx::MethodResult &result,
+                                   Operation *matmul, Location loc);
 };
 
 LogicalResult WeightMethodDriver::Impl::parseOverrides() {
@@ -671,6 +677,60 @@ LogicalResult WeightMethodDriver::Impl::emitLowRank(const Prepared &p,
   return success();
 }
 
+LogicalResult WeightMethodDriver::Impl::emitBiasCorrection(
+    const Prepared &p, const nx::MethodResult &result, Operation *matmul,
+    Location loc) {
+  if (!p.stats || p.stats->count == 0 ||
+      int64_t(p.stats->sum.size()) != p.cols)
+    return error(loc) << "bias-correction needs the mean input of layer '"
+                      << p.site->name << "'; "
+                      << (config.stats.empty()
+                              ? std::string("no statistics were given")
+                              : "the statistics file '" + config.stats +
+                                    "' has none (write it again with "
+                                    "quant-calibrate)");
+  std::vector<float> bias = nx::biasCorrection(
+      p.values.data(), result.dequantized.data(), p.rows, p.cols,
+      p.stats->mean());
+  OpBuilder b(matmul->getContext());
+  b.setInsertionPointAfter(matmul);
+  nx::Component component;
+  component.layout = {"bias_correction", nx::DType::F32, {p.rows}};
+  const auto *bytes = reinterpret_cast<const uint8_t *>(bias.data());
+  component.bytes.assign(bytes, bytes + bias.size() * sizeof(float));
+  FailureOr<Value> stored = materialize(b, loc, component, p.paramName);
+  if (failed(stored))
+    return failure();
+  // acc[m, n] + bias[n] as a linalg.generic, which every pipeline lowers.
+  // The uses to redirect are taken first: the generic's init reads acc's
+  // dynamic sizes, which must keep reading acc.
+  Value acc = matmul->getResult(0);
+  SmallVector<OpOperand *> uses;
+  for (OpOperand &use : acc.getUses())
+    uses.push_back(&use);
+  auto accType = cast<RankedTensorType>(acc.getType());
+  Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, acc),
+                                       accType.getElementType());
+  MLIRContext *ctx = b.getContext();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+  AffineMap column = AffineMap::get(2, 0, getAffineDimExpr(1, ctx));
+  auto add = linalg::GenericOp::create(
+      b, loc, TypeRange{accType}, ValueRange{acc, *stored}, ValueRange{init},
+      ArrayRef<AffineMap>{identity, column, identity},
+      ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                    utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        Value shift = args[1];
+        if (args[0].getType() != shift.getType())
+          shift = arith::TruncFOp::create(nb, nloc, args[0].getType(), shift);
+        linalg::YieldOp::create(
+            nb, nloc, arith::AddFOp::create(nb, nloc, args[0], shift).getResult());
+      });
+  for (OpOperand *use : uses)
+    use->set(add.getResult(0));
+  return success();
+}
+
 FailureOr<WeightMethodDriver::Impl::Prepared>
 WeightMethodDriver::Impl::prepare(const WeightSite &site,
                                   const StatisticsMap *stats) {
@@ -791,6 +851,10 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
     report.relativeError = nx::relativeWeightError(
         p.values.data(), result.dequantized.data(), p.rows, p.cols);
   }
+  if (config.biasCorrection) {
+    report.bitsPerWeight += 32.0 / double(p.cols); // one f32 per row
+    report.encoding += " + bias";
+  }
   if (p.lowRank) {
     report.bitsPerWeight +=
         double(nx::lowRankStorageBits(p.rows, p.cols, p.lowRank->rank,
@@ -808,6 +872,10 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
                               smoothed);
   // The plan has been followed.
   matmul->removeAttr(kLayerSettingsAttrName);
+  // The bias goes first so that LoRC's add lands between the matmul and it.
+  if (config.biasCorrection &&
+      failed(emitBiasCorrection(p, result, matmul, loc)))
+    return failure();
   if (p.lowRank && failed(emitLowRank(p, matmul, input, loc)))
     return failure();
   report.seconds = std::chrono::duration<double>(
@@ -858,8 +926,12 @@ LogicalResult WeightMethodDriver::Impl::quantizeGroup(
   // Foldable when the producer can absorb a scale and the group is all
   // that reads the input's values.
   Value input = inputOf(*group.front());
+  std::optional<SmoothFoldSite> foldSite = findSmoothFoldSite(input);
+  if (foldSite)
+    context.channelClass.assign(foldSite->rowOfChannel.begin(),
+                                foldSite->rowOfChannel.end());
   context.inputScaleFoldable =
-      findSmoothFoldSite(input).has_value() &&
+      foldSite.has_value() &&
       llvm::all_of(input.getUsers(), [&](Operation *user) {
         return isa<tensor::DimOp>(user) ||
                llvm::any_of(group, [&](const WeightSite *site) {
@@ -973,6 +1045,8 @@ WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
     return module.emitError(pass + ": unknown indivisible-groups '")
            << config.indivisibleGroups
            << "'; expected ragged, per-channel or error";
+  if (config.biasCorrection)
+    config.needsStatistics = true;
   if (config.lorcRank < 0)
     return module.emitError(pass + ": lorc-rank must be >= 0, got ")
            << config.lorcRank;

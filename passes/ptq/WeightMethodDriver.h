@@ -72,6 +72,8 @@ struct WeightMethodConfig {
   int64_t lorcRank = 0;
   ::qnt::numerics::FactorFormat lorcFactors =
       ::qnt::numerics::FactorFormat::Int8;
+  /// Adds E[x] (W - Q)^T after each quantized matmul (needs input means).
+  bool biasCorrection = false;
 };
 
 /// The WeightMethodConfig of the weight-method pass whose member function
@@ -99,6 +101,7 @@ struct WeightMethodConfig {
     c.verbose = verbose;                                                       \
     c.lorcRank = lorcRank;                                                     \
     c.lorcFactors = lorcFactors;                                               \
+    c.biasCorrection = biasCorrection;                                         \
     return c;                                                                  \
   }())
 
@@ -126,6 +129,9 @@ struct GroupContext {
   /// A per-channel scale of the group's input folds exactly into the op
   /// that produces it (passes/SmoothFolding.h).
   bool inputScaleFoldable = false;
+  /// Empty, or per input channel the producer row it folds into: channels
+  /// sharing a row must share a scale (heads of one KV group).
+  std::vector<int64_t> channelClass;
 };
 
 /// A method that quantizes the layers sharing one input together (AWQ:

@@ -102,6 +102,31 @@ TEST(AwqTest, ScalesAreNormalizedPowersOfMeanAbs) {
     EXPECT_EQ(v, 1.0f);
 }
 
+TEST(AwqTest, TiedScalesAreTheGeometricMeanOfTheirClass) {
+  std::vector<float> s = {4.0f, 1.0f, 9.0f, 0.25f};
+  std::vector<float> tied = tieScales(s, {0, 1, 0, 1});
+  EXPECT_FLOAT_EQ(tied[0], 6.0f); // sqrt(4 * 9)
+  EXPECT_FLOAT_EQ(tied[2], 6.0f);
+  EXPECT_FLOAT_EQ(tied[1], 0.5f); // sqrt(1 * 0.25)
+  EXPECT_FLOAT_EQ(tied[3], 0.5f);
+  EXPECT_EQ(tieScales(s, {}), s);
+  EXPECT_THROW(tieScales(s, {0, 1}), std::invalid_argument);
+
+  // A search with tied channels only proposes tied scales.
+  RowMajorF x = makeActivations(256, 48, 5), w = makeWeights(16, 48, 6);
+  LayerStatistics stats = statisticsOf(x);
+  AwqGroup group;
+  group.layers.push_back({"layer", w.data(), w.rows(), w.cols(), &stats});
+  group.specs = {uniform(3, 16)};
+  group.clip = {false};
+  for (int64_t c = 0; c < 48; ++c)
+    group.channelClass.push_back(c % 16); // three heads read 16 rows
+  AwqSearch search = searchAwqScales(group, AwqOptions());
+  ASSERT_GT(search.alpha, 0.0);
+  for (int64_t c = 16; c < 48; ++c)
+    EXPECT_EQ(search.scales[c], search.scales[c % 16]) << c;
+}
+
 TEST(AwqTest, ChosenAlphaIsTheGridMinimumOfTheOutputError) {
   RowMajorF x = makeActivations(512, 48, 1), w = makeWeights(24, 48, 2);
   LayerStatistics stats = statisticsOf(x);

@@ -50,6 +50,10 @@ struct AwqGroup {
   /// order of `layers`) on the output of the module the group feeds; empty
   /// to use the group's own output error through the Hessian.
   std::function<double(const std::vector<std::vector<float>> &)> moduleLoss;
+  /// Empty, or per input channel a class id: channels of one class must
+  /// share one scale (attention heads reading one KV head: the scale folds
+  /// into that head's value rows). Searched scales are tied (tieScales).
+  std::vector<int64_t> channelClass;
 };
 
 struct AwqSearch {
@@ -62,6 +66,12 @@ struct AwqSearch {
 
 /// s = max(meanAbs^alpha, 1e-4), normalized by sqrt(max s * min s).
 std::vector<float> awqScales(const std::vector<float> &meanAbs, double alpha);
+
+/// Each scale replaced by the geometric mean of its class's (`channelClass`
+/// as in AwqGroup; empty: unchanged). Throws std::invalid_argument when
+/// the sizes differ or a class id is negative.
+std::vector<float> tieScales(const std::vector<float> &scales,
+                             const std::vector<int64_t> &channelClass);
 
 /// Q(W diag(s)) diag(s)^-1 by round-to-nearest, [N][K].
 std::vector<float> awqCandidate(const EncodingSpec &spec, const float *w,

@@ -23,6 +23,7 @@ struct LayerStatistics {
   int64_t count = 0;          ///< rows (tokens) accumulated
   std::vector<float> absmax;  ///< max |x[t, k]|
   std::vector<double> sumAbs; ///< sum |x[t, k]|
+  std::vector<double> sum;    ///< sum x[t, k] (kept with sumAbs)
   Eigen::MatrixXd hessian;    ///< sum x[t]^T x[t]; lower triangle
   bool wantsAbsmax = true, wantsMeanAbs = true, wantsHessian = true;
 
@@ -35,6 +36,8 @@ struct LayerStatistics {
   Eigen::MatrixXd fullHessian() const;
   /// mean |x[:, k]| (zeros before any row was added).
   std::vector<float> meanAbs() const;
+  /// mean x[:, k] (zeros before any row was added).
+  std::vector<double> mean() const;
   /// Drops what was accumulated; keeps `channels` and the wants* flags.
   void reset();
 };
