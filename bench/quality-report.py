@@ -48,6 +48,12 @@ DEFAULT_RECIPES = [
     ("gptq-e2m0-g32-act", "GPTQ act-order", "e2m0 g32"),
     ("mixed-precision-4.0-gptq-act", "mixed precision + GPTQ act-order", "int2..8, budget 4.0"),
     ("mixed-precision-5.0-gptq-act", "mixed precision + GPTQ act-order", "int2..8, budget 5.0"),
+    ("rtn-w4-pc-asym-cle", "equalization + RTN", "int4 per-channel"),
+    ("rtn-w4-pc-asym-cle-bc", "equalization + RTN + bias correction", "int4 per-channel"),
+    ("gptq-w4-g32-asym-act-f16-scales", "GPTQ act-order", "int4 g32, f16 scales"),
+    ("mixed-precision-4.0-gptq-act-f16-scales", "mixed precision + GPTQ act-order", "int2..8, f16 scales, budget 4.0"),
+    ("mixed-precision-5.0-gptq-act-f16-scales", "mixed precision + GPTQ act-order", "int2..8, f16 scales, budget 5.0"),
+    ("smoothquant-w8a8", "SmoothQuant W8A8", "int8 per-channel, a8 per-token"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->
@@ -136,7 +142,8 @@ def measure(name, args, index, count):
 def family(row):
     """The plot's series of a row: the method family, minifloat grids apart."""
     method = row["method"]
-    for name in ("LoRC", "mixed precision", "SmoothQuant+", "AWQ", "GPTQ", "RTN"):
+    for name in ("LoRC", "mixed precision", "SmoothQuant+", "equalization",
+                 "AWQ", "GPTQ", "RTN"):
         if name in method:
             base = name
             break

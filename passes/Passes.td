@@ -28,6 +28,13 @@ defvar QntWeightMethodOptions = [
          "Inputs per scale group (per-group granularity)">,
   Option<"symmetric", "symmetric", "bool", /*default=*/"false",
          "Symmetric int grid (no zero point)">,
+  Option<"scaleType", "scale-type", "::qnt::numerics::ScaleStorage",
+         /*default=*/"::qnt::numerics::ScaleStorage::F32",
+         "Storage of the scales; the codes are chosen for the stored values",
+         [{::llvm::cl::values(
+           clEnumValN(::qnt::numerics::ScaleStorage::F32, "f32", "float"),
+           clEnumValN(::qnt::numerics::ScaleStorage::F16, "f16",
+                      "half (as llama.cpp's formats store them)"))}]>,
   Option<"indivisibleGroups", "indivisible-groups", "std::string",
          /*default=*/"\"ragged\"",
          "A weight whose K the group size does not divide: ragged (a "
@@ -41,8 +48,8 @@ defvar QntWeightMethodOptions = [
          "Also quantize an imported model's classifier">,
   ListOption<"overrides", "overrides", "std::string",
              "Per-layer settings: REGEX:key=value[:key=value...] with keys "
-             "bits, group-size, granularity, symmetric, format, or a "
-             "method option; later overrides win">,
+             "bits, group-size, granularity, symmetric, format, scale-type, "
+             "or a method option; later overrides win">,
   Option<"stats", "stats", "std::string", /*default=*/"\"\"",
          "Statistics file (qnt.calibration/1) from quant-calibrate">,
   Option<"report", "report", "std::string", /*default=*/"\"\"",
@@ -60,6 +67,19 @@ defvar QntWeightMethodOptions = [
            clEnumValN(::qnt::numerics::FactorFormat::F16, "f16", "half"),
            clEnumValN(::qnt::numerics::FactorFormat::Int8, "int8",
                       "8-bit codes, one symmetric scale per factor row"))}]>,
+  Option<"actBits", "act-bits", "int64_t", /*default=*/"0",
+         "Activations: quantize each quantized layer's input to this many "
+         "bits (symmetric, scale from the input's absmax at run time), a "
+         "qnt.fake_quant before the matmul (0: float inputs)">,
+  Option<"actGranularity", "act-granularity",
+         "::mlir::qnt::ActivationGranularity",
+         /*default=*/"::mlir::qnt::ActivationGranularity::per_token",
+         "Activations: one scale per token or per tensor",
+         [{::llvm::cl::values(
+           clEnumValN(::mlir::qnt::ActivationGranularity::per_token,
+                      "per-token", "one scale per row"),
+           clEnumValN(::mlir::qnt::ActivationGranularity::per_tensor,
+                      "per-tensor", "one scale per call"))}]>,
   Option<"biasCorrection", "bias-correction", "bool", /*default=*/"false",
          "Bias correction: add E[x] (W - Q)^T, the mean output shift of "
          "the quantization error on the calibration inputs, after each "
@@ -84,6 +104,9 @@ def QntMixedPrecision : Pass<"qnt-mixed-precision", "::mlir::ModuleOp"> {
     transformer block's output (measured once per layer with a 3-bit probe
     on `loss-sequences` windows), since errors of q and k are damped by
     the softmax while o and down write to the residual stream.
+
+    Every candidate stores its scales as `scale-type` says (f16 scales make
+    small groups cheaper, and the choice is recorded with the grid).
 
     The pass quantizes nothing: it records each choice on the layer's
     matmul as `qnt.layer_settings = "bits=3:group-size=32"`, which the next

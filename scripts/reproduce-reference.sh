@@ -37,7 +37,7 @@ for name in "${names[@]}"; do
     >"$work/$name.log" 2>&1 || { echo "$name: quant-compile failed:"; tail -5 "$work/$name.log"; exit 1; }
   ppl=$("$bin/quant-run" --model "$out" --perplexity "$shared/data/tinystories_sample5.txt" 2>/dev/null \
           --tokenizer "$shared/models/stories260K/tok512.bin" | sed -n 's/^perplexity: //p')
-  bits=$(sed -n 's/^ *\([0-9.]*\) bits\/weight over.*/\1/p' "$work/$name.log")
+  bits=$(sed -n 's/^ *\([0-9.]*\) bits\/weight over.*/\1/p' "$work/$name.log" | tail -1)
   ref=${reference[$name]:-}
   delta=""
   [[ -n $ref ]] && delta=$(python3 -c "print('%+.2f%%' % (100 * ($ppl / $ref - 1)))")

@@ -114,6 +114,15 @@ static SmallVector<Value, 2> scaleIndices(ScalarBuilder &sb,
   llvm_unreachable("unknown granularity");
 }
 
+/// The scale at `g` as f32: half-precision scales are widened (exactly).
+static Value loadScale(OpBuilder &b, Location loc, ComponentLoader load,
+                       unsigned component, ArrayRef<Value> g) {
+  Value scale = load(b, loc, component, g);
+  if (scale.getType().isF32())
+    return scale;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), scale);
+}
+
 //===----------------------------------------------------------------------===//
 // Uniform: scale * (u - zero)
 //===----------------------------------------------------------------------===//
@@ -132,7 +141,7 @@ Value UniformEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                    : sb.widen(load(b, loc, /*zeros=*/2, g));
   Value diff = arith::SubIOp::create(b, loc, code, zero);
   Value real = arith::SIToFPOp::create(b, loc, b.getF32Type(), diff);
-  return sb.fmul({real, load(b, loc, /*scales=*/1, g)});
+  return sb.fmul({real, loadScale(b, loc, load, /*scales=*/1, g)});
 }
 
 //===----------------------------------------------------------------------===//
@@ -195,7 +204,7 @@ Value MinifloatEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                getSpecial());
   SmallVector<Value, 2> g =
       scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  return sb.fmul({real, load(b, loc, /*scales=*/1, g)});
+  return sb.fmul({real, loadScale(b, loc, load, /*scales=*/1, g)});
 }
 
 //===----------------------------------------------------------------------===//

@@ -44,6 +44,14 @@ static nx::Granularity toHost(Granularity g) {
   llvm_unreachable("unknown granularity");
 }
 
+static nx::ScaleStorage toHost(ScaleType t) {
+  return t == ScaleType::f16 ? nx::ScaleStorage::F16 : nx::ScaleStorage::F32;
+}
+
+static ScaleType fromHost(nx::ScaleStorage s) {
+  return s == nx::ScaleStorage::F16 ? ScaleType::f16 : ScaleType::f32;
+}
+
 static Granularity fromHost(nx::Granularity g) {
   switch (g) {
   case nx::Granularity::PerTensor:
@@ -63,7 +71,8 @@ static Granularity fromHost(nx::Granularity g) {
 LogicalResult
 UniformEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             int64_t bits, ZeroPointMode mode,
-                            Granularity granularity, int64_t groupSize) {
+                            Granularity granularity, int64_t groupSize,
+                            ScaleType) {
   if (bits < 2 || bits > 8)
     return emitError() << "uniform encoding needs 2..8 bits, got " << bits;
   return verifyGranularity(emitError, granularity, groupSize);
@@ -73,7 +82,8 @@ LogicalResult
 MinifloatEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                               int64_t exponentBits, int64_t mantissaBits,
                               MinifloatSpecial special,
-                              Granularity granularity, int64_t groupSize) {
+                              Granularity granularity, int64_t groupSize,
+                              ScaleType) {
   if (exponentBits < 1 || exponentBits > 5)
     return emitError() << "minifloat needs 1..5 exponent bits, got "
                        << exponentBits;
@@ -143,6 +153,7 @@ nx::EncodingSpec UniformEncodingAttr::toSpec() const {
   spec.symmetric = getMode() == ZeroPointMode::symmetric;
   spec.granularity = toHost(getGranularity());
   spec.groupSize = getGroupSize();
+  spec.scaleStorage = toHost(getScaleType());
   return spec;
 }
 
@@ -155,6 +166,7 @@ nx::EncodingSpec MinifloatEncodingAttr::toSpec() const {
                      : nx::MinifloatSpecial::Finite;
   spec.granularity = toHost(getGranularity());
   spec.groupSize = getGroupSize();
+  spec.scaleStorage = toHost(getScaleType());
   return spec;
 }
 
@@ -202,14 +214,16 @@ mlir::qnt::encodingFromSpec(MLIRContext *ctx, const nx::EncodingSpec &spec) {
         if constexpr (std::is_same_v<T, nx::UniformSpec>)
           return UniformEncodingAttr::get(ctx, s.bits, mode(s.symmetric),
                                           fromHost(s.granularity),
-                                          s.groupSize);
+                                          s.groupSize,
+                                          fromHost(s.scaleStorage));
         else if constexpr (std::is_same_v<T, nx::MinifloatSpec>)
           return MinifloatEncodingAttr::get(
               ctx, s.exponentBits, s.mantissaBits,
               s.special == nx::MinifloatSpecial::Ocp
                   ? MinifloatSpecial::ocp
                   : MinifloatSpecial::finite,
-              fromHost(s.granularity), s.groupSize);
+              fromHost(s.granularity), s.groupSize,
+              fromHost(s.scaleStorage));
         else if constexpr (std::is_same_v<T, nx::CodebookSpec>)
           return CodebookEncodingAttr::get(ctx, s.numCodebooks, s.codeBits,
                                            s.groupSize);
@@ -240,6 +254,8 @@ Type mlir::qnt::elementTypeOf(MLIRContext *ctx, nx::DType dtype) {
     return IntegerType::get(ctx, 16);
   case nx::DType::I32:
     return IntegerType::get(ctx, 32);
+  case nx::DType::F16:
+    return Float16Type::get(ctx);
   case nx::DType::F32:
     return Float32Type::get(ctx);
   }

@@ -28,6 +28,10 @@ def Qnt_ZeroPointModeParameter : DefaultValuedParameter<
     "::mlir::qnt::ZeroPointMode", "::mlir::qnt::ZeroPointMode::symmetric",
     "whether a zero point or offset is stored">;
 
+def Qnt_ScaleTypeParameter : DefaultValuedParameter<
+    "::mlir::qnt::ScaleType", "::mlir::qnt::ScaleType::f32",
+    "element type of the scales">;
+
 def Qnt_UniformEncodingAttr : Qnt_EncodingAttr<"UniformEncoding", "uniform"> {
   let summary = "uniform integer weights, 2..8 bits";
   let description = [{
@@ -37,21 +41,28 @@ def Qnt_UniformEncodingAttr : Qnt_EncodingAttr<"UniformEncoding", "uniform"> {
     store one zero point per scale.
 
     Components: `codes` (`i8`, `[N, ceil(K*bits/8)]`, an LSB-first bitstream
-    per row), `scales` (`f32`), and for asymmetric encodings `zeros` (`i8`
-    holding the unsigned zero point). Scales and zeros have shape `[1, 1]`
-    per tensor, `[N, 1]` per channel and `[N, K/group_size]` per group.
+    per row), `scales` (`f32`, or `f16` with `scale_type = f16`: the scales
+    are rounded to half precision before the codes are chosen, as
+    llama.cpp's formats store them), and for asymmetric encodings `zeros`
+    (`i8` holding the unsigned zero point). Scales and zeros have shape
+    `[1, 1]` per tensor, `[N, 1]` per channel and `[N, K/group_size]` per
+    group.
 
     ```mlir
     #int4_g128 = #qnt.uniform<bits = 4, mode = asymmetric,
                               granularity = per_group, group_size = 128>
     #int8_channel = #qnt.uniform<bits = 8>
+    #int4_g32_half = #qnt.uniform<bits = 4, mode = asymmetric,
+                                  granularity = per_group, group_size = 32,
+                                  scale_type = f16>
     ```
   }];
   let parameters = (ins
     "int64_t":$bits,
     Qnt_ZeroPointModeParameter:$mode,
     Qnt_GranularityParameter:$granularity,
-    Qnt_GroupSizeParameter:$group_size
+    Qnt_GroupSizeParameter:$group_size,
+    Qnt_ScaleTypeParameter:$scale_type
   );
 }
 
@@ -67,7 +78,8 @@ def Qnt_MinifloatEncodingAttr
     Inf/NaN, max 57344).
 
     Components: `codes` (`i8`, `[N, ceil(K*(1+E+M)/8)]` bitstream) and
-    `scales` (`f32`, shaped by `granularity` as for `#qnt.uniform`).
+    `scales` (`f32` or, with `scale_type = f16`, `f16`; shaped by
+    `granularity` as for `#qnt.uniform`).
 
     ```mlir
     #e2m1_g32 = #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1,
@@ -81,7 +93,8 @@ def Qnt_MinifloatEncodingAttr
     DefaultValuedParameter<"::mlir::qnt::MinifloatSpecial",
         "::mlir::qnt::MinifloatSpecial::finite", "special values">:$special,
     Qnt_GranularityParameter:$granularity,
-    Qnt_GroupSizeParameter:$group_size
+    Qnt_GroupSizeParameter:$group_size,
+    Qnt_ScaleTypeParameter:$scale_type
   );
 }
 

@@ -84,6 +84,15 @@ def Qnt_MinifloatSpecial : I32EnumAttr<"MinifloatSpecial",
   let genSpecializedAttr = 0;
 }
 
+def Qnt_ScaleType : I32EnumAttr<"ScaleType",
+    "how an encoding stores its scales", [
+      I32EnumAttrCase<"f32", 0>,
+      I32EnumAttrCase<"f16", 1>
+    ]> {
+  let cppNamespace = "::mlir::qnt";
+  let genSpecializedAttr = 0;
+}
+
 def Qnt_ActivationGranularity : I32EnumAttr<"ActivationGranularity",
     "how activation scales are shared", [
       I32EnumAttrCase<"per_tensor", 0>,

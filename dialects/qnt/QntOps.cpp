@@ -188,8 +188,11 @@ LogicalResult LowRankAddOp::verify() {
 
 LogicalResult FakeQuantOp::verify() {
   RankedTensorType input = getInput().getType();
-  if (input.getRank() < 1 || !input.hasStaticShape())
-    return emitOpError("input must have a static shape, got ") << input;
+  // Leading (token) dimensions may be dynamic, as in an imported model;
+  // the channels may not (a noise vector spans them).
+  if (input.getRank() < 1 || input.isDynamicDim(input.getRank() - 1))
+    return emitOpError("input must have a static last dimension, got ")
+           << input;
   if (Value scale = getScale()) {
     if (getGranularity() != ActivationGranularity::per_tensor)
       return emitOpError("a static scale is only valid per tensor; per_token "

@@ -107,22 +107,37 @@ std::vector<float> awqCandidate(const EncodingSpec &spec, const float *w,
   return q;
 }
 
-double groupOutputLoss(const AwqGroup &group,
-                       const std::vector<std::vector<float>> &candidates) {
-  double loss = 0;
-  for (size_t i = 0; i < group.layers.size(); ++i) {
-    const WeightProblem &p = group.layers[i];
+/// The full Hessian of every layer of the group, checked present.
+static std::vector<Eigen::MatrixXd> groupHessians(const AwqGroup &group) {
+  std::vector<Eigen::MatrixXd> hessians;
+  for (const WeightProblem &p : group.layers) {
     if (!p.stats || p.stats->count == 0)
       throw std::invalid_argument("AWQ needs input statistics for layer '" +
                                   p.name + "'");
-    Eigen::MatrixXd h = p.stats->fullHessian();
+    hessians.push_back(p.stats->fullHessian());
+  }
+  return hessians;
+}
+
+/// groupOutputLoss with the Hessians formed once by the caller.
+static double outputLoss(const AwqGroup &group,
+                         const std::vector<Eigen::MatrixXd> &hessians,
+                         const std::vector<std::vector<float>> &candidates) {
+  double loss = 0;
+  for (size_t i = 0; i < group.layers.size(); ++i) {
+    const WeightProblem &p = group.layers[i];
     Eigen::Map<const RowMajorF> w(p.weight, p.rows, p.cols),
         q(candidates[i].data(), p.rows, p.cols);
     Eigen::MatrixXd d = (w - q).cast<double>();
-    loss += (d * h).cwiseProduct(d).sum() /
+    loss += (d * hessians[i]).cwiseProduct(d).sum() /
             (double(p.stats->count) * double(p.rows));
   }
   return loss;
+}
+
+double groupOutputLoss(const AwqGroup &group,
+                       const std::vector<std::vector<float>> &candidates) {
+  return outputLoss(group, groupHessians(group), candidates);
 }
 
 std::vector<float> tieScales(const std::vector<float> &scales,
@@ -160,6 +175,11 @@ AwqSearch searchAwqScales(const AwqGroup &group, const AwqOptions &options) {
   if (options.scaleGrid < 1)
     throw std::invalid_argument("AWQ: the scale grid needs at least 1 point");
   std::vector<float> meanAbs = first.stats->meanAbs();
+  // Without a module to run, the loss is the group's own output error:
+  // its Hessians are formed once for the whole grid.
+  std::vector<Eigen::MatrixXd> hessians;
+  if (!group.moduleLoss)
+    hessians = groupHessians(group);
   AwqSearch search;
   search.losses.reserve(options.scaleGrid);
   double best = std::numeric_limits<double>::infinity();
@@ -174,7 +194,7 @@ AwqSearch searchAwqScales(const AwqGroup &group, const AwqOptions &options) {
           awqCandidate(group.specs[l], p.weight, p.rows, p.cols, s));
     }
     double loss = group.moduleLoss ? group.moduleLoss(candidates)
-                                   : groupOutputLoss(group, candidates);
+                                   : outputLoss(group, hessians, candidates);
     search.losses.push_back(loss);
     // Strictly lower, as the reference: the first of equal losses wins.
     if (loss < best) {
@@ -254,12 +274,19 @@ std::vector<float> smoothQuantScales(const std::vector<float> &activationMax,
   return s;
 }
 
-std::vector<MethodResult> quantizeScaled(const AwqGroup &group,
-                                         const std::vector<float> &s,
-                                         const AwqOptions &options) {
+/// One spec and one clip flag per layer, each spec usable at the layer's K.
+static void checkGroupShape(const AwqGroup &group) {
   if (group.specs.size() != group.layers.size() ||
       group.clip.size() != group.layers.size())
     throw std::invalid_argument("AWQ: one spec and one clip flag per layer");
+  for (size_t l = 0; l < group.layers.size(); ++l)
+    (void)clipGroupWidth(group.specs[l], group.layers[l].cols);
+}
+
+std::vector<MethodResult> quantizeScaled(const AwqGroup &group,
+                                         const std::vector<float> &s,
+                                         const AwqOptions &options) {
+  checkGroupShape(group);
   std::vector<MethodResult> results;
   for (size_t l = 0; l < group.layers.size(); ++l) {
     const WeightProblem &p = group.layers[l];
@@ -306,11 +333,9 @@ std::vector<MethodResult> quantizeScaled(const AwqGroup &group,
 std::vector<MethodResult> runAWQ(const AwqGroup &group,
                                  const AwqOptions &options,
                                  AwqSearch *searchOut) {
-  if (group.specs.size() != group.layers.size() ||
-      group.clip.size() != group.layers.size())
-    throw std::invalid_argument("AWQ: one spec and one clip flag per layer");
-  for (size_t l = 0; l < group.layers.size(); ++l)
-    (void)clipGroupWidth(group.specs[l], group.layers[l].cols);
+  // What quantizeScaled would refuse is refused before the search, the
+  // expensive part.
+  checkGroupShape(group);
   AwqSearch search;
   if (options.searchScales)
     search = searchAwqScales(group, options);

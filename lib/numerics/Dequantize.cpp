@@ -69,7 +69,7 @@ struct Dequantizer {
     ScaleGroups groups(s.granularity, s.groupSize, rows, cols);
     std::vector<uint32_t> codes =
         unpackBits(c[0].bytes.data(), rows, cols, s.bits);
-    std::vector<float> scales = detail::bytesF32(c[1].bytes);
+    std::vector<float> scales = detail::floatValues(c[1]);
     std::vector<int> zeros =
         s.symmetric ? std::vector<int>(groups.count(), 1 << (s.bits - 1))
                     : uniformZeros(what, s, c[2].bytes);
@@ -91,7 +91,7 @@ struct Dequantizer {
       decoded[code] = decodeMinifloat(code, s);
     std::vector<uint32_t> codes =
         unpackBits(c[0].bytes.data(), rows, cols, bits);
-    std::vector<float> scales = detail::bytesF32(c[1].bytes);
+    std::vector<float> scales = detail::floatValues(c[1]);
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k)
@@ -112,8 +112,8 @@ struct Dequantizer {
         fail(what + ": code " + std::to_string(codes[i]) + " at flat index " +
              std::to_string(i) + " is out of range for " +
              std::to_string(s.codeBits) + "-bit codebooks");
-    std::vector<float> books = detail::bytesF32(c[1].bytes);
-    std::vector<float> scales = detail::bytesF32(c[2].bytes);
+    std::vector<float> books = detail::floatValues(c[1]);
+    std::vector<float> scales = detail::floatValues(c[2]);
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t j = 0; j < numGroups; ++j) {
@@ -131,9 +131,9 @@ struct Dequantizer {
   std::vector<float> operator()(const BinarySpec &s) const {
     ScaleGroups groups(s.granularity, s.groupSize, rows, cols);
     std::vector<uint32_t> bits = unpackBits(c[0].bytes.data(), rows, cols, 1);
-    std::vector<float> alphas = detail::bytesF32(c[1].bytes);
+    std::vector<float> alphas = detail::floatValues(c[1]);
     std::vector<float> mus =
-        s.withOffset ? detail::bytesF32(c[2].bytes) : std::vector<float>();
+        s.withOffset ? detail::floatValues(c[2]) : std::vector<float>();
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k) {
@@ -150,8 +150,8 @@ struct Dequantizer {
     ScaleGroups groups(s.granularity, s.groupSize, rows, cols);
     const int64_t numGroups = groups.count(), words = (cols + 31) / 32;
     std::vector<uint32_t> planes = detail::bytesU32(c[0].bytes);
-    std::vector<float> planeScales = detail::bytesF32(c[1].bytes);
-    std::vector<float> offsets = detail::bytesF32(c[2].bytes);
+    std::vector<float> planeScales = detail::floatValues(c[1]);
+    std::vector<float> offsets = detail::floatValues(c[2]);
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k) {
@@ -237,7 +237,7 @@ EncodedMatrix uniformToBitPlanes(const UniformSpec &uniform,
   const int64_t numGroups = groups.count(), words = (cols + 31) / 32;
   std::vector<uint32_t> codes =
       unpackBits(c[0].bytes.data(), rows, cols, uniform.bits);
-  std::vector<float> scales = detail::bytesF32(c[1].bytes);
+  std::vector<float> scales = detail::floatValues(c[1]);
   std::vector<int> zeros =
       uniform.symmetric ? std::vector<int>(numGroups, 1 << (uniform.bits - 1))
                         : uniformZeros(what, uniform, c[2].bytes);

@@ -25,6 +25,7 @@ int64_t dtypeBytes(DType t) {
   case DType::I8:
     return 1;
   case DType::I16:
+  case DType::F16:
     return 2;
   case DType::I32:
   case DType::F32:
@@ -41,10 +42,16 @@ const char *dtypeName(DType t) {
     return "i16";
   case DType::I32:
     return "i32";
+  case DType::F16:
+    return "f16";
   case DType::F32:
     return "f32";
   }
   return "<invalid dtype>";
+}
+
+static DType scaleDType(ScaleStorage storage) {
+  return storage == ScaleStorage::F16 ? DType::F16 : DType::F32;
 }
 
 int64_t ComponentLayout::numElements() const {
@@ -190,7 +197,7 @@ struct LayoutBuilder {
     ScaleGroups groups(s.granularity, s.groupSize, rows, cols);
     std::vector<ComponentLayout> out = {
         {"codes", DType::I8, {rows, packedRowBytes(cols, s.bits)}},
-        {"scales", DType::F32, groups.shape()}};
+        {"scales", scaleDType(s.scaleStorage), groups.shape()}};
     if (!s.symmetric)
       out.push_back({"zeros", DType::I8, groups.shape()});
     return out;
@@ -200,7 +207,7 @@ struct LayoutBuilder {
     ScaleGroups groups(s.granularity, s.groupSize, rows, cols);
     return {
         {"codes", DType::I8, {rows, packedRowBytes(cols, minifloatBits(s))}},
-        {"scales", DType::F32, groups.shape()}};
+        {"scales", scaleDType(s.scaleStorage), groups.shape()}};
   }
 
   std::vector<ComponentLayout> operator()(const CodebookSpec &s) const {
@@ -283,16 +290,22 @@ double bitsPerWeight(const EncodingSpec &spec, int64_t rows, int64_t cols) {
 namespace {
 
 struct Describer {
+  static std::string scaleSuffix(ScaleStorage storage) {
+    return storage == ScaleStorage::F16 ? " f16-scales" : "";
+  }
+
   std::string operator()(const UniformSpec &s) const {
     return "int" + std::to_string(s.bits) + (s.symmetric ? " sym " : " asym ") +
-           granularityName(s.granularity, s.groupSize);
+           granularityName(s.granularity, s.groupSize) +
+           scaleSuffix(s.scaleStorage);
   }
 
   std::string operator()(const MinifloatSpec &s) const {
     return "e" + std::to_string(s.exponentBits) + "m" +
            std::to_string(s.mantissaBits) +
            (s.special == MinifloatSpecial::Ocp ? "(ocp) " : " ") +
-           granularityName(s.granularity, s.groupSize);
+           granularityName(s.granularity, s.groupSize) +
+           scaleSuffix(s.scaleStorage);
   }
 
   std::string operator()(const CodebookSpec &s) const {

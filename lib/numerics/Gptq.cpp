@@ -44,12 +44,14 @@ public:
       maxq = float((1 << u->bits) - 1);
       granularity = u->granularity;
       groupSize = u->groupSize;
+      scaleStorage = u->scaleStorage;
     } else if (auto *m = std::get_if<MinifloatSpec>(&spec)) {
       minifloat = true;
       format = *m;
       formatMax = minifloatMax(*m);
       granularity = m->granularity;
       groupSize = m->groupSize;
+      scaleStorage = m->scaleStorage;
     } else {
       fail("GPTQ supports uniform integer and minifloat grids, not " +
            describe(spec));
@@ -68,11 +70,13 @@ public:
     return scale * (code - zero);
   }
 
-  /// Scale and zero for the values [lo, hi] (lo <= 0 <= hi).
+  /// Scale and zero for the values [lo, hi] (lo <= 0 <= hi); the scale as
+  /// the encoding stores it.
   void paramsForRange(float lo, float hi, float &scale, float &zero) const {
     if (minifloat) {
       float absmax = std::max(-lo, hi);
-      scale = absmax > 0 ? absmax / formatMax : 1.0f;
+      scale = storedScale(absmax > 0 ? absmax / formatMax : 1.0f,
+                          scaleStorage);
       zero = 0;
       return;
     }
@@ -80,7 +84,7 @@ public:
       float absmax = std::max(-lo, hi);
       if (absmax == 0)
         absmax = 1;
-      scale = 2 * absmax / maxq;
+      scale = storedScale(2 * absmax / maxq, scaleStorage);
       zero = (maxq + 1) / 2;
       return;
     }
@@ -88,8 +92,8 @@ public:
       lo = -1;
       hi = 1;
     }
-    scale = (hi - lo) / maxq;
-    zero = roundHalfEven(-lo / scale);
+    scale = storedScale((hi - lo) / maxq, scaleStorage);
+    zero = std::clamp(roundHalfEven(-lo / scale), 0.0f, maxq);
   }
 
   /// Parameters of the values value(c), c in [begin, end) (one row's
@@ -121,6 +125,7 @@ public:
 
   Granularity granularity = Granularity::PerChannel;
   int64_t groupSize = 0;
+  ScaleStorage scaleStorage = ScaleStorage::F32;
 
 private:
   template <typename ValueAt>

@@ -7,6 +7,8 @@
 
 #include "NumericsInternal.h"
 
+#include <Eigen/Core>
+
 #include <cstring>
 #include <stdexcept>
 
@@ -105,6 +107,34 @@ std::vector<float> bytesF32(const std::vector<uint8_t> &bytes) {
   std::vector<float> values(bits.size());
   for (size_t i = 0; i < bits.size(); ++i)
     std::memcpy(&values[i], &bits[i], 4);
+  return values;
+}
+
+std::vector<uint8_t> scaleBytes(const std::vector<float> &values,
+                                ScaleStorage storage) {
+  if (storage == ScaleStorage::F32)
+    return f32Bytes(values);
+  std::vector<uint8_t> bytes(values.size() * 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint16_t bits = Eigen::numext::bit_cast<uint16_t>(Eigen::half(values[i]));
+    bytes[2 * i] = static_cast<uint8_t>(bits);
+    bytes[2 * i + 1] = static_cast<uint8_t>(bits >> 8);
+  }
+  return bytes;
+}
+
+std::vector<float> floatValues(const Component &component) {
+  if (component.layout.dtype == DType::F32)
+    return bytesF32(component.bytes);
+  if (component.layout.dtype != DType::F16)
+    fail("component '" + component.layout.name + "' is " +
+         dtypeName(component.layout.dtype) + ", not a float type");
+  const std::vector<uint8_t> &bytes = component.bytes;
+  std::vector<float> values(bytes.size() / 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint16_t bits = uint16_t(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    values[i] = float(Eigen::numext::bit_cast<Eigen::half>(bits));
+  }
   return values;
 }
 

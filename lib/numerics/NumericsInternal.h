@@ -68,6 +68,11 @@ private:
 // byte so that the stored bytes do not depend on the host's endianness.
 std::vector<uint8_t> f32Bytes(const std::vector<float> &values);
 std::vector<float> bytesF32(const std::vector<uint8_t> &bytes);
+/// Scales in `storage` (f32, or f16 bits of values already representable).
+std::vector<uint8_t> scaleBytes(const std::vector<float> &values,
+                                ScaleStorage storage);
+/// The f32 values of a float component (F32 or F16).
+std::vector<float> floatValues(const Component &component);
 std::vector<uint8_t> u32Bytes(const std::vector<uint32_t> &values);
 std::vector<uint32_t> bytesU32(const std::vector<uint8_t> &bytes);
 std::vector<uint8_t> u16Bytes(const std::vector<uint32_t> &values);

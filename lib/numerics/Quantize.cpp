@@ -10,6 +10,8 @@
 
 #include "NumericsInternal.h"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +22,18 @@ namespace qnt::numerics {
 
 using detail::fail;
 using detail::ScaleGroups;
+
+float storedScale(float scale, ScaleStorage storage) {
+  if (storage == ScaleStorage::F32)
+    return scale;
+  // Half keeps 11 significant bits between 6.1e-5 and 65504.
+  constexpr float kHalfMax = 65504.0f, kHalfMinSubnormal = 5.9604645e-8f;
+  float magnitude = std::min(std::fabs(scale), kHalfMax);
+  float rounded = float(Eigen::half(magnitude));
+  if (scale != 0.0f && rounded == 0.0f)
+    rounded = kHalfMinSubnormal; // a scale must stay nonzero
+  return std::copysign(rounded, scale);
+}
 
 float roundHalfEven(float x) {
   // Explicit rather than std::nearbyint so that the result does not depend
@@ -117,6 +131,15 @@ EncodedMatrix assemble(const EncodingSpec &spec, int64_t rows, int64_t cols,
   return out;
 }
 
+/// The scales as `storage` holds them: the codes are chosen for these.
+std::vector<float> storedScales(const std::vector<float> &scales,
+                                ScaleStorage storage) {
+  std::vector<float> stored(scales.size());
+  for (size_t i = 0; i < scales.size(); ++i)
+    stored[i] = storedScale(scales[i], storage);
+  return stored;
+}
+
 /// quantizeWithParams for one (already verified) spec.
 struct ParamEncoder {
   const QuantParams &p;
@@ -131,6 +154,7 @@ struct ParamEncoder {
     want.zeros = s.symmetric ? 0 : groups.count();
     checkParamSizes(what, p, want);
     checkValues(what, "scales", p.scales, /*nonzero=*/true);
+    const std::vector<float> scales = storedScales(p.scales, s.scaleStorage);
     const int64_t qmax = (int64_t(1) << s.bits) - 1;
     const int64_t half = int64_t(1) << (s.bits - 1);
     std::vector<uint8_t> zeroBytes(p.zeros.size());
@@ -147,7 +171,7 @@ struct ParamEncoder {
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k) {
         const int64_t g = groups.of(n, k);
-        const float q = roundHalfEven(w[n * cols + k] / p.scales[g]);
+        const float q = roundHalfEven(w[n * cols + k] / scales[g]);
         const int64_t u =
             s.symmetric
                 ? clampToInt(q, -half, half - 1) + half
@@ -155,7 +179,8 @@ struct ParamEncoder {
         codes[n * cols + k] = static_cast<uint32_t>(u);
       }
     std::vector<std::vector<uint8_t>> payloads = {
-        packBits(codes, rows, cols, s.bits), detail::f32Bytes(p.scales)};
+        packBits(codes, rows, cols, s.bits),
+        detail::scaleBytes(scales, s.scaleStorage)};
     if (!s.symmetric)
       payloads.push_back(std::move(zeroBytes));
     return assemble(s, rows, cols, std::move(payloads));
@@ -167,14 +192,15 @@ struct ParamEncoder {
     want.scales = groups.count();
     checkParamSizes(what, p, want);
     checkValues(what, "scales", p.scales, /*nonzero=*/true);
+    const std::vector<float> scales = storedScales(p.scales, s.scaleStorage);
     std::vector<uint32_t> codes(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k)
         codes[n * cols + k] =
-            encodeMinifloat(w[n * cols + k] / p.scales[groups.of(n, k)], s);
+            encodeMinifloat(w[n * cols + k] / scales[groups.of(n, k)], s);
     return assemble(s, rows, cols,
                     {packBits(codes, rows, cols, minifloatBits(s)),
-                     detail::f32Bytes(p.scales)});
+                     detail::scaleBytes(scales, s.scaleStorage)});
   }
 
   EncodedMatrix operator()(const CodebookSpec &s) const {
@@ -367,7 +393,8 @@ QuantParams uniformRTNParams(const UniformSpec &s, const float *w, int64_t rows,
   for (const GroupRange &r : groupRanges(groups, w, rows, cols)) {
     if (s.symmetric) {
       float scale = r.absMax / static_cast<float>((1 << (s.bits - 1)) - 1);
-      p.scales.push_back(scale == 0.0f ? 1.0f : scale);
+      p.scales.push_back(
+          storedScale(scale == 0.0f ? 1.0f : scale, s.scaleStorage));
       continue;
     }
     // Widen the range to include 0 so that 0 is exactly representable.
@@ -375,6 +402,7 @@ QuantParams uniformRTNParams(const UniformSpec &s, const float *w, int64_t rows,
     float scale = (hi - lo) / static_cast<float>(qmax);
     if (scale == 0.0f)
       scale = 1.0f;
+    scale = storedScale(scale, s.scaleStorage);
     p.scales.push_back(scale);
     p.zeros.push_back(
         static_cast<float>(clampToInt(roundHalfEven(-lo / scale), 0, qmax)));
@@ -389,7 +417,8 @@ QuantParams minifloatRTNParams(const MinifloatSpec &s, const float *w,
   QuantParams p;
   for (const GroupRange &r : groupRanges(groups, w, rows, cols)) {
     float scale = r.absMax / top;
-    p.scales.push_back(scale == 0.0f ? 1.0f : scale);
+    p.scales.push_back(
+        storedScale(scale == 0.0f ? 1.0f : scale, s.scaleStorage));
   }
   return p;
 }

@@ -7,6 +7,8 @@
 
 #include "qnt/numerics/Encoding.h"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -66,6 +68,11 @@ EncodedMatrix randomEncoded(const EncodingSpec &spec, int64_t rows,
       for (int64_t i = 0; i < layout.numElements(); ++i) {
         float v = real(rng);
         std::memcpy(c.bytes.data() + 4 * i, &v, 4);
+      }
+    } else if (layout.dtype == DType::F16) {
+      for (int64_t i = 0; i < layout.numElements(); ++i) {
+        uint16_t bits = Eigen::numext::bit_cast<uint16_t>(Eigen::half(real(rng)));
+        std::memcpy(c.bytes.data() + 2 * i, &bits, 2);
       }
     } else {
       for (uint8_t &b : c.bytes)

@@ -60,6 +60,7 @@ struct QntMixedPrecisionPass
              << int64_t(lossSequences);
     config.moduleLossSequences = lossSequences;
     bool sym = symmetric;
+    nx::ScaleStorage scaleStorage = scaleType;
     NoiseModel model = noiseModel;
     double bitsPerWeight = budget;
     auto totalWeights = std::make_shared<int64_t>(0);
@@ -104,12 +105,16 @@ struct QntMixedPrecisionPass
           spec.granularity =
               g ? nx::Granularity::PerGroup : nx::Granularity::PerChannel;
           spec.groupSize = g;
+          spec.scaleStorage = scaleStorage;
           if (!nx::verifySpec(spec, p.rows, p.cols).empty())
             continue;
           LayerOption o;
           o.settings = "bits=" + std::to_string(b) +
                        (g ? ":group-size=" + std::to_string(g)
-                          : std::string(":granularity=per-channel"));
+                          : std::string(":granularity=per-channel")) +
+                       (scaleStorage == nx::ScaleStorage::F16
+                            ? ":scale-type=f16"
+                            : "");
           o.encoding = nx::describe(spec);
           o.rows = p.rows;
           o.cols = p.cols;

@@ -98,6 +98,8 @@ io::DType toFileDType(nx::DType dtype) {
     return io::DType::I16;
   case nx::DType::I32:
     return io::DType::I32;
+  case nx::DType::F16:
+    return io::DType::F16;
   case nx::DType::F32:
     return io::DType::F32;
   }
@@ -128,7 +130,8 @@ std::string buildSpec(const WeightMethodConfig &g, nx::EncodingSpec &spec) {
   if (g.format == "int") {
     if (g.bits < 2 || g.bits > 8)
       return "bits must be in 2..8, got " + std::to_string(g.bits);
-    spec = nx::UniformSpec{int(g.bits), g.symmetric, granularity, group};
+    spec = nx::UniformSpec{int(g.bits), g.symmetric, granularity, group,
+                           g.scaleStorage};
     return "";
   }
   struct MinifloatFormat {
@@ -155,7 +158,7 @@ std::string buildSpec(const WeightMethodConfig &g, nx::EncodingSpec &spec) {
              "with format=" +
              g.format;
     spec = nx::MinifloatSpec{f.exponent, f.mantissa, f.special, granularity,
-                             group};
+                             group, g.scaleStorage};
     return "";
   }
   return "unknown format '" + g.format +
@@ -346,6 +349,11 @@ WeightMethodDriver::Impl::settingsFor(const WeightSite &site) {
       g.symmetricGiven = true;
     } else if (key == "format") {
       g.format = value;
+    } else if (key == "scale-type") {
+      if (value != "f32" && value != "f16")
+        return false;
+      g.scaleStorage =
+          value == "f16" ? nx::ScaleStorage::F16 : nx::ScaleStorage::F32;
     } else {
       settings.methodOptions[key] = value;
     }
@@ -855,6 +863,8 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
     report.bitsPerWeight += 32.0 / double(p.cols); // one f32 per row
     report.encoding += " + bias";
   }
+  if (config.actBits > 0)
+    report.encoding += " a" + std::to_string(config.actBits);
   if (p.lowRank) {
     report.bitsPerWeight +=
         double(nx::lowRankStorageBits(p.rows, p.cols, p.lowRank->rank,
@@ -872,6 +882,20 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
                               smoothed);
   // The plan has been followed.
   matmul->removeAttr(kLayerSettingsAttrName);
+  if (config.actBits > 0) {
+    // The matmul's own input (after any smoothing or gather) is what the
+    // deployed kernel would quantize.
+    OpBuilder b(matmul);
+    Value in = matmul->getOperand(0);
+    MLIRContext *ctx = b.getContext();
+    Value quantized = FakeQuantOp::create(
+        b, loc, in.getType(), in, /*scale=*/Value(), /*noise=*/Value(),
+        b.getI64IntegerAttr(config.actBits),
+        ActivationGranularityAttr::get(
+            ctx, config.actPerToken ? ActivationGranularity::per_token
+                                    : ActivationGranularity::per_tensor));
+    matmul->setOperand(0, quantized);
+  }
   // The bias goes first so that LoRC's add lands between the matmul and it.
   if (config.biasCorrection &&
       failed(emitBiasCorrection(p, result, matmul, loc)))
@@ -1047,6 +1071,9 @@ WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
            << "'; expected ragged, per-channel or error";
   if (config.biasCorrection)
     config.needsStatistics = true;
+  if (config.actBits != 0 && (config.actBits < 2 || config.actBits > 16))
+    return module.emitError(pass + ": act-bits must be 0 or in 2..16, got ")
+           << config.actBits;
   if (config.lorcRank < 0)
     return module.emitError(pass + ": lorc-rank must be >= 0, got ")
            << config.lorcRank;

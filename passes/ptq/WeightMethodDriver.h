@@ -54,6 +54,8 @@ struct WeightMethodConfig {
   bool groupSizeGiven = false;
   bool symmetric = false;
   bool symmetricGiven = false;
+  ::qnt::numerics::ScaleStorage scaleStorage =
+      ::qnt::numerics::ScaleStorage::F32;
   /// ragged | per-channel | error.
   std::string indivisibleGroups = "ragged";
   std::string output;
@@ -74,6 +76,10 @@ struct WeightMethodConfig {
       ::qnt::numerics::FactorFormat::Int8;
   /// Adds E[x] (W - Q)^T after each quantized matmul (needs input means).
   bool biasCorrection = false;
+  /// Activation fake-quantization of each quantized layer's input (0: none)
+  /// and its scale granularity (an ActivationGranularity value).
+  int64_t actBits = 0;
+  bool actPerToken = true;
 };
 
 /// The WeightMethodConfig of the weight-method pass whose member function
@@ -91,6 +97,7 @@ struct WeightMethodConfig {
     c.groupSizeGiven = groupSize.getNumOccurrences() > 0;                      \
     c.symmetric = symmetric;                                                   \
     c.symmetricGiven = symmetric.getNumOccurrences() > 0;                      \
+    c.scaleStorage = scaleType;                                                \
     c.indivisibleGroups = indivisibleGroups;                                   \
     c.output = output;                                                         \
     c.layers = layers;                                                         \
@@ -102,6 +109,9 @@ struct WeightMethodConfig {
     c.lorcRank = lorcRank;                                                     \
     c.lorcFactors = lorcFactors;                                               \
     c.biasCorrection = biasCorrection;                                         \
+    c.actBits = actBits;                                                       \
+    c.actPerToken =                                                            \
+        actGranularity == ::mlir::qnt::ActivationGranularity::per_token;      \
     return c;                                                                  \
   }())
 

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/numerics/Awq.h"
+#include "support/Specs.h"
 
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
@@ -49,13 +50,9 @@ LayerStatistics statisticsOf(const RowMajorF &x) {
   return stats;
 }
 
+/// The asymmetric grids AWQ is run with.
 UniformSpec uniform(int bits, int64_t groupSize) {
-  UniformSpec s;
-  s.bits = bits;
-  s.symmetric = false;
-  s.granularity = groupSize ? Granularity::PerGroup : Granularity::PerChannel;
-  s.groupSize = groupSize;
-  return s;
+  return ::qnt::testing::uniformSpec(bits, /*symmetric=*/false, groupSize);
 }
 
 /// mean((X W^T - X Wq^T)^2) computed from X.

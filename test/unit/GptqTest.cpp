@@ -9,6 +9,7 @@
 
 #include "qnt/io/StatisticsFile.h"
 #include "qnt/numerics/Gptq.h"
+#include "support/Specs.h"
 
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
@@ -24,14 +25,7 @@ namespace {
 using RowMajorD =
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-UniformSpec uniformSpec(int bits, bool symmetric, int64_t groupSize) {
-  UniformSpec s;
-  s.bits = bits;
-  s.symmetric = symmetric;
-  s.granularity = groupSize ? Granularity::PerGroup : Granularity::PerChannel;
-  s.groupSize = groupSize;
-  return s;
-}
+using ::qnt::testing::uniformSpec;
 
 /// Activations X [tokens, k]: independent, correlated (a random mixing of
 /// a few latent factors plus noise) or heavy-tailed with outlier channels.

@@ -136,21 +136,26 @@ TEST(GpuMatmulCompile, EmitsCubinsForSm80AndSm90) {
     GTEST_SKIP() << "no CUDA toolkit (ptxas) was found at configure time";
   Context c;
   Builder b(c.ctx.get());
-  nx::EncodingSpec spec = nx::UniformSpec{4, false, nx::Granularity::PerGroup,
-                                          128};
-  GpuMatmulProblem problem{mlir::qnt::encodingFromSpec(c.ctx.get(), spec),
-                           256, 512, b.getF16Type(), b.getF16Type()};
-  for (const char *chip : {"sm_80", "sm_90"}) {
-    auto program =
-        GpuMatmulProgram::compile(problem, chip, b.getUnknownLoc());
-    ASSERT_TRUE(succeeded(program)) << c.diagnostics;
-    // Five GEMV row variants and the GEMM, in one ELF image.
-    EXPECT_EQ(program->kernels().size(), 6u);
-    ASSERT_GT(program->image().size(), 4u);
-    EXPECT_EQ(program->image().substr(0, 4), "\x7f" "ELF") << chip;
-    for (size_t i = 0; i < program->kernels().size(); ++i)
-      EXPECT_NE(program->image().find(GpuMatmulProgram::kernelName(i)),
-                std::string::npos);
+  // f32 scales, and f16 scales (widened in the kernel).
+  for (nx::EncodingSpec spec :
+       {nx::EncodingSpec(
+            nx::UniformSpec{4, false, nx::Granularity::PerGroup, 128}),
+        nx::EncodingSpec(nx::UniformSpec{4, false, nx::Granularity::PerGroup,
+                                         32, nx::ScaleStorage::F16})}) {
+    GpuMatmulProblem problem{mlir::qnt::encodingFromSpec(c.ctx.get(), spec),
+                             256, 512, b.getF16Type(), b.getF16Type()};
+    for (const char *chip : {"sm_80", "sm_90"}) {
+      auto program =
+          GpuMatmulProgram::compile(problem, chip, b.getUnknownLoc());
+      ASSERT_TRUE(succeeded(program)) << c.diagnostics;
+      // Five GEMV row variants and the GEMM, in one ELF image.
+      EXPECT_EQ(program->kernels().size(), 6u);
+      ASSERT_GT(program->image().size(), 4u);
+      EXPECT_EQ(program->image().substr(0, 4), "\x7f" "ELF") << chip;
+      for (size_t i = 0; i < program->kernels().size(); ++i)
+        EXPECT_NE(program->image().find(GpuMatmulProgram::kernelName(i)),
+                  std::string::npos);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "qnt/numerics/Encoding.h"
 
+#include <Eigen/Core>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -1279,6 +1280,82 @@ TEST(Dequantize, RejectsMismatchedComponents) {
       },
       "uniformToBitPlanes(int4 sym per-channel): expected 2 "
       "components, got 3");
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Half-precision scales
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+TEST(HalfScales, StoredScaleRoundsToHalf) {
+  EXPECT_EQ(storedScale(0.1f, ScaleStorage::F32), 0.1f);
+  // 0.1 in half: 0x2E66 = 1638 / 16384.
+  EXPECT_EQ(storedScale(0.1f, ScaleStorage::F16), 1638.0f / 16384.0f);
+  EXPECT_EQ(storedScale(-0.1f, ScaleStorage::F16), -1638.0f / 16384.0f);
+  EXPECT_EQ(storedScale(1e6f, ScaleStorage::F16), 65504.0f);
+  // A scale below the smallest half subnormal stays positive.
+  EXPECT_GT(storedScale(1e-9f, ScaleStorage::F16), 0.0f);
+  for (float v : {3.0f, 0.5f, 6.103515625e-05f})
+    EXPECT_EQ(storedScale(v, ScaleStorage::F16), v); // representable
+}
+
+TEST(HalfScales, LayoutAndBitsPerWeight) {
+  UniformSpec u{4, false, Granularity::PerGroup, 32, ScaleStorage::F16};
+  std::vector<ComponentLayout> layout = componentLayout(u, 8, 64);
+  ASSERT_EQ(layout.size(), 3u);
+  EXPECT_EQ(layout[1].name, "scales");
+  EXPECT_EQ(layout[1].dtype, DType::F16);
+  EXPECT_EQ(layout[1].numBytes(), 8 * 2 * 2);
+  // 4 bits of code plus (16 + 8) bits of scale and zero per 32 weights.
+  EXPECT_DOUBLE_EQ(bitsPerWeight(u, 8, 64), 4.75);
+  MinifloatSpec m{2, 1, MinifloatSpecial::Finite, Granularity::PerGroup, 32,
+                  ScaleStorage::F16};
+  EXPECT_DOUBLE_EQ(bitsPerWeight(m, 8, 64), 4.5);
+  EXPECT_EQ(describe(u), "int4 asym g32 f16-scales");
+  EXPECT_EQ(dtypeBytes(DType::F16), 2);
+  EXPECT_STREQ(dtypeName(DType::F16), "f16");
+}
+
+TEST(HalfScales, CodesAreChosenForTheStoredScale) {
+  // With scale 0.1, 0.25 / 0.1 = 2.5 rounds (to even) to 2; the stored
+  // half scale is 0.09997..., for which 0.25 is code 3 (2.5006).
+  UniformSpec u{4, true, Granularity::PerChannel, 0, ScaleStorage::F16};
+  QuantParams params;
+  params.scales = {0.1f};
+  std::vector<float> w = {0.25f, -0.1f, 0.0f, 0.3f};
+  EncodedMatrix encoded = quantizeWithParams(u, params, w.data(), 1, 4);
+  std::vector<float> back = dequantize(u, encoded);
+  float half = storedScale(0.1f, ScaleStorage::F16);
+  EXPECT_EQ(back[0], 3 * half);
+  EXPECT_EQ(back[1], -1 * half);
+  EXPECT_EQ(back[3], 3 * half);
+  // RTN stores half scales, and its dequantized weights are codes times
+  // exactly those scales.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> big(16 * 64);
+  for (float &v : big)
+    v = normal(rng);
+  UniformSpec g{3, true, Granularity::PerGroup, 32, ScaleStorage::F16};
+  EncodedMatrix rtn = quantizeRTN(g, big.data(), 16, 64);
+  const Component &scales = rtn.components[1];
+  ASSERT_EQ(scales.layout.dtype, DType::F16);
+  std::vector<float> q = dequantize(g, rtn);
+  for (int64_t n = 0; n < 16; ++n)
+    for (int64_t j = 0; j < 2; ++j) {
+      uint16_t bits;
+      std::memcpy(&bits, scales.bytes.data() + 2 * (n * 2 + j), 2);
+      float scale = float(Eigen::numext::bit_cast<Eigen::half>(bits));
+      for (int64_t k = 32 * j; k < 32 * (j + 1); ++k) {
+        float code = q[n * 64 + k] / scale;
+        EXPECT_EQ(code, std::round(code)) << n << " " << k;
+        EXPECT_LE(std::fabs(big[n * 64 + k] - q[n * 64 + k]),
+                  0.5f * scale * 1.0001f + 1e-7f);
+      }
+    }
 }
 
 } // namespace

@@ -35,6 +35,14 @@ namespace qnt::numerics {
 ///                every row is shorter: "ragged" groups)
 enum class Granularity { PerTensor, PerChannel, PerGroup };
 
+/// How scales are stored: f32, or rounded to IEEE half (f16) before the
+/// codes are chosen, so that what is stored is what was optimized.
+enum class ScaleStorage { F32, F16 };
+
+/// `scale` as `storage` holds it (f16: rounded to nearest even, clamped to
+/// the largest finite half; a positive scale stays positive).
+float storedScale(float scale, ScaleStorage storage);
+
 /// Uniform integer: value = scale * (u - zero), u in [0, 2^bits - 1].
 /// Symmetric encodings store no zeros; their zero is implicitly 2^(bits-1),
 /// so u - 2^(bits-1) ranges over [-2^(bits-1), 2^(bits-1) - 1].
@@ -43,6 +51,7 @@ struct UniformSpec {
   bool symmetric = true;
   Granularity granularity = Granularity::PerChannel;
   int64_t groupSize = 0;   // > 0 iff granularity == PerGroup
+  ScaleStorage scaleStorage = ScaleStorage::F32;
 };
 
 /// Special-value handling of a minifloat format.
@@ -59,6 +68,7 @@ struct MinifloatSpec {
   MinifloatSpecial special = MinifloatSpecial::Finite;
   Granularity granularity = Granularity::PerGroup;
   int64_t groupSize = 32;
+  ScaleStorage scaleStorage = ScaleStorage::F32;
 };
 
 /// Additive codebooks (AQLM): for row n and input group j (groupSize inputs),
@@ -115,7 +125,7 @@ struct SalientSpec {
 
 /// Element type of one storage component. Integer components are raw bits:
 /// their interpretation (unsigned codes, packed bitstreams) is per encoding.
-enum class DType { I8, I16, I32, F32 };
+enum class DType { I8, I16, I32, F16, F32 };
 
 int64_t dtypeBytes(DType t);
 const char *dtypeName(DType t);

@@ -724,18 +724,18 @@ func.func @fake_quant_noise_type(%x: tensor<4x8xf32>, %n: tensor<8xbf16>) -> ten
 
 // -----
 
-// A dynamic input.
-func.func @fake_quant_dynamic(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
-  // expected-error@+1 {{'qnt.fake_quant' op input must have a static shape, got 'tensor<?x8xf32>'}}
-  %y = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<?x8xf32>
-  return %y : tensor<?x8xf32>
+// Dynamic channels (dynamic tokens are fine).
+func.func @fake_quant_dynamic(%x: tensor<8x?xf32>) -> tensor<8x?xf32> {
+  // expected-error@+1 {{'qnt.fake_quant' op input must have a static last dimension, got 'tensor<8x?xf32>'}}
+  %y = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<8x?xf32>
+  return %y : tensor<8x?xf32>
 }
 
 // -----
 
 // A 0-d input.
 func.func @fake_quant_scalar(%x: tensor<f32>) -> tensor<f32> {
-  // expected-error@+1 {{'qnt.fake_quant' op input must have a static shape, got 'tensor<f32>'}}
+  // expected-error@+1 {{'qnt.fake_quant' op input must have a static last dimension, got 'tensor<f32>'}}
   %y = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_tensor>} : tensor<f32>
   return %y : tensor<f32>
 }
@@ -816,4 +816,20 @@ func.func @huge_codebooks(%c: tensor<4x1x64xi16>, %b: tensor<1x1xf32>, %s: tenso
   // expected-error@+1 {{'qnt.dequant' op storage component 'codebooks' (64x65536x1099511627776 f32) overflows 64-bit byte sizes}}
   %w = qnt.dequant #qnt.codebook<num_codebooks = 64, code_bits = 16, group_size = 1099511627776>(%c, %b, %s) : (tensor<4x1x64xi16>, tensor<1x1xf32>, tensor<4x1xf32>) -> tensor<4x1099511627776xf32>
   return %w : tensor<4x1099511627776xf32>
+}
+
+// -----
+
+// An unknown scale type.
+// expected-error@+2 {{expected one of [f32, f16] for how an encoding stores its scales, got: bf16}}
+// expected-error@+1 {{failed to parse Qnt_UniformEncodingAttr parameter 'scale_type'}}
+#bad = #qnt.uniform<bits = 4, scale_type = bf16>
+
+// -----
+
+// Half-precision scales must be given as f16.
+func.func @half_scales_as_f32(%c: tensor<4x32xi8>, %s: tensor<4x1xf32>) -> tensor<4x64xf32> {
+  // expected-error@+1 {{'qnt.dequant' op component #1 ('scales') of a 4x64 weight must be 'tensor<4x1xf16>', got 'tensor<4x1xf32>'}}
+  %w = qnt.dequant #qnt.uniform<bits = 4, scale_type = f16>(%c, %s) : (tensor<4x32xi8>, tensor<4x1xf32>) -> tensor<4x64xf32>
+  return %w : tensor<4x64xf32>
 }

@@ -5,6 +5,16 @@
 
 // All weights below are 4x64 (N = 4 output channels, K = 64 inputs).
 
+// Half-precision scales: the scales component is f16.
+// CHECK-LABEL: func.func @uniform_half_scales
+// CHECK: qnt.dequant #qnt.uniform<bits = 4, mode = asymmetric, granularity = per_group, group_size = 32, scale_type = f16>(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<4x32xi8>, tensor<4x2xf16>, tensor<4x2xi8>) -> tensor<4x64xf32>
+// CHECK: qnt.dequant #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1, granularity = per_group, group_size = 32, scale_type = f16>(%{{.*}}, %{{.*}}) : (tensor<4x32xi8>, tensor<4x2xf16>) -> tensor<4x64xf32>
+func.func @uniform_half_scales(%codes: tensor<4x32xi8>, %scales: tensor<4x2xf16>, %zeros: tensor<4x2xi8>) -> (tensor<4x64xf32>, tensor<4x64xf32>) {
+  %w = qnt.dequant #qnt.uniform<bits = 4, mode = asymmetric, granularity = per_group, group_size = 32, scale_type = f16>(%codes, %scales, %zeros) : (tensor<4x32xi8>, tensor<4x2xf16>, tensor<4x2xi8>) -> tensor<4x64xf32>
+  %m = qnt.dequant #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1, granularity = per_group, group_size = 32, scale_type = f16>(%codes, %scales) : (tensor<4x32xi8>, tensor<4x2xf16>) -> tensor<4x64xf32>
+  return %w, %m : tensor<4x64xf32>, tensor<4x64xf32>
+}
+
 // Uniform int4, asymmetric, per channel: codes [4, 32] i8, scales and zeros [4, 1].
 // CHECK-LABEL: func.func @uniform_int4_asym_channel
 // CHECK: qnt.dequant #qnt.uniform<bits = 4, mode = asymmetric>(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<4x32xi8>, tensor<4x1xf32>, tensor<4x1xi8>) -> tensor<4x64xf32>

@@ -520,3 +520,20 @@ func.func @param_and_observe_kept(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tens
   %w = qnt.param "w" : tensor<2x8xf32>
   return %y, %w : tensor<4x8xf32>, tensor<2x8xf32>
 }
+
+// -----
+
+// fake_quant per token with a dynamic token count (an imported model's
+// activations): the per-token maxima and the result take their row count
+// from the input.
+// CHECK-LABEL: func.func @fake_quant_dynamic_tokens
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x8xf32>)
+// CHECK: %[[ROWS:.*]] = tensor.dim %[[X]], %{{.*}} : tensor<?x8xf32>
+// CHECK: tensor.empty(%[[ROWS]]) : tensor<?xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[X]] : tensor<?x8xf32>) outs(%{{.*}} : tensor<?xf32>)
+// CHECK: %[[Y:.*]] = linalg.generic {{.*}} ins(%[[X]], %{{.*}} : tensor<?x8xf32>, tensor<?xf32>) outs(%{{.*}} : tensor<?x8xf32>)
+// CHECK: return %[[Y]]
+func.func @fake_quant_dynamic_tokens(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %y = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
