@@ -253,8 +253,9 @@ def main():
                 "calibration protocol, and `quant-run --perplexity` scores it on "
                 f"`{os.path.relpath(args.text, ROOT)}` "
                 f"(fp32: {FLOAT_PPL}). Bits per weight are those of the decoder "
-                "linears, every stored part counted (codes, f32 scales, 8-bit "
-                "zeros, LoRC factors). \"official\" is the figure of the "
+                "linears, every stored part counted (codes, f32 or f16 "
+                "scales, 8-bit zeros, LoRC factors, bias corrections). "
+                "\"official\" is the figure of the "
                 "official implementation with the same settings "
                 "(REFERENCE_RESULTS.md).\n\n")
         if plotted:
