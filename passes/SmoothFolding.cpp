@@ -2,7 +2,6 @@
 
 #include "passes/SmoothFolding.h"
 #include "dialects/qnt/QntDialect.h"
-
 #include "passes/ParamRewriter.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -81,6 +80,10 @@ std::optional<SmoothFoldSite> linearSite(Value v, std::string *whyNot) {
   return site;
 }
 
+/// True if every dimension of `type` but the first (the tokens) is static.
+bool staticTrailingDims(RankedTensorType type) {
+  return llvm::none_of(type.getShape().drop_front(), ShapedType::isDynamic);
+}
 
 /// The operand of `generic` whose block argument is `arg`, or null.
 OpOperand *operandOf(linalg::GenericOp generic, Value arg) {
@@ -157,23 +160,20 @@ linalg::MatmulOp valueProjection(Value v, std::string *whyNot) {
 /// reads.
 std::optional<SmoothFoldSite> attentionSite(tensor::CollapseShapeOp collapse,
                                             std::string *whyNot) {
-  auto fail = [&](const char *reason) -> std::optional<SmoothFoldSite> {
-    if (whyNot)
-      *whyNot = reason;
+  auto reject = [&](const char *reason) -> std::optional<SmoothFoldSite> {
+    fail(whyNot, reason);
     return std::nullopt;
   };
   RankedTensorType srcType = collapse.getSrcType();
   auto reassociation = collapse.getReassociationIndices();
   if (collapse.getResultType().getRank() != 2 || reassociation.size() != 2 ||
-      reassociation.front().size() != 1 ||
-      !llvm::all_of(srcType.getShape().drop_front(),
-                    [](int64_t d) { return !ShapedType::isDynamic(d); }))
-    return fail("the input is a reshape that does not flatten static "
+      reassociation.front().size() != 1 || !staticTrailingDims(srcType))
+    return reject("the input is a reshape that does not flatten static "
                 "trailing dimensions");
   auto generic = collapse.getSrc().getDefiningOp<linalg::GenericOp>();
   if (!generic || !collapse.getSrc().hasOneUse() ||
       generic.getNumDpsInits() != 1 || !isZeroFill(generic.getDpsInits()[0]))
-    return fail("the input is a reshape of something other than a "
+    return reject("the input is a reshape of something other than a "
                 "zero-initialized contraction (attention's P V)");
   // The body must accumulate out + (factors) * v with v one operand's
   // element: linear in that operand.
@@ -182,7 +182,7 @@ std::optional<SmoothFoldSite> attentionSite(tensor::CollapseShapeOp collapse,
   auto add = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
   Value out = body.getArguments().back();
   if (!add || (add.getLhs() != out && add.getRhs() != out))
-    return fail("the contraction does not accumulate a sum");
+    return reject("the contraction does not accumulate a sum");
   Value term = add.getLhs() == out ? add.getRhs() : add.getLhs();
   SmallVector<Value> factors;
   productFactors(term, factors);
@@ -190,7 +190,7 @@ std::optional<SmoothFoldSite> attentionSite(tensor::CollapseShapeOp collapse,
   AffineMap outMap = generic.getIndexingMapsArray().back();
   if (!outMap.isProjectedPermutation() ||
       outMap.getNumResults() != srcType.getRank())
-    return fail("the contraction's output is not indexed by loops");
+    return reject("the contraction's output is not indexed by loops");
   std::string reason =
       "no operand of the contraction is attention's values";
   for (Value factor : factors) {
@@ -202,8 +202,7 @@ std::optional<SmoothFoldSite> attentionSite(tensor::CollapseShapeOp collapse,
     auto vType = dyn_cast<RankedTensorType>(operand->get().getType());
     if (!vType || !vMap.isProjectedPermutation() ||
         vMap.getNumResults() != vType.getRank() || vType.getRank() < 2 ||
-        !llvm::all_of(vType.getShape().drop_front(),
-                      [](int64_t d) { return !ShapedType::isDynamic(d); }))
+        !staticTrailingDims(vType))
       continue;
     // Each value channel (V's trailing dimensions) must be fixed by the
     // output channel (the output's trailing dimensions).
@@ -251,7 +250,7 @@ std::optional<SmoothFoldSite> attentionSite(tensor::CollapseShapeOp collapse,
                         projection, std::move(rowOfChannel)};
     return site;
   }
-  return fail(reason.c_str());
+  return reject(reason.c_str());
 }
 
 } // namespace
@@ -342,9 +341,8 @@ LogicalResult foldIntoGain(const SmoothFoldSite &site, ArrayRef<float> scale,
     return failure();
   if (gain->size() != scale.size())
     return linalg::GenericOp(site.norm).emitOpError()
-           << data.getPassName() << ": the gain has "
-           << gain->size() << " channels, the smoothing vector "
-           << scale.size();
+           << data.getPassName() << ": the gain has " << gain->size()
+           << " channels, the smoothing vector " << scale.size();
   for (size_t k = 0; k < scale.size(); ++k)
     (*gain)[k] /= scale[k];
   FailureOr<Value> folded =
@@ -367,9 +365,8 @@ FailureOr<std::vector<float>> rowScales(const SmoothFoldSite &site,
   if (site.rowOfChannel.empty()) {
     if (rows != int64_t(scale.size()))
       return smooth.emitOpError()
-           << data.getPassName() << ": the producing weight has "
-             << rows << " rows, the smoothing vector " << scale.size()
-             << " entries";
+             << data.getPassName() << ": the producing weight has " << rows
+             << " rows, the smoothing vector " << scale.size() << " entries";
     return std::vector<float>(scale.begin(), scale.end());
   }
   if (site.rowOfChannel.size() != scale.size())
@@ -382,14 +379,14 @@ FailureOr<std::vector<float>> rowScales(const SmoothFoldSite &site,
   for (auto [channel, row] : llvm::enumerate(site.rowOfChannel)) {
     if (row < 0 || row >= rows)
       return smooth.emitOpError()
-           << data.getPassName() << ": channel "
-             << channel << " reads weight row " << row << " of " << rows;
+             << data.getPassName() << ": channel " << channel
+             << " reads weight row " << row << " of " << rows;
     if (firstChannel[row] < 0) {
       firstChannel[row] = channel;
       perRow[row] = scale[channel];
     } else if (perRow[row] != scale[channel]) {
       return smooth.emitOpError()
-           << data.getPassName() << ": cannot fold: channels "
+             << data.getPassName() << ": cannot fold: channels "
              << firstChannel[row] << " and " << channel
              << " read the same value row " << row
              << " (attention heads sharing a KV head) but are divided by "

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/numerics/Awq.h"
+#include "qnt/numerics/Equalization.h"
 
 #include <Eigen/Dense>
 
@@ -259,9 +260,10 @@ std::vector<float> smoothQuantScales(const std::vector<float> &activationMax,
                                   "' has K = " + std::to_string(p.cols) +
                                   ", its statistics " +
                                   std::to_string(activationMax.size()));
-    for (int64_t n = 0; n < p.rows; ++n)
-      for (int64_t k = 0; k < p.cols; ++k)
-        weightMax[k] = std::max(weightMax[k], std::fabs(p.weight[n * p.cols + k]));
+    std::vector<float> columns =
+        columnRanges(p.weight, p.rows, p.cols, /*rowOfColumn=*/{}, p.cols);
+    for (int64_t k = 0; k < p.cols; ++k)
+      weightMax[k] = std::max(weightMax[k], columns[k]);
   }
   std::vector<float> s(activationMax.size(), 1.0f);
   for (size_t k = 0; k < s.size(); ++k) {

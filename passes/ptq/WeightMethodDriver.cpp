@@ -288,6 +288,9 @@ struct WeightMethodDriver::Impl {
   LogicalResult emitBiasCorrection(const Prepared &p,
                                    const nx::MethodResult &result,
                                    Operation *matmul, Location loc);
+  /// Activation quantization (config.actBits): a qnt.fake_quant of
+  /// `matmul`'s input.
+  void emitActivationQuant(Operation *matmul, Location loc);
 };
 
 LogicalResult WeightMethodDriver::Impl::parseOverrides() {
@@ -739,6 +742,21 @@ LogicalResult WeightMethodDriver::Impl::emitBiasCorrection(
   return success();
 }
 
+void WeightMethodDriver::Impl::emitActivationQuant(Operation *matmul,
+                                                   Location loc) {
+  // The matmul's own input (after any smoothing or gather) is what the
+  // deployed kernel would quantize.
+  OpBuilder b(matmul);
+  Value in = matmul->getOperand(0);
+  auto granularity = config.actPerToken ? ActivationGranularity::per_token
+                                        : ActivationGranularity::per_tensor;
+  Value quantized = FakeQuantOp::create(
+      b, loc, in.getType(), in, /*scale=*/Value(), /*noise=*/Value(),
+      b.getI64IntegerAttr(config.actBits),
+      ActivationGranularityAttr::get(b.getContext(), granularity));
+  matmul->setOperand(0, quantized);
+}
+
 FailureOr<WeightMethodDriver::Impl::Prepared>
 WeightMethodDriver::Impl::prepare(const WeightSite &site,
                                   const StatisticsMap *stats) {
@@ -882,20 +900,8 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
                               smoothed);
   // The plan has been followed.
   matmul->removeAttr(kLayerSettingsAttrName);
-  if (config.actBits > 0) {
-    // The matmul's own input (after any smoothing or gather) is what the
-    // deployed kernel would quantize.
-    OpBuilder b(matmul);
-    Value in = matmul->getOperand(0);
-    MLIRContext *ctx = b.getContext();
-    Value quantized = FakeQuantOp::create(
-        b, loc, in.getType(), in, /*scale=*/Value(), /*noise=*/Value(),
-        b.getI64IntegerAttr(config.actBits),
-        ActivationGranularityAttr::get(
-            ctx, config.actPerToken ? ActivationGranularity::per_token
-                                    : ActivationGranularity::per_tensor));
-    matmul->setOperand(0, quantized);
-  }
+  if (config.actBits > 0)
+    emitActivationQuant(matmul, loc);
   // The bias goes first so that LoRC's add lands between the matmul and it.
   if (config.biasCorrection &&
       failed(emitBiasCorrection(p, result, matmul, loc)))

@@ -12,10 +12,6 @@
 #include "passes/SmoothFolding.h"
 #include "passes/ptq/WeightMethodPass.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-
 namespace mlir::qnt {
 #define GEN_PASS_DEF_QNTFOLDSMOOTH
 #include "passes/Passes.h.inc"
