@@ -59,6 +59,12 @@ enum class NoiseModel {
   Measured, ///< tr(D H D^T) of round-to-nearest
 };
 
+/// qnt-lower-matmul-cpu's `strategy`.
+enum class CpuMatmulStrategy {
+  Vector, ///< vector kernels over runs of K (emitDequantVector)
+  Loops,  ///< one scalar loop nest (emitDequantElement)
+};
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 

@@ -569,6 +569,55 @@ def QntLowerMatmulFused
   ];
 }
 
+def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
+  let summary = "Lowers qnt.matmul (and dense transpose-B matmuls) to CPU "
+                "vector kernels";
+  let description = [{
+    `strategy=vector` (the default) lowers every `qnt.matmul` to a kernel
+    built from `scf.for` loops and vector ops (docs/CpuKernels.md): for each
+    weight row n and each tile of `row-tile` activation rows, k advances by
+    `vector-width` x `unroll` elements; each run of `vector-width` weights
+    is dequantized once by the encoding's `emitDequantVector` hook (wide
+    loads of the packed bytes, the arithmetic on vectors) and multiplied
+    into `unroll` independent accumulators per row with `vector.fma`. A k
+    remainder uses single runs and the last K % vector-width columns the
+    scalar hook. The weight streams through once per call, whatever M.
+
+    With `dense` (the default), `linalg.matmul` ops of the transpose-B form
+    (`x[M, K] * W[N, K]^T`, the model's float linears) with static N and K
+    and f32 operands get the same kernel, reading W directly.
+
+    `strategy=loops` is `qnt-lower-matmul-fused`: one scalar loop nest,
+    the reference the vector kernels are tested against.
+
+    `vector-width=0` takes the widest f32 vector of the host CPU (16 with
+    AVX-512, 8 with AVX, 4 otherwise).
+  }];
+  let options = [
+    Option<"strategy", "strategy", "::mlir::qnt::CpuMatmulStrategy",
+           /*default=*/"::mlir::qnt::CpuMatmulStrategy::Vector",
+           "How qnt.matmul is lowered",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::CpuMatmulStrategy::Vector, "vector",
+                        "vector kernels over runs of K"),
+             clEnumValN(::mlir::qnt::CpuMatmulStrategy::Loops, "loops",
+                        "one scalar loop nest (qnt-lower-matmul-fused)"))}]>,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"0",
+           "f32 lanes per vector (0: the host CPU's widest)">,
+    Option<"unroll", "unroll", "int64_t", /*default=*/"4",
+           "Independent accumulators per activation row">,
+    Option<"rowTile", "row-tile", "int64_t", /*default=*/"4",
+           "Activation rows sharing each dequantized weight run">,
+    Option<"dense", "dense", "bool", /*default=*/"true",
+           "Also lower dense f32 transpose-B linalg.matmul ops">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {
   let summary = "Lowers qnt.matmul to fused dequantize GPU kernels";
   let description = [{

@@ -12,6 +12,8 @@
 #include "dialects/qnt/QntDialect.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/TypeUtilities.h"
 
 #include <cmath>
 #include <limits>
@@ -21,17 +23,39 @@ using namespace mlir::qnt;
 
 namespace {
 
-/// Small builder helpers for the scalar index/i32/f32 arithmetic below.
+/// Small builder helpers for the index/i32/f32 arithmetic below. With
+/// `lanes` set, the i32/f32 constants are splats of that many lanes, so the
+/// same code builds the scalar hook and its vector form: the element
+/// arithmetic of both is then identical op for op.
 struct ScalarBuilder {
   OpBuilder &b;
   Location loc;
+  int64_t lanes = 0;
 
+  /// `element`, or a vector of `lanes` of it.
+  Type shaped(Type element) {
+    return lanes ? Type(VectorType::get({lanes}, element)) : element;
+  }
+  Type i32Type() { return shaped(b.getI32Type()); }
+  Type f32Type() { return shaped(b.getF32Type()); }
+  Value constant(Type element, Attribute value) {
+    if (!lanes)
+      return arith::ConstantOp::create(b, loc, cast<TypedAttr>(value));
+    auto type = VectorType::get({lanes}, element);
+    return arith::ConstantOp::create(b, loc,
+                                     SplatElementsAttr::get(type, value));
+  }
   Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value i32(int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
+    return constant(b.getI32Type(), b.getI32IntegerAttr(v));
   }
-  Value f32(float v) {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  Value f32(float v) { return constant(b.getF32Type(), b.getF32FloatAttr(v)); }
+  /// A scalar value repeated in every lane (itself when scalar).
+  Value splat(Value scalar) {
+    if (!lanes)
+      return scalar;
+    return vector::BroadcastOp::create(
+        b, loc, VectorType::get({lanes}, scalar.getType()), scalar);
   }
   /// Index value as i32 (all such values here are small column offsets).
   Value toI32(Value index) {
@@ -40,11 +64,15 @@ struct ScalarBuilder {
   Value toIndex(Value i) {
     return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), i);
   }
-  /// Zero-extends an integer storage element to i32.
+  /// Zero-extends integer storage elements (a scalar or a vector) to i32.
   Value widen(Value v) {
-    if (v.getType().isInteger(32))
+    Type type = v.getType();
+    if (getElementTypeOrSelf(type).isInteger(32))
       return v;
-    return arith::ExtUIOp::create(b, loc, b.getI32Type(), v);
+    Type i32 = b.getI32Type();
+    if (auto vector = dyn_cast<VectorType>(type))
+      i32 = vector.clone(i32);
+    return arith::ExtUIOp::create(b, loc, i32, v);
   }
   // Operands come as braced lists: unlike function arguments, the elements
   // of a braced list are evaluated left to right, so the ops that nested
@@ -98,6 +126,53 @@ static Value loadBitstreamCode(ScalarBuilder &sb, ComponentLoader load,
   return sb.andi({sb.shr({word, shift}), sb.i32((1 << bits) - 1)});
 }
 
+/// Reads the `width` codes of (`row`, `col` ..) from the same bitstream as
+/// loadBitstreamCode with one wide load of the bytes that hold them, and
+/// returns them as vector<width x i32>. The run must start and end on a
+/// byte boundary (`col * bits` and `width * bits` multiples of 8), so that
+/// every code that straddles a byte has its high byte inside the run. Lane i
+/// picks its byte (and the next) with a constant shuffle and shifts by a
+/// constant: the scalar extraction, lane by lane.
+static Value loadBitstreamCodeVector(ScalarBuilder &sb,
+                                     VectorComponentLoader loadVector,
+                                     unsigned component, Value row, Value col,
+                                     int bits, int64_t width) {
+  int64_t numBytes = width * bits / 8;
+  Value firstByte = sb.div({sb.mul({col, sb.index(bits)}), sb.index(8)});
+  Value bytes = loadVector(sb.b, sb.loc, component, {row, firstByte}, numBytes);
+  if (bits == 8)
+    return sb.widen(bytes);
+  SmallVector<int64_t> low, high;
+  SmallVector<int32_t> shifts;
+  for (int64_t i = 0; i < width; ++i) {
+    int64_t byte = i * bits / 8;
+    low.push_back(byte);
+    high.push_back(std::min(byte + 1, numBytes - 1));
+    shifts.push_back(int32_t(i * bits % 8));
+  }
+  Value word =
+      sb.widen(vector::ShuffleOp::create(sb.b, sb.loc, bytes, bytes, low));
+  if (8 % bits != 0) {
+    Value next =
+        sb.widen(vector::ShuffleOp::create(sb.b, sb.loc, bytes, bytes, high));
+    word = sb.ori({word, sb.shl({next, sb.i32(8)})});
+  }
+  Value shift = arith::ConstantOp::create(
+      sb.b, sb.loc,
+      DenseElementsAttr::get(VectorType::get({width}, sb.b.getI32Type()),
+                             ArrayRef<int32_t>(shifts)));
+  return sb.andi({sb.shr({word, shift}), sb.i32((1 << bits) - 1)});
+}
+
+/// Whether a run of `width` elements starting at a multiple of `width` can
+/// be read with loadBitstreamCodeVector and one scale entry.
+static bool isVectorRun(int bits, int64_t width, Granularity granularity,
+                        int64_t groupSize) {
+  if (width * bits % 8 != 0)
+    return false;
+  return granularity != Granularity::per_group || groupSize % width == 0;
+}
+
 /// Indices of the scale entry of (`row`, `col`) for a granularity.
 static SmallVector<Value, 2> scaleIndices(ScalarBuilder &sb,
                                           Granularity granularity,
@@ -127,6 +202,19 @@ static Value loadScale(OpBuilder &b, Location loc, ComponentLoader load,
 // Uniform: scale * (u - zero)
 //===----------------------------------------------------------------------===//
 
+/// scale * (code - zero) for the code(s) `code` of scale group `g`.
+static Value dequantUniform(ScalarBuilder &sb, UniformEncodingAttr encoding,
+                            ComponentLoader load, Value code,
+                            ArrayRef<Value> g) {
+  Value zero = encoding.getMode() == ZeroPointMode::symmetric
+                   ? sb.i32(int64_t(1) << (encoding.getBits() - 1))
+                   : sb.splat(sb.widen(load(sb.b, sb.loc, /*zeros=*/2, g)));
+  Value diff = arith::SubIOp::create(sb.b, sb.loc, code, zero);
+  Value real = arith::SIToFPOp::create(sb.b, sb.loc, sb.f32Type(), diff);
+  return sb.fmul(
+      {real, sb.splat(loadScale(sb.b, sb.loc, load, /*scales=*/1, g))});
+}
+
 Value UniformEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                               ComponentLoader load, Value row,
                                               Value col, int64_t numRows,
@@ -134,14 +222,24 @@ Value UniformEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   ScalarBuilder sb{b, loc};
   Value code = loadBitstreamCode(sb, load, /*codes=*/0, row, col, getBits(),
                                  numCols);
-  SmallVector<Value, 2> g =
-      scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  Value zero = getMode() == ZeroPointMode::symmetric
-                   ? sb.i32(int64_t(1) << (getBits() - 1))
-                   : sb.widen(load(b, loc, /*zeros=*/2, g));
-  Value diff = arith::SubIOp::create(b, loc, code, zero);
-  Value real = arith::SIToFPOp::create(b, loc, b.getF32Type(), diff);
-  return sb.fmul({real, loadScale(b, loc, load, /*scales=*/1, g)});
+  return dequantUniform(
+      sb, *this, load, code,
+      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
+}
+
+Value UniformEncodingAttr::emitDequantVector(
+    OpBuilder &b, Location loc, ComponentLoader load,
+    VectorComponentLoader loadVector, Value row, Value col, int64_t width,
+    int64_t numRows, int64_t numCols) const {
+  if (!isVectorRun(getBits(), width, getGranularity(), getGroupSize()))
+    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
+                                       numRows, numCols);
+  ScalarBuilder sb{b, loc, width};
+  Value codes = loadBitstreamCodeVector(sb, loadVector, /*codes=*/0, row, col,
+                                        getBits(), width);
+  return dequantUniform(
+      sb, *this, load, codes,
+      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
 }
 
 //===----------------------------------------------------------------------===//
@@ -163,10 +261,10 @@ static Value decodeMinifloat(ScalarBuilder &sb, Value code, int64_t e,
       sb.ori({sb.shl({sign, sb.i32(31)}),
              sb.shl({sb.add({exponent, sb.i32(127 - bias)}), sb.i32(23)})}),
       sb.shl({mantissa, sb.i32(23 - m)})});
-  Value normal = arith::BitcastOp::create(b, sb.loc, b.getF32Type(), normalBits);
+  Value normal = arith::BitcastOp::create(b, sb.loc, sb.f32Type(), normalBits);
 
   Value subMagnitude = sb.fmul({
-      arith::UIToFPOp::create(b, sb.loc, b.getF32Type(), mantissa),
+      arith::UIToFPOp::create(b, sb.loc, sb.f32Type(), mantissa),
       sb.f32(std::ldexp(1.0f, int(1 - bias - m)))});
   Value subnormal =
       sb.select({sb.eq({sign, sb.i32(1)}),
@@ -207,6 +305,24 @@ Value MinifloatEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   return sb.fmul({real, loadScale(b, loc, load, /*scales=*/1, g)});
 }
 
+Value MinifloatEncodingAttr::emitDequantVector(
+    OpBuilder &b, Location loc, ComponentLoader load,
+    VectorComponentLoader loadVector, Value row, Value col, int64_t width,
+    int64_t numRows, int64_t numCols) const {
+  int bits = 1 + getExponentBits() + getMantissaBits();
+  if (!isVectorRun(bits, width, getGranularity(), getGroupSize()))
+    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
+                                       numRows, numCols);
+  ScalarBuilder sb{b, loc, width};
+  Value codes = loadBitstreamCodeVector(sb, loadVector, /*codes=*/0, row, col,
+                                        bits, width);
+  Value real = decodeMinifloat(sb, codes, getExponentBits(), getMantissaBits(),
+                               getSpecial());
+  SmallVector<Value, 2> g =
+      scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
+  return sb.fmul({real, sb.splat(loadScale(b, loc, load, /*scales=*/1, g))});
+}
+
 //===----------------------------------------------------------------------===//
 // Codebook: scale[row] * sum_m codebooks[m][code_m]
 //===----------------------------------------------------------------------===//
@@ -233,19 +349,42 @@ Value CodebookEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
 // Binary: alpha * (+-1) + mu
 //===----------------------------------------------------------------------===//
 
+/// alpha * (+-1) (+ mu) for the sign bit(s) `bit` of scale group `g`.
+static Value dequantBinary(ScalarBuilder &sb, BinaryEncodingAttr encoding,
+                           ComponentLoader load, Value bit,
+                           ArrayRef<Value> g) {
+  Value sign = sb.select({sb.eq({bit, sb.i32(1)}), sb.f32(1.0f), sb.f32(-1.0f)});
+  Value value =
+      sb.fmul({sb.splat(load(sb.b, sb.loc, /*scales=*/1, g)), sign});
+  if (encoding.getMode() == ZeroPointMode::symmetric)
+    return value;
+  return sb.fadd({value, sb.splat(load(sb.b, sb.loc, /*offsets=*/2, g))});
+}
+
 Value BinaryEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                              ComponentLoader load, Value row,
                                              Value col, int64_t numRows,
                                              int64_t numCols) const {
   ScalarBuilder sb{b, loc};
   Value bit = loadBitstreamCode(sb, load, /*signs=*/0, row, col, 1, numCols);
-  Value sign = sb.select({sb.eq({bit, sb.i32(1)}), sb.f32(1.0f), sb.f32(-1.0f)});
-  SmallVector<Value, 2> g =
-      scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  Value value = sb.fmul({load(b, loc, /*scales=*/1, g), sign});
-  if (getMode() == ZeroPointMode::symmetric)
-    return value;
-  return sb.fadd({value, load(b, loc, /*offsets=*/2, g)});
+  return dequantBinary(
+      sb, *this, load, bit,
+      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
+}
+
+Value BinaryEncodingAttr::emitDequantVector(
+    OpBuilder &b, Location loc, ComponentLoader load,
+    VectorComponentLoader loadVector, Value row, Value col, int64_t width,
+    int64_t numRows, int64_t numCols) const {
+  if (!isVectorRun(1, width, getGranularity(), getGroupSize()))
+    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
+                                       numRows, numCols);
+  ScalarBuilder sb{b, loc, width};
+  Value bits =
+      loadBitstreamCodeVector(sb, loadVector, /*signs=*/0, row, col, 1, width);
+  return dequantBinary(
+      sb, *this, load, bits,
+      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
 }
 
 //===----------------------------------------------------------------------===//
@@ -312,4 +451,23 @@ Value SalientEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
         emitPart(nested, getRest(), restFirst, numCols - numSalient);
       });
   return ifOp.getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// The default vector form: the scalar hook, lane by lane
+//===----------------------------------------------------------------------===//
+
+Value mlir::qnt::emitDequantVectorByElements(EncodingAttrInterface encoding,
+                                             OpBuilder &b, Location loc,
+                                             ComponentLoader load, Value row,
+                                             Value col, int64_t width,
+                                             int64_t numRows,
+                                             int64_t numCols) {
+  ScalarBuilder sb{b, loc};
+  SmallVector<Value> lanes;
+  for (int64_t i = 0; i < width; ++i)
+    lanes.push_back(encoding.emitDequantElement(
+        b, loc, load, row, sb.add({col, sb.index(i)}), numRows, numCols));
+  return vector::FromElementsOp::create(
+      b, loc, VectorType::get({width}, b.getF32Type()), lanes);
 }

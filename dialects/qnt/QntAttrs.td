@@ -12,9 +12,13 @@
 include "dialects/qnt/QntBase.td"
 include "dialects/qnt/QntInterfaces.td"
 
-class Qnt_EncodingAttr<string name, string attrMnemonic>
+// `overrides` lists the interface methods with a default implementation
+// that the encoding implements itself (emitDequantVector).
+class Qnt_EncodingAttr<string name, string attrMnemonic,
+                       list<string> overrides = []>
     : Qnt_Attr<name, attrMnemonic,
-               [DeclareAttrInterfaceMethods<Qnt_EncodingAttrInterface>]> {
+               [DeclareAttrInterfaceMethods<Qnt_EncodingAttrInterface,
+                                            overrides>]> {
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }
@@ -32,7 +36,8 @@ def Qnt_ScaleTypeParameter : DefaultValuedParameter<
     "::mlir::qnt::ScaleType", "::mlir::qnt::ScaleType::f32",
     "element type of the scales">;
 
-def Qnt_UniformEncodingAttr : Qnt_EncodingAttr<"UniformEncoding", "uniform"> {
+def Qnt_UniformEncodingAttr
+    : Qnt_EncodingAttr<"UniformEncoding", "uniform", ["emitDequantVector"]> {
   let summary = "uniform integer weights, 2..8 bits";
   let description = [{
     `value = scale * (u - zero)` with `u` an unsigned `bits`-bit code.
@@ -67,7 +72,8 @@ def Qnt_UniformEncodingAttr : Qnt_EncodingAttr<"UniformEncoding", "uniform"> {
 }
 
 def Qnt_MinifloatEncodingAttr
-    : Qnt_EncodingAttr<"MinifloatEncoding", "minifloat"> {
+    : Qnt_EncodingAttr<"MinifloatEncoding", "minifloat",
+                       ["emitDequantVector"]> {
   let summary = "minifloat ExMy weights with per-group scales";
   let description = [{
     A sign bit, `exponent_bits` exponent bits with bias `2^(E-1) - 1` and
@@ -122,7 +128,8 @@ def Qnt_CodebookEncodingAttr
   );
 }
 
-def Qnt_BinaryEncodingAttr : Qnt_EncodingAttr<"BinaryEncoding", "binary"> {
+def Qnt_BinaryEncodingAttr
+    : Qnt_EncodingAttr<"BinaryEncoding", "binary", ["emitDequantVector"]> {
   let summary = "one bit per weight with block scales and offsets";
   let description = [{
     `value = alpha * (2 * bit - 1) + mu`: sign bits with a scale `alpha`

@@ -27,6 +27,22 @@ namespace mlir::qnt {
 /// memref.load, ...); encodings read components only through it.
 using ComponentLoader = llvm::function_ref<Value(
     OpBuilder &builder, Location loc, unsigned component, ValueRange indices)>;
+
+/// Reads the `count` consecutive elements of storage component `component`
+/// that start at `indices` (along its last dimension) as a vector.
+using VectorComponentLoader = llvm::function_ref<Value(
+    OpBuilder &builder, Location loc, unsigned component, ValueRange indices,
+    int64_t count)>;
+
+class EncodingAttrInterface;
+
+/// The default of EncodingAttrInterface::emitDequantVector: `width` calls of
+/// the scalar hook gathered into a vector.
+Value emitDequantVectorByElements(EncodingAttrInterface encoding,
+                                  OpBuilder &builder, Location loc,
+                                  ComponentLoader load, Value row, Value col,
+                                  int64_t width, int64_t numRows,
+                                  int64_t numCols);
 } // namespace mlir::qnt
 
 #include "dialects/qnt/QntDialect.h.inc"

@@ -29,6 +29,13 @@ def Qnt_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
     where `load(builder, loc, i, indices)` returns element `indices` of
     component `i` (a `tensor.extract` in the linalg reference, a
     `memref.load` in loops, a `memref.load` in GPU kernels).
+
+    Vector kernels call `emitDequantVector` for a run of consecutive
+    elements of one row. Its default builds the vector lane by lane from
+    `emitDequantElement`, so every encoding works in vector kernels; the
+    encodings whose runs can be read with wide loads (uniform, minifloat,
+    binary) override it with the same arithmetic on vectors, and tests
+    check every override against the scalar hook bit for bit.
   }];
 
   let methods = [
@@ -45,7 +52,28 @@ def Qnt_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
       "::mlir::Value", "emitDequantElement",
       (ins "::mlir::OpBuilder &":$builder, "::mlir::Location":$loc,
            "::mlir::qnt::ComponentLoader":$load, "::mlir::Value":$row,
-           "::mlir::Value":$col, "int64_t":$numRows, "int64_t":$numCols)>
+           "::mlir::Value":$col, "int64_t":$numRows, "int64_t":$numCols)>,
+    InterfaceMethod<[{
+        Emits IR computing elements (`row`, `col` .. `col + width - 1`) of
+        a `numRows` x `numCols` weight as a `vector<width x f32>`, equal
+        lane for lane to `emitDequantElement`. The caller guarantees that
+        `col` is a multiple of `width` and that the run lies in the row.
+        `loadVector(builder, loc, i, indices, count)` returns the `count`
+        consecutive elements of component `i` that start at `indices` along
+        its last dimension, as a vector.
+      }],
+      "::mlir::Value", "emitDequantVector",
+      (ins "::mlir::OpBuilder &":$builder, "::mlir::Location":$loc,
+           "::mlir::qnt::ComponentLoader":$load,
+           "::mlir::qnt::VectorComponentLoader":$loadVector,
+           "::mlir::Value":$row, "::mlir::Value":$col, "int64_t":$width,
+           "int64_t":$numRows, "int64_t":$numCols),
+      /*methodBody=*/"",
+      /*defaultImplementation=*/[{
+        return ::mlir::qnt::emitDequantVectorByElements(
+            ::llvm::cast<::mlir::qnt::EncodingAttrInterface>($_attr),
+            builder, loc, load, row, col, width, numRows, numCols);
+      }]>
   ];
 
   let extraClassDeclaration = [{

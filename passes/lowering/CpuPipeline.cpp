@@ -14,12 +14,13 @@
 using namespace mlir;
 
 llvm::StringRef mlir::qnt::getCpuPipeline() {
-  // qnt.matmul first becomes a fused generic; the remaining qnt compute ops
-  // get their reference lowering; then the upstream bufferization and
-  // LLVM conversions (TOOLCHAIN.md "CPU with upstream passes"). Public
-  // functions return results through caller-owned out-parameters so that a
-  // runtime can call them through the C interface.
-  return "func.func(qnt-lower-matmul-fused,qnt-lower-to-linalg),"
+  // qnt.matmul (and the dense transpose-B matmuls) first become vector
+  // kernels; the remaining qnt compute ops get their reference lowering;
+  // then the upstream bufferization and LLVM conversions (TOOLCHAIN.md "CPU
+  // with upstream passes"). Public functions return results through
+  // caller-owned out-parameters so that a runtime can call them through the
+  // C interface.
+  return "func.func(qnt-lower-matmul-cpu,qnt-lower-to-linalg),"
          "canonicalize,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
@@ -30,6 +31,7 @@ llvm::StringRef mlir::qnt::getCpuPipeline() {
          "convert-scf-to-cf,"
          "expand-strided-metadata,"
          "lower-affine,"
+         "convert-vector-to-llvm,"
          "finalize-memref-to-llvm,"
          "convert-math-to-llvm,"
          "convert-arith-to-llvm,"

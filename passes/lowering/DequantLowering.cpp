@@ -5,8 +5,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/lowering/DequantLowering.h"
+#include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -27,6 +29,21 @@ static auto tensorLoader(ValueRange components) {
   return [components](OpBuilder &b, Location loc, unsigned i,
                       ValueRange indices) -> Value {
     return tensor::ExtractOp::create(b, loc, components[i], indices);
+  };
+}
+
+/// A vector loader over tensor components: `count` consecutive elements
+/// along the last dimension via vector.transfer_read (in bounds by the
+/// emitDequantVector contract).
+static auto tensorVectorLoader(ValueRange components) {
+  return [components](OpBuilder &b, Location loc, unsigned i,
+                      ValueRange indices, int64_t count) -> Value {
+    Value component = components[i];
+    Type element = cast<RankedTensorType>(component.getType()).getElementType();
+    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+    return vector::TransferReadOp::create(
+        b, loc, VectorType::get({count}, element), component, indices, pad,
+        /*inBounds=*/ArrayRef<bool>{true});
   };
 }
 
@@ -126,4 +143,27 @@ Value mlir::qnt::buildFusedMatmul(OpBuilder &b, Location loc,
       });
   return convertElementType(b, loc, generic.getResult(0),
                             resultType.getElementType());
+}
+
+Value mlir::qnt::buildVectorFusedMatmul(OpBuilder &b, Location loc,
+                                        EncodingAttrInterface encoding,
+                                        Value input, ValueRange components,
+                                        RankedTensorType resultType,
+                                        const VectorMatmulShape &shape) {
+  int64_t rows = resultType.getDimSize(1);
+  int64_t cols = cast<RankedTensorType>(input.getType()).getDimSize(1);
+  SmallVector<Value> captured(components);
+  auto load = tensorLoader(captured);
+  auto loadVector = tensorVectorLoader(captured);
+  auto run = [&](OpBuilder &nb, Location nloc, Value n, Value k,
+                 int64_t width) {
+    return encoding.emitDequantVector(nb, nloc, load, loadVector, n, k, width,
+                                      rows, cols);
+  };
+  auto element = [&](OpBuilder &nb, Location nloc, Value n, Value k) {
+    return encoding.emitDequantElement(nb, nloc, load, n, k, rows, cols);
+  };
+  Value y = buildVectorMatmul(b, loc, input, rows, cols, run, element,
+                              /*init=*/{}, shape);
+  return convertElementType(b, loc, y, resultType.getElementType());
 }

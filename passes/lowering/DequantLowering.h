@@ -27,6 +27,19 @@ Value buildFusedMatmul(OpBuilder &b, Location loc,
                        EncodingAttrInterface encoding, Value input,
                        ValueRange components, RankedTensorType resultType);
 
+struct VectorMatmulShape;
+
+/// Emits the vector kernel of buildVectorMatmul computing `input * W^T`,
+/// with W's runs dequantized by the encoding's emitDequantVector (and the
+/// last K % vectorWidth columns by emitDequantElement). Static N and K; M
+/// may be dynamic. Accumulates in f32 and converts once to `resultType`'s
+/// element type.
+Value buildVectorFusedMatmul(OpBuilder &b, Location loc,
+                             EncodingAttrInterface encoding, Value input,
+                             ValueRange components,
+                             RankedTensorType resultType,
+                             const VectorMatmulShape &shape);
+
 /// Elementwise conversion of a float tensor to `elementType` (extf/truncf),
 /// or `value` itself when it already has that element type.
 Value convertElementType(OpBuilder &b, Location loc, Value value,
