@@ -70,11 +70,14 @@ enum class CpuMatmulStrategy {
 
 /// The CPU lowering pipeline `qnt-cpu-pipeline` as a textual pipeline: from
 /// tensors with qnt ops to the LLVM dialect, with qnt.matmul lowered to
-/// loops that dequantize in the inner loop (docs/Pipelines.md).
-llvm::StringRef getCpuPipeline();
+/// vector kernels that dequantize in registers (docs/Pipelines.md).
+/// `threads` is qnt-lower-matmul-cpu's: 1 keeps every kernel on the calling
+/// thread; otherwise the large ones run on that many OpenMP threads (0: the
+/// OpenMP default, every core).
+std::string getCpuPipeline(int64_t threads = 0);
 
-/// Adds `qnt-cpu-pipeline` to `pm` (on a module).
-LogicalResult buildCpuPipeline(OpPassManager &pm);
+/// Adds `qnt-cpu-pipeline` with `threads` to `pm` (on a module).
+LogicalResult buildCpuPipeline(OpPassManager &pm, int64_t threads = 0);
 
 /// Where code for NVIDIA GPUs goes and how it is packaged.
 struct GpuTargetOptions {

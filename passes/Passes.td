@@ -575,13 +575,16 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
   let description = [{
     `strategy=vector` (the default) lowers every `qnt.matmul` to a kernel
     built from `scf.for` loops and vector ops (docs/CpuKernels.md): for each
-    weight row n and each tile of `row-tile` activation rows, k advances by
-    `vector-width` x `unroll` elements; each run of `vector-width` weights
-    is dequantized once by the encoding's `emitDequantVector` hook (wide
-    loads of the packed bytes, the arithmetic on vectors) and multiplied
-    into `unroll` independent accumulators per row with `vector.fma`. A k
-    remainder uses single runs and the last K % vector-width columns the
-    scalar hook. The weight streams through once per call, whatever M.
+    tile of `col-tile` weight rows and each tile of `row-tile` activation
+    rows (then single rows; M may be dynamic), k advances by `vector-width`
+    x `unroll` elements. Each run of `vector-width` weights is dequantized
+    once by the encoding's `emitDequantVector` hook (wide loads of the
+    packed bytes, the arithmetic on vectors), each input run is read once,
+    and every (row, weight row) pair has its own accumulator (`vector.fma`);
+    tiles of several rows use fewer weight rows, so that the accumulators
+    fit in three quarters of the registers. A k remainder
+    uses single runs and the last K % vector-width columns the scalar hook.
+    The weight streams through once per call, whatever M.
 
     With `dense` (the default), `linalg.matmul` ops of the transpose-B form
     (`x[M, K] * W[N, K]^T`, the model's float linears) with static N and K
@@ -590,8 +593,14 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     `strategy=loops` is `qnt-lower-matmul-fused`: one scalar loop nest,
     the reference the vector kernels are tested against.
 
-    `vector-width=0` takes the widest f32 vector of the host CPU (16 with
-    AVX-512, 8 with AVX, 4 otherwise).
+    `vector-width=0` takes two of the host CPU's widest f32 vectors (32
+    lanes with AVX-512, 16 with AVX, 8 otherwise).
+
+    With `threads` other than 1, the tiles of weight rows of every kernel
+    with at least `parallel-weights` weights form an `scf.forall` that
+    writes disjoint column slices of the result; `qnt-cpu-pipeline` turns
+    it into an OpenMP parallel loop (`scf-forall-to-parallel`,
+    `convert-scf-to-openmp`) that the LLVM OpenMP runtime runs.
   }];
   let options = [
     Option<"strategy", "strategy", "::mlir::qnt::CpuMatmulStrategy",
@@ -603,13 +612,24 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
              clEnumValN(::mlir::qnt::CpuMatmulStrategy::Loops, "loops",
                         "one scalar loop nest (qnt-lower-matmul-fused)"))}]>,
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"0",
-           "f32 lanes per vector (0: the host CPU's widest)">,
+           "f32 lanes per run (0: twice the host CPU's widest vector)">,
     Option<"unroll", "unroll", "int64_t", /*default=*/"4",
-           "Independent accumulators per activation row">,
+           "Runs per k step (one scale load per step when it divides the "
+           "group)">,
     Option<"rowTile", "row-tile", "int64_t", /*default=*/"4",
            "Activation rows sharing each dequantized weight run">,
+    Option<"colTile", "col-tile", "int64_t", /*default=*/"4",
+           "Weight rows processed side by side, sharing each input run">,
     Option<"dense", "dense", "bool", /*default=*/"true",
-           "Also lower dense f32 transpose-B linalg.matmul ops">
+           "Also lower dense f32 transpose-B linalg.matmul ops">,
+    Option<"threads", "threads", "int64_t", /*default=*/"0",
+           "1: sequential loops; otherwise the weight tiles of kernels with "
+           "at least parallel-weights weights form an scf.forall (threads "
+           "once lowered to OpenMP)">,
+    Option<"parallelWeights", "parallel-weights", "int64_t",
+           /*default=*/"1048576",
+           "Smallest N x K whose kernel is split over threads (smaller "
+           "ones do not repay a fork and join)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",

@@ -203,7 +203,8 @@ static void keepFreedMemory() {
 }
 
 FailureOr<std::unique_ptr<CompiledModule>>
-CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries) {
+CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
+                        int64_t threads) {
   MLIRContext *ctx = module.getContext();
   FailureOr<SmallVector<func::FuncOp>> funcs = findEntries(module, entries);
   if (failed(funcs))
@@ -229,9 +230,19 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries) {
   }
 
   PassManager lower(ctx);
-  if (failed(mlir::qnt::buildCpuPipeline(lower)) ||
+  if (failed(mlir::qnt::buildCpuPipeline(lower, threads)) ||
       failed(lower.run(module)))
     return failure();
+  // Kernels split over threads call the OpenMP runtime.
+  bool usesOpenMP = module
+                        .walk([](Operation *op) {
+                          return op->getDialect() &&
+                                         op->getDialect()->getNamespace() ==
+                                             "omp"
+                                     ? WalkResult::interrupt()
+                                     : WalkResult::advance();
+                        })
+                        .wasInterrupted();
 
   keepFreedMemory();
   llvm::InitializeNativeTarget();
@@ -244,6 +255,8 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries) {
       makeOptimizingTransformer(3, 0, nullptr);
   options.transformer = transformer;
   SmallVector<StringRef> libs = {QNT_C_RUNNER_UTILS};
+  if (usesOpenMP)
+    libs.push_back(QNT_OPENMP_RUNTIME);
   options.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(module, options);
   if (!engine)
@@ -405,7 +418,8 @@ CompiledFunction::~CompiledFunction() = default;
 CompiledFunction::CompiledFunction(CompiledFunction &&) = default;
 
 FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
-                                                      StringRef entry) {
+                                                      StringRef entry,
+                                                      int64_t threads) {
   SmallVector<std::string> entries;
   if (!entry.empty()) {
     entries.push_back(entry.str());
@@ -417,7 +431,7 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
     entries.push_back(candidates.front().getSymName().str());
   }
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
-      CompiledModule::compile(module, entries);
+      CompiledModule::compile(module, entries, threads);
   if (failed(compiled))
     return failure();
   CompiledFunction function;

@@ -8,7 +8,8 @@ packages=(
   ninja-build cmake g++ ccache python3
   libeigen3-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # The sanitizer and fuzzing build (scripts/sanitize.sh): clang with
-  # compiler-rt (ASan, UBSan, libFuzzer) and its OpenMP runtime.
+  # compiler-rt (ASan, UBSan, libFuzzer); LLVM's OpenMP runtime, which the
+  # JIT also loads for the multi-threaded CPU kernels.
   clang-22 libclang-rt-22-dev libomp-22-dev
   # The quality-versus-bits plot (bench/quality-report.py).
   gnuplot-nox

@@ -126,13 +126,28 @@ static Value loadBitstreamCode(ScalarBuilder &sb, ComponentLoader load,
   return sb.andi({sb.shr({word, shift}), sb.i32((1 << bits) - 1)});
 }
 
+/// Lane i of the result is element i / parts.size() of parts[i % size]:
+/// the parts interleaved lane by lane (pairwise, as vector.interleave does).
+static Value interleaveParts(ScalarBuilder &sb, ArrayRef<Value> parts) {
+  if (parts.size() == 1)
+    return parts.front();
+  SmallVector<Value> evens, odds;
+  for (auto [i, part] : llvm::enumerate(parts))
+    (i % 2 ? odds : evens).push_back(part);
+  return vector::InterleaveOp::create(sb.b, sb.loc, interleaveParts(sb, evens),
+                                      interleaveParts(sb, odds));
+}
+
 /// Reads the `width` codes of (`row`, `col` ..) from the same bitstream as
 /// loadBitstreamCode with one wide load of the bytes that hold them, and
 /// returns them as vector<width x i32>. The run must start and end on a
-/// byte boundary (`col * bits` and `width * bits` multiples of 8), so that
-/// every code that straddles a byte has its high byte inside the run. Lane i
-/// picks its byte (and the next) with a constant shuffle and shifts by a
-/// constant: the scalar extraction, lane by lane.
+/// byte boundary (`col * bits` and `width * bits` multiples of 8).
+///  - Codes that divide the byte (1, 2, 4 bits): the bytes are widened
+///    once; code j of every byte is one shift and mask of all of them, and
+///    the 8 / bits such vectors are interleaved back into element order.
+///  - Other widths: lane i picks its byte (and the next, for codes that
+///    straddle bytes; that byte is inside the run) with a constant shuffle
+///    and shifts by a constant: the scalar extraction, lane by lane.
 static Value loadBitstreamCodeVector(ScalarBuilder &sb,
                                      VectorComponentLoader loadVector,
                                      unsigned component, Value row, Value col,
@@ -142,6 +157,17 @@ static Value loadBitstreamCodeVector(ScalarBuilder &sb,
   Value bytes = loadVector(sb.b, sb.loc, component, {row, firstByte}, numBytes);
   if (bits == 8)
     return sb.widen(bytes);
+  if (8 % bits == 0) {
+    ScalarBuilder perByte{sb.b, sb.loc, numBytes};
+    Value words = perByte.widen(bytes);
+    SmallVector<Value> parts;
+    for (int shift = 0; shift < 8; shift += bits) {
+      Value shifted =
+          shift ? perByte.shr({words, perByte.i32(shift)}) : words;
+      parts.push_back(perByte.andi({shifted, perByte.i32((1 << bits) - 1)}));
+    }
+    return interleaveParts(sb, parts);
+  }
   SmallVector<int64_t> low, high;
   SmallVector<int32_t> shifts;
   for (int64_t i = 0; i < width; ++i) {
@@ -152,11 +178,9 @@ static Value loadBitstreamCodeVector(ScalarBuilder &sb,
   }
   Value word =
       sb.widen(vector::ShuffleOp::create(sb.b, sb.loc, bytes, bytes, low));
-  if (8 % bits != 0) {
-    Value next =
-        sb.widen(vector::ShuffleOp::create(sb.b, sb.loc, bytes, bytes, high));
-    word = sb.ori({word, sb.shl({next, sb.i32(8)})});
-  }
+  Value next =
+      sb.widen(vector::ShuffleOp::create(sb.b, sb.loc, bytes, bytes, high));
+  word = sb.ori({word, sb.shl({next, sb.i32(8)})});
   Value shift = arith::ConstantOp::create(
       sb.b, sb.loc,
       DenseElementsAttr::get(VectorType::get({width}, sb.b.getI32Type()),

@@ -13,21 +13,42 @@
 
 using namespace mlir;
 
-llvm::StringRef mlir::qnt::getCpuPipeline() {
+namespace {
+struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
+  Option<int64_t> threads{
+      *this, "threads",
+      llvm::cl::desc("Threads of the large matmul kernels (1: the calling "
+                     "thread only; 0: every core)"),
+      llvm::cl::init(0)};
+};
+} // namespace
+
+std::string mlir::qnt::getCpuPipeline(int64_t threads) {
   // qnt.matmul (and the dense transpose-B matmuls) first become vector
   // kernels; the remaining qnt compute ops get their reference lowering;
   // then the upstream bufferization and LLVM conversions (TOOLCHAIN.md "CPU
   // with upstream passes"). Public functions return results through
   // caller-owned out-parameters so that a runtime can call them through the
   // C interface.
-  return "func.func(qnt-lower-matmul-cpu,qnt-lower-to-linalg),"
+  // Kernels split over threads are scf.forall loops; after bufferization
+  // they become OpenMP parallel loops (the LLVM OpenMP runtime runs them).
+  // convert-scf-to-openmp wraps each body in a memref.alloca_scope, which
+  // must hold a single block: canonicalize inlines the scopes (the kernels
+  // allocate nothing) before scf becomes control flow.
+  std::string parallelLoops =
+      threads == 1 ? ""
+                   : "scf-forall-to-parallel,convert-scf-to-openmp{num-threads=" +
+                         std::to_string(threads) + "},canonicalize,";
+  return "func.func(qnt-lower-matmul-cpu{threads=" + std::to_string(threads) +
+         "},qnt-lower-to-linalg),"
          "canonicalize,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
          "buffer-results-to-out-params{modify-public-functions},"
          "buffer-deallocation-pipeline,"
          "convert-bufferization-to-memref,"
-         "func.func(convert-linalg-to-loops),"
+         "func.func(convert-linalg-to-loops)," +
+         parallelLoops +
          "convert-scf-to-cf,"
          "expand-strided-metadata,"
          "lower-affine,"
@@ -38,12 +59,13 @@ llvm::StringRef mlir::qnt::getCpuPipeline() {
          "convert-func-to-llvm,"
          "convert-cf-to-llvm,"
          "convert-index-to-llvm,"
-         "convert-ub-to-llvm,"
+         "convert-ub-to-llvm," +
+         (threads == 1 ? "" : "convert-openmp-to-llvm,") +
          "reconcile-unrealized-casts";
 }
 
-LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm) {
-  return parsePassPipeline(getCpuPipeline(), pm);
+LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm, int64_t threads) {
+  return parsePassPipeline(getCpuPipeline(threads), pm);
 }
 
 LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
@@ -70,12 +92,12 @@ LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
 void mlir::qnt::registerQntPasses() {
   registerQntAllPasses();
   registerGpuPipeline();
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<CpuPipelineOptions>(
       "qnt-cpu-pipeline",
       "Lowers tensors with qnt ops to the LLVM dialect for the CPU, "
-      "dequantizing inside the matmul inner loop",
-      [](OpPassManager &pm) {
-        if (failed(buildCpuPipeline(pm)))
+      "dequantizing inside the matmul kernels",
+      [](OpPassManager &pm, const CpuPipelineOptions &options) {
+        if (failed(buildCpuPipeline(pm, options.threads)))
           llvm::report_fatal_error("qnt-cpu-pipeline does not parse");
       });
 }

@@ -38,18 +38,23 @@ namespace {
 
 struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
   LowerQntMatmul(MLIRContext *ctx, CpuMatmulStrategy strategy,
-                 VectorMatmulShape shape)
-      : OpConversionPattern(ctx), strategy(strategy), shape(shape) {}
+                 VectorMatmulShape shape, bool threads, int64_t parallelWeights)
+      : OpConversionPattern(ctx), strategy(strategy), shape(shape),
+        threads(threads), parallelWeights(parallelWeights) {}
 
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
+    VectorMatmulShape kernel = shape;
+    int64_t n = op.getType().getDimSize(1);
+    int64_t k = op.getInput().getType().getDimSize(1);
+    kernel.parallel = threads && n * k >= parallelWeights;
     Value result =
         strategy == CpuMatmulStrategy::Vector
             ? buildVectorFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                      adaptor.getInput(),
                                      adaptor.getComponents(), op.getType(),
-                                     shape)
+                                     kernel)
             : buildFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                adaptor.getInput(), adaptor.getComponents(),
                                op.getType());
@@ -59,6 +64,8 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
 
   CpuMatmulStrategy strategy;
   VectorMatmulShape shape;
+  bool threads;
+  int64_t parallelWeights;
 };
 
 /// Whether `op` is `x[M, K] * W[N, K]^T` accumulated into its init, with
@@ -85,8 +92,10 @@ bool isDenseTransposeB(linalg::MatmulOp op) {
 }
 
 struct LowerDenseMatmul : OpRewritePattern<linalg::MatmulOp> {
-  LowerDenseMatmul(MLIRContext *ctx, VectorMatmulShape shape)
-      : OpRewritePattern(ctx), shape(shape) {}
+  LowerDenseMatmul(MLIRContext *ctx, VectorMatmulShape shape, bool threads,
+                   int64_t parallelWeights)
+      : OpRewritePattern(ctx), shape(shape), threads(threads),
+        parallelWeights(parallelWeights) {}
 
   LogicalResult matchAndRewrite(linalg::MatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -105,14 +114,18 @@ struct LowerDenseMatmul : OpRewritePattern<linalg::MatmulOp> {
     auto element = [&](OpBuilder &b, Location l, Value n, Value k) {
       return tensor::ExtractOp::create(b, l, w, ValueRange{n, k}).getResult();
     };
+    VectorMatmulShape kernel = shape;
+    kernel.parallel = threads && wType.getNumElements() >= parallelWeights;
     Value y = buildVectorMatmul(rewriter, loc, x, wType.getDimSize(0),
                                 wType.getDimSize(1), run, element,
-                                op.getDpsInits()[0], shape);
+                                op.getDpsInits()[0], kernel);
     rewriter.replaceOp(op, y);
     return success();
   }
 
   VectorMatmulShape shape;
+  bool threads;
+  int64_t parallelWeights;
 };
 
 struct QntLowerMatmulCpuPass
@@ -120,16 +133,26 @@ struct QntLowerMatmulCpuPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (vectorWidth < 0 || unroll < 1 || rowTile < 1) {
+    if (vectorWidth < 0 || unroll < 1 || rowTile < 1 || colTile < 1 ||
+        threads < 0) {
       getOperation().emitError()
-          << "qnt-lower-matmul-cpu: vector-width must be >= 0, unroll and "
-             "row-tile >= 1";
+          << "qnt-lower-matmul-cpu: vector-width and threads must be >= 0, "
+             "unroll, row-tile and col-tile >= 1";
       return signalPassFailure();
     }
     VectorMatmulShape shape;
-    shape.vectorWidth = vectorWidth ? int64_t(vectorWidth) : hostVectorWidth();
+    int64_t lanes = hostVectorWidth();
+    // Two registers per run by default: one wide load of packed codes then
+    // fills both (16 bytes of 4-bit codes are 32 lanes).
+    shape.vectorWidth = vectorWidth ? int64_t(vectorWidth) : 2 * lanes;
     shape.unroll = unroll;
     shape.rowTile = rowTile;
+    shape.colTile = colTile;
+    // Accumulators may take three quarters of the registers (32 with
+    // AVX-512, else 16); the rest hold weight and input runs.
+    int64_t registers = lanes == 16 ? 32 : 16;
+    int64_t perRun = (shape.vectorWidth + lanes - 1) / lanes;
+    shape.accumulators = std::max<int64_t>(1, registers * 3 / 4 / perRun);
 
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
@@ -140,9 +163,11 @@ struct QntLowerMatmulCpuPass
           [](linalg::MatmulOp op) { return !isDenseTransposeB(op); });
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerQntMatmul>(ctx, strategy, shape);
+    patterns.add<LowerQntMatmul>(ctx, strategy, shape, threads != 1,
+                                 int64_t(parallelWeights));
     if (vector && dense)
-      patterns.add<LowerDenseMatmul>(ctx, shape);
+      patterns.add<LowerDenseMatmul>(ctx, shape, threads != 1,
+                                     int64_t(parallelWeights));
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

@@ -61,10 +61,24 @@ struct VectorMatmulBuilder {
     return arith::ExtFOp::create(b, loc, f32(b), x);
   }
 
-  /// One k loop over [lo, hi) with `runsPerStep` runs per iteration:
-  /// accumulators[r * runsPerStep + u] += x[m0 + r, run u] * W[n, run u].
-  SmallVector<Value> accumulate(OpBuilder &b, Value m0, int64_t rows, Value n,
-                                int64_t lo, int64_t hi, int64_t runsPerStep,
+  /// A block of outputs: rows m0 .. m0 + rows, weight rows n0 .. n0 + cols.
+  struct Tile {
+    Value m0;
+    int64_t rows;
+    Value n0;
+    int64_t cols;
+    /// The column of y that weight row n0 writes (n0 itself, or 0 in the
+    /// [M, cols] slice of a parallel tile).
+    Value yColumn;
+  };
+
+  /// One k loop over [lo, hi) with `runsPerStep` runs per iteration: for
+  /// every run, the `cols` weight runs are dequantized once and the `rows`
+  /// input runs read once, and each (row, weight row) pair accumulates
+  /// into its own accumulator. The runs of one step share their scale
+  /// group when the step divides the group, so its scale is loaded once.
+  SmallVector<Value> accumulate(OpBuilder &b, const Tile &t, int64_t lo,
+                                int64_t hi, int64_t runsPerStep,
                                 ValueRange accumulators) const {
     int64_t step = runsPerStep * shape.vectorWidth;
     auto loop = scf::ForOp::create(
@@ -74,11 +88,16 @@ struct VectorMatmulBuilder {
           SmallVector<Value> next(acc);
           for (int64_t u = 0; u < runsPerStep; ++u) {
             Value runCol = addIndex(lb, col, u * shape.vectorWidth);
-            Value w = weightRun(lb, loc, n, runCol, shape.vectorWidth);
-            for (int64_t r = 0; r < rows; ++r) {
-              Value x = readInputRun(lb, addIndex(lb, m0, r), runCol);
-              Value &a = next[r * runsPerStep + u];
-              a = vector::FMAOp::create(lb, loc, x, w, a);
+            SmallVector<Value> w;
+            for (int64_t j = 0; j < t.cols; ++j)
+              w.push_back(weightRun(lb, loc, addIndex(lb, t.n0, j), runCol,
+                                    shape.vectorWidth));
+            for (int64_t r = 0; r < t.rows; ++r) {
+              Value x = readInputRun(lb, addIndex(lb, t.m0, r), runCol);
+              for (int64_t j = 0; j < t.cols; ++j) {
+                Value &a = next[r * t.cols + j];
+                a = vector::FMAOp::create(lb, loc, x, w[j], a);
+              }
             }
           }
           scf::YieldOp::create(lb, loc, next);
@@ -86,51 +105,34 @@ struct VectorMatmulBuilder {
     return SmallVector<Value>(loop.getResults());
   }
 
-  /// The `rows` dot products of x[m0 + r, :] with W[n, :] as f32 scalars.
-  SmallVector<Value> dotRows(OpBuilder &b, Value m0, int64_t rows,
-                             Value n) const {
+  /// The rows x cols dot products of the tile as f32 scalars, row-major.
+  SmallVector<Value> dotTile(OpBuilder &b, const Tile &t) const {
     int64_t width = shape.vectorWidth, unroll = shape.unroll;
     int64_t mainEnd = k / (width * unroll) * (width * unroll);
     int64_t runEnd = k / width * width;
     Value zeroRun = arith::ConstantOp::create(
         b, loc, SplatElementsAttr::get(runType(b), b.getF32FloatAttr(0.0f)));
 
-    SmallVector<Value> acc(rows * unroll, zeroRun);
+    int64_t outputs = t.rows * t.cols;
+    SmallVector<Value> acc(outputs, zeroRun);
     if (mainEnd > 0)
-      acc = accumulate(b, m0, rows, n, 0, mainEnd, unroll, acc);
-    if (runEnd > mainEnd) {
-      SmallVector<Value> first;
-      for (int64_t r = 0; r < rows; ++r)
-        first.push_back(acc[r * unroll]);
-      first = accumulate(b, m0, rows, n, mainEnd, runEnd, 1, first);
-      for (int64_t r = 0; r < rows; ++r)
-        acc[r * unroll] = first[r];
-    }
+      acc = accumulate(b, t, 0, mainEnd, unroll, acc);
+    if (runEnd > mainEnd)
+      acc = accumulate(b, t, mainEnd, runEnd, 1, acc);
 
-    // The accumulators of a row summed pairwise, then across lanes; the
-    // order is free (reassoc), as in any vectorized dot product.
+    // Each accumulator summed across lanes; the order is free (reassoc),
+    // as in any vectorized dot product.
     SmallVector<Value> sums;
-    for (int64_t r = 0; r < rows; ++r) {
-      SmallVector<Value> partial(acc.begin() + r * unroll,
-                                 acc.begin() + (r + 1) * unroll);
-      while (partial.size() > 1) {
-        SmallVector<Value> halved;
-        for (size_t i = 0; i + 1 < partial.size(); i += 2)
-          halved.push_back(
-              arith::AddFOp::create(b, loc, partial[i], partial[i + 1]));
-        if (partial.size() % 2)
-          halved.push_back(partial.back());
-        partial = std::move(halved);
-      }
+    for (int64_t o = 0; o < outputs; ++o) {
       Value sum = runEnd > 0 ? vector::ReductionOp::create(
-                                   b, loc, vector::CombiningKind::ADD,
-                                   partial.front(),
+                                   b, loc, vector::CombiningKind::ADD, acc[o],
                                    arith::FastMathFlags::reassoc)
                                    .getResult()
                              : arith::ConstantOp::create(
                                    b, loc, b.getF32FloatAttr(0.0f))
                                    .getResult();
-      Value m = addIndex(b, m0, r);
+      Value m = addIndex(b, t.m0, o / t.cols);
+      Value n = addIndex(b, t.n0, o % t.cols);
       for (int64_t col = runEnd; col < k; ++col) {
         Value c = index(b, loc, col);
         Value product = arith::MulFOp::create(b, loc, readInputElement(b, m, c),
@@ -142,30 +144,102 @@ struct VectorMatmulBuilder {
     return sums;
   }
 
-  /// y[m0 .. m0 + rows, n] = the dot products (+ init); returns the new y.
-  Value storeRows(OpBuilder &b, Value y, Value m0, int64_t rows,
-                  Value n) const {
-    SmallVector<Value> sums = dotRows(b, m0, rows, n);
-    for (int64_t r = 0; r < rows; ++r) {
-      Value m = addIndex(b, m0, r);
-      Value sum = sums[r];
+  /// y over the tile = its dot products (+ init); returns the new y.
+  Value storeTile(OpBuilder &b, Value y, const Tile &t) const {
+    SmallVector<Value> sums = dotTile(b, t);
+    for (int64_t o = 0; o < t.rows * t.cols; ++o) {
+      Value m = addIndex(b, t.m0, o / t.cols);
+      Value n = addIndex(b, t.n0, o % t.cols);
+      Value sum = sums[o];
       if (init)
         sum = arith::AddFOp::create(
             b, loc, tensor::ExtractOp::create(b, loc, init, ValueRange{m, n}),
             sum);
-      y = tensor::InsertOp::create(b, loc, sum, y, ValueRange{m, n});
+      Value column = addIndex(b, t.yColumn, o % t.cols);
+      y = tensor::InsertOp::create(b, loc, sum, y, ValueRange{m, column});
     }
     return y;
   }
 
-  /// For m0 in [lo, hi) by `rows`: y[m0 .. m0 + rows, n] computed.
+  /// Weight rows per tile for tiles of `rows` activation rows: as many of
+  /// the `cols` as the accumulator budget allows, dividing `cols`.
+  int64_t colsFor(int64_t rows, int64_t cols) const {
+    int64_t fit = std::max<int64_t>(1, shape.accumulators / rows);
+    int64_t c = std::min(cols, fit);
+    while (cols % c != 0)
+      --c;
+    return c;
+  }
+
+  /// For m0 in [lo, hi) by `rows`: y[m0 .. m0 + rows, n0 .. n0 + cols].
   Value rowTiles(OpBuilder &b, Value y, Value lo, Value hi, int64_t rows,
-                 Value n) const {
+                 Value n0, Value yColumn, int64_t cols) const {
+    int64_t sub = colsFor(rows, cols);
     auto loop = scf::ForOp::create(
         b, loc, lo, hi, index(b, loc, rows), ValueRange{y},
         [&](OpBuilder &lb, Location, Value m0, ValueRange carried) {
-          scf::YieldOp::create(lb, loc,
-                               storeRows(lb, carried[0], m0, rows, n));
+          Value yi = carried[0];
+          for (int64_t j = 0; j < cols; j += sub)
+            yi = storeTile(lb, yi,
+                           Tile{m0, rows, addIndex(lb, n0, j), sub,
+                                addIndex(lb, yColumn, j)});
+          scf::YieldOp::create(lb, loc, yi);
+        });
+    return loop.getResult(0);
+  }
+
+  /// Every row tile (then the 1-row remainder) of weight rows n0 .. n0 +
+  /// cols.
+  Value allRows(OpBuilder &b, Value y, Value m, Value tiled, Value n0,
+                Value yColumn, int64_t cols) const {
+    int64_t tile = shape.rowTile;
+    Value zero = index(b, loc, 0);
+    if (tile > 1)
+      y = rowTiles(b, y, zero, tiled, tile, n0, yColumn, cols);
+    return rowTiles(b, y, tile > 1 ? tiled : zero, m, 1, n0, yColumn, cols);
+  }
+
+  /// The tiles of weight rows [lo, hi) by `cols` as one scf.forall: each
+  /// computes its [M, cols] slice of y, inserted in parallel.
+  Value parallelColTiles(OpBuilder &b, Value y, Value m, Value tiled,
+                         int64_t lo, int64_t hi, int64_t cols) const {
+    auto forall = scf::ForallOp::create(
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr((hi - lo) / cols)},
+        ValueRange{y}, std::nullopt);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(forall.getTerminator());
+    Value tileIndex = forall.getInductionVar(0);
+    Value out = forall.getRegionIterArgs()[0];
+    Value n0 = addIndex(b,
+                        arith::MulIOp::create(b, loc, tileIndex,
+                                              index(b, loc, cols)),
+                        lo);
+    SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), n0};
+    SmallVector<OpFoldResult> sizes = {m, b.getIndexAttr(cols)};
+    SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
+    Value slice =
+        tensor::ExtractSliceOp::create(b, loc, out, offsets, sizes, strides);
+    Value result =
+        allRows(b, slice, m, tiled, n0, index(b, loc, 0), cols);
+    b.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(b, loc, result, out, offsets, sizes,
+                                          strides);
+    return forall.getResult(0);
+  }
+
+  /// The loop over weight rows [lo, hi) by `cols`.
+  Value colTiles(OpBuilder &b, Value y, Value m, Value tiled, int64_t lo,
+                 int64_t hi, int64_t cols) const {
+    if (hi <= lo)
+      return y;
+    if (shape.parallel && hi - lo > cols)
+      return parallelColTiles(b, y, m, tiled, lo, hi, cols);
+    auto loop = scf::ForOp::create(
+        b, loc, index(b, loc, lo), index(b, loc, hi), index(b, loc, cols),
+        ValueRange{y},
+        [&](OpBuilder &lb, Location, Value n0, ValueRange carried) {
+          scf::YieldOp::create(
+              lb, loc, allRows(lb, carried[0], m, tiled, n0, n0, cols));
         });
     return loop.getResult(0);
   }
@@ -182,22 +256,16 @@ struct VectorMatmulBuilder {
       dynamicSizes.push_back(m);
     Value empty = tensor::EmptyOp::create(b, loc, resultType, dynamicSizes);
 
-    // n outermost: the weight is streamed once; each row n is reused from
-    // the cache by every tile of activation rows.
+    // Weight tiles outermost: the weight is streamed once, `colTile` rows
+    // side by side; each tile is reused from the cache by every tile of
+    // activation rows.
     int64_t tile = shape.rowTile;
     Value tiled = arith::SubIOp::create(
         b, loc, m, arith::RemUIOp::create(b, loc, m, index(b, loc, tile)));
-    auto loop = scf::ForOp::create(
-        b, loc, index(b, loc, 0), index(b, loc, n), index(b, loc, 1),
-        ValueRange{empty},
-        [&](OpBuilder &lb, Location, Value row, ValueRange carried) {
-          Value y = carried[0];
-          if (tile > 1)
-            y = rowTiles(lb, y, index(lb, loc, 0), tiled, tile, row);
-          y = rowTiles(lb, y, tile > 1 ? tiled : index(lb, loc, 0), m, 1, row);
-          scf::YieldOp::create(lb, loc, y);
-        });
-    return loop.getResult(0);
+    int64_t cols = std::min(shape.colTile, n);
+    int64_t fullEnd = n / cols * cols;
+    Value y = colTiles(b, empty, m, tiled, 0, fullEnd, cols);
+    return colTiles(b, y, m, tiled, fullEnd, n, 1);
   }
 };
 

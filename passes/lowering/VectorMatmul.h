@@ -17,13 +17,22 @@ namespace mlir::qnt {
 
 /// Tile shape of the vector kernel.
 struct VectorMatmulShape {
-  /// f32 lanes per vector (16 for 512-bit registers).
-  int64_t vectorWidth = 16;
-  /// Runs of `vectorWidth` per k step, each with its own accumulator per
-  /// row, so that `unroll` fused multiply-adds per row are in flight.
+  /// f32 lanes per run (a multiple of the register's: 32 is two 512-bit
+  /// registers).
+  int64_t vectorWidth = 32;
+  /// Runs per k step (sharing the accumulators; a step that divides the
+  /// scale group loads its scale once).
   int64_t unroll = 4;
   /// Activation rows sharing each dequantized weight run.
   int64_t rowTile = 4;
+  /// Weight rows processed side by side, sharing each input run.
+  int64_t colTile = 4;
+  /// Accumulator runs a tile may hold (registers / registers per run):
+  /// tiles of several activation rows use fewer weight rows to fit.
+  int64_t accumulators = 12;
+  /// Whether the tiles of weight rows form an scf.forall (run on threads
+  /// once lowered to OpenMP) rather than an scf.for.
+  bool parallel = false;
 };
 
 /// The widest f32 vector of the host CPU: 16 lanes with AVX-512, 8 with
@@ -40,12 +49,13 @@ using WeightElementBuilder =
 
 /// Emits `input * W^T` for an [M, K] `input` (any float element type, M
 /// static or dynamic) and an [N, K] weight, as an f32 [M, N] tensor, plus
-/// `init` (an f32 [M, N] tensor) when given. For each weight row n and each
-/// tile of `shape.rowTile` activation rows, k advances by
-/// `vectorWidth * unroll` with that many independent accumulators per row;
-/// a k remainder uses single runs, and the last K % vectorWidth elements
-/// the scalar builder. Each weight run is produced once per row tile and
-/// used by every row of the tile.
+/// `init` (an f32 [M, N] tensor) when given. For each tile of `colTile`
+/// weight rows and each tile of `rowTile` activation rows (then single
+/// rows), k advances by `vectorWidth * unroll` with one accumulator per
+/// (row, weight row); a k remainder uses single runs, and the last
+/// K % vectorWidth elements the scalar builder. Each weight run is produced
+/// once per row tile and used by every row of the tile; each input run is
+/// read once per weight tile.
 Value buildVectorMatmul(OpBuilder &b, Location loc, Value input, int64_t n,
                         int64_t k, WeightRunBuilder weightRun,
                         WeightElementBuilder weightElement, Value init,

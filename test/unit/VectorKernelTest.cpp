@@ -8,7 +8,8 @@
 //  - the vector matmul kernel of qnt-lower-matmul-cpu equals a float64
 //    product with the host-dequantized weight, for row counts and K that
 //    exercise every loop of the kernel (row tiles and their remainder, the
-//    unrolled k loop, single runs, the scalar tail), with dynamic M.
+//    unrolled k loop, single runs, the scalar tail, weight-row tiles and
+//    their remainder, tiles on OpenMP threads), with dynamic M.
 //
 //===----------------------------------------------------------------------===//
 
@@ -201,9 +202,14 @@ TEST_P(VectorKernelTest, VectorMatmulEqualsFloat64Product) {
     const char *options;
   };
   // 64 = 24 + 24 (unrolled) + 8 + 8 (single runs); 61 = 32 + 16 + 13
-  // scalar columns (only where the encoding stores 61 columns).
-  for (Case c : {Case{kRows, kCols, "vector-width=8 unroll=3 row-tile=4"},
-                 Case{7, 61, "vector-width=16 unroll=2 row-tile=2"}}) {
+  // scalar columns (only where the encoding stores 61 columns). Weight
+  // tiles of 4, 3 and 2 rows leave a remainder of single rows; the last
+  // case splits the tiles over 2 OpenMP threads.
+  for (Case c :
+       {Case{kRows, kCols, "vector-width=8 unroll=3 row-tile=4 col-tile=4"},
+        Case{7, 61, "vector-width=16 unroll=2 row-tile=2 col-tile=3"},
+        Case{kRows, kCols,
+             "vector-width=16 col-tile=2 threads=2 parallel-weights=1"}}) {
     if (!nx::verifySpec(spec, c.n, c.k).empty())
       continue;
     nx::EncodedMatrix encoded =

@@ -72,6 +72,11 @@ static cl::list<int64_t>
             cl::desc("Activation rows M; default gpu: 1,4,16,64,256, cpu: "
                      "1,4"),
             cl::cat(category));
+static cl::list<int64_t>
+    threadsOpt("cpu-threads", cl::CommaSeparated,
+               cl::desc("CPU threads per kernel (default: 1 and every "
+                        "core); each gets its own read bound"),
+               cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
                                   cl::desc("Timed calls per measurement (1..1000000)"),
                                   cl::init(50), cl::cat(category));
@@ -378,12 +383,14 @@ std::string matmulSource(MLIRContext &ctx, const nx::EncodingSpec *spec,
 /// Median time of the JIT-compiled `matmulSource` at `m` rows.
 FailureOr<bench::TimingStats>
 timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
-        int64_t m, const std::vector<std::vector<uint8_t>> &components) {
+        int64_t m, const std::vector<std::vector<uint8_t>> &components,
+        int64_t threads) {
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
   if (!module)
     return failure();
-  auto compiled = ::qnt::runtime::CompiledFunction::compile(*module, "matmul");
+  auto compiled =
+      ::qnt::runtime::CompiledFunction::compile(*module, "matmul", threads);
   if (failed(compiled))
     return failure();
   const auto &sig = compiled->signature();
@@ -423,46 +430,69 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
   return bench::summarize(samples);
 }
 
+/// The thread counts to measure: --cpu-threads, or 1 and every core.
+std::vector<int64_t> selectedThreads() {
+  std::vector<int64_t> counts(threadsOpt.begin(), threadsOpt.end());
+  if (counts.empty()) {
+    counts.push_back(1);
+    if (bench::hardwareThreads() > 1)
+      counts.push_back(bench::hardwareThreads());
+  }
+  return counts;
+}
+
 int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
            const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
            bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
-  bench::StreamResult stream = bench::measureHostBandwidth(
-      bench::defaultStreamBytes(), /*threads=*/1, /*repetitions=*/5);
-  int threads = bench::hardwareThreads();
-  context.device = "host CPU (" + std::to_string(threads) +
-                   " threads; kernels run on 1)";
-  context.boundGBs = stream.readGBs;
-  context.boundName = "vector read, 1 thread";
-  context.hostStream = stream;
-  if (threads > 1) {
-    bench::StreamResult all = bench::measureHostBandwidth(
-        bench::defaultStreamBytes(), threads, /*repetitions=*/5);
-    context.extra.push_back(
-        {"read bound, " + std::to_string(threads) + " threads",
-         llvm::formatv("{0:F2} GB/s", all.readGBs).str()});
+  std::vector<int64_t> threadCounts = selectedThreads();
+  if (llvm::any_of(threadCounts, [](int64_t t) { return t < 1 || t > 1024; })) {
+    llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
+    return 1;
   }
+  // The read bound of each thread count, measured before the kernels.
+  std::map<int64_t, double> bound;
+  for (int64_t threads : threadCounts) {
+    bench::StreamResult stream = bench::measureHostBandwidth(
+        bench::defaultStreamBytes(), int(threads), /*repetitions=*/5);
+    bound[threads] = stream.readGBs;
+    if (threads == threadCounts.front()) {
+      context.hostStream = stream;
+      context.boundGBs = stream.readGBs;
+      context.boundName =
+          "vector read, " + std::to_string(threads) + " thread" +
+          (threads > 1 ? "s" : "");
+    } else {
+      context.extra.push_back(
+          {"read bound, " + std::to_string(threads) + " threads",
+           llvm::formatv("{0:F2} GB/s", stream.readGBs).str()});
+    }
+  }
+  context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
+                   " hardware threads)";
   context.extra.push_back({"activations", "f32"});
   context.extra.push_back(
-      {"kernel", llvm::formatv("qnt-lower-matmul-cpu, {0} f32 lanes",
+      {"kernel", llvm::formatv("qnt-lower-matmul-cpu, {0} f32 lanes per "
+                               "register; vector-tN: N threads",
                                mlir::qnt::hostVectorWidth())
                      .str()});
 
   ::qnt::Progress progress("cpu", shapes.size() * (encodings.size() + 1) *
-                                      rows.size());
+                                      rows.size() * threadCounts.size());
   int64_t done = 0;
   for (Shape shape : shapes) {
     std::vector<float> dense(shape.n * shape.k, 0.01f);
     std::vector<std::vector<uint8_t>> denseBytes = {std::vector<uint8_t>(
         reinterpret_cast<uint8_t *>(dense.data()),
         reinterpret_cast<uint8_t *>(dense.data() + dense.size()))};
-    std::vector<double> baselineMs;
-    for (int64_t m : rows) {
-      auto stats = timeCpu(ctx, nullptr, shape, m, denseBytes);
-      progress.update(++done, "f32 baseline");
-      if (failed(stats))
-        return 1;
-      baselineMs.push_back(stats->medianMs);
-    }
+    std::map<std::pair<int64_t, int64_t>, double> baselineMs;
+    for (int64_t threads : threadCounts)
+      for (int64_t m : rows) {
+        auto stats = timeCpu(ctx, nullptr, shape, m, denseBytes, threads);
+        progress.update(++done, "f32 baseline");
+        if (failed(stats))
+          return 1;
+        baselineMs[{threads, m}] = stats->medianMs;
+      }
     for (const NamedEncoding &encoding : encodings) {
       if (!nx::verifySpec(encoding.spec, shape.n, shape.k).empty())
         continue;
@@ -471,26 +501,29 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
       std::vector<std::vector<uint8_t>> components;
       for (nx::Component &c : encoded.components)
         components.push_back(std::move(c.bytes));
-      for (size_t i = 0; i < rows.size(); ++i) {
-        auto stats = timeCpu(ctx, &encoding.spec, shape, rows[i], components);
-        progress.update(++done, encoding.name);
-        if (failed(stats))
-          return 1;
-        bench::BenchRow row;
-        row.target = "cpu";
-        row.kernel = "vector";
-        row.encoding = nx::describe(encoding.spec);
-        row.rows = rows[i];
-        row.n = shape.n;
-        row.k = shape.k;
-        row.bitsPerWeight = nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
-        row.weightBytes = totalBytes(components);
-        row.time = *stats;
-        row.baselineName = "f32 dense (same pipeline)";
-        row.baselineMs = baselineMs[i];
-        bench::computeDerived(row, context.boundGBs);
-        out.push_back(row);
-      }
+      for (int64_t threads : threadCounts)
+        for (int64_t m : rows) {
+          auto stats =
+              timeCpu(ctx, &encoding.spec, shape, m, components, threads);
+          progress.update(++done, encoding.name);
+          if (failed(stats))
+            return 1;
+          bench::BenchRow row;
+          row.target = "cpu";
+          row.kernel = "vector-t" + std::to_string(threads);
+          row.encoding = nx::describe(encoding.spec);
+          row.rows = m;
+          row.n = shape.n;
+          row.k = shape.k;
+          row.bitsPerWeight =
+              nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
+          row.weightBytes = totalBytes(components);
+          row.time = *stats;
+          row.baselineName = "f32 dense (same pipeline and threads)";
+          row.baselineMs = baselineMs[{threads, m}];
+          bench::computeDerived(row, bound[threads]);
+          out.push_back(row);
+        }
     }
   }
   return 0;

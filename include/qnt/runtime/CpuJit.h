@@ -77,10 +77,12 @@ public:
 
   /// Lowers `module` (tensors with qnt ops) through qnt-bind-params and
   /// qnt-cpu-pipeline and JIT-compiles it. `entries` lists the functions to
-  /// expose; empty means every public function with a body. Diagnostics go
-  /// to the module's context.
+  /// expose; empty means every public function with a body. `threads` is
+  /// qnt-cpu-pipeline's (0: large kernels on every core, 1: the calling
+  /// thread only). Diagnostics go to the module's context.
   static mlir::FailureOr<std::unique_ptr<CompiledModule>>
-  compile(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries = {});
+  compile(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries = {},
+          int64_t threads = 0);
 
   /// The signature of `entry`, or null if it was not compiled.
   const EntrySignature *signature(llvm::StringRef entry) const;
@@ -122,8 +124,9 @@ public:
   CompiledFunction(CompiledFunction &&);
 
   /// Compiles `entry`, or the only public function if empty; static shapes.
-  static mlir::FailureOr<CompiledFunction> compile(mlir::ModuleOp module,
-                                                   llvm::StringRef entry);
+  /// `threads` as for CompiledModule::compile.
+  static mlir::FailureOr<CompiledFunction>
+  compile(mlir::ModuleOp module, llvm::StringRef entry, int64_t threads = 0);
 
   const EntrySignature &signature() const { return *sig; }
 

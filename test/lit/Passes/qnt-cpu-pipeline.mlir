@@ -6,7 +6,7 @@
 // RUN: quant-opt %s -split-input-file --qnt-cpu-pipeline | FileCheck %s --check-prefix=CLEAN
 // The registered pipeline and its textual spelling are the same thing.
 // RUN: quant-opt %s -split-input-file --qnt-cpu-pipeline > %t.registered.mlir
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu,qnt-lower-to-linalg),canonicalize,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions},buffer-deallocation-pipeline,convert-bufferization-to-memref,func.func(convert-linalg-to-loops),convert-scf-to-cf,expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts)" > %t.textual.mlir
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{threads=0},qnt-lower-to-linalg),canonicalize,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions},buffer-deallocation-pipeline,convert-bufferization-to-memref,func.func(convert-linalg-to-loops),scf-forall-to-parallel,convert-scf-to-openmp{num-threads=0},canonicalize,convert-scf-to-cf,expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,convert-openmp-to-llvm,reconcile-unrealized-casts)" > %t.textual.mlir
 // RUN: diff %t.registered.mlir %t.textual.mlir
 
 // CLEAN-NOT: memref
@@ -24,16 +24,17 @@
 // CHECK-LABEL: llvm.func @linear
 // CHECK-SAME: (%{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: i64
 // CHECK-SAME: %[[LAST:arg34]]: i64) {{{$}}
-// The matmul is the vector kernel (its width is the host's widest): a run
-// of packed codes is one wide load, spread to one byte per lane by a
-// constant shuffle, shifted and masked to 4 bits per lane...
+// The matmul is the vector kernel (its width is the host's): a run of
+// packed codes is one wide load, widened once; the low and high nibbles of
+// every byte are masked out and interleaved back into element order...
 // CHECK: %[[BYTES:.*]] = llvm.load %{{.*}} : !llvm.ptr -> vector<[[B:[0-9]+]]xi8>
-// CHECK-NEXT: %[[SPREAD:.*]] = llvm.shufflevector %[[BYTES]], %[[BYTES]] [0, 0, 1, 1{{.*}}] : vector<[[B]]xi8>
-// CHECK-NEXT: %[[WORDS:.*]] = llvm.zext %[[SPREAD]] : vector<[[W:[0-9]+]]xi8> to vector<[[W]]xi32>
-// CHECK-NEXT: %[[SHIFTED:.*]] = llvm.lshr %[[WORDS]], %{{.*}} : vector<[[W]]xi32>
-// CHECK-NEXT: %[[CODES:.*]] = llvm.and %[[SHIFTED]], %{{.*}} : vector<[[W]]xi32>
+// CHECK-NEXT: %[[WORDS:.*]] = llvm.zext %[[BYTES]] : vector<[[B]]xi8> to vector<[[B]]xi32>
+// CHECK-NEXT: %[[LOW:.*]] = llvm.and %[[WORDS]], %{{.*}} : vector<[[B]]xi32>
+// CHECK-NEXT: %[[SHIFTED:.*]] = llvm.lshr %[[WORDS]], %{{.*}} : vector<[[B]]xi32>
+// CHECK-NEXT: %[[HIGH:.*]] = llvm.and %[[SHIFTED]], %{{.*}} : vector<[[B]]xi32>
+// CHECK-NEXT: %[[CODES:.*]] = llvm.shufflevector %[[LOW]], %[[HIGH]] [0, [[B]], 1, {{.*}}] : vector<[[B]]xi32>
 // ... minus the broadcast zero point, times the broadcast scale...
-// CHECK: %[[DIFF:.*]] = llvm.sub %[[CODES]], %{{.*}} : vector<[[W]]xi32>
+// CHECK: %[[DIFF:.*]] = llvm.sub %[[CODES]], %{{.*}} : vector<[[W:[0-9]+]]xi32>
 // CHECK-NEXT: %[[REAL:.*]] = llvm.sitofp %[[DIFF]] : vector<[[W]]xi32> to vector<[[W]]xf32>
 // CHECK: %[[DEQUANT:.*]] = llvm.fmul %[[REAL]], %{{.*}} : vector<[[W]]xf32>
 // ... and multiplied with a run of x into an accumulator;

@@ -2,27 +2,32 @@
 // kernel shape given explicitly (the default width is the host's).
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{vector-width=16 unroll=2 row-tile=4},cse))" | FileCheck %s
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{strategy=loops}))" | FileCheck %s --check-prefix=LOOPS
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{vector-width=16 col-tile=2 threads=2 parallel-weights=1}))" | FileCheck %s --check-prefix=PAR
 // RUN: not quant-opt %s --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{unroll=0}))" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: error: qnt-lower-matmul-cpu: vector-width must be >= 0, unroll and row-tile >= 1
+// BAD: error: qnt-lower-matmul-cpu: vector-width and threads must be >= 0, unroll, row-tile and col-tile >= 1
 
-// int4 g32, K = 80: n outermost; row tiles of 4 and a 1-row remainder loop
-// over the dynamic M; a k loop of 2 runs of 16 per step (0..64) with an
-// accumulator each, then one single run (64..80). Each run of 16 codes is
-// one 8-byte read of the packed row, spread by a constant shuffle, shifted
-// per lane and masked, and dequantized with its group's zero and scale.
+// int4 g32, K = 80, N = 6: one tile of 4 weight rows, then 2 single rows;
+// within a weight tile, tiles of 4 activation rows of the dynamic M, then
+// single rows. The k loop takes 2 runs of 16 per step (0..64) into 16
+// accumulators (4 rows x 4 weight rows), then single runs (64..80). Each
+// run of 16 codes is one 8-byte read of the packed row, widened once; the
+// low and the high nibbles are masked out of all 8 bytes and interleaved
+// back into element order, then dequantized with the group's zero point
+// and scale.
 // CHECK-LABEL: func.func @int4
 // CHECK: %[[M:.*]] = tensor.dim %{{.*}}, %c0
-// CHECK: scf.for %[[N:.*]] = %{{.*}} to %c6 step %c1 iter_args
-// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c4 iter_args
-// CHECK: scf.for %[[K:.*]] = %{{.*}} to %c64 step %c32 iter_args(%{{.*}} = %[[ZERO:.*]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]], %{{.*}} = %[[ZERO]]) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
-// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}}[%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<6x40xi8>, vector<8xi8>
-// CHECK-NEXT: %[[SPREAD:.*]] = vector.shuffle %[[BYTES]], %[[BYTES]] [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7] : vector<8xi8>, vector<8xi8>
-// CHECK-NEXT: %[[WIDE:.*]] = arith.extui %[[SPREAD]] : vector<16xi8> to vector<16xi32>
-// CHECK-NEXT: %[[SHIFTS:.*]] = arith.constant dense<[0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4]> : vector<16xi32>
-// CHECK-NEXT: %[[SHIFTED:.*]] = arith.shrui %[[WIDE]], %[[SHIFTS]] : vector<16xi32>
-// CHECK-NEXT: %[[MASK:.*]] = arith.constant dense<15> : vector<16xi32>
-// CHECK-NEXT: %[[CODES:.*]] = arith.andi %[[SHIFTED]], %[[MASK]] : vector<16xi32>
+// CHECK: scf.for %[[N0:.*]] = %c0 to %c4 step %c4 iter_args
+// CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c4 iter_args
+// CHECK: %{{.*}}:16 = scf.for %{{.*}} = %c0 to %c64 step %c32 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
+// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}}[%[[N0]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<6x40xi8>, vector<8xi8>
+// CHECK-NEXT: %[[WORDS:.*]] = arith.extui %[[BYTES]] : vector<8xi8> to vector<8xi32>
+// CHECK-NEXT: %[[MASK:.*]] = arith.constant dense<15> : vector<8xi32>
+// CHECK-NEXT: %[[LOW:.*]] = arith.andi %[[WORDS]], %[[MASK]] : vector<8xi32>
+// CHECK-NEXT: %[[FOUR:.*]] = arith.constant dense<4> : vector<8xi32>
+// CHECK-NEXT: %[[SHIFTED:.*]] = arith.shrui %[[WORDS]], %[[FOUR]] : vector<8xi32>
+// CHECK-NEXT: %[[HIGH:.*]] = arith.andi %[[SHIFTED]], %[[MASK]] : vector<8xi32>
+// CHECK-NEXT: %[[CODES:.*]] = vector.interleave %[[LOW]], %[[HIGH]] : vector<8xi32> -> vector<16xi32>
 // CHECK: %[[ZP:.*]] = tensor.extract %{{.*}} : tensor<6x3xi8>
 // CHECK-NEXT: %[[ZP32:.*]] = arith.extui %[[ZP]] : i8 to i32
 // CHECK-NEXT: %[[ZPS:.*]] = vector.broadcast %[[ZP32]] : i32 to vector<16xi32>
@@ -34,12 +39,22 @@
 // CHECK: %[[X:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x80xf32>, vector<16xf32>
 // CHECK-NEXT: vector.fma %[[X]], %[[W]], %{{.*}} : vector<16xf32>
 // CHECK: scf.yield
-// The single runs, then the accumulators of a row summed and reduced.
+// The single runs, then each accumulator reduced.
 // CHECK: scf.for %{{.*}} = %c64 to %c80 step %c16 iter_args
 // CHECK: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<16xf32> into f32
 // CHECK: tensor.insert
-// The 1-row remainder of M.
-// CHECK: scf.for %{{.*}} = %{{.*}} to %[[M]] step %c1 iter_args
+// The 1-row remainder of M, then the remaining weight rows one at a time.
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[M]] step %c1{{[_0-9]*}} iter_args
+// CHECK: scf.for %{{.*}} = %c4 to %c6 step %c1 iter_args
+
+// With threads (and tiles of 2 weight rows), the 3 weight tiles form an
+// scf.forall; each computes its [M, 2] column slice of the result and
+// inserts it in parallel.
+// PAR-LABEL: func.func @int4
+// PAR: scf.forall (%{{.*}}) in (3) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x6xf32>)
+// PAR: tensor.extract_slice %[[OUT]][0, %[[N0:.*]]] [%[[M:.*]], 2] [1, 1]
+// PAR: scf.forall.in_parallel
+// PAR-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[OUT]][0, %[[N0]]] [%[[M]], 2] [1, 1]
 func.func @int4(%x: tensor<?x80xf32>, %codes: tensor<6x40xi8>, %scales: tensor<6x3xf32>, %zeros: tensor<6x3xi8>) -> tensor<?x6xf32> {
   %y = qnt.matmul %x, #qnt.uniform<bits = 4, mode = asymmetric, granularity = per_group, group_size = 32>(%codes, %scales, %zeros) : (tensor<?x80xf32>, tensor<6x40xi8>, tensor<6x3xf32>, tensor<6x3xi8>) -> tensor<?x6xf32>
   return %y : tensor<?x6xf32>
