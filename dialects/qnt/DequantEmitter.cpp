@@ -213,6 +213,26 @@ static SmallVector<Value, 2> scaleIndices(ScalarBuilder &sb,
   llvm_unreachable("unknown granularity");
 }
 
+/// The vector form shared by the bitstream encodings (uniform, minifloat,
+/// binary): a run that isVectorRun allows is read with one wide load and
+/// turned into values by `decode`, the scalar hook's arithmetic run with
+/// `sb` in vector mode on the codes and the run's scale group `g`; any other
+/// run takes the lane-by-lane default.
+static Value emitBitstreamRun(
+    EncodingAttrInterface encoding, int bits, Granularity granularity,
+    int64_t groupSize, OpBuilder &b, Location loc, ComponentLoader load,
+    VectorComponentLoader loadVector, Value row, Value col, int64_t width,
+    int64_t numRows, int64_t numCols,
+    function_ref<Value(ScalarBuilder &, Value, ArrayRef<Value>)> decode) {
+  if (!isVectorRun(bits, width, granularity, groupSize))
+    return emitDequantVectorByElements(encoding, b, loc, load, row, col, width,
+                                       numRows, numCols);
+  ScalarBuilder sb{b, loc, width};
+  Value codes = loadBitstreamCodeVector(sb, loadVector, /*component=*/0, row,
+                                        col, bits, width);
+  return decode(sb, codes, scaleIndices(sb, granularity, groupSize, row, col));
+}
+
 /// The scale at `g` as f32: half-precision scales are widened (exactly).
 static Value loadScale(OpBuilder &b, Location loc, ComponentLoader load,
                        unsigned component, ArrayRef<Value> g) {
@@ -255,15 +275,12 @@ Value UniformEncodingAttr::emitDequantVector(
     OpBuilder &b, Location loc, ComponentLoader load,
     VectorComponentLoader loadVector, Value row, Value col, int64_t width,
     int64_t numRows, int64_t numCols) const {
-  if (!isVectorRun(getBits(), width, getGranularity(), getGroupSize()))
-    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
-                                       numRows, numCols);
-  ScalarBuilder sb{b, loc, width};
-  Value codes = loadBitstreamCodeVector(sb, loadVector, /*codes=*/0, row, col,
-                                        getBits(), width);
-  return dequantUniform(
-      sb, *this, load, codes,
-      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
+  return emitBitstreamRun(
+      *this, getBits(), getGranularity(), getGroupSize(), b, loc, load,
+      loadVector, row, col, width, numRows, numCols,
+      [&](ScalarBuilder &sb, Value codes, ArrayRef<Value> g) {
+        return dequantUniform(sb, *this, load, codes, g);
+      });
 }
 
 //===----------------------------------------------------------------------===//
@@ -333,18 +350,15 @@ Value MinifloatEncodingAttr::emitDequantVector(
     OpBuilder &b, Location loc, ComponentLoader load,
     VectorComponentLoader loadVector, Value row, Value col, int64_t width,
     int64_t numRows, int64_t numCols) const {
-  int bits = 1 + getExponentBits() + getMantissaBits();
-  if (!isVectorRun(bits, width, getGranularity(), getGroupSize()))
-    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
-                                       numRows, numCols);
-  ScalarBuilder sb{b, loc, width};
-  Value codes = loadBitstreamCodeVector(sb, loadVector, /*codes=*/0, row, col,
-                                        bits, width);
-  Value real = decodeMinifloat(sb, codes, getExponentBits(), getMantissaBits(),
-                               getSpecial());
-  SmallVector<Value, 2> g =
-      scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
-  return sb.fmul({real, sb.splat(loadScale(b, loc, load, /*scales=*/1, g))});
+  return emitBitstreamRun(
+      *this, 1 + getExponentBits() + getMantissaBits(), getGranularity(),
+      getGroupSize(), b, loc, load, loadVector, row, col, width, numRows,
+      numCols, [&](ScalarBuilder &sb, Value codes, ArrayRef<Value> g) {
+        Value real = decodeMinifloat(sb, codes, getExponentBits(),
+                                     getMantissaBits(), getSpecial());
+        return sb.fmul(
+            {real, sb.splat(loadScale(b, loc, load, /*scales=*/1, g))});
+      });
 }
 
 //===----------------------------------------------------------------------===//
@@ -400,15 +414,12 @@ Value BinaryEncodingAttr::emitDequantVector(
     OpBuilder &b, Location loc, ComponentLoader load,
     VectorComponentLoader loadVector, Value row, Value col, int64_t width,
     int64_t numRows, int64_t numCols) const {
-  if (!isVectorRun(1, width, getGranularity(), getGroupSize()))
-    return emitDequantVectorByElements(*this, b, loc, load, row, col, width,
-                                       numRows, numCols);
-  ScalarBuilder sb{b, loc, width};
-  Value bits =
-      loadBitstreamCodeVector(sb, loadVector, /*signs=*/0, row, col, 1, width);
-  return dequantBinary(
-      sb, *this, load, bits,
-      scaleIndices(sb, getGranularity(), getGroupSize(), row, col));
+  return emitBitstreamRun(
+      *this, /*bits=*/1, getGranularity(), getGroupSize(), b, loc, load,
+      loadVector, row, col, width, numRows, numCols,
+      [&](ScalarBuilder &sb, Value bits, ArrayRef<Value> g) {
+        return dequantBinary(sb, *this, load, bits, g);
+      });
 }
 
 //===----------------------------------------------------------------------===//

@@ -8,7 +8,6 @@
 #include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -32,18 +31,12 @@ static auto tensorLoader(ValueRange components) {
   };
 }
 
-/// A vector loader over tensor components: `count` consecutive elements
-/// along the last dimension via vector.transfer_read (in bounds by the
+/// A vector loader over tensor components (in bounds by the
 /// emitDequantVector contract).
 static auto tensorVectorLoader(ValueRange components) {
   return [components](OpBuilder &b, Location loc, unsigned i,
                       ValueRange indices, int64_t count) -> Value {
-    Value component = components[i];
-    Type element = cast<RankedTensorType>(component.getType()).getElementType();
-    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
-    return vector::TransferReadOp::create(
-        b, loc, VectorType::get({count}, element), component, indices, pad,
-        /*inBounds=*/ArrayRef<bool>{true});
+    return readRun(b, loc, components[i], indices, count);
   };
 }
 

@@ -38,23 +38,18 @@ namespace {
 
 struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
   LowerQntMatmul(MLIRContext *ctx, CpuMatmulStrategy strategy,
-                 VectorMatmulShape shape, bool threads, int64_t parallelWeights)
-      : OpConversionPattern(ctx), strategy(strategy), shape(shape),
-        threads(threads), parallelWeights(parallelWeights) {}
+                 VectorMatmulShape shape)
+      : OpConversionPattern(ctx), strategy(strategy), shape(shape) {}
 
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    VectorMatmulShape kernel = shape;
-    int64_t n = op.getType().getDimSize(1);
-    int64_t k = op.getInput().getType().getDimSize(1);
-    kernel.parallel = threads && n * k >= parallelWeights;
     Value result =
         strategy == CpuMatmulStrategy::Vector
             ? buildVectorFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                      adaptor.getInput(),
                                      adaptor.getComponents(), op.getType(),
-                                     kernel)
+                                     shape)
             : buildFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                adaptor.getInput(), adaptor.getComponents(),
                                op.getType());
@@ -64,8 +59,6 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
 
   CpuMatmulStrategy strategy;
   VectorMatmulShape shape;
-  bool threads;
-  int64_t parallelWeights;
 };
 
 /// Whether `op` is `x[M, K] * W[N, K]^T` accumulated into its init, with
@@ -92,10 +85,8 @@ bool isDenseTransposeB(linalg::MatmulOp op) {
 }
 
 struct LowerDenseMatmul : OpRewritePattern<linalg::MatmulOp> {
-  LowerDenseMatmul(MLIRContext *ctx, VectorMatmulShape shape, bool threads,
-                   int64_t parallelWeights)
-      : OpRewritePattern(ctx), shape(shape), threads(threads),
-        parallelWeights(parallelWeights) {}
+  LowerDenseMatmul(MLIRContext *ctx, VectorMatmulShape shape)
+      : OpRewritePattern(ctx), shape(shape) {}
 
   LogicalResult matchAndRewrite(linalg::MatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -105,27 +96,19 @@ struct LowerDenseMatmul : OpRewritePattern<linalg::MatmulOp> {
     Value x = op.getDpsInputs()[0], w = op.getDpsInputs()[1];
     auto wType = cast<RankedTensorType>(w.getType());
     auto run = [&](OpBuilder &b, Location l, Value n, Value k, int64_t width) {
-      Value pad = arith::ConstantOp::create(b, l, b.getF32FloatAttr(0.0f));
-      return vector::TransferReadOp::create(
-                 b, l, VectorType::get({width}, b.getF32Type()), w,
-                 ValueRange{n, k}, pad, /*inBounds=*/ArrayRef<bool>{true})
-          .getResult();
+      return readRun(b, l, w, {n, k}, width);
     };
     auto element = [&](OpBuilder &b, Location l, Value n, Value k) {
       return tensor::ExtractOp::create(b, l, w, ValueRange{n, k}).getResult();
     };
-    VectorMatmulShape kernel = shape;
-    kernel.parallel = threads && wType.getNumElements() >= parallelWeights;
     Value y = buildVectorMatmul(rewriter, loc, x, wType.getDimSize(0),
                                 wType.getDimSize(1), run, element,
-                                op.getDpsInits()[0], kernel);
+                                op.getDpsInits()[0], shape);
     rewriter.replaceOp(op, y);
     return success();
   }
 
   VectorMatmulShape shape;
-  bool threads;
-  int64_t parallelWeights;
 };
 
 struct QntLowerMatmulCpuPass
@@ -148,6 +131,8 @@ struct QntLowerMatmulCpuPass
     shape.unroll = unroll;
     shape.rowTile = rowTile;
     shape.colTile = colTile;
+    shape.parallel = threads != 1;
+    shape.parallelWeights = parallelWeights;
     // Accumulators may take three quarters of the registers (32 with
     // AVX-512, else 16); the rest hold weight and input runs.
     int64_t registers = lanes == 16 ? 32 : 16;
@@ -163,11 +148,9 @@ struct QntLowerMatmulCpuPass
           [](linalg::MatmulOp op) { return !isDenseTransposeB(op); });
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerQntMatmul>(ctx, strategy, shape, threads != 1,
-                                 int64_t(parallelWeights));
+    patterns.add<LowerQntMatmul>(ctx, strategy, shape);
     if (vector && dense)
-      patterns.add<LowerDenseMatmul>(ctx, shape, threads != 1,
-                                     int64_t(parallelWeights));
+      patterns.add<LowerDenseMatmul>(ctx, shape);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -41,14 +42,8 @@ struct VectorMatmulBuilder {
 
   /// x[m, k .. k + vectorWidth) as f32 lanes.
   Value readInputRun(OpBuilder &b, Value m, Value col) const {
-    auto inputType = cast<RankedTensorType>(input.getType());
-    Type element = inputType.getElementType();
-    auto type = VectorType::get({shape.vectorWidth}, element);
-    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
-    Value run = vector::TransferReadOp::create(
-        b, loc, type, input, ValueRange{m, col}, pad,
-        /*inBounds=*/ArrayRef<bool>{true});
-    if (element.isF32())
+    Value run = readRun(b, loc, input, {m, col}, shape.vectorWidth);
+    if (getElementTypeOrSelf(run.getType()).isF32())
       return run;
     return arith::ExtFOp::create(b, loc, runType(b), run);
   }
@@ -232,7 +227,7 @@ struct VectorMatmulBuilder {
                  int64_t hi, int64_t cols) const {
     if (hi <= lo)
       return y;
-    if (shape.parallel && hi - lo > cols)
+    if (shape.parallel && n * k >= shape.parallelWeights && hi - lo > cols)
       return parallelColTiles(b, y, m, tiled, lo, hi, cols);
     auto loop = scf::ForOp::create(
         b, loc, index(b, loc, lo), index(b, loc, hi), index(b, loc, cols),
@@ -270,6 +265,16 @@ struct VectorMatmulBuilder {
 };
 
 } // namespace
+
+Value mlir::qnt::readRun(OpBuilder &b, Location loc, Value tensor,
+                         ValueRange indices, int64_t count) {
+  Type element = cast<RankedTensorType>(tensor.getType()).getElementType();
+  Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+  return vector::TransferReadOp::create(b, loc,
+                                        VectorType::get({count}, element),
+                                        tensor, indices, pad,
+                                        /*inBounds=*/ArrayRef<bool>{true});
+}
 
 Value mlir::qnt::buildVectorMatmul(OpBuilder &b, Location loc, Value input,
                                    int64_t n, int64_t k,

@@ -30,10 +30,19 @@ struct VectorMatmulShape {
   /// Accumulator runs a tile may hold (registers / registers per run):
   /// tiles of several activation rows use fewer weight rows to fit.
   int64_t accumulators = 12;
-  /// Whether the tiles of weight rows form an scf.forall (run on threads
-  /// once lowered to OpenMP) rather than an scf.for.
+  /// Whether the tiles of weight rows may form an scf.forall (run on
+  /// threads once lowered to OpenMP) rather than an scf.for...
   bool parallel = false;
+  /// ... which they do for weights of at least this many elements: smaller
+  /// kernels do not repay a fork and join.
+  int64_t parallelWeights = 0;
 };
+
+/// The `count` consecutive elements of `tensor` that start at `indices`
+/// along its last dimension, as a vector (vector.transfer_read, in bounds:
+/// the caller guarantees the run lies in the tensor).
+Value readRun(OpBuilder &b, Location loc, Value tensor, ValueRange indices,
+              int64_t count);
 
 /// The widest f32 vector of the host CPU: 16 lanes with AVX-512, 8 with
 /// AVX, else 4.

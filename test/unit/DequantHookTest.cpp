@@ -12,6 +12,7 @@
 
 #include "qnt/InitAll.h"
 #include "qnt/runtime/CpuJit.h"
+#include "support/ComponentConstants.h"
 #include "support/EncodingSamples.h"
 
 #include "dialects/qnt/QntDialect.h"
@@ -49,15 +50,7 @@ OwningOpRef<ModuleOp> buildModule(MLIRContext &ctx, const nx::EncodingSpec &spec
   auto func = func::FuncOp::create(b, loc, "dequant",
                                    b.getFunctionType({}, {resultType}));
   b.setInsertionPointToStart(func.addEntryBlock());
-  SmallVector<Value> components;
-  for (const nx::Component &c : m.components) {
-    auto type = RankedTensorType::get(
-        c.layout.shape, mlir::qnt::elementTypeOf(&ctx, c.layout.dtype));
-    ArrayRef<char> raw(reinterpret_cast<const char *>(c.bytes.data()),
-                       c.bytes.size());
-    components.push_back(arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::getFromRawBuffer(type, raw)));
-  }
+  SmallVector<Value> components = ::qnt::testing::componentConstants(b, m);
   Value w = mlir::qnt::DequantOp::create(b, loc, resultType,
                                    mlir::qnt::encodingFromSpec(&ctx, spec),
                                    components);

@@ -15,6 +15,7 @@
 
 #include "qnt/InitAll.h"
 #include "qnt/runtime/CpuJit.h"
+#include "support/ComponentConstants.h"
 #include "support/EncodingSamples.h"
 
 #include "dialects/qnt/QntDialect.h"
@@ -27,8 +28,6 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Parser/Parser.h"
-#include "llvm/Support/FormatVariadic.h"
 
 #include <gtest/gtest.h>
 
@@ -62,20 +61,6 @@ protected:
     return r;
   }
 
-  /// The components of `m` as constants at `b`'s insertion point.
-  SmallVector<Value> constants(OpBuilder &b, const nx::EncodedMatrix &m) {
-    SmallVector<Value> values;
-    for (const nx::Component &c : m.components) {
-      auto type = RankedTensorType::get(
-          c.layout.shape, mlir::qnt::elementTypeOf(&ctx, c.layout.dtype));
-      ArrayRef<char> raw(reinterpret_cast<const char *>(c.bytes.data()),
-                         c.bytes.size());
-      values.push_back(arith::ConstantOp::create(
-          b, b.getUnknownLoc(), DenseElementsAttr::getFromRawBuffer(type, raw)));
-    }
-    return values;
-  }
-
   MLIRContext ctx;
   std::string diagnostics;
   std::unique_ptr<ScopedDiagnosticHandler> handler;
@@ -98,7 +83,8 @@ TEST_P(VectorKernelTest, VectorHookEqualsHostBitForBit) {
     auto func = func::FuncOp::create(b, loc, "runs",
                                      b.getFunctionType({}, {resultType}));
     b.setInsertionPointToStart(func.addEntryBlock());
-    SmallVector<Value> components = constants(b, encoded);
+    SmallVector<Value> components =
+        ::qnt::testing::componentConstants(b, encoded);
     auto load = [&](OpBuilder &nb, Location l, unsigned i,
                     ValueRange indices) -> Value {
       return tensor::ExtractOp::create(nb, l, components[i], indices);
@@ -175,15 +161,8 @@ compileMatmul(MLIRContext &ctx, const nx::EncodingSpec &spec,
                                    b.getFunctionType({xType}, {yType}));
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  SmallVector<Value> components;
-  for (const nx::Component &c : encoded.components) {
-    auto type = RankedTensorType::get(
-        c.layout.shape, mlir::qnt::elementTypeOf(&ctx, c.layout.dtype));
-    ArrayRef<char> raw(reinterpret_cast<const char *>(c.bytes.data()),
-                       c.bytes.size());
-    components.push_back(arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::getFromRawBuffer(type, raw)));
-  }
+  SmallVector<Value> components =
+      ::qnt::testing::componentConstants(b, encoded);
   Value y = mlir::qnt::MatmulOp::create(b, loc, yType, entry->getArgument(0),
                                         mlir::qnt::encodingFromSpec(&ctx, spec),
                                         components);
