@@ -65,6 +65,19 @@ enum class CpuMatmulStrategy {
   Loops,  ///< one scalar loop nest (emitDequantElement)
 };
 
+/// qnt-lower-matmul-cpu's `activations`.
+enum class CpuActivations {
+  F32,  ///< f32 activations times dequantized weights
+  Int8, ///< int8 activations times integer codes (getIntegerForm)
+};
+
+/// qnt-lower-matmul-cpu's `int8-dot`.
+enum class CpuInt8Dot {
+  Auto,    ///< vnni when the host CPU has AVX512-VNNI and AVX512-BW
+  Vnni,    ///< x86 vpdpbusd and vpshufb intrinsics
+  Generic, ///< portable widening multiplies and reductions
+};
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 
@@ -74,10 +87,17 @@ enum class CpuMatmulStrategy {
 /// `threads` is qnt-lower-matmul-cpu's: 1 keeps every kernel on the calling
 /// thread; otherwise the large ones run on that many OpenMP threads (0: the
 /// OpenMP default, every core).
-std::string getCpuPipeline(int64_t threads = 0);
+/// With `int8Activations`, the quantized matmuls whose encodings have an
+/// integer form quantize their activations to int8 (qnt-lower-matmul-cpu
+/// activations=int8). `matmulOptions` are more qnt-lower-matmul-cpu options
+/// ("col-tile=2 unroll=1"), for tuning.
+std::string getCpuPipeline(int64_t threads = 0, bool int8Activations = false,
+                           llvm::StringRef matmulOptions = "");
 
-/// Adds `qnt-cpu-pipeline` with `threads` to `pm` (on a module).
-LogicalResult buildCpuPipeline(OpPassManager &pm, int64_t threads = 0);
+/// Adds `qnt-cpu-pipeline` with these options to `pm` (on a module).
+LogicalResult buildCpuPipeline(OpPassManager &pm, int64_t threads = 0,
+                               bool int8Activations = false,
+                               llvm::StringRef matmulOptions = "");
 
 /// Where code for NVIDIA GPUs goes and how it is packaged.
 struct GpuTargetOptions {

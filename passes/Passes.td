@@ -601,6 +601,17 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     writes disjoint column slices of the result; `qnt-cpu-pipeline` turns
     it into an OpenMP parallel loop (`scf-forall-to-parallel`,
     `convert-scf-to-openmp`) that the LLVM OpenMP runtime runs.
+
+    With `activations=int8`, a `qnt.matmul` whose encoding has an integer
+    form (`getIntegerForm`: uniform codes of 2, 4 or 8 bits, and minifloats
+    such as E2M1 whose values are small integers times a power of two)
+    quantizes its activations to int8 on the fly, one scale per row and
+    weight scale group, and computes each group's dot product exactly in
+    integers: 64 packed code bytes per load, unsigned codes times signed
+    activations four bytes per i32 lane (`vpdpbusd` with
+    `int8-dot=vnni`), the scales and zero point applied once per group.
+    Other encodings, and shapes the kernel does not take (groups not a
+    multiple of 16), keep f32 activations.
   }];
   let options = [
     Option<"strategy", "strategy", "::mlir::qnt::CpuMatmulStrategy",
@@ -615,11 +626,13 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
            "f32 lanes per run (0: twice the host CPU's widest vector)">,
     Option<"unroll", "unroll", "int64_t", /*default=*/"4",
            "Runs per k step (one scale load per step when it divides the "
-           "group)">,
+           "group; int8 kernel: scale groups per step, 4 unless given)">,
     Option<"rowTile", "row-tile", "int64_t", /*default=*/"4",
-           "Activation rows sharing each dequantized weight run">,
+           "Activation rows sharing each dequantized weight run (int8 "
+           "kernel: 8 unless given)">,
     Option<"colTile", "col-tile", "int64_t", /*default=*/"4",
-           "Weight rows processed side by side, sharing each input run">,
+           "Weight rows processed side by side, sharing each input run "
+           "(int8 kernel: 1 unless given)">,
     Option<"dense", "dense", "bool", /*default=*/"true",
            "Also lower dense f32 transpose-B linalg.matmul ops">,
     Option<"threads", "threads", "int64_t", /*default=*/"0",
@@ -629,13 +642,47 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     Option<"parallelWeights", "parallel-weights", "int64_t",
            /*default=*/"1048576",
            "Smallest N x K whose kernel is split over threads (smaller "
-           "ones do not repay a fork and join)">
+           "ones do not repay a fork and join)">,
+    Option<"activations", "activations", "::mlir::qnt::CpuActivations",
+           /*default=*/"::mlir::qnt::CpuActivations::F32",
+           "Activation type of the quantized matmuls' vector kernels",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::CpuActivations::F32, "f32",
+                        "f32 activations, dequantized weights"),
+             clEnumValN(::mlir::qnt::CpuActivations::Int8, "int8",
+                        "int8 activations per row and scale group, integer "
+                        "byte dot products (encodings with an integer "
+                        "form; the others keep f32)"))}]>,
+    Option<"int8Dot", "int8-dot", "::mlir::qnt::CpuInt8Dot",
+           /*default=*/"::mlir::qnt::CpuInt8Dot::Auto",
+           "Instructions of the activations=int8 byte dot products",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::CpuInt8Dot::Auto, "auto",
+                        "vnni when the host CPU has AVX512-VNNI and -BW, "
+                        "else generic"),
+             clEnumValN(::mlir::qnt::CpuInt8Dot::Vnni, "vnni",
+                        "x86 vpdpbusd and vpshufb intrinsics"),
+             clEnumValN(::mlir::qnt::CpuInt8Dot::Generic, "generic",
+                        "widening multiplies and reductions any target "
+                        "runs"))}]>
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::qnt::QntDialect",
     "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect"
   ];
+}
+
+def QntLowerIntrinsics : Pass<"qnt-lower-intrinsics"> {
+  let summary = "Lowers qnt.intrinsic to llvm.call_intrinsic";
+  let description = [{
+    Each `qnt.intrinsic "name"(args)` becomes `llvm.call_intrinsic "name"
+    (args)` with the same types. `qnt-cpu-pipeline` runs it after
+    bufferization and buffer deallocation, which reject ops with unknown
+    side effects such as `llvm.call_intrinsic`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
 def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {

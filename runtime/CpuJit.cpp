@@ -204,7 +204,7 @@ static void keepFreedMemory() {
 
 FailureOr<std::unique_ptr<CompiledModule>>
 CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
-                        int64_t threads) {
+                        const CpuCompileOptions &cpuOptions) {
   MLIRContext *ctx = module.getContext();
   FailureOr<SmallVector<func::FuncOp>> funcs = findEntries(module, entries);
   if (failed(funcs))
@@ -230,7 +230,9 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
   }
 
   PassManager lower(ctx);
-  if (failed(mlir::qnt::buildCpuPipeline(lower, threads)) ||
+  if (failed(mlir::qnt::buildCpuPipeline(lower, cpuOptions.threads,
+                                               cpuOptions.int8Activations,
+                                               cpuOptions.matmulOptions)) ||
       failed(lower.run(module)))
     return failure();
   // Kernels split over threads call the OpenMP runtime.
@@ -419,7 +421,7 @@ CompiledFunction::CompiledFunction(CompiledFunction &&) = default;
 
 FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
                                                       StringRef entry,
-                                                      int64_t threads) {
+                                                      const CpuCompileOptions &options) {
   SmallVector<std::string> entries;
   if (!entry.empty()) {
     entries.push_back(entry.str());
@@ -431,7 +433,7 @@ FailureOr<CompiledFunction> CompiledFunction::compile(ModuleOp module,
     entries.push_back(candidates.front().getSymName().str());
   }
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
-      CompiledModule::compile(module, entries, threads);
+      CompiledModule::compile(module, entries, options);
   if (failed(compiled))
     return failure();
   CompiledFunction function;

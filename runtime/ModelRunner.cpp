@@ -47,7 +47,8 @@ static LogicalResult checkBlockCount(ModuleOp module,
   return success();
 }
 
-FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
+FailureOr<std::unique_ptr<ModelRunner>>
+ModelRunner::create(ModuleOp module, const CpuCompileOptions &options) {
   FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
   if (failed(config))
     return failure();
@@ -75,7 +76,7 @@ FailureOr<std::unique_ptr<ModelRunner>> ModelRunner::create(ModuleOp module) {
   for (int64_t layer = 0; layer < config->nLayers; ++layer)
     entries.push_back(mlir::qnt::blockFunctionName(layer));
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
-      CompiledModule::compile(module, entries);
+      CompiledModule::compile(module, entries, options);
   if (failed(compiled))
     return failure();
   runner->compiled = std::move(*compiled);

@@ -283,6 +283,25 @@ Value UniformEncodingAttr::emitDequantVector(
       });
 }
 
+/// Elements per scale entry along a row for a granularity.
+static int64_t scaleGroupSize(Granularity granularity, int64_t groupSize,
+                              int64_t numCols) {
+  return granularity == Granularity::per_group ? groupSize : numCols;
+}
+
+std::optional<IntegerWeightForm>
+UniformEncodingAttr::getIntegerForm(int64_t numRows, int64_t numCols) const {
+  IntegerWeightForm form;
+  form.bits = getBits();
+  form.groupSize = scaleGroupSize(getGranularity(), getGroupSize(), numCols);
+  form.perTensor = getGranularity() == Granularity::per_tensor;
+  if (getMode() == ZeroPointMode::symmetric)
+    form.zero = int64_t(1) << (getBits() - 1);
+  else
+    form.zeroComponent = 2;
+  return form;
+}
+
 //===----------------------------------------------------------------------===//
 // Minifloat: scale * decode(code)
 //===----------------------------------------------------------------------===//
@@ -344,6 +363,37 @@ Value MinifloatEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   SmallVector<Value, 2> g =
       scaleIndices(sb, getGranularity(), getGroupSize(), row, col);
   return sb.fmul({real, loadScale(b, loc, load, /*scales=*/1, g)});
+}
+
+std::optional<IntegerWeightForm>
+MinifloatEncodingAttr::getIntegerForm(int64_t numRows, int64_t numCols) const {
+  // Every finite ExMy value is an integer times 2^(1 - bias - M): a
+  // subnormal m, a normal (2^M + m) * 2^(exponent - 1). Offset by the
+  // largest magnitude, the codes are unsigned bytes when that fits.
+  int64_t e = getExponentBits(), m = getMantissaBits();
+  if (getSpecial() != MinifloatSpecial::finite)
+    return std::nullopt;
+  int64_t maxMagnitude = ((int64_t(2) << m) - 1) << ((int64_t(1) << e) - 2);
+  if (2 * maxMagnitude > 255)
+    return std::nullopt;
+  IntegerWeightForm form;
+  form.bits = 1 + e + m;
+  form.groupSize = scaleGroupSize(getGranularity(), getGroupSize(), numCols);
+  form.perTensor = getGranularity() == Granularity::per_tensor;
+  form.zero = maxMagnitude;
+  int64_t bias = (int64_t(1) << (e - 1)) - 1;
+  form.multiplier = std::ldexp(1.0f, int(1 - bias - m));
+  for (int64_t code = 0; code < (int64_t(1) << form.bits); ++code) {
+    int64_t exponent = (code >> m) & ((int64_t(1) << e) - 1);
+    int64_t mantissa = code & ((int64_t(1) << m) - 1);
+    int64_t magnitude = exponent == 0
+                            ? mantissa
+                            : ((int64_t(1) << m) + mantissa) << (exponent - 1);
+    bool negative = (code >> (e + m)) & 1;
+    form.codeValues.push_back(
+        uint8_t(maxMagnitude + (negative ? -magnitude : magnitude)));
+  }
+  return form;
 }
 
 Value MinifloatEncodingAttr::emitDequantVector(

@@ -37,7 +37,8 @@ def Qnt_ScaleTypeParameter : DefaultValuedParameter<
     "element type of the scales">;
 
 def Qnt_UniformEncodingAttr
-    : Qnt_EncodingAttr<"UniformEncoding", "uniform", ["emitDequantVector"]> {
+    : Qnt_EncodingAttr<"UniformEncoding", "uniform",
+                       ["emitDequantVector", "getIntegerForm"]> {
   let summary = "uniform integer weights, 2..8 bits";
   let description = [{
     `value = scale * (u - zero)` with `u` an unsigned `bits`-bit code.
@@ -73,7 +74,7 @@ def Qnt_UniformEncodingAttr
 
 def Qnt_MinifloatEncodingAttr
     : Qnt_EncodingAttr<"MinifloatEncoding", "minifloat",
-                       ["emitDequantVector"]> {
+                       ["emitDequantVector", "getIntegerForm"]> {
   let summary = "minifloat ExMy weights with per-group scales";
   let description = [{
     A sign bit, `exponent_bits` exponent bits with bias `2^(E-1) - 1` and

@@ -34,6 +34,30 @@ using VectorComponentLoader = llvm::function_ref<Value(
     OpBuilder &builder, Location loc, unsigned component, ValueRange indices,
     int64_t count)>;
 
+/// An encoding whose element (n, k) is
+///   scale(n, g) * multiplier * (u - zero(n, g))
+/// with u an unsigned integer of at most 8 bits: the `bits`-bit code of
+/// (n, k) in component 0 (an LSB-first bitstream per row, each row starting
+/// on a byte) mapped through `codeValues` when it is not empty. Integer
+/// kernels (int8 activations) multiply u by integer activations and apply
+/// the scale and zero point once per group.
+struct IntegerWeightForm {
+  int64_t bits = 0;
+  /// Consecutive elements of a row sharing one scale: the scale of (n, k)
+  /// is element [perTensor ? 0 : n, k / groupSize] of `scaleComponent`
+  /// (f32 or f16).
+  int64_t groupSize = 0;
+  bool perTensor = false;
+  unsigned scaleComponent = 1;
+  /// code -> u for all 2^bits codes; empty when u is the code itself.
+  SmallVector<uint8_t> codeValues;
+  /// The zero point: the unsigned i8 at the scale's indices of
+  /// `zeroComponent` when set, else the constant `zero`.
+  std::optional<unsigned> zeroComponent;
+  int64_t zero = 0;
+  float multiplier = 1.0f;
+};
+
 class EncodingAttrInterface;
 
 /// The default of EncodingAttrInterface::emitDequantVector: `width` calls of

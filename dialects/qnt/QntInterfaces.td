@@ -73,7 +73,18 @@ def Qnt_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
         return ::mlir::qnt::emitDequantVectorByElements(
             ::llvm::cast<::mlir::qnt::EncodingAttrInterface>($_attr),
             builder, loc, load, row, col, width, numRows, numCols);
-      }]>
+      }]>,
+    InterfaceMethod<[{
+        Returns this encoding's weights of a `numRows` x `numCols` matrix
+        as integers with a scale and zero point per group
+        (`IntegerWeightForm`), equal element for element to
+        `emitDequantElement`, or nothing when they are not such integers.
+        Kernels with int8 activations use it.
+      }],
+      "std::optional<::mlir::qnt::IntegerWeightForm>", "getIntegerForm",
+      (ins "int64_t":$numRows, "int64_t":$numCols),
+      /*methodBody=*/"",
+      /*defaultImplementation=*/[{ return std::nullopt; }]>
   ];
 
   let extraClassDeclaration = [{

@@ -7,6 +7,8 @@
 
 #include "dialects/qnt/QntDialect.h"
 
+#include "llvm/IR/Intrinsics.h"
+
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -119,6 +121,20 @@ LogicalResult DequantOp::verify() {
 SmallVector<int64_t, 2> MatmulOp::getWeightShape() {
   return {getResult().getType().getShape().back(),
           getInput().getType().getShape().back()};
+}
+
+LogicalResult IntrinsicOp::verify() {
+  if (llvm::Intrinsic::lookupIntrinsicID(getName()) ==
+      llvm::Intrinsic::not_intrinsic)
+    return emitOpError() << "'" << getName() << "' is not an LLVM intrinsic";
+  SmallVector<Type> types(getArgs().getTypes());
+  types.push_back(getResult().getType());
+  for (Type type : types)
+    if (cast<VectorType>(type).getRank() != 1)
+      return emitOpError() << "operands and result must be 1-D vectors (LLVM "
+                              "vectors), not "
+                           << type;
+  return success();
 }
 
 LogicalResult MatmulOp::verify() {

@@ -157,6 +157,34 @@ def Qnt_MatmulOp : Qnt_Op<"matmul", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// qnt.intrinsic
+//===----------------------------------------------------------------------===//
+
+def Qnt_IntrinsicOp : Qnt_Op<"intrinsic", [Pure]> {
+  let summary = "a target instruction without side effects, on vectors";
+  let description = [{
+    Calls the LLVM intrinsic `name` (an instruction of the target CPU that
+    reads and writes nothing but its operands and result, such as x86's
+    `llvm.x86.avx512.vpdpbusd.512`). Kernels use it where no vector-dialect
+    op expresses the instruction. Unlike `llvm.call_intrinsic`, which may
+    have any side effect, it is pure, so bufferization and the
+    canonicalizations treat it like arithmetic; `qnt-lower-intrinsics`
+    turns it into `llvm.call_intrinsic` once the code is on memrefs.
+
+    ```mlir
+    %acc1 = qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%acc, %u, %s)
+        : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, Variadic<AnyVectorOfAnyRank>:$args);
+  let results = (outs AnyVectorOfAnyRank:$result);
+  let assemblyFormat = [{
+    $name `(` $args `)` attr-dict `:` functional-type($args, $result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // qnt.lowrank_add
 //===----------------------------------------------------------------------===//
 

@@ -20,10 +20,16 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::desc("Threads of the large matmul kernels (1: the calling "
                      "thread only; 0: every core)"),
       llvm::cl::init(0)};
+  Option<bool> int8Activations{
+      *this, "int8-activations",
+      llvm::cl::desc("Quantize the activations of the quantized matmuls to "
+                     "int8 (qnt-lower-matmul-cpu activations=int8)"),
+      llvm::cl::init(false)};
 };
 } // namespace
 
-std::string mlir::qnt::getCpuPipeline(int64_t threads) {
+std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
+                                      llvm::StringRef matmulOptions) {
   // qnt.matmul (and the dense transpose-B matmuls) first become vector
   // kernels; the remaining qnt compute ops get their reference lowering;
   // then the upstream bufferization and LLVM conversions (TOOLCHAIN.md "CPU
@@ -39,14 +45,18 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads) {
       threads == 1 ? ""
                    : "scf-forall-to-parallel,convert-scf-to-openmp{num-threads=" +
                          std::to_string(threads) + "},canonicalize,";
+  std::string activations = int8Activations ? " activations=int8" : "";
+  if (!matmulOptions.empty())
+    activations += " " + matmulOptions.str();
   return "func.func(qnt-lower-matmul-cpu{threads=" + std::to_string(threads) +
-         "},qnt-lower-to-linalg),"
+         activations + "},qnt-lower-to-linalg),"
          "canonicalize,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
          "buffer-results-to-out-params{modify-public-functions},"
          "buffer-deallocation-pipeline,"
          "convert-bufferization-to-memref,"
+         "qnt-lower-intrinsics,"
          "func.func(convert-linalg-to-loops)," +
          parallelLoops +
          "convert-scf-to-cf,"
@@ -64,8 +74,11 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads) {
          "reconcile-unrealized-casts";
 }
 
-LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm, int64_t threads) {
-  return parsePassPipeline(getCpuPipeline(threads), pm);
+LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm, int64_t threads,
+                                          bool int8Activations,
+                                          llvm::StringRef matmulOptions) {
+  return parsePassPipeline(
+      getCpuPipeline(threads, int8Activations, matmulOptions), pm);
 }
 
 LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
@@ -97,7 +110,8 @@ void mlir::qnt::registerQntPasses() {
       "Lowers tensors with qnt ops to the LLVM dialect for the CPU, "
       "dequantizing inside the matmul kernels",
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
-        if (failed(buildCpuPipeline(pm, options.threads)))
+        if (failed(buildCpuPipeline(pm, options.threads,
+                                    options.int8Activations)))
           llvm::report_fatal_error("qnt-cpu-pipeline does not parse");
       });
 }

@@ -9,9 +9,11 @@
 
 #include "passes/Passes.h"
 #include "passes/lowering/DequantLowering.h"
+#include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -36,14 +38,46 @@ int64_t mlir::qnt::hostVectorWidth() {
 
 namespace {
 
+/// How the quantized matmuls are lowered.
+struct QntMatmulLowering {
+  CpuMatmulStrategy strategy;
+  VectorMatmulShape shape;
+  /// Set for activations=int8: the instructions and the tile shape of the
+  /// int8 kernel.
+  std::optional<Int8DotInstructions> int8;
+  VectorMatmulShape int8Shape;
+};
+
 struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
-  LowerQntMatmul(MLIRContext *ctx, CpuMatmulStrategy strategy,
-                 VectorMatmulShape shape)
-      : OpConversionPattern(ctx), strategy(strategy), shape(shape) {}
+  LowerQntMatmul(MLIRContext *ctx, QntMatmulLowering lowering)
+      : OpConversionPattern(ctx), strategy(lowering.strategy),
+        shape(lowering.shape), lowering(lowering) {}
+
+  /// The int8 kernel of `op`, when asked for and the encoding has an
+  /// integer form that kernel runs.
+  Value buildInt8(MatmulOp op, OpAdaptor adaptor, OpBuilder &b) const {
+    if (!lowering.int8 || strategy != CpuMatmulStrategy::Vector)
+      return {};
+    RankedTensorType type = op.getType();
+    int64_t n = type.getDimSize(1);
+    int64_t k = cast<RankedTensorType>(op.getInput().getType()).getDimSize(1);
+    std::optional<IntegerWeightForm> form =
+        op.getEncoding().getIntegerForm(n, k);
+    if (!form || !int8KernelLimitation(*form, k).empty())
+      return {};
+    Value y = buildInt8Matmul(b, op.getLoc(), adaptor.getInput(),
+                              adaptor.getComponents(), *form, n, k,
+                              lowering.int8Shape, *lowering.int8);
+    return convertElementType(b, op.getLoc(), y, type.getElementType());
+  }
 
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
+    if (Value int8 = buildInt8(op, adaptor, rewriter)) {
+      rewriter.replaceOp(op, int8);
+      return success();
+    }
     Value result =
         strategy == CpuMatmulStrategy::Vector
             ? buildVectorFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
@@ -59,6 +93,7 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
 
   CpuMatmulStrategy strategy;
   VectorMatmulShape shape;
+  QntMatmulLowering lowering;
 };
 
 /// Whether `op` is `x[M, K] * W[N, K]^T` accumulated into its init, with
@@ -139,6 +174,28 @@ struct QntLowerMatmulCpuPass
     int64_t perRun = (shape.vectorWidth + lanes - 1) / lanes;
     shape.accumulators = std::max<int64_t>(1, registers * 3 / 4 / perRun);
 
+    QntMatmulLowering lowering{strategy, shape, std::nullopt, shape};
+    if (activations == CpuActivations::Int8) {
+      bool vnni = int8Dot == CpuInt8Dot::Vnni ||
+                  (int8Dot == CpuInt8Dot::Auto && hostHasVnni());
+      lowering.int8 =
+          vnni ? Int8DotInstructions::Vnni : Int8DotInstructions::Generic;
+      // Each (row, weight row) pair holds an i32 and an f32 register; a
+      // quarter of the registers each. Unless told otherwise, one weight
+      // row at a time, so that the codes stream through memory in order
+      // (measured: tiles of 2 or 4 rows of 2 KiB interleave streams and
+      // run 1.3-2x slower), all 8 activation rows of a decode batch
+      // sharing each unpacked chunk, and 4 scale groups per loop iteration
+      // (measured at M = 1: 19-22 GB/s with 1, 32-36 GB/s with 4).
+      lowering.int8Shape.accumulators = registers / 4;
+      if (!colTile.getNumOccurrences())
+        lowering.int8Shape.colTile = 1;
+      if (!rowTile.getNumOccurrences())
+        lowering.int8Shape.rowTile = 8;
+      if (!unroll.getNumOccurrences())
+        lowering.int8Shape.unroll = 4;
+    }
+
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addIllegalOp<MatmulOp>();
@@ -148,7 +205,7 @@ struct QntLowerMatmulCpuPass
           [](linalg::MatmulOp op) { return !isDenseTransposeB(op); });
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerQntMatmul>(ctx, strategy, shape);
+    patterns.add<LowerQntMatmul>(ctx, lowering);
     if (vector && dense)
       patterns.add<LowerDenseMatmul>(ctx, shape);
     if (failed(applyPartialConversion(getOperation(), target,

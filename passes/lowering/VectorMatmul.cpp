@@ -17,27 +17,31 @@ using namespace mlir::qnt;
 
 namespace {
 
-/// The loop nest of one vector matmul; see buildVectorMatmul.
-struct VectorMatmulBuilder {
+Value addConstant(OpBuilder &b, Location loc, Value base, int64_t offset) {
+  if (offset == 0)
+    return base;
+  return arith::AddIOp::create(b, loc, base,
+                               arith::ConstantIndexOp::create(b, loc, offset));
+}
+
+/// The f32 dot products of one tile; see buildVectorMatmul.
+struct F32TileDot {
   Location loc;
   Value input;
-  int64_t n, k;
+  int64_t k;
   WeightRunBuilder weightRun;
   WeightElementBuilder weightElement;
-  Value init;
   VectorMatmulShape shape;
 
   Type f32(OpBuilder &b) const { return b.getF32Type(); }
   VectorType runType(OpBuilder &b) const {
     return VectorType::get({shape.vectorWidth}, b.getF32Type());
   }
-  static Value index(OpBuilder &b, Location loc, int64_t v) {
+  Value index(OpBuilder &b, int64_t v) const {
     return arith::ConstantIndexOp::create(b, loc, v);
   }
   Value addIndex(OpBuilder &b, Value base, int64_t offset) const {
-    if (offset == 0)
-      return base;
-    return arith::AddIOp::create(b, loc, base, index(b, loc, offset));
+    return addConstant(b, loc, base, offset);
   }
 
   /// x[m, k .. k + vectorWidth) as f32 lanes.
@@ -56,28 +60,17 @@ struct VectorMatmulBuilder {
     return arith::ExtFOp::create(b, loc, f32(b), x);
   }
 
-  /// A block of outputs: rows m0 .. m0 + rows, weight rows n0 .. n0 + cols.
-  struct Tile {
-    Value m0;
-    int64_t rows;
-    Value n0;
-    int64_t cols;
-    /// The column of y that weight row n0 writes (n0 itself, or 0 in the
-    /// [M, cols] slice of a parallel tile).
-    Value yColumn;
-  };
-
   /// One k loop over [lo, hi) with `runsPerStep` runs per iteration: for
   /// every run, the `cols` weight runs are dequantized once and the `rows`
   /// input runs read once, and each (row, weight row) pair accumulates
   /// into its own accumulator. The runs of one step share their scale
   /// group when the step divides the group, so its scale is loaded once.
-  SmallVector<Value> accumulate(OpBuilder &b, const Tile &t, int64_t lo,
+  SmallVector<Value> accumulate(OpBuilder &b, const MatmulTile &t, int64_t lo,
                                 int64_t hi, int64_t runsPerStep,
                                 ValueRange accumulators) const {
     int64_t step = runsPerStep * shape.vectorWidth;
     auto loop = scf::ForOp::create(
-        b, loc, index(b, loc, lo), index(b, loc, hi), index(b, loc, step),
+        b, loc, index(b, lo), index(b, hi), index(b, step),
         accumulators,
         [&](OpBuilder &lb, Location, Value col, ValueRange acc) {
           SmallVector<Value> next(acc);
@@ -101,7 +94,7 @@ struct VectorMatmulBuilder {
   }
 
   /// The rows x cols dot products of the tile as f32 scalars, row-major.
-  SmallVector<Value> dotTile(OpBuilder &b, const Tile &t) const {
+  SmallVector<Value> operator()(OpBuilder &b, const MatmulTile &t) const {
     int64_t width = shape.vectorWidth, unroll = shape.unroll;
     int64_t mainEnd = k / (width * unroll) * (width * unroll);
     int64_t runEnd = k / width * width;
@@ -129,7 +122,7 @@ struct VectorMatmulBuilder {
       Value m = addIndex(b, t.m0, o / t.cols);
       Value n = addIndex(b, t.n0, o % t.cols);
       for (int64_t col = runEnd; col < k; ++col) {
-        Value c = index(b, loc, col);
+        Value c = index(b, col);
         Value product = arith::MulFOp::create(b, loc, readInputElement(b, m, c),
                                               weightElement(b, loc, n, c));
         sum = arith::AddFOp::create(b, loc, sum, product);
@@ -138,6 +131,30 @@ struct VectorMatmulBuilder {
     }
     return sums;
   }
+
+};
+
+/// The tiles and loops around a TileDotBuilder; see buildTiledMatmul.
+struct TiledMatmulBuilder {
+  Location loc;
+  Value input;
+  int64_t n, k;
+  TileDotBuilder dotTile;
+  Value init;
+  VectorMatmulShape shape;
+
+  Value index(OpBuilder &b, int64_t v) const {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
+  Value addIndex(OpBuilder &b, Value base, int64_t offset) const {
+    return addConstant(b, loc, base, offset);
+  }
+
+  /// A block of outputs and the column of y its first weight row writes
+  /// (n0 itself, or 0 in the [M, cols] slice of a parallel tile).
+  struct Tile : MatmulTile {
+    Value yColumn;
+  };
 
   /// y over the tile = its dot products (+ init); returns the new y.
   Value storeTile(OpBuilder &b, Value y, const Tile &t) const {
@@ -171,12 +188,12 @@ struct VectorMatmulBuilder {
                  Value n0, Value yColumn, int64_t cols) const {
     int64_t sub = colsFor(rows, cols);
     auto loop = scf::ForOp::create(
-        b, loc, lo, hi, index(b, loc, rows), ValueRange{y},
+        b, loc, lo, hi, index(b, rows), ValueRange{y},
         [&](OpBuilder &lb, Location, Value m0, ValueRange carried) {
           Value yi = carried[0];
           for (int64_t j = 0; j < cols; j += sub)
             yi = storeTile(lb, yi,
-                           Tile{m0, rows, addIndex(lb, n0, j), sub,
+                           Tile{{m0, rows, addIndex(lb, n0, j), sub},
                                 addIndex(lb, yColumn, j)});
           scf::YieldOp::create(lb, loc, yi);
         });
@@ -188,7 +205,7 @@ struct VectorMatmulBuilder {
   Value allRows(OpBuilder &b, Value y, Value m, Value tiled, Value n0,
                 Value yColumn, int64_t cols) const {
     int64_t tile = shape.rowTile;
-    Value zero = index(b, loc, 0);
+    Value zero = index(b, 0);
     if (tile > 1)
       y = rowTiles(b, y, zero, tiled, tile, n0, yColumn, cols);
     return rowTiles(b, y, tile > 1 ? tiled : zero, m, 1, n0, yColumn, cols);
@@ -207,7 +224,7 @@ struct VectorMatmulBuilder {
     Value out = forall.getRegionIterArgs()[0];
     Value n0 = addIndex(b,
                         arith::MulIOp::create(b, loc, tileIndex,
-                                              index(b, loc, cols)),
+                                              index(b, cols)),
                         lo);
     SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), n0};
     SmallVector<OpFoldResult> sizes = {m, b.getIndexAttr(cols)};
@@ -215,7 +232,7 @@ struct VectorMatmulBuilder {
     Value slice =
         tensor::ExtractSliceOp::create(b, loc, out, offsets, sizes, strides);
     Value result =
-        allRows(b, slice, m, tiled, n0, index(b, loc, 0), cols);
+        allRows(b, slice, m, tiled, n0, index(b, 0), cols);
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(b, loc, result, out, offsets, sizes,
                                           strides);
@@ -230,7 +247,7 @@ struct VectorMatmulBuilder {
     if (shape.parallel && n * k >= shape.parallelWeights && hi - lo > cols)
       return parallelColTiles(b, y, m, tiled, lo, hi, cols);
     auto loop = scf::ForOp::create(
-        b, loc, index(b, loc, lo), index(b, loc, hi), index(b, loc, cols),
+        b, loc, index(b, lo), index(b, hi), index(b, cols),
         ValueRange{y},
         [&](OpBuilder &lb, Location, Value n0, ValueRange carried) {
           scf::YieldOp::create(
@@ -243,7 +260,7 @@ struct VectorMatmulBuilder {
     auto inputType = cast<RankedTensorType>(input.getType());
     Value m = inputType.isDynamicDim(0)
                   ? tensor::DimOp::create(b, loc, input, 0).getResult()
-                  : index(b, loc, inputType.getDimSize(0));
+                  : index(b, inputType.getDimSize(0));
     auto resultType = RankedTensorType::get(
         {inputType.getDimSize(0), n}, b.getF32Type());
     SmallVector<Value> dynamicSizes;
@@ -256,7 +273,7 @@ struct VectorMatmulBuilder {
     // activation rows.
     int64_t tile = shape.rowTile;
     Value tiled = arith::SubIOp::create(
-        b, loc, m, arith::RemUIOp::create(b, loc, m, index(b, loc, tile)));
+        b, loc, m, arith::RemUIOp::create(b, loc, m, index(b, tile)));
     int64_t cols = std::min(shape.colTile, n);
     int64_t fullEnd = n / cols * cols;
     Value y = colTiles(b, empty, m, tiled, 0, fullEnd, cols);
@@ -281,7 +298,13 @@ Value mlir::qnt::buildVectorMatmul(OpBuilder &b, Location loc, Value input,
                                    WeightRunBuilder weightRun,
                                    WeightElementBuilder weightElement,
                                    Value init, const VectorMatmulShape &shape) {
-  VectorMatmulBuilder builder{loc,  input,         n,    k,
-                              weightRun, weightElement, init, shape};
+  F32TileDot dot{loc, input, k, weightRun, weightElement, shape};
+  return buildTiledMatmul(b, loc, input, n, k, dot, init, shape);
+}
+
+Value mlir::qnt::buildTiledMatmul(OpBuilder &b, Location loc, Value input,
+                                  int64_t n, int64_t k, TileDotBuilder dotTile,
+                                  Value init, const VectorMatmulShape &shape) {
+  TiledMatmulBuilder builder{loc, input, n, k, dotTile, init, shape};
   return builder.build(b);
 }

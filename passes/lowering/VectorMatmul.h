@@ -56,6 +56,31 @@ using WeightRunBuilder = llvm::function_ref<Value(
 using WeightElementBuilder =
     llvm::function_ref<Value(OpBuilder &b, Location loc, Value n, Value k)>;
 
+/// A block of outputs: activation rows m0 .. m0 + rows, weight rows n0 ..
+/// n0 + cols.
+struct MatmulTile {
+  Value m0;
+  int64_t rows;
+  Value n0;
+  int64_t cols;
+};
+
+/// Emits the rows x cols dot products of a tile as f32 scalars, row-major.
+using TileDotBuilder = llvm::function_ref<SmallVector<Value>(
+    OpBuilder &b, const MatmulTile &tile)>;
+
+/// Emits the [M, N] f32 result of `dotTile` over every tile (plus `init`,
+/// an f32 [M, N] tensor, when given) for an [M, K] `input` (M static or
+/// dynamic; only its shape is read here). Tiles of `colTile` weight rows
+/// are outermost, so each weight row is streamed once per call, inside
+/// them tiles of `rowTile` activation rows, then single rows; tiles of
+/// several rows use fewer weight rows so that the accumulators fit. With
+/// `parallel`, the weight tiles of a large enough kernel form an
+/// scf.forall writing disjoint column slices.
+Value buildTiledMatmul(OpBuilder &b, Location loc, Value input, int64_t n,
+                       int64_t k, TileDotBuilder dotTile, Value init,
+                       const VectorMatmulShape &shape);
+
 /// Emits `input * W^T` for an [M, K] `input` (any float element type, M
 /// static or dynamic) and an [N, K] weight, as an f32 [M, N] tensor, plus
 /// `init` (an f32 [M, N] tensor) when given. For each tile of `colTile`

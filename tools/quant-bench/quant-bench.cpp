@@ -28,6 +28,7 @@
 #include "qnt/runtime/CudaDriver.h"
 #include "qnt/runtime/GpuMatmul.h"
 #include "qnt/support/Progress.h"
+#include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/IR/Builders.h"
@@ -77,6 +78,16 @@ static cl::list<int64_t>
                cl::desc("CPU threads per kernel (default: 1 and every "
                         "core); each gets its own read bound"),
                cl::cat(category));
+static cl::list<std::string> activationsOpt(
+    "cpu-activations", cl::CommaSeparated,
+    cl::desc("CPU activation types to measure: f32 (default), int8 (rows "
+             "vector-int8-tN, for encodings with an integer form)"),
+    cl::cat(category));
+static cl::opt<std::string> matmulOptionsOpt(
+    "cpu-kernel-options",
+    cl::desc("More qnt-lower-matmul-cpu options for every CPU kernel (e.g. "
+             "\"col-tile=2 row-tile=8\"), for tuning"),
+    cl::init(""), cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
                                   cl::desc("Timed calls per measurement (1..1000000)"),
                                   cl::init(50), cl::cat(category));
@@ -384,13 +395,13 @@ std::string matmulSource(MLIRContext &ctx, const nx::EncodingSpec *spec,
 FailureOr<bench::TimingStats>
 timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
         int64_t m, const std::vector<std::vector<uint8_t>> &components,
-        int64_t threads) {
+        int64_t threads, bool int8Activations = false) {
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
   if (!module)
     return failure();
   auto compiled =
-      ::qnt::runtime::CompiledFunction::compile(*module, "matmul", threads);
+      ::qnt::runtime::CompiledFunction::compile(*module, "matmul", {threads, int8Activations, matmulOptionsOpt});
   if (failed(compiled))
     return failure();
   const auto &sig = compiled->signature();
@@ -430,6 +441,15 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
   return bench::summarize(samples);
 }
 
+/// Whether activations=int8 lowers `spec` at `shape` to the int8 kernel
+/// (the other encodings keep f32 activations).
+bool hasInt8Kernel(MLIRContext &ctx, const nx::EncodingSpec &spec,
+                   Shape shape) {
+  auto form = mlir::qnt::encodingFromSpec(&ctx, spec)
+                  .getIntegerForm(shape.n, shape.k);
+  return form && mlir::qnt::int8KernelLimitation(*form, shape.k).empty();
+}
+
 /// The thread counts to measure: --cpu-threads, or 1 and every core.
 std::vector<int64_t> selectedThreads() {
   std::vector<int64_t> counts(threadsOpt.begin(), threadsOpt.end());
@@ -445,6 +465,18 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
            const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
            bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
   std::vector<int64_t> threadCounts = selectedThreads();
+  std::vector<bool> activationKinds;
+  for (const std::string &a : activationsOpt) {
+    if (a != "f32" && a != "int8") {
+      llvm::errs() << "quant-bench: --cpu-activations takes f32 and int8, "
+                      "not '"
+                   << a << "'\n";
+      return 1;
+    }
+    activationKinds.push_back(a == "int8");
+  }
+  if (activationKinds.empty())
+    activationKinds.push_back(false);
   if (llvm::any_of(threadCounts, [](int64_t t) { return t < 1 || t > 1024; })) {
     llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
     return 1;
@@ -469,14 +501,22 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
   }
   context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
                    " hardware threads)";
-  context.extra.push_back({"activations", "f32"});
+  context.extra.push_back(
+      {"activations",
+       "f32 (vector-tN); int8 per row and scale group (vector-int8-tN, " +
+           std::string(mlir::qnt::hostHasVnni() ? "AVX512-VNNI"
+                                                : "portable byte dots") +
+           ")"});
   context.extra.push_back(
       {"kernel", llvm::formatv("qnt-lower-matmul-cpu, {0} f32 lanes per "
                                "register; vector-tN: N threads",
                                mlir::qnt::hostVectorWidth())
                      .str()});
 
-  ::qnt::Progress progress("cpu", shapes.size() * (encodings.size() + 1) *
+  ::qnt::Progress progress("cpu", shapes.size() *
+                                      (encodings.size() *
+                                           activationKinds.size() +
+                                       1) *
                                       rows.size() * threadCounts.size());
   int64_t done = 0;
   for (Shape shape : shapes) {
@@ -501,16 +541,22 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
       std::vector<std::vector<uint8_t>> components;
       for (nx::Component &c : encoded.components)
         components.push_back(std::move(c.bytes));
+      for (bool int8 : activationKinds)
       for (int64_t threads : threadCounts)
         for (int64_t m : rows) {
-          auto stats =
-              timeCpu(ctx, &encoding.spec, shape, m, components, threads);
+          if (int8 && !hasInt8Kernel(ctx, encoding.spec, shape)) {
+            progress.update(++done, encoding.name + " (no int8 kernel)");
+            continue;
+          }
+          auto stats = timeCpu(ctx, &encoding.spec, shape, m, components,
+                               threads, int8);
           progress.update(++done, encoding.name);
           if (failed(stats))
             return 1;
           bench::BenchRow row;
           row.target = "cpu";
-          row.kernel = "vector-t" + std::to_string(threads);
+          row.kernel = std::string(int8 ? "vector-int8-t" : "vector-t") +
+                       std::to_string(threads);
           row.encoding = nx::describe(encoding.spec);
           row.rows = m;
           row.n = shape.n;

@@ -116,6 +116,16 @@ static cl::opt<int64_t>
                   cl::desc("Context length of perplexity chunks (default: "
                            "the model's)"),
                   cl::init(0), cl::cat(modelCategory));
+static cl::opt<int64_t>
+    cpuThreads("cpu-threads",
+               cl::desc("Threads of the large matmul kernels (0: every "
+                        "core)"),
+               cl::init(0), cl::cat(modelCategory));
+static cl::opt<bool> int8Activations(
+    "int8-activations",
+    cl::desc("Quantize the activations of the quantized matmuls to int8 "
+             "(per row and scale group) and multiply in integers"),
+    cl::init(false), cl::cat(modelCategory));
 static cl::opt<std::string>
     prompt("generate", cl::desc("Generate a continuation of this text"),
            cl::cat(modelCategory));
@@ -308,7 +318,12 @@ static int runModel(MLIRContext &context) {
       return 1;
   }
   auto start = std::chrono::steady_clock::now();
-  FailureOr<std::unique_ptr<ModelRunner>> runner = ModelRunner::create(*module);
+  if (cpuThreads < 0 || cpuThreads > 1024) {
+    llvm::errs() << "quant-run: --cpu-threads must be in 0..1024\n";
+    return 1;
+  }
+  FailureOr<std::unique_ptr<ModelRunner>> runner = ModelRunner::create(
+      *module, {cpuThreads, int8Activations, /*matmulOptions=*/""});
   if (failed(runner))
     return 1;
   llvm::errs() << llvm::formatv(

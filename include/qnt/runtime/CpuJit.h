@@ -25,6 +25,16 @@ class ExecutionEngine;
 
 namespace qnt::runtime {
 
+/// How the CPU pipeline compiles a module (qnt-cpu-pipeline's options).
+struct CpuCompileOptions {
+  /// 0: large kernels on every core; 1: the calling thread only.
+  int64_t threads = 0;
+  /// int8 activations in the quantized matmuls that support them.
+  bool int8Activations = false;
+  /// More qnt-lower-matmul-cpu options ("col-tile=2"), for tuning.
+  std::string matmulOptions;
+};
+
 /// True for the element types host buffers are made for (i1, i8, i16, i32,
 /// i64, f16, bf16, f32, f64): those whose size in a buffer is their byte
 /// width. Compiling a function with any other argument or result element
@@ -77,12 +87,11 @@ public:
 
   /// Lowers `module` (tensors with qnt ops) through qnt-bind-params and
   /// qnt-cpu-pipeline and JIT-compiles it. `entries` lists the functions to
-  /// expose; empty means every public function with a body. `threads` is
-  /// qnt-cpu-pipeline's (0: large kernels on every core, 1: the calling
-  /// thread only). Diagnostics go to the module's context.
+  /// expose; empty means every public function with a body. Diagnostics go
+  /// to the module's context.
   static mlir::FailureOr<std::unique_ptr<CompiledModule>>
   compile(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries = {},
-          int64_t threads = 0);
+          const CpuCompileOptions &options = {});
 
   /// The signature of `entry`, or null if it was not compiled.
   const EntrySignature *signature(llvm::StringRef entry) const;
@@ -124,9 +133,10 @@ public:
   CompiledFunction(CompiledFunction &&);
 
   /// Compiles `entry`, or the only public function if empty; static shapes.
-  /// `threads` as for CompiledModule::compile.
+  /// `options` as for CompiledModule::compile.
   static mlir::FailureOr<CompiledFunction>
-  compile(mlir::ModuleOp module, llvm::StringRef entry, int64_t threads = 0);
+  compile(mlir::ModuleOp module, llvm::StringRef entry,
+          const CpuCompileOptions &options = {});
 
   const EntrySignature &signature() const { return *sig; }
 

@@ -19,9 +19,9 @@ namespace qnt::runtime {
 class ModelRunner {
 public:
   /// Compiles every function of `module` (an imported model; the module is
-  /// lowered in place) and binds its parameters.
+  /// lowered in place with `options`) and binds its parameters.
   static mlir::FailureOr<std::unique_ptr<ModelRunner>>
-  create(mlir::ModuleOp module);
+  create(mlir::ModuleOp module, const CpuCompileOptions &options = {});
 
   const io::LlamaConfig &config() const { return config_; }
 

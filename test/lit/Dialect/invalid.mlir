@@ -833,3 +833,19 @@ func.func @half_scales_as_f32(%c: tensor<4x32xi8>, %s: tensor<4x1xf32>) -> tenso
   %w = qnt.dequant #qnt.uniform<bits = 4, scale_type = f16>(%c, %s) : (tensor<4x32xi8>, tensor<4x1xf32>) -> tensor<4x64xf32>
   return %w : tensor<4x64xf32>
 }
+
+// -----
+
+func.func @unknown_intrinsic(%a: vector<16xi32>) -> vector<16xi32> {
+  // expected-error@+1 {{'qnt.intrinsic' op 'llvm.x86.no.such.thing' is not an LLVM intrinsic}}
+  %r = qnt.intrinsic "llvm.x86.no.such.thing"(%a) : (vector<16xi32>) -> vector<16xi32>
+  return %r : vector<16xi32>
+}
+
+// -----
+
+func.func @intrinsic_on_2d_vectors(%a: vector<4x4xi32>, %u: vector<64xi8>) -> vector<16xi32> {
+  // expected-error@+1 {{'qnt.intrinsic' op operands and result must be 1-D vectors (LLVM vectors), not 'vector<4x4xi32>'}}
+  %r = qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%a, %u, %u) : (vector<4x4xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+  return %r : vector<16xi32>
+}

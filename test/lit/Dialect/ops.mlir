@@ -252,3 +252,11 @@ module @with_files attributes {qnt.param_files = ["a.safetensors", "b.safetensor
     return %w : tensor<4x64xf32>
   }
 }
+
+// qnt.intrinsic: a pure call of a target instruction on vectors.
+// CHECK-LABEL: func.func @intrinsic
+// CHECK: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %{{.*}}, %{{.*}}) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+func.func @intrinsic(%acc: vector<16xi32>, %u: vector<64xi8>, %s: vector<64xi8>) -> vector<16xi32> {
+  %r = qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%acc, %u, %s) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+  return %r : vector<16xi32>
+}

@@ -6,8 +6,13 @@
 // RUN: quant-opt %s -split-input-file --qnt-cpu-pipeline | FileCheck %s --check-prefix=CLEAN
 // The registered pipeline and its textual spelling are the same thing.
 // RUN: quant-opt %s -split-input-file --qnt-cpu-pipeline > %t.registered.mlir
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{threads=0},qnt-lower-to-linalg),canonicalize,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions},buffer-deallocation-pipeline,convert-bufferization-to-memref,func.func(convert-linalg-to-loops),scf-forall-to-parallel,convert-scf-to-openmp{num-threads=0},canonicalize,convert-scf-to-cf,expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,convert-openmp-to-llvm,reconcile-unrealized-casts)" > %t.textual.mlir
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{threads=0},qnt-lower-to-linalg),canonicalize,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions},buffer-deallocation-pipeline,convert-bufferization-to-memref,qnt-lower-intrinsics,func.func(convert-linalg-to-loops),scf-forall-to-parallel,convert-scf-to-openmp{num-threads=0},canonicalize,convert-scf-to-cf,expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,convert-openmp-to-llvm,reconcile-unrealized-casts)" > %t.textual.mlir
 // RUN: diff %t.registered.mlir %t.textual.mlir
+// With int8 activations, the byte dot products are VNNI instructions (on a
+// host with AVX512-VNNI) or widening multiplies, and the rest is as clean.
+// RUN: quant-opt %s -split-input-file --qnt-cpu-pipeline=int8-activations=1 | FileCheck %s --check-prefixes=CLEAN,INT8
+// INT8-LABEL: llvm.func @linear
+// INT8: {{llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"|llvm.mul .* : vector<64xi32>}}
 
 // CLEAN-NOT: memref
 // CLEAN-NOT: tensor

@@ -1,0 +1,645 @@
+//===- Int8Matmul.cpp - Int8-activation matmul kernels for the CPU --------===//
+//
+// See Int8Matmul.h. Layout of the work:
+//  - The packed codes of a row are read a chunk of 64 bytes at a time. For
+//    codes of `bits` dividing 8, byte i of a chunk holds elements i * per ..
+//    i * per + per - 1 (per = 8 / bits); part p of the chunk, the 64 codes
+//    (bytes >> p * bits) & mask, are elements p, p + per, ... No code is
+//    moved back into element order: the activations are stored permuted the
+//    same way instead (once per call, not once per weight byte), so each
+//    part meets its activations in one 64-byte load.
+//  - An i32 lane of a byte dot product sums four consecutive bytes of a
+//    chunk, so it covers 4 * per consecutive elements, all in one scale
+//    group when the group size is a multiple of 16: chunks spanning several
+//    groups scale each lane by its own group.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/lowering/Int8Matmul.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/TargetParser/Host.h"
+
+using namespace mlir;
+using namespace mlir::qnt;
+
+namespace {
+
+/// Bytes of packed codes per chunk (one 512-bit register) and i32 lanes of
+/// its dot products.
+constexpr int64_t kChunkBytes = 64;
+constexpr int64_t kLanes = kChunkBytes / 4;
+/// f32 activations per run of the quantization loops.
+constexpr int64_t kInputRun = 16;
+
+/// The static facts of one int8 kernel.
+struct Int8Layout {
+  int64_t bits, per, chunkElements, numChunks, fullChunks;
+  int64_t groupSize, numGroups;
+  /// Scale groups per chunk when groups are smaller than a chunk (lanes
+  /// then carry different groups), else 1.
+  int64_t groupsPerChunk;
+  /// Length of the activation-scale rows: padded to whole chunks of groups
+  /// so that a chunk's lane scales are read in bounds.
+  int64_t paddedGroups;
+
+  Int8Layout(const IntegerWeightForm &form, int64_t k) {
+    bits = form.bits;
+    per = 8 / bits;
+    chunkElements = kChunkBytes * per;
+    int64_t rowBytes = (k + per - 1) / per;
+    numChunks = (rowBytes + kChunkBytes - 1) / kChunkBytes;
+    fullChunks = rowBytes / kChunkBytes;
+    groupSize = std::min(form.groupSize, k);
+    numGroups = (k + groupSize - 1) / groupSize;
+    groupsPerChunk = numGroups > 1 && groupSize < chunkElements
+                         ? chunkElements / groupSize
+                         : 1;
+    paddedGroups = std::max(numGroups, numChunks * groupsPerChunk);
+  }
+  bool singleGroup() const { return numGroups == 1; }
+  bool lanesPerGroup() const { return groupsPerChunk > 1; }
+};
+
+} // namespace
+
+bool mlir::qnt::hostHasVnni() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  return features.lookup("avx512vnni") && features.lookup("avx512bw");
+}
+
+std::string mlir::qnt::int8KernelLimitation(const IntegerWeightForm &form,
+                                            int64_t k) {
+  if (form.bits < 1 || form.bits > 8 || 8 % form.bits != 0)
+    return "codes of " + std::to_string(form.bits) +
+           " bits do not divide a byte";
+  if (!form.codeValues.empty() && form.bits > 4)
+    return "a code table of more than 16 entries";
+  Int8Layout layout(form, k);
+  if (layout.singleGroup())
+    return "";
+  if (layout.groupSize % kInputRun != 0)
+    return "scale groups of " + std::to_string(layout.groupSize) +
+           " elements (a multiple of 16 is needed)";
+  if (k % layout.groupSize != 0)
+    return "a ragged last scale group";
+  if (layout.chunkElements % layout.groupSize != 0 &&
+      layout.groupSize % layout.chunkElements != 0)
+    return "scale groups of " + std::to_string(layout.groupSize) +
+           " elements neither dividing nor multiples of " +
+           std::to_string(layout.chunkElements);
+  return "";
+}
+
+namespace {
+
+/// The code generation of one int8 kernel; see buildInt8Matmul.
+struct Int8MatmulBuilder {
+  Location loc;
+  Value input;
+  ValueRange components;
+  const IntegerWeightForm &form;
+  int64_t n, k;
+  Int8Layout layout;
+  VectorMatmulShape shape;
+  Int8DotInstructions instructions;
+
+  /// The quantized activations: `codes` [M, numChunks * chunkElements] i8
+  /// in chunk-part order (zero past K), `scales` [M, paddedGroups] f32
+  /// (zero past the groups) and `scaledSums` [M, numGroups] f32, the scale
+  /// times the sum of the group's codes (for the zero point).
+  Value xCodes, xScales, xScaledSums;
+
+  //===--------------------------------------------------------------===//
+  // Small helpers
+  //===--------------------------------------------------------------===//
+
+  Value index(OpBuilder &b, int64_t v) const {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
+  Value addIndex(OpBuilder &b, Value base, int64_t offset) const {
+    if (offset == 0)
+      return base;
+    return arith::AddIOp::create(b, loc, base, index(b, offset));
+  }
+  Value mulIndex(OpBuilder &b, Value v, int64_t factor) const {
+    if (factor == 1)
+      return v;
+    return arith::MulIOp::create(b, loc, v, index(b, factor));
+  }
+  static VectorType vec(int64_t lanes, Type element) {
+    return VectorType::get({lanes}, element);
+  }
+  Value splatConstant(OpBuilder &b, VectorType type, Attribute value) const {
+    return arith::ConstantOp::create(b, loc,
+                                     SplatElementsAttr::get(type, value));
+  }
+  Value zeroI32(OpBuilder &b) const {
+    return splatConstant(b, vec(kLanes, b.getI32Type()),
+                         b.getI32IntegerAttr(0));
+  }
+  Value zeroF32(OpBuilder &b, int64_t lanes = kLanes) const {
+    return splatConstant(b, vec(lanes, b.getF32Type()),
+                         b.getF32FloatAttr(0.0f));
+  }
+  Value broadcast(OpBuilder &b, Value scalar, int64_t lanes = kLanes) const {
+    return vector::BroadcastOp::create(b, loc, vec(lanes, scalar.getType()),
+                                       scalar);
+  }
+  /// A float scalar or vector as f32.
+  Value toF32(OpBuilder &b, Value v) const {
+    Type element = getElementTypeOrSelf(v.getType());
+    if (element.isF32())
+      return v;
+    Type f32 = b.getF32Type();
+    if (auto type = dyn_cast<VectorType>(v.getType()))
+      f32 = type.clone(f32);
+    return arith::ExtFOp::create(b, loc, f32, v);
+  }
+  /// `count` elements of `tensor` from `indices`; past the end of the last
+  /// dimension (when not `inBounds`) the lanes are zero.
+  Value read(OpBuilder &b, Value tensor, ValueRange indices, int64_t count,
+             bool inBounds) const {
+    if (inBounds)
+      return readRun(b, loc, tensor, indices, count);
+    Type element = cast<RankedTensorType>(tensor.getType()).getElementType();
+    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+    return vector::TransferReadOp::create(b, loc, vec(count, element), tensor,
+                                          indices, pad,
+                                          ArrayRef<bool>{false});
+  }
+  Value reduceAdd(OpBuilder &b, Value v) const {
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
+                                       arith::FastMathFlags::reassoc);
+  }
+  /// Lane l of the result is lane l / (kLanes / groupsPerChunk) of `v` (a
+  /// vector of one value per group of a chunk).
+  Value spreadGroups(OpBuilder &b, Value v) const {
+    SmallVector<int64_t> mask;
+    int64_t lanesPerGroup = kLanes / layout.groupsPerChunk;
+    for (int64_t l = 0; l < kLanes; ++l)
+      mask.push_back(l / lanesPerGroup);
+    return vector::ShuffleOp::create(b, loc, v, v, mask);
+  }
+  Value scaleRow(OpBuilder &b, Value row) const {
+    return form.perTensor ? index(b, 0) : row;
+  }
+
+  //===--------------------------------------------------------------===//
+  // Instructions
+  //===--------------------------------------------------------------===//
+
+  /// acc + the sums of four adjacent products of unsigned `u` and signed
+  /// `s` bytes (vector<64xi8> each) in each i32 lane, exactly (the products
+  /// and sums cannot overflow).
+  Value dotBytes(OpBuilder &b, Value acc, Value u, Value s) const {
+    if (instructions == Int8DotInstructions::Vnni)
+      return IntrinsicOp::create(b, loc, acc.getType(),
+                                 "llvm.x86.avx512.vpdpbusd.512",
+                                 ValueRange{acc, u, s});
+    auto wide = vec(kChunkBytes, b.getI32Type());
+    Value products = arith::MulIOp::create(
+        b, loc, arith::ExtUIOp::create(b, loc, wide, u),
+        arith::ExtSIOp::create(b, loc, wide, s));
+    // Lane l sums products 4l .. 4l + 3: four strided picks, added.
+    Value sum = acc;
+    for (int64_t j = 0; j < 4; ++j) {
+      SmallVector<int64_t> lanes;
+      for (int64_t l = 0; l < kLanes; ++l)
+        lanes.push_back(4 * l + j);
+      sum = arith::AddIOp::create(
+          b, loc, sum,
+          vector::ShuffleOp::create(b, loc, products, products, lanes));
+    }
+    return sum;
+  }
+
+  /// The codes of `part` (values < 16) mapped through form.codeValues.
+  Value lookUpCodes(OpBuilder &b, Value part) const {
+    auto type = vec(kChunkBytes, b.getI8Type());
+    if (instructions == Int8DotInstructions::Vnni) {
+      // vpshufb looks up within each 128-bit lane: the table is repeated.
+      SmallVector<int8_t> table;
+      for (int64_t i = 0; i < kChunkBytes; ++i) {
+        size_t code = i % 16;
+        table.push_back(code < form.codeValues.size()
+                            ? int8_t(form.codeValues[code])
+                            : int8_t(0));
+      }
+      Value tableValue = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(type, ArrayRef<int8_t>(table)));
+      return IntrinsicOp::create(b, loc, type, "llvm.x86.avx512.pshuf.b.512",
+                                 ValueRange{tableValue, part});
+    }
+    Value result = splatConstant(b, type, b.getI8IntegerAttr(0));
+    for (auto [code, value] : llvm::enumerate(form.codeValues)) {
+      Value isCode = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq, part,
+          splatConstant(b, type, b.getI8IntegerAttr(int8_t(code))));
+      result = arith::SelectOp::create(
+          b, loc, isCode,
+          splatConstant(b, type, b.getI8IntegerAttr(int8_t(value))), result);
+    }
+    return result;
+  }
+
+  //===--------------------------------------------------------------===//
+  // Activations
+  //===--------------------------------------------------------------===//
+
+  /// Writes the i8 codes `q` of x[m, k0 .. k0 + kInputRun) (k0 a multiple of
+  /// kInputRun) at their chunk-part positions of xCodes.
+  Value writeInputCodes(OpBuilder &b, Value codes, Value m, Value k0,
+                        Value q) const {
+    Value inChunk = arith::RemUIOp::create(b, loc, k0,
+                                           index(b, layout.chunkElements));
+    Value chunkStart = arith::SubIOp::create(b, loc, k0, inChunk);
+    Value byte = arith::DivUIOp::create(b, loc, inChunk, index(b, layout.per));
+    Value base = arith::AddIOp::create(b, loc, chunkStart, byte);
+    for (int64_t p = 0; p < layout.per; ++p) {
+      Value part = q;
+      if (layout.per > 1) {
+        SmallVector<int64_t> lanes;
+        for (int64_t l = p; l < kInputRun; l += layout.per)
+          lanes.push_back(l);
+        part = vector::ShuffleOp::create(b, loc, q, q, lanes);
+      }
+      Value position = addIndex(b, base, p * kChunkBytes);
+      codes = vector::TransferWriteOp::create(b, loc, part, codes,
+                                              ValueRange{m, position},
+                                              ArrayRef<bool>{true})
+                  .getResult();
+    }
+    return codes;
+  }
+
+  /// Quantizes scale group `group` of row m: updates the three tensors.
+  SmallVector<Value> quantizeGroup(OpBuilder &b, Value m, Value group,
+                                   ValueRange tensors) const {
+    int64_t runs = (layout.groupSize + kInputRun - 1) / kInputRun;
+    bool inBounds = layout.groupSize % kInputRun == 0 &&
+                    layout.groupSize * layout.numGroups == k;
+    Value base = mulIndex(b, group, layout.groupSize);
+    auto runStart = [&](OpBuilder &lb, Value r) {
+      return arith::AddIOp::create(lb, loc, base, mulIndex(lb, r, kInputRun))
+          .getResult();
+    };
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+
+    auto maxLoop = scf::ForOp::create(
+        b, loc, index(b, 0), index(b, runs), index(b, 1),
+        ValueRange{zeroF32(b, kInputRun)},
+        [&](OpBuilder &lb, Location, Value r, ValueRange acc) {
+          Value x = toF32(lb, read(lb, input, {m, runStart(lb, r)}, kInputRun,
+                                   inBounds));
+          Value magnitude = math::AbsFOp::create(lb, loc, x);
+          scf::YieldOp::create(
+              lb, loc,
+              ValueRange{arith::MaxNumFOp::create(lb, loc, acc[0], magnitude)
+                             .getResult()});
+        });
+    Value amax = vector::ReductionOp::create(
+        b, loc, vector::CombiningKind::MAXNUMF, maxLoop.getResult(0));
+    Value limit = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(127.0f));
+    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
+    Value scale = arith::DivFOp::create(b, loc, amax, limit);
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, amax, zero);
+    Value inverse = arith::SelectOp::create(
+        b, loc, positive, arith::DivFOp::create(b, loc, limit, amax), zero);
+    Value inverseRun = broadcast(b, inverse, kInputRun);
+
+    auto quantLoop = scf::ForOp::create(
+        b, loc, index(b, 0), index(b, runs), index(b, 1),
+        ValueRange{tensors[0], splatConstant(b, vec(kInputRun, i32),
+                                             b.getI32IntegerAttr(0))},
+        [&](OpBuilder &lb, Location, Value r, ValueRange carried) {
+          Value k0 = runStart(lb, r);
+          Value x = toF32(lb, read(lb, input, {m, k0}, kInputRun, inBounds));
+          Value rounded = math::RoundEvenOp::create(
+              lb, loc, arith::MulFOp::create(lb, loc, x, inverseRun));
+          Value q32 =
+              arith::FPToSIOp::create(lb, loc, vec(kInputRun, i32), rounded);
+          Value q8 = arith::TruncIOp::create(
+              lb, loc, vec(kInputRun, lb.getI8Type()), q32);
+          Value codes = writeInputCodes(lb, carried[0], m, k0, q8);
+          Value sum = arith::AddIOp::create(lb, loc, carried[1], q32);
+          scf::YieldOp::create(lb, loc, ValueRange{codes, sum});
+        });
+    Value sum = arith::SIToFPOp::create(
+        b, loc, f32, reduceAdd(b, quantLoop.getResult(1)));
+    Value scales =
+        tensor::InsertOp::create(b, loc, scale, tensors[1], ValueRange{m, group});
+    Value scaledSums = tensor::InsertOp::create(
+        b, loc, arith::MulFOp::create(b, loc, scale, sum), tensors[2],
+        ValueRange{m, group});
+    return {quantLoop.getResult(0), scales, scaledSums};
+  }
+
+  /// Builds xCodes, xScales and xScaledSums for every row of the input.
+  void quantizeInput(OpBuilder &b, Value m) {
+    auto inputType = cast<RankedTensorType>(input.getType());
+    int64_t rows = inputType.getDimSize(0);
+    SmallVector<Value> dynamic;
+    if (inputType.isDynamicDim(0))
+      dynamic.push_back(m);
+    auto zeroFilled = [&](int64_t cols, Type element) {
+      Value empty = tensor::EmptyOp::create(
+          b, loc, ArrayRef<int64_t>{rows, cols}, element, dynamic);
+      Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+      return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+    };
+    SmallVector<Value> init = {
+        zeroFilled(layout.numChunks * layout.chunkElements, b.getI8Type()),
+        zeroFilled(layout.paddedGroups, b.getF32Type()),
+        tensor::EmptyOp::create(b, loc,
+                                ArrayRef<int64_t>{rows, layout.numGroups},
+                                b.getF32Type(), dynamic)};
+    auto rowLoop = scf::ForOp::create(
+        b, loc, index(b, 0), m, index(b, 1), init,
+        [&](OpBuilder &lb, Location, Value row, ValueRange tensors) {
+          auto groupLoop = scf::ForOp::create(
+              lb, loc, index(lb, 0), index(lb, layout.numGroups), index(lb, 1),
+              tensors,
+              [&](OpBuilder &gb, Location, Value group, ValueRange carried) {
+                scf::YieldOp::create(gb, loc,
+                                     quantizeGroup(gb, row, group, carried));
+              });
+          scf::YieldOp::create(lb, loc, groupLoop.getResults());
+        });
+    xCodes = rowLoop.getResult(0);
+    xScales = rowLoop.getResult(1);
+    xScaledSums = rowLoop.getResult(2);
+  }
+
+  //===--------------------------------------------------------------===//
+  // Weights
+  //===--------------------------------------------------------------===//
+
+  /// The unsigned values of the codes in chunk `chunk` of weight row `row`,
+  /// one vector<64xi8> per part.
+  SmallVector<Value> weightParts(OpBuilder &b, Value row, Value chunk,
+                                 bool inBounds) const {
+    Value bytes = read(b, components[0],
+                       {row, mulIndex(b, chunk, kChunkBytes)}, kChunkBytes,
+                       inBounds);
+    auto type = vec(kChunkBytes, b.getI8Type());
+    SmallVector<Value> parts;
+    for (int64_t p = 0; p < layout.per; ++p) {
+      Value part = bytes;
+      if (p > 0)
+        part = arith::ShRUIOp::create(
+            b, loc, part,
+            splatConstant(b, type, b.getI8IntegerAttr(int8_t(p * layout.bits))));
+      if (layout.bits < 8 && p + 1 < layout.per)
+        part = arith::AndIOp::create(
+            b, loc, part,
+            splatConstant(b, type,
+                          b.getI8IntegerAttr(int8_t((1 << layout.bits) - 1))));
+      if (!form.codeValues.empty())
+        part = lookUpCodes(b, part);
+      parts.push_back(part);
+    }
+    return parts;
+  }
+
+  /// isum[r * cols + j] + the byte dot products of chunk `chunk` for every
+  /// (row, weight row) pair of the tile.
+  SmallVector<Value> chunkDots(OpBuilder &b, const MatmulTile &t, Value chunk,
+                               bool inBounds, ValueRange isum) const {
+    SmallVector<SmallVector<Value>> weights;
+    for (int64_t j = 0; j < t.cols; ++j)
+      weights.push_back(
+          weightParts(b, addIndex(b, t.n0, j), chunk, inBounds));
+    Value chunkStart = mulIndex(b, chunk, layout.chunkElements);
+    SmallVector<Value> next(isum);
+    for (int64_t r = 0; r < t.rows; ++r) {
+      Value m = addIndex(b, t.m0, r);
+      for (int64_t p = 0; p < layout.per; ++p) {
+        Value q = readRun(b, loc, xCodes,
+                          {m, addIndex(b, chunkStart, p * kChunkBytes)},
+                          kChunkBytes);
+        for (int64_t j = 0; j < t.cols; ++j) {
+          Value &acc = next[r * t.cols + j];
+          acc = dotBytes(b, acc, weights[j][p], q);
+        }
+      }
+    }
+    return next;
+  }
+
+  /// The dot products of chunks [first, first + count) (the last one past
+  /// the full chunks read with padding), starting from zero.
+  SmallVector<Value> groupDots(OpBuilder &b, const MatmulTile &t, Value first,
+                               int64_t count, bool withTail) const {
+    SmallVector<Value> isum(t.rows * t.cols, zeroI32(b));
+    int64_t full = withTail ? count - 1 : count;
+    if (full <= 4) {
+      for (int64_t c = 0; c < full; ++c)
+        isum = chunkDots(b, t, addIndex(b, first, c), true, isum);
+    } else {
+      auto loop = scf::ForOp::create(
+          b, loc, first, addIndex(b, first, full), index(b, 1), isum,
+          [&](OpBuilder &lb, Location, Value chunk, ValueRange acc) {
+            scf::YieldOp::create(lb, loc,
+                                 chunkDots(lb, t, chunk, true, acc));
+          });
+      isum = SmallVector<Value>(loop.getResults());
+    }
+    if (withTail)
+      isum = chunkDots(b, t, addIndex(b, first, full), false, isum);
+    return isum;
+  }
+
+  /// acc + isum * x scale * weight scale, lane by lane, for every pair.
+  SmallVector<Value> applyScales(OpBuilder &b, const MatmulTile &t,
+                                 ValueRange isum, ValueRange xScale,
+                                 ValueRange wScale, ValueRange acc) const {
+    SmallVector<Value> next(acc);
+    auto f32Lanes = vec(kLanes, b.getF32Type());
+    for (int64_t r = 0; r < t.rows; ++r)
+      for (int64_t j = 0; j < t.cols; ++j) {
+        int64_t o = r * t.cols + j;
+        Value sum = arith::SIToFPOp::create(b, loc, f32Lanes, isum[o]);
+        Value scaled = arith::MulFOp::create(b, loc, sum, xScale[r]);
+        next[o] = vector::FMAOp::create(b, loc, scaled, wScale[j], acc[o]);
+      }
+    return next;
+  }
+
+  /// The weight scale of (row, group) as f32.
+  Value weightScale(OpBuilder &b, Value row, Value group) const {
+    return toF32(b, tensor::ExtractOp::create(
+                        b, loc, components[form.scaleComponent],
+                        ValueRange{scaleRow(b, row), group}));
+  }
+
+  /// Groups of at least a chunk: the chunks of a group accumulate in i32,
+  /// then one scale per group and pair.
+  SmallVector<Value> wholeGroupTile(OpBuilder &b, const MatmulTile &t) const {
+    SmallVector<Value> acc(t.rows * t.cols, zeroF32(b));
+    auto groupStep = [&](OpBuilder &gb, Value group, ValueRange accIn) {
+      int64_t count = layout.singleGroup()
+                          ? layout.numChunks
+                          : layout.groupSize / layout.chunkElements;
+      bool withTail = layout.singleGroup() &&
+                      layout.numChunks > layout.fullChunks;
+      Value first = mulIndex(gb, group, count);
+      SmallVector<Value> isum = groupDots(gb, t, first, count, withTail);
+      SmallVector<Value> xScale, wScale;
+      for (int64_t r = 0; r < t.rows; ++r)
+        xScale.push_back(broadcast(
+            gb, tensor::ExtractOp::create(
+                    gb, loc, xScales,
+                    ValueRange{addIndex(gb, t.m0, r), group})));
+      for (int64_t j = 0; j < t.cols; ++j)
+        wScale.push_back(
+            broadcast(gb, weightScale(gb, addIndex(gb, t.n0, j), group)));
+      return applyScales(gb, t, isum, xScale, wScale, accIn);
+    };
+    if (layout.singleGroup())
+      return groupStep(b, index(b, 0), acc);
+    // `unroll` groups per iteration (independent loads in flight), then the
+    // remaining groups one at a time.
+    int64_t unroll = std::max<int64_t>(1, std::min(shape.unroll,
+                                                   layout.numGroups));
+    auto groupLoop = [&](int64_t lo, int64_t hi, int64_t step,
+                         ValueRange accIn) {
+      auto loop = scf::ForOp::create(
+          b, loc, index(b, lo), index(b, hi), index(b, step), accIn,
+          [&](OpBuilder &lb, Location, Value group, ValueRange carried) {
+            SmallVector<Value> next(carried);
+            for (int64_t u = 0; u < step; ++u)
+              next = groupStep(lb, addIndex(lb, group, u), next);
+            scf::YieldOp::create(lb, loc, next);
+          });
+      return SmallVector<Value>(loop.getResults());
+    };
+    int64_t unrolledEnd = layout.numGroups / unroll * unroll;
+    acc = groupLoop(0, unrolledEnd, unroll, acc);
+    if (unrolledEnd < layout.numGroups)
+      acc = groupLoop(unrolledEnd, layout.numGroups, 1, acc);
+    return acc;
+  }
+
+  /// Groups smaller than a chunk: each chunk's i32 lanes are scaled by
+  /// their own groups' scales.
+  SmallVector<Value> laneGroupTile(OpBuilder &b, const MatmulTile &t) const {
+    int64_t gpc = layout.groupsPerChunk;
+    auto chunkStep = [&](OpBuilder &cb, Value chunk, bool inBounds,
+                         ValueRange accIn) {
+      SmallVector<Value> isum(t.rows * t.cols, zeroI32(cb));
+      isum = chunkDots(cb, t, chunk, inBounds, isum);
+      Value firstGroup = mulIndex(cb, chunk, gpc);
+      SmallVector<Value> xScale, wScale;
+      for (int64_t r = 0; r < t.rows; ++r)
+        xScale.push_back(spreadGroups(
+            cb, readRun(cb, loc, xScales, {addIndex(cb, t.m0, r), firstGroup},
+                        gpc)));
+      for (int64_t j = 0; j < t.cols; ++j)
+        wScale.push_back(spreadGroups(
+            cb, toF32(cb, read(cb, components[form.scaleComponent],
+                               {scaleRow(cb, addIndex(cb, t.n0, j)),
+                                firstGroup},
+                               gpc, inBounds))));
+      return applyScales(cb, t, isum, xScale, wScale, accIn);
+    };
+    SmallVector<Value> acc(t.rows * t.cols, zeroF32(b));
+    if (layout.fullChunks > 0) {
+      auto loop = scf::ForOp::create(
+          b, loc, index(b, 0), index(b, layout.fullChunks), index(b, 1), acc,
+          [&](OpBuilder &lb, Location, Value chunk, ValueRange accIn) {
+            scf::YieldOp::create(lb, loc, chunkStep(lb, chunk, true, accIn));
+          });
+      acc = SmallVector<Value>(loop.getResults());
+    }
+    if (layout.numChunks > layout.fullChunks)
+      acc = chunkStep(b, index(b, layout.fullChunks), false, acc);
+    return acc;
+  }
+
+  /// sum_g scale * zero * x scale * sum(q) for each pair of the tile.
+  SmallVector<Value> zeroPointTerms(OpBuilder &b, const MatmulTile &t) const {
+    int64_t runs = (layout.numGroups + kInputRun - 1) / kInputRun;
+    bool inBounds = layout.numGroups % kInputRun == 0;
+    auto f32Run = vec(kInputRun, b.getF32Type());
+    SmallVector<Value> init(t.rows * t.cols, zeroF32(b, kInputRun));
+    auto loop = scf::ForOp::create(
+        b, loc, index(b, 0), index(b, runs), index(b, 1), init,
+        [&](OpBuilder &lb, Location, Value run, ValueRange acc) {
+          Value g0 = mulIndex(lb, run, kInputRun);
+          SmallVector<Value> weightTerms;
+          for (int64_t j = 0; j < t.cols; ++j) {
+            Value row = scaleRow(lb, addIndex(lb, t.n0, j));
+            Value scale = toF32(lb, read(lb, components[form.scaleComponent],
+                                         {row, g0}, kInputRun, inBounds));
+            Value zero;
+            if (form.zeroComponent) {
+              Value z = read(lb, components[*form.zeroComponent], {row, g0},
+                             kInputRun, inBounds);
+              zero = arith::UIToFPOp::create(lb, loc, f32Run, z);
+            } else {
+              zero = splatConstant(lb, f32Run,
+                                   lb.getF32FloatAttr(float(form.zero)));
+            }
+            weightTerms.push_back(arith::MulFOp::create(lb, loc, scale, zero));
+          }
+          SmallVector<Value> next(acc);
+          for (int64_t r = 0; r < t.rows; ++r) {
+            Value sums = read(lb, xScaledSums, {addIndex(lb, t.m0, r), g0},
+                              kInputRun, inBounds);
+            for (int64_t j = 0; j < t.cols; ++j) {
+              Value &a = next[r * t.cols + j];
+              a = vector::FMAOp::create(lb, loc, weightTerms[j], sums, a);
+            }
+          }
+          scf::YieldOp::create(lb, loc, next);
+        });
+    SmallVector<Value> terms;
+    for (Value v : loop.getResults())
+      terms.push_back(reduceAdd(b, v));
+    return terms;
+  }
+
+  SmallVector<Value> dotTile(OpBuilder &b, const MatmulTile &t) const {
+    SmallVector<Value> acc =
+        layout.lanesPerGroup() ? laneGroupTile(b, t) : wholeGroupTile(b, t);
+    SmallVector<Value> zeroTerms = zeroPointTerms(b, t);
+    Value multiplier =
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(form.multiplier));
+    SmallVector<Value> sums;
+    for (auto [a, zeroTerm] : llvm::zip(acc, zeroTerms)) {
+      Value sum = arith::SubFOp::create(b, loc, reduceAdd(b, a), zeroTerm);
+      if (form.multiplier != 1.0f)
+        sum = arith::MulFOp::create(b, loc, sum, multiplier);
+      sums.push_back(sum);
+    }
+    return sums;
+  }
+};
+
+} // namespace
+
+Value mlir::qnt::buildInt8Matmul(OpBuilder &b, Location loc, Value input,
+                                 ValueRange components,
+                                 const IntegerWeightForm &form, int64_t n,
+                                 int64_t k, const VectorMatmulShape &shape,
+                                 Int8DotInstructions instructions) {
+  assert(int8KernelLimitation(form, k).empty() && "unsupported int8 kernel");
+  Int8MatmulBuilder builder{loc,   input, components,   form, n,  k,
+                            Int8Layout(form, k), shape, instructions,
+                            {},    {},    {}};
+  auto inputType = cast<RankedTensorType>(input.getType());
+  Value m = inputType.isDynamicDim(0)
+                ? tensor::DimOp::create(b, loc, input, 0).getResult()
+                : arith::ConstantIndexOp::create(b, loc, inputType.getDimSize(0))
+                      .getResult();
+  builder.quantizeInput(b, m);
+  auto dot = [&](OpBuilder &nb, const MatmulTile &t) {
+    return builder.dotTile(nb, t);
+  };
+  return buildTiledMatmul(b, loc, input, n, k, dot, /*init=*/{}, shape);
+}

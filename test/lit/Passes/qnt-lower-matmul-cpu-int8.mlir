@@ -1,0 +1,91 @@
+// qnt-lower-matmul-cpu activations=int8: the int8-activation kernels at the
+// tensor level, with the instruction set given explicitly (the default is
+// the host's).
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1},cse))" | FileCheck %s
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1},cse))" | FileCheck %s --check-prefix=GENERIC
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}),qnt-lower-intrinsics)" | FileCheck %s --check-prefix=LLVM
+
+// int4 g128, K = 256, N = 8. First the activations of each row and group:
+// max |x|, then q = round(x * 127 / max) written to a [M, 256] i8 tensor
+// with each 128-element chunk stored as its even then its odd elements (the
+// order of the low and high nibbles of 64 code bytes), and per group the
+// scale and scale * sum(q).
+// CHECK-LABEL: func.func @int4
+// CHECK: %[[XQ0:.*]] = linalg.fill ins(%{{.*}} : i8) outs(%{{.*}} : tensor<?x256xi8>)
+// CHECK: vector.reduction <maxnumf>
+// CHECK: math.roundeven %{{.*}} : vector<16xf32>
+// CHECK: arith.fptosi %{{.*}} : vector<16xf32> to vector<16xi32>
+// CHECK: %[[Q8:.*]] = arith.trunci %{{.*}} : vector<16xi32> to vector<16xi8>
+// CHECK: vector.shuffle %[[Q8]], %[[Q8]] [0, 2, 4, 6, 8, 10, 12, 14]
+// CHECK: vector.shuffle %[[Q8]], %[[Q8]] [1, 3, 5, 7, 9, 11, 13, 15]
+// Then one weight row at a time (col-tile 1) for tiles of 8 activation
+// rows, both scale groups in one iteration (unroll 4, clamped to the
+// groups there are): per group (one chunk of 64 code bytes), the low and
+// high nibbles and two byte dot products per row, then the group's scales.
+// CHECK: scf.for %[[N:.*]] = %c0 to %c8 step %c1
+// CHECK: scf.for %{{.*}} = %c0 to %c2 step %c2 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
+// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}}[%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
+// CHECK: %[[LOW:.*]] = arith.andi %[[BYTES]], %{{.*}} : vector<64xi8>
+// CHECK: %[[HIGH:.*]] = arith.shrui %[[BYTES]], %{{.*}} : vector<64xi8>
+// CHECK: %[[XLOW:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x256xi8>, vector<64xi8>
+// CHECK-NEXT: %[[D0:.*]] = qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %[[LOW]], %[[XLOW]]) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// CHECK: %[[XHIGH:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x256xi8>, vector<64xi8>
+// CHECK-NEXT: %[[D1:.*]] = qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[D0]], %[[HIGH]], %[[XHIGH]])
+// CHECK: %[[SUM:.*]] = arith.sitofp %[[D1]] : vector<16xi32> to vector<16xf32>
+// CHECK-NEXT: %[[SX:.*]] = arith.mulf %[[SUM]], %{{.*}} : vector<16xf32>
+// CHECK-NEXT: vector.fma %[[SX]], %{{.*}}, %{{.*}} : vector<16xf32>
+// After the groups: the zero-point term from 16 groups at a time.
+// CHECK: arith.uitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK: vector.reduction <add>, %{{.*}} : vector<16xf32> into f32
+// CHECK: arith.subf
+// CHECK: tensor.insert
+
+// The portable form: the same kernel, the byte dot product as widening
+// multiplies and four strided sums.
+// GENERIC-LABEL: func.func @int4
+// GENERIC-NOT: qnt.intrinsic
+// GENERIC: arith.extui %{{.*}} : vector<64xi8> to vector<64xi32>
+// GENERIC: %[[S:.*]] = arith.extsi %{{.*}} : vector<64xi8> to vector<64xi32>
+// GENERIC: %[[P:.*]] = arith.muli %{{.*}}, %[[S]] : vector<64xi32>
+// GENERIC-NEXT: vector.shuffle %[[P]], %[[P]] [0, 4, 8, 12,
+
+// LLVM-LABEL: func.func @int4
+// LLVM: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %{{.*}}, %{{.*}}) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+func.func @int4(%x: tensor<?x256xf32>, %c: tensor<8x128xi8>, %s: tensor<8x2xf32>, %z: tensor<8x2xi8>) -> tensor<?x8xf32> {
+  %y = qnt.matmul %x, #qnt.uniform<bits = 4, mode = asymmetric, granularity = per_group, group_size = 128>(%c, %s, %z) : (tensor<?x256xf32>, tensor<8x128xi8>, tensor<8x2xf32>, tensor<8x2xi8>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// E2M1 g32: the codes become the integers 2 * value + 12 through a 16-entry
+// table (vpshufb, the table repeated in each 128-bit lane); four groups
+// share a 64-byte chunk, so each i32 lane is scaled by its own group's
+// scales (spread from 4 values to 16 lanes).
+// CHECK-LABEL: func.func @e2m1
+// CHECK: arith.constant dense<[12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12,
+// CHECK: qnt.intrinsic "llvm.x86.avx512.pshuf.b.512"
+// CHECK: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// CHECK: %[[WS:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x8xf32>, vector<4xf32>
+// CHECK-NEXT: vector.shuffle %[[WS]], %[[WS]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+// The multiplier 1/2 last.
+// CHECK: arith.mulf %{{.*}}, %cst{{.*}} : f32
+// GENERIC-LABEL: func.func @e2m1
+// GENERIC: arith.cmpi eq, %{{.*}} : vector<64xi8>
+// GENERIC: arith.select
+func.func @e2m1(%x: tensor<2x256xf32>, %c: tensor<4x128xi8>, %s: tensor<4x8xf32>) -> tensor<2x4xf32> {
+  %y = qnt.matmul %x, #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1, granularity = per_group, group_size = 32>(%c, %s) : (tensor<2x256xf32>, tensor<4x128xi8>, tensor<4x8xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+// 3-bit codes have no int8 kernel (they do not divide the byte): the f32
+// kernel, as without the option.
+// CHECK-LABEL: func.func @int3
+// CHECK-NOT: qnt.intrinsic
+// CHECK: vector.fma %{{.*}} : vector<32xf32>
+func.func @int3(%x: tensor<1x256xf32>, %c: tensor<4x96xi8>, %s: tensor<4x2xf32>, %z: tensor<4x2xi8>) -> tensor<1x4xf32> {
+  %y = qnt.matmul %x, #qnt.uniform<bits = 3, mode = asymmetric, granularity = per_group, group_size = 128>(%c, %s, %z) : (tensor<1x256xf32>, tensor<4x96xi8>, tensor<4x2xf32>, tensor<4x2xi8>) -> tensor<1x4xf32>
+  return %y : tensor<1x4xf32>
+}
