@@ -603,15 +603,16 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     `convert-scf-to-openmp`) that the LLVM OpenMP runtime runs.
 
     With `activations=int8`, a `qnt.matmul` whose encoding has an integer
-    form (`getIntegerForm`: uniform codes of 2, 4 or 8 bits, and minifloats
+    form (`getIntegerForm`: uniform codes of 2 to 8 bits, and minifloats
     such as E2M1 whose values are small integers times a power of two)
     quantizes its activations to int8 on the fly, one scale per row and
     weight scale group, and computes each group's dot product exactly in
-    integers: 64 packed code bytes per load, unsigned codes times signed
-    activations four bytes per i32 lane (`vpdpbusd` with
-    `int8-dot=vnni`), the scales and zero point applied once per group.
-    Other encodings, and shapes the kernel does not take (groups not a
-    multiple of 16), keep f32 activations.
+    integers: one load of packed codes per 64 bytes of codes (or per 64
+    codes that straddle bytes), unsigned codes times signed activations
+    four bytes per i32 lane (`vpdpbusd` with `int8-dot=vnni`), the scales
+    and zero point applied once per group. Other encodings, and shapes the
+    kernel does not take (groups not a multiple of 16), keep f32
+    activations.
   }];
   let options = [
     Option<"strategy", "strategy", "::mlir::qnt::CpuMatmulStrategy",

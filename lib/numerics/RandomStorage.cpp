@@ -28,7 +28,8 @@ static void makeValid(const EncodingSpec &spec,
     return nullptr;
   };
   if (const auto *u = std::get_if<UniformSpec>(&spec)) {
-    if (Component *zeros = find("zeros"))
+    // Zero points are codes; every byte is one for 8-bit codes.
+    if (Component *zeros = find("zeros"); zeros && u->bits < 8)
       for (uint8_t &z : zeros->bytes)
         z %= uint8_t(1u << u->bits);
   } else if (const auto *cb = std::get_if<CodebookSpec>(&spec)) {

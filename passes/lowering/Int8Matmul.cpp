@@ -8,8 +8,12 @@
 //    moved back into element order: the activations are stored permuted the
 //    same way instead (once per call, not once per weight byte), so each
 //    part meets its activations in one 64-byte load.
+//  - Codes that straddle bytes (3, 5, 6, 7 bits) are read 64 at a time
+//    (8 * bits bytes) and put in element order with one constant byte
+//    shuffle per byte pair, a per-lane 16-bit shift and a mask: one part,
+//    per = 1, the activations in their own order.
 //  - An i32 lane of a byte dot product sums four consecutive bytes of a
-//    chunk, so it covers 4 * per consecutive elements, all in one scale
+//    part, so it covers 4 * per consecutive elements, all in one scale
 //    group when the group size is a multiple of 16: chunks spanning several
 //    groups scale each lane by its own group.
 //
@@ -37,7 +41,9 @@ constexpr int64_t kInputRun = 16;
 
 /// The static facts of one int8 kernel.
 struct Int8Layout {
-  int64_t bits, per, chunkElements, numChunks, fullChunks;
+  /// Codes per byte (1 for codes that straddle bytes), packed bytes and
+  /// elements per chunk.
+  int64_t bits, per, chunkBytes, chunkElements, numChunks, fullChunks;
   int64_t groupSize, numGroups;
   /// Scale groups per chunk when groups are smaller than a chunk (lanes
   /// then carry different groups), else 1.
@@ -48,11 +54,13 @@ struct Int8Layout {
 
   Int8Layout(const IntegerWeightForm &form, int64_t k) {
     bits = form.bits;
-    per = 8 / bits;
+    bool dividesByte = 8 % bits == 0;
+    per = dividesByte ? 8 / bits : 1;
+    chunkBytes = dividesByte ? kChunkBytes : kChunkBytes * bits / 8;
     chunkElements = kChunkBytes * per;
-    int64_t rowBytes = (k + per - 1) / per;
-    numChunks = (rowBytes + kChunkBytes - 1) / kChunkBytes;
-    fullChunks = rowBytes / kChunkBytes;
+    int64_t rowBytes = (k * bits + 7) / 8;
+    numChunks = (rowBytes + chunkBytes - 1) / chunkBytes;
+    fullChunks = rowBytes / chunkBytes;
     groupSize = std::min(form.groupSize, k);
     numGroups = (k + groupSize - 1) / groupSize;
     groupsPerChunk = numGroups > 1 && groupSize < chunkElements
@@ -73,9 +81,8 @@ bool mlir::qnt::hostHasVnni() {
 
 std::string mlir::qnt::int8KernelLimitation(const IntegerWeightForm &form,
                                             int64_t k) {
-  if (form.bits < 1 || form.bits > 8 || 8 % form.bits != 0)
-    return "codes of " + std::to_string(form.bits) +
-           " bits do not divide a byte";
+  if (form.bits < 1 || form.bits > 8)
+    return "codes of " + std::to_string(form.bits) + " bits";
   if (!form.codeValues.empty() && form.bits > 4)
     return "a code table of more than 16 entries";
   Int8Layout layout(form, k);
@@ -379,14 +386,50 @@ struct Int8MatmulBuilder {
   // Weights
   //===--------------------------------------------------------------===//
 
+  /// The 64 codes of `bytes` (8 * bits bytes, codes straddling bytes) in
+  /// element order: code i is bits 3i .. of the byte pair at i * bits / 8.
+  Value straddlingCodes(OpBuilder &b, Value bytes) const {
+    SmallVector<int64_t> low, high;
+    SmallVector<int16_t> shifts;
+    for (int64_t i = 0; i < kChunkBytes; ++i) {
+      int64_t byte = i * layout.bits / 8;
+      low.push_back(byte);
+      high.push_back(std::min(byte + 1, layout.chunkBytes - 1));
+      shifts.push_back(int16_t(i * layout.bits % 8));
+    }
+    auto words = vec(kChunkBytes, b.getI16Type());
+    Value lo = arith::ExtUIOp::create(
+        b, loc, words, vector::ShuffleOp::create(b, loc, bytes, bytes, low));
+    Value hi = arith::ExtUIOp::create(
+        b, loc, words, vector::ShuffleOp::create(b, loc, bytes, bytes, high));
+    Value word = arith::OrIOp::create(
+        b, loc, lo,
+        arith::ShLIOp::create(b, loc, hi,
+                              splatConstant(b, words, b.getI16IntegerAttr(8))));
+    Value shift = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(words, ArrayRef<int16_t>(shifts)));
+    Value code = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, word, shift),
+        splatConstant(b, words,
+                      b.getI16IntegerAttr(int16_t((1 << layout.bits) - 1))));
+    return arith::TruncIOp::create(b, loc, vec(kChunkBytes, b.getI8Type()),
+                                   code);
+  }
+
   /// The unsigned values of the codes in chunk `chunk` of weight row `row`,
   /// one vector<64xi8> per part.
   SmallVector<Value> weightParts(OpBuilder &b, Value row, Value chunk,
                                  bool inBounds) const {
     Value bytes = read(b, components[0],
-                       {row, mulIndex(b, chunk, kChunkBytes)}, kChunkBytes,
-                       inBounds);
+                       {row, mulIndex(b, chunk, layout.chunkBytes)},
+                       layout.chunkBytes, inBounds);
     auto type = vec(kChunkBytes, b.getI8Type());
+    if (8 % layout.bits != 0) {
+      Value codes = straddlingCodes(b, bytes);
+      if (!form.codeValues.empty())
+        codes = lookUpCodes(b, codes);
+      return {codes};
+    }
     SmallVector<Value> parts;
     for (int64_t p = 0; p < layout.per; ++p) {
       Value part = bytes;

@@ -46,7 +46,8 @@ struct Int8Case {
 };
 
 /// Encodings with an integer form, at shapes chosen for the kernel's paths
-/// (a chunk is 64 code bytes: 128 int4 codes, 64 int8, 256 int2).
+/// (a chunk is 64 code bytes: 128 int4 codes, 64 int8, 256 int2; or 64 codes
+// that straddle bytes: 24 bytes of int3).
 std::vector<Int8Case> cases() {
   using G = nx::Granularity;
   auto uniform = [](int bits, bool symmetric, G g, int64_t group,
@@ -74,6 +75,13 @@ std::vector<Int8Case> cases() {
       {uniform(8, false, G::PerGroup, 32), 5, 160},
       {uniform(2, false, G::PerGroup, 64), 5, 512},
       {uniform(2, true, G::PerChannel, 0), 3, 100},
+      // Codes that straddle bytes: 64 per 8 * bits bytes, in element order.
+      {uniform(3, false, G::PerGroup, 128), 5, 384},
+      {uniform(3, true, G::PerGroup, 32), 6, 160},
+      {uniform(3, false, G::PerChannel, 0), 3, 100},
+      {uniform(5, false, G::PerGroup, 16), 4, 96},
+      {uniform(6, true, G::PerChannel, 0), 3, 70},
+      {uniform(7, false, G::PerGroup, 64), 3, 192},
       // Minifloat codes through a table.
       {nx::EncodingSpec(e2m1), 6, 256},
       {nx::EncodingSpec(e2m1Half), 5, 80},
@@ -139,9 +147,12 @@ TEST_P(Int8KernelTest, IntegerFormEqualsDequantization) {
   int mismatches = 0;
   for (int64_t r = 0; r < c.n; ++r)
     for (int64_t i = 0; i < c.k; ++i) {
+      // The LSB-first bitstream of the row; a code may straddle two bytes.
       int64_t bit = i * f.bits;
-      unsigned code = (codes.bytes[r * rowBytes + bit / 8] >> (bit % 8)) &
-                      ((1u << f.bits) - 1);
+      unsigned word = codes.bytes[r * rowBytes + bit / 8];
+      if (bit / 8 + 1 < rowBytes)
+        word |= unsigned(codes.bytes[r * rowBytes + bit / 8 + 1]) << 8;
+      unsigned code = (word >> (bit % 8)) & ((1u << f.bits) - 1);
       unsigned u = f.codeValues.empty() ? code : f.codeValues[code];
       int64_t entry = (f.perTensor ? 0 : r) * groups + i / f.groupSize;
       double scale =
@@ -297,7 +308,16 @@ TEST(Int8KernelLimits, ShapesTheKernelDoesNotTake) {
   mlir::qnt::IntegerWeightForm form;
   form.bits = 3;
   form.groupSize = 128;
+  EXPECT_EQ(mlir::qnt::int8KernelLimitation(form, 256), "");
+  form.groupSize = 48; // a 3-bit chunk is 64 codes
+  EXPECT_NE(mlir::qnt::int8KernelLimitation(form, 96), "");
+  form.codeValues.assign(8, 0);
+  form.groupSize = 128;
+  EXPECT_EQ(mlir::qnt::int8KernelLimitation(form, 256), "");
+  form.bits = 6; // a 64-entry table
+  form.codeValues.assign(64, 0);
   EXPECT_NE(mlir::qnt::int8KernelLimitation(form, 256), "");
+  form.codeValues.clear();
   form.bits = 4;
   EXPECT_EQ(mlir::qnt::int8KernelLimitation(form, 256), "");
   form.groupSize = 8; // lanes of 4 bytes would hold two groups' halves

@@ -80,11 +80,27 @@ func.func @e2m1(%x: tensor<2x256xf32>, %c: tensor<4x128xi8>, %s: tensor<4x8xf32>
 
 // -----
 
-// 3-bit codes have no int8 kernel (they do not divide the byte): the f32
-// kernel, as without the option.
-// CHECK-LABEL: func.func @int3
+// 8-bit OCP minifloats have no integer form (E4M3 spans 2^-9 .. 448): the
+// f32 kernel, as without the option.
+// CHECK-LABEL: func.func @e4m3
 // CHECK-NOT: qnt.intrinsic
 // CHECK: vector.fma %{{.*}} : vector<32xf32>
+func.func @e4m3(%x: tensor<1x256xf32>, %c: tensor<4x256xi8>, %s: tensor<4x8xf32>) -> tensor<1x4xf32> {
+  %y = qnt.matmul %x, #qnt.minifloat<exponent_bits = 4, mantissa_bits = 3, special = ocp, granularity = per_group, group_size = 32>(%c, %s) : (tensor<1x256xf32>, tensor<4x256xi8>, tensor<4x8xf32>) -> tensor<1x4xf32>
+  return %y : tensor<1x4xf32>
+}
+
+// -----
+
+// 3-bit codes straddle bytes: 64 codes are 24 bytes, each code's byte
+// pair picked by a constant shuffle, shifted per lane in 16 bits, masked
+// and narrowed to bytes in element order.
+// CHECK-LABEL: func.func @int3
+// CHECK: %[[B:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x96xi8>, vector<24xi8>
+// CHECK: vector.shuffle %[[B]], %[[B]] [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5,
+// CHECK: arith.shrui %{{.*}}, %{{.*}} : vector<64xi16>
+// CHECK: %[[CODES:.*]] = arith.trunci %{{.*}} : vector<64xi16> to vector<64xi8>
+// CHECK: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %[[CODES]], %{{.*}})
 func.func @int3(%x: tensor<1x256xf32>, %c: tensor<4x96xi8>, %s: tensor<4x2xf32>, %z: tensor<4x2xi8>) -> tensor<1x4xf32> {
   %y = qnt.matmul %x, #qnt.uniform<bits = 3, mode = asymmetric, granularity = per_group, group_size = 128>(%c, %s, %z) : (tensor<1x256xf32>, tensor<4x96xi8>, tensor<4x2xf32>, tensor<4x2xi8>) -> tensor<1x4xf32>
   return %y : tensor<1x4xf32>
