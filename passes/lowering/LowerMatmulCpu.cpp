@@ -188,11 +188,11 @@ struct QntLowerMatmulCpuPass
       // sharing each unpacked chunk, and 4 scale groups per loop iteration
       // (measured at M = 1: 19-22 GB/s with 1, 32-36 GB/s with 4).
       lowering.int8Shape.accumulators = registers / 4;
-      if (!colTile.getNumOccurrences())
+      if (!colTile.hasValue())
         lowering.int8Shape.colTile = 1;
-      if (!rowTile.getNumOccurrences())
+      if (!rowTile.hasValue())
         lowering.int8Shape.rowTile = 8;
-      if (!unroll.getNumOccurrences())
+      if (!unroll.hasValue())
         lowering.int8Shape.unroll = 4;
     }
 
