@@ -686,6 +686,31 @@ def QntLowerIntrinsics : Pass<"qnt-lower-intrinsics"> {
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
+def QntApproximateMath : Pass<"qnt-approximate-math"> {
+  let summary = "Replaces f32 math functions by MLIR's polynomial "
+                "approximations";
+  let description = [{
+    Rewrites the `math` ops named by `ops` (default: `exp`) on f32 scalars
+    and vectors into arith operations with MLIR's polynomial approximations
+    (`populateMathPolynomialApproximationPatterns`). A libm call is opaque
+    to LLVM's loop vectorizer; the arith form vectorizes, which is what
+    makes the softmax of attention over a long KV cache cheap on the CPU.
+    The approximation of `exp` is within 4 ulp of libm over the whole
+    f32 range (unit test `ApproximateMathTest`), and keeps exp(-inf) = 0,
+    which masked attention relies on. `qnt-cpu-pipeline` runs it before
+    lowering to loops.
+  }];
+  let options = [
+    ListOption<"ops", "ops", "std::string",
+               "math op names to approximate (exp, expm1, log, log1p, log2, "
+               "tanh, erf, erfc, atan, atan2, asin, acos, cbrt, sin, "
+               "cos); default exp">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {
   let summary = "Lowers qnt.matmul to fused dequantize GPU kernels";
   let description = [{

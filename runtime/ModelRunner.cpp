@@ -294,3 +294,14 @@ RankedTensorType ModelRunner::paramType(StringRef name) const {
         return type;
   return nullptr;
 }
+
+int64_t ModelRunner::parameterBytes(StringRef entry) const {
+  const EntrySignature *sig = compiled->signature(entry);
+  if (!sig)
+    return 0;
+  int64_t bytes = 0;
+  for (const auto &[name, type] : sig->params)
+    bytes += type.getNumElements() *
+             ((type.getElementTypeBitWidth() + 7) / 8);
+  return bytes;
+}

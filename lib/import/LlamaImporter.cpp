@@ -290,6 +290,10 @@ Value ModelBuilder::attention(Value q, Value keys, Value values, Value pos,
   Value span = tensor::DimOp::create(b, loc, keys, 0);
 
   // scores[t, g, r, s] = q . k / sqrt(headDim), -inf where s > pos + t.
+  // Keys are transposed to [g, d, s] first (a copy of the cache prefix, small
+  // next to the scores) so that the innermost loop runs over s with
+  // contiguous keys and scores: it vectorizes without gathers. The sum over
+  // d still runs in order d = 0, 1, ... for every score, as llama2.c's.
   auto scoreType = RankedTensorType::get({kDyn, kvHeads, group, kDyn}, f32);
   Value zeroScores = linalg::FillOp::create(
                          b, loc, constF32(b, 0.0),
@@ -299,11 +303,21 @@ Value ModelBuilder::attention(Value q, Value keys, Value values, Value pos,
                          .getResult(0);
   auto reduction = utils::IteratorType::reduction;
   auto par = utils::IteratorType::parallel;
+  Value keysByHead =
+      linalg::TransposeOp::create(
+          b, loc, k3,
+          tensor::EmptyOp::create(
+              b, loc, RankedTensorType::get({kvHeads, headDim, kDyn}, f32),
+              ValueRange{span})
+              .getResult(),
+          ArrayRef<int64_t>{1, 2, 0})
+          .getResult()[0];
+  // Loops (t, g, r, d, s).
   Value scores =
       linalg::GenericOp::create(
-          b, loc, scoreType, ValueRange{q4, k3}, zeroScores,
-          {dims(5, {0, 1, 2, 4}), dims(5, {3, 1, 4}), dims(5, {0, 1, 2, 3})},
-          {par, par, par, par, reduction},
+          b, loc, scoreType, ValueRange{q4, keysByHead}, zeroScores,
+          {dims(5, {0, 1, 2, 3}), dims(5, {1, 3, 4}), dims(5, {0, 1, 2, 4})},
+          {par, par, par, reduction, par},
           [&](OpBuilder &nb, Location l, ValueRange args) {
             Value p = arith::MulFOp::create(nb, l, args[0], args[1]);
             linalg::YieldOp::create(
@@ -354,20 +368,28 @@ Value ModelBuilder::attention(Value q, Value keys, Value values, Value pos,
                     .getResult());
           })
           .getResult(0);
-  Value exps =
-      linalg::GenericOp::create(
-          b, loc, scoreType, ValueRange{scores, maxima},
-          tensor::EmptyOp::create(b, loc, scoreType, ValueRange{rows, span})
-              .getResult(),
-          {all4, rows3, all4}, parallel(4),
-          [&](OpBuilder &nb, Location l, ValueRange args) {
-            linalg::YieldOp::create(
-                nb, l,
-                math::ExpOp::create(
-                    nb, l, arith::SubFOp::create(nb, l, args[0], args[1]))
-                    .getResult());
-          })
-          .getResult(0);
+  // f(score, statistic of its row), elementwise over [t, g, r, s].
+  auto withRowStat = [&](Value all, Value stats,
+                         function_ref<Value(OpBuilder &, Location, Value,
+                                            Value)>
+                             combine) {
+    return linalg::GenericOp::create(
+               b, loc, scoreType, ValueRange{all, stats},
+               tensor::EmptyOp::create(b, loc, scoreType,
+                                       ValueRange{rows, span})
+                   .getResult(),
+               {all4, rows3, all4}, parallel(4),
+               [&](OpBuilder &nb, Location l, ValueRange args) {
+                 linalg::YieldOp::create(nb, l,
+                                         combine(nb, l, args[0], args[1]));
+               })
+        .getResult(0);
+  };
+  Value exps = withRowStat(
+      scores, maxima, [](OpBuilder &nb, Location l, Value x, Value max) {
+        return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, x, max))
+            .getResult();
+      });
   Value sums =
       linalg::GenericOp::create(
           b, loc, rowStatType, exps, rowStat(0.0), {all4, rows3}, overS,
@@ -378,22 +400,27 @@ Value ModelBuilder::attention(Value q, Value keys, Value values, Value pos,
           })
           .getResult(0);
 
-  // out[t, g, r, d] = sum_s exps / sums * v[s, g, d].
+  // probs = exps / sums, then out[t, g, r, d] = sum_s probs * v[s, g, d]
+  // with d innermost (contiguous values and outputs, vectorizable) and s
+  // summed in order: the same operations as dividing inside the sum.
+  Value probs = withRowStat(
+      exps, sums, [](OpBuilder &nb, Location l, Value e, Value sum) {
+        return arith::DivFOp::create(nb, l, e, sum).getResult();
+      });
   Value out = linalg::FillOp::create(
                   b, loc, constF32(b, 0.0),
                   tensor::EmptyOp::create(b, loc, q4Type, ValueRange{rows})
                       .getResult())
                   .getResult(0);
+  // Loops (t, g, r, s, d).
   out = linalg::GenericOp::create(
-            b, loc, q4Type, ValueRange{exps, sums, v3}, out,
-            {dims(5, {0, 1, 2, 4}), dims(5, {0, 1, 2}), dims(5, {4, 1, 3}),
-             dims(5, {0, 1, 2, 3})},
-            {par, par, par, par, reduction},
+            b, loc, q4Type, ValueRange{probs, v3}, out,
+            {dims(5, {0, 1, 2, 3}), dims(5, {3, 1, 4}), dims(5, {0, 1, 2, 4})},
+            {par, par, par, reduction, par},
             [&](OpBuilder &nb, Location l, ValueRange args) {
-              Value p = arith::DivFOp::create(nb, l, args[0], args[1]);
-              Value pv = arith::MulFOp::create(nb, l, p, args[2]);
+              Value pv = arith::MulFOp::create(nb, l, args[0], args[1]);
               linalg::YieldOp::create(
-                  nb, l, arith::AddFOp::create(nb, l, args[3], pv).getResult());
+                  nb, l, arith::AddFOp::create(nb, l, args[2], pv).getResult());
             })
             .getResult(0);
   return tensor::CollapseShapeOp::create(

@@ -32,6 +32,8 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
                                       llvm::StringRef matmulOptions) {
   // qnt.matmul (and the dense transpose-B matmuls) first become vector
   // kernels; the remaining qnt compute ops get their reference lowering;
+  // exp becomes a polynomial that LLVM vectorizes (a libm call would keep
+  // the softmax loops of attention scalar);
   // then the upstream bufferization and LLVM conversions (TOOLCHAIN.md "CPU
   // with upstream passes"). Public functions return results through
   // caller-owned out-parameters so that a runtime can call them through the
@@ -49,7 +51,7 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
   if (!matmulOptions.empty())
     activations += " " + matmulOptions.str();
   return "func.func(qnt-lower-matmul-cpu{threads=" + std::to_string(threads) +
-         activations + "},qnt-lower-to-linalg),"
+         activations + "},qnt-lower-to-linalg,qnt-approximate-math),"
          "canonicalize,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
@@ -63,7 +65,7 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
          "expand-strided-metadata,"
          "lower-affine,"
          "convert-vector-to-llvm,"
-         "finalize-memref-to-llvm,"
+         "finalize-memref-to-llvm{use-aligned-alloc},"
          "convert-math-to-llvm,"
          "convert-arith-to-llvm,"
          "convert-func-to-llvm,"

@@ -27,6 +27,8 @@
 #include "qnt/runtime/CpuJit.h"
 #include "qnt/runtime/CudaDriver.h"
 #include "qnt/runtime/GpuMatmul.h"
+#include "qnt/runtime/ModelRunner.h"
+#include "qnt/import/LlamaImporter.h"
 #include "qnt/support/Progress.h"
 #include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
@@ -40,8 +42,11 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <map>
 
@@ -88,6 +93,28 @@ static cl::opt<std::string> matmulOptionsOpt(
     cl::desc("More qnt-lower-matmul-cpu options for every CPU kernel (e.g. "
              "\"col-tile=2 row-tile=8\"), for tuning"),
     cl::init(""), cl::cat(category));
+static cl::opt<std::string> modelOpt(
+    "model",
+    cl::desc("Benchmark a whole model instead of single matmuls: a llama2.c "
+             ".bin, a Hugging Face directory or a .mlir written by "
+             "quant-compile. Rows prefill-tN (one call on the prompt) and "
+             "decode-tN (one call per token), against the read bound"),
+    cl::init(""), cl::cat(category));
+static cl::opt<int64_t> promptTokensOpt(
+    "prompt-tokens",
+    cl::desc("--model: prompt tokens prefilled before decoding (default "
+             "min(128, context / 2))"),
+    cl::init(0), cl::cat(category));
+static cl::opt<int64_t> decodeTokensOpt(
+    "decode-tokens",
+    cl::desc("--model: tokens decoded per round (default min(64, context - "
+             "prompt))"),
+    cl::init(0), cl::cat(category));
+static cl::opt<int> roundsOpt(
+    "rounds",
+    cl::desc("--model: timed rounds of prefill and decode, after one untimed "
+             "(1..1000)"),
+    cl::init(5), cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
                                   cl::desc("Timed calls per measurement (1..1000000)"),
                                   cl::init(50), cl::cat(category));
@@ -461,27 +488,11 @@ std::vector<int64_t> selectedThreads() {
   return counts;
 }
 
-int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
-           const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
-           bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
-  std::vector<int64_t> threadCounts = selectedThreads();
-  std::vector<bool> activationKinds;
-  for (const std::string &a : activationsOpt) {
-    if (a != "f32" && a != "int8") {
-      llvm::errs() << "quant-bench: --cpu-activations takes f32 and int8, "
-                      "not '"
-                   << a << "'\n";
-      return 1;
-    }
-    activationKinds.push_back(a == "int8");
-  }
-  if (activationKinds.empty())
-    activationKinds.push_back(false);
-  if (llvm::any_of(threadCounts, [](int64_t t) { return t < 1 || t > 1024; })) {
-    llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
-    return 1;
-  }
-  // The read bound of each thread count, measured before the kernels.
+/// The read bound of each thread count, measured before any kernel; the
+/// first count's becomes the context's bound, the others extra facts.
+std::map<int64_t, double>
+measureReadBounds(const std::vector<int64_t> &threadCounts,
+                  bench::BenchContext &context) {
   std::map<int64_t, double> bound;
   for (int64_t threads : threadCounts) {
     bench::StreamResult stream = bench::measureHostBandwidth(
@@ -499,6 +510,39 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
            llvm::formatv("{0:F2} GB/s", stream.readGBs).str()});
     }
   }
+  return bound;
+}
+
+/// --cpu-activations as flags (true: int8), or nothing after an error.
+std::optional<std::vector<bool>> selectedActivationKinds() {
+  std::vector<bool> kinds;
+  for (const std::string &a : activationsOpt) {
+    if (a != "f32" && a != "int8") {
+      llvm::errs() << "quant-bench: --cpu-activations takes f32 and int8, "
+                      "not '"
+                   << a << "'\n";
+      return std::nullopt;
+    }
+    kinds.push_back(a == "int8");
+  }
+  if (kinds.empty())
+    kinds.push_back(false);
+  return kinds;
+}
+
+int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
+           const std::vector<Shape> &shapes, const std::vector<int64_t> &rows,
+           bench::BenchContext &context, std::vector<bench::BenchRow> &out) {
+  std::vector<int64_t> threadCounts = selectedThreads();
+  std::optional<std::vector<bool>> kinds = selectedActivationKinds();
+  if (!kinds)
+    return 1;
+  std::vector<bool> activationKinds = *kinds;
+  if (llvm::any_of(threadCounts, [](int64_t t) { return t < 1 || t > 1024; })) {
+    llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
+    return 1;
+  }
+  std::map<int64_t, double> bound = measureReadBounds(threadCounts, context);
   context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
                    " hardware threads)";
   context.extra.push_back(
@@ -575,6 +619,181 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
   return 0;
 }
 
+
+//===----------------------------------------------------------------------===//
+// Whole model (--model)
+//===----------------------------------------------------------------------===//
+
+/// Prompt ids: BOS (1), then a deterministic walk over the vocabulary, so
+/// runs are comparable without a tokenizer or a text.
+std::vector<int32_t> benchPrompt(int64_t count, int64_t vocab) {
+  std::vector<int32_t> ids(count);
+  uint32_t state = 12345;
+  for (int64_t i = 0; i < count; ++i) {
+    state = state * 1664525u + 1013904223u;
+    ids[i] = i == 0 ? 1 : int32_t((state >> 8) % uint32_t(vocab));
+  }
+  return ids;
+}
+
+int32_t argmaxRow(const ::qnt::runtime::HostTensor &logits, int64_t row) {
+  int64_t vocab = logits.getType().getDimSize(1);
+  const float *p = logits.f32() + row * vocab;
+  return int32_t(std::max_element(p, p + vocab) - p);
+}
+
+struct ModelTimes {
+  std::vector<double> prefillMs; ///< one per round: the whole prompt
+  std::vector<double> decodeMs;  ///< one per decoded token
+};
+
+/// One untimed round, then `rounds` timed ones, each prefilling `prompt`
+/// from an empty cache and decoding `steps` tokens greedily, one call
+/// (embedding, every block, head) per token.
+FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
+                                llvm::ArrayRef<int32_t> prompt, int64_t steps,
+                                int rounds, ::qnt::Progress &progress,
+                                int64_t &done, const std::string &label) {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  ModelTimes times;
+  ::qnt::runtime::HostTensor logits;
+  for (int round = 0; round <= rounds; ++round) {
+    auto start = Clock::now();
+    if (failed(runner.forward(prompt, 0, logits)))
+      return failure();
+    auto end = Clock::now();
+    if (round > 0)
+      times.prefillMs.push_back(ms(start, end));
+    int32_t token = argmaxRow(logits, int64_t(prompt.size()) - 1);
+    for (int64_t i = 0; i < steps; ++i) {
+      start = Clock::now();
+      if (failed(runner.forward({token}, int64_t(prompt.size()) + i, logits)))
+        return failure();
+      end = Clock::now();
+      if (round > 0)
+        times.decodeMs.push_back(ms(start, end));
+      token = argmaxRow(logits, 0);
+    }
+    progress.update(++done, label);
+  }
+  return times;
+}
+
+int runModel(MLIRContext &ctx, bench::BenchContext &context,
+             std::vector<bench::BenchRow> &out) {
+  std::vector<int64_t> threadCounts = selectedThreads();
+  std::optional<std::vector<bool>> activationKinds = selectedActivationKinds();
+  if (!activationKinds)
+    return 1;
+  if (llvm::any_of(threadCounts, [](int64_t t) { return t < 1 || t > 1024; })) {
+    llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
+    return 1;
+  }
+  if (!::qnt::checkOptionRange("quant-bench", roundsOpt, 1, 1000))
+    return 1;
+  if (promptTokensOpt < 0 || decodeTokensOpt < 0) {
+    llvm::errs() << "quant-bench: --prompt-tokens and --decode-tokens must "
+                    "not be negative\n";
+    return 1;
+  }
+  // Load once to check the model and choose the token counts, before the
+  // read bound is measured (a bad path fails fast).
+  OwningOpRef<ModuleOp> probe = mlir::qnt::loadModel(&ctx, modelOpt);
+  if (!probe)
+    return 1;
+  FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(*probe);
+  if (failed(config))
+    return 1;
+  probe = nullptr;
+  int64_t context_ = config->maxSeqLen;
+  int64_t prompt = promptTokensOpt ? promptTokensOpt.getValue()
+                                   : std::min<int64_t>(128, context_ / 2);
+  int64_t steps = decodeTokensOpt ? decodeTokensOpt.getValue()
+                                  : std::min<int64_t>(64, context_ - prompt);
+  if (prompt < 1 || steps < 1 || prompt + steps > context_) {
+    llvm::errs() << "quant-bench: --prompt-tokens (" << prompt
+                 << ") + --decode-tokens (" << steps
+                 << ") must be at least 1 each and fit the model's context of "
+                 << context_ << " tokens\n";
+    return 1;
+  }
+
+  std::map<int64_t, double> bound = measureReadBounds(threadCounts, context);
+  context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
+                   " hardware threads)";
+  context.extra.push_back({"model", modelOpt.getValue()});
+  context.extra.push_back(
+      {"shape", llvm::formatv("dim {0}, hidden {1}, {2} layers, {3} heads "
+                              "({4} kv), vocab {5}",
+                              config->dim, config->hiddenDim, config->nLayers,
+                              config->nHeads, config->nKvHeads,
+                              config->vocabSize)
+                    .str()});
+  context.extra.push_back(
+      {"protocol",
+       llvm::formatv("prompt of {0} tokens in one call (prefill-tN, M = "
+                     "{0}), then {1} tokens one call each (decode-tN); "
+                     "weights MB = parameters the blocks and head read per "
+                     "call; {2} timed rounds after one untimed",
+                     prompt, steps, roundsOpt.getValue())
+           .str()});
+
+  std::vector<int32_t> ids = benchPrompt(prompt, config->vocabSize);
+  ::qnt::Progress progress("model", int64_t(activationKinds->size()) *
+                                        int64_t(threadCounts.size()) *
+                                        (roundsOpt + 1));
+  int64_t done = 0;
+  for (bool int8 : *activationKinds)
+    for (int64_t threads : threadCounts) {
+      // The runner lowers its module in place: one module per compile.
+      OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&ctx, modelOpt);
+      if (!module)
+        return 1;
+      ::qnt::runtime::CpuCompileOptions options{threads, int8,
+                                                matmulOptionsOpt};
+      auto runner = ::qnt::runtime::ModelRunner::create(*module, options);
+      if (failed(runner))
+        return 1;
+      int64_t bytes = (*runner)->parameterBytes("head");
+      for (int64_t layer = 0; layer < config->nLayers; ++layer)
+        bytes +=
+            (*runner)->parameterBytes(mlir::qnt::blockFunctionName(layer));
+      std::string suffix =
+          std::string(int8 ? "int8-t" : "t") + std::to_string(threads);
+      FailureOr<ModelTimes> times =
+          timeModel(**runner, ids, steps, roundsOpt, progress, done,
+                    "model " + suffix);
+      if (failed(times))
+        return 1;
+      for (bool decode : {false, true}) {
+        bench::BenchRow row;
+        row.target = "cpu";
+        row.kernel = (decode ? "decode-" : "prefill-") + suffix;
+        row.encoding = llvm::sys::path::filename(
+                           StringRef(modelOpt).rtrim('/'))
+                           .str();
+        row.rows = decode ? 1 : prompt;
+        row.n = config->dim;
+        row.k = config->hiddenDim;
+        row.weightBytes = bytes;
+        row.time = bench::summarize(decode ? times->decodeMs
+                                           : times->prefillMs);
+        double tokensPerCall = decode ? 1.0 : double(prompt);
+        row.note = llvm::formatv("{0:F1} tokens/s",
+                                 row.time.medianMs > 0
+                                     ? 1000.0 * tokensPerCall /
+                                           row.time.medianMs
+                                     : 0.0)
+                       .str();
+        bench::computeDerived(row, bound[threads]);
+        out.push_back(row);
+      }
+    }
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -589,7 +808,22 @@ int main(int argc, char **argv) {
 
   bool gpu;
   llvm::Expected<cuda::Device &> device = cuda::Device::get();
-  if (targetOpt == "gpu" || targetOpt == "auto") {
+  if (targetOpt != "gpu" && targetOpt != "cpu" && targetOpt != "auto") {
+    llvm::errs() << "quant-bench: unknown --target '" << targetOpt
+                 << "' (expected gpu, cpu or auto)\n";
+    return 1;
+  }
+  if (!modelOpt.empty() && targetOpt == "gpu") {
+    llvm::errs() << "quant-bench: --model runs on the CPU (whole-model GPU "
+                    "execution does not exist yet); use --target=cpu\n";
+    return 1;
+  }
+  if (!modelOpt.empty()) {
+    // Whole models run on the CPU only.
+    gpu = false;
+    if (!device)
+      llvm::consumeError(device.takeError());
+  } else if (targetOpt == "gpu" || targetOpt == "auto") {
     gpu = bool(device);
     if (!gpu) {
       std::string message = llvm::toString(device.takeError());
@@ -629,9 +863,12 @@ int main(int argc, char **argv) {
 
   bench::BenchContext context;
   std::vector<bench::BenchRow> results;
-  int status = gpu ? runGpu(ctx, *device, *encodings, *shapes, rows, context,
-                            results)
-                   : runCpu(ctx, *encodings, *shapes, rows, context, results);
+  int status = !modelOpt.empty()
+                   ? runModel(ctx, context, results)
+                   : gpu ? runGpu(ctx, *device, *encodings, *shapes, rows,
+                                  context, results)
+                         : runCpu(ctx, *encodings, *shapes, rows, context,
+                                  results);
   if (status != 0)
     return status;
   bench::printTable(std::cout, context, results);

@@ -45,6 +45,10 @@ public:
   mlir::LogicalResult rebindParam(llvm::StringRef name, HostTensor tensor);
   /// The type parameter `name` is bound with, or null.
   mlir::RankedTensorType paramType(llvm::StringRef name) const;
+  /// Bytes of the parameters one call of `entry` reads, as bound (a
+  /// quantized weight's packed codes, scales and zero points): what a decode
+  /// step streams from memory. 0 for an unknown entry.
+  int64_t parameterBytes(llvm::StringRef entry) const;
 
 private:
   ModelRunner() = default;
