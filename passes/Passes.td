@@ -634,6 +634,10 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     Option<"colTile", "col-tile", "int64_t", /*default=*/"4",
            "Weight rows processed side by side, sharing each input run "
            "(int8 kernel: 1 unless given)">,
+    Option<"prefetch", "prefetch", "int64_t", /*default=*/"-1",
+           "Software prefetch of packed codes this many bytes ahead (0: "
+           "none; -1: the kernel's choice, 4096 in the int8 kernel for "
+           "integer codes, none for table codes and in the f32 kernel)">,
     Option<"dense", "dense", "bool", /*default=*/"true",
            "Also lower dense f32 transpose-B linalg.matmul ops">,
     Option<"threads", "threads", "int64_t", /*default=*/"0",
@@ -668,8 +672,10 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
                         "runs"))}]>
   ];
   let dependentDialects = [
-    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
-    "::mlir::math::MathDialect", "::mlir::qnt::QntDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::qnt::QntDialect",
     "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect"
   ];

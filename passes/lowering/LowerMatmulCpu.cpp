@@ -12,7 +12,9 @@
 #include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -152,10 +154,10 @@ struct QntLowerMatmulCpuPass
 
   void runOnOperation() override {
     if (vectorWidth < 0 || unroll < 1 || rowTile < 1 || colTile < 1 ||
-        threads < 0) {
+        threads < 0 || prefetch < -1) {
       getOperation().emitError()
           << "qnt-lower-matmul-cpu: vector-width and threads must be >= 0, "
-             "unroll, row-tile and col-tile >= 1";
+             "prefetch >= -1, unroll, row-tile and col-tile >= 1";
       return signalPassFailure();
     }
     VectorMatmulShape shape;
@@ -194,6 +196,7 @@ struct QntLowerMatmulCpuPass
         lowering.int8Shape.rowTile = 8;
       if (!unroll.hasValue())
         lowering.int8Shape.unroll = 4;
+      lowering.int8Shape.prefetchBytes = prefetch;
     }
 
     MLIRContext *ctx = &getContext();

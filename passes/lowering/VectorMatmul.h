@@ -36,6 +36,11 @@ struct VectorMatmulShape {
   /// ... which they do for weights of at least this many elements: smaller
   /// kernels do not repay a fork and join.
   int64_t parallelWeights = 0;
+  /// Software prefetch of the packed codes this many bytes ahead of each
+  /// load, in the storage order of the codes (0: none; -1: the kernel
+  /// chooses). A thread streaming rows of a few KiB keeps too few cache-line
+  /// requests in flight for the read bound; the int8 kernel uses it.
+  int64_t prefetchBytes = -1;
 };
 
 /// The `count` consecutive elements of `tensor` that start at `indices`

@@ -4,6 +4,18 @@
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1},cse))" | FileCheck %s
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1},cse))" | FileCheck %s --check-prefix=GENERIC
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}),qnt-lower-intrinsics)" | FileCheck %s --check-prefix=LLVM
+// By default integer codes are prefetched and codes read through a table
+// are not (measured: the address arithmetic cost more than it gained).
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}))" | FileCheck %s --check-prefix=PF
+// PF-LABEL: func.func @int4
+// PF: memref.prefetch
+// PF-LABEL: func.func @e2m1
+// PF-NOT: memref.prefetch
+// PF-LABEL: func.func @e4m3
+// prefetch=0: no prefetch, no view of the codes.
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1 prefetch=0}))" | FileCheck %s --check-prefix=NOPREFETCH
+// NOPREFETCH-NOT: memref.prefetch
+// NOPREFETCH-NOT: bufferization.to_buffer
 
 // int4 g128, K = 256, N = 8. First the activations of each row and group:
 // max |x|, then q = round(x * 127 / max) written to a [M, 256] i8 tensor
@@ -24,7 +36,16 @@
 // high nibbles and two byte dot products per row, then the group's scales.
 // CHECK: scf.for %[[N:.*]] = %c0 to %c8 step %c1
 // CHECK: scf.for %{{.*}} = %c0 to %c2 step %c2 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
-// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}}[%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
+// CHECK: %[[BYTES:.*]] = vector.transfer_read %[[CODES:.*]][%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
+// Each load of codes prefetches the byte 4096 further (row-major, clamped to
+// the last of the 8 x 128): a view of the same buffer once bufferized.
+// CHECK: %[[ROWSTART:.*]] = arith.muli %[[N]], %c128 : index
+// CHECK: %[[START:.*]] = arith.addi %[[ROWSTART]], %{{.*}} : index
+// CHECK: %[[AHEAD:.*]] = arith.addi %[[START]], %c4096
+// CHECK-NEXT: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c1023
+// CHECK-NEXT: %[[PR:.*]] = arith.divui %[[CLAMPED]], %c128
+// CHECK-NEXT: %[[PC:.*]] = arith.remui %[[CLAMPED]], %c128
+// CHECK-NEXT: memref.prefetch %{{.*}}[%[[PR]], %[[PC]]], read, locality<0>, data : memref<8x128xi8>
 // CHECK: %[[LOW:.*]] = arith.andi %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[HIGH:.*]] = arith.shrui %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[XLOW:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x256xi8>, vector<64xi8>
