@@ -52,13 +52,12 @@ struct QntMatmulLowering {
 
 struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
   LowerQntMatmul(MLIRContext *ctx, QntMatmulLowering lowering)
-      : OpConversionPattern(ctx), strategy(lowering.strategy),
-        shape(lowering.shape), lowering(lowering) {}
+      : OpConversionPattern(ctx), lowering(lowering) {}
 
   /// The int8 kernel of `op`, when asked for and the encoding has an
   /// integer form that kernel runs.
   Value buildInt8(MatmulOp op, OpAdaptor adaptor, OpBuilder &b) const {
-    if (!lowering.int8 || strategy != CpuMatmulStrategy::Vector)
+    if (!lowering.int8 || lowering.strategy != CpuMatmulStrategy::Vector)
       return {};
     RankedTensorType type = op.getType();
     int64_t n = type.getDimSize(1);
@@ -81,11 +80,11 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
       return success();
     }
     Value result =
-        strategy == CpuMatmulStrategy::Vector
+        lowering.strategy == CpuMatmulStrategy::Vector
             ? buildVectorFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                      adaptor.getInput(),
                                      adaptor.getComponents(), op.getType(),
-                                     shape)
+                                     lowering.shape)
             : buildFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
                                adaptor.getInput(), adaptor.getComponents(),
                                op.getType());
@@ -93,8 +92,6 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
     return success();
   }
 
-  CpuMatmulStrategy strategy;
-  VectorMatmulShape shape;
   QntMatmulLowering lowering;
 };
 
