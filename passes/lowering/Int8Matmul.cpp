@@ -426,12 +426,15 @@ struct Int8MatmulBuilder {
   /// byte (a prefetch past the buffer would be harmless on x86, but is not
   /// a valid memref access).
   void prefetchCodes(OpBuilder &b, Value row, Value chunk) const {
+    // One op per statement: the order of evaluation of call arguments is
+    // unspecified, and the IR must not depend on the host compiler.
     int64_t rowBytes = cast<MemRefType>(codesBuffer.getType()).getDimSize(1);
-    Value start = arith::AddIOp::create(b, loc, mulIndex(b, row, rowBytes),
-                                        mulIndex(b, chunk, layout.chunkBytes));
-    Value ahead =
-        arith::MinUIOp::create(b, loc, addIndex(b, start, shape.prefetchBytes),
-                               index(b, n * rowBytes - 1));
+    Value rowStart = mulIndex(b, row, rowBytes);
+    Value chunkStart = mulIndex(b, chunk, layout.chunkBytes);
+    Value start = arith::AddIOp::create(b, loc, rowStart, chunkStart);
+    Value wanted = addIndex(b, start, shape.prefetchBytes);
+    Value lastByte = index(b, n * rowBytes - 1);
+    Value ahead = arith::MinUIOp::create(b, loc, wanted, lastByte);
     Value aheadRow = arith::DivUIOp::create(b, loc, ahead, index(b, rowBytes));
     Value aheadByte =
         arith::RemUIOp::create(b, loc, ahead, index(b, rowBytes));

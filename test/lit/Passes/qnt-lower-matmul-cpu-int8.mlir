@@ -42,7 +42,7 @@
 // CHECK: %[[ROWSTART:.*]] = arith.muli %[[N]], %c128 : index
 // CHECK: %[[START:.*]] = arith.addi %[[ROWSTART]], %{{.*}} : index
 // CHECK: %[[AHEAD:.*]] = arith.addi %[[START]], %c4096
-// CHECK-NEXT: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c1023
+// CHECK: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c1023
 // CHECK-NEXT: %[[PR:.*]] = arith.divui %[[CLAMPED]], %c128
 // CHECK-NEXT: %[[PC:.*]] = arith.remui %[[CLAMPED]], %c128
 // CHECK-NEXT: memref.prefetch %{{.*}}[%[[PR]], %[[PC]]], read, locality<0>, data : memref<8x128xi8>
