@@ -613,6 +613,16 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     and zero point applied once per group. Other encodings, and shapes the
     kernel does not take (groups not a multiple of 16), keep f32
     activations.
+
+    Also with `activations=int8`, a `qnt.matmul` of two codebooks of at most
+    8-bit codes stored in tiles (`#qnt.codebook<..., tile_rows = 128,
+    tile_groups = 16>`), with `int8-dot=vnni` or, with `int8-dot=auto`, on
+    a host with AVX512-VBMI, with at most
+    `lut-max-rows` activation rows (checked at run time when M is dynamic,
+    the other rows taking the f32 kernel), runs the lookup-table kernel: the
+    dot products of each input group with every codebook entry are
+    tabulated as int8 once per call, one scale per tile of groups, and
+    looked up by the codes with byte permutes, 32 weight rows per register.
   }];
   let options = [
     Option<"strategy", "strategy", "::mlir::qnt::CpuMatmulStrategy",
@@ -658,6 +668,9 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
                         "int8 activations per row and scale group, integer "
                         "byte dot products (encodings with an integer "
                         "form; the others keep f32)"))}]>,
+    Option<"lutMaxRows", "lut-max-rows", "int64_t", /*default=*/"4",
+           "activations=int8: most activation rows for which tiled codebook "
+           "encodings run the lookup-table kernel (0: never)">,
     Option<"int8Dot", "int8-dot", "::mlir::qnt::CpuInt8Dot",
            /*default=*/"::mlir::qnt::CpuInt8Dot::Auto",
            "Instructions of the activations=int8 byte dot products",

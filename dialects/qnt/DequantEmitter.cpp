@@ -423,11 +423,22 @@ Value CodebookEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
   Value groupSize = sb.index(getGroupSize());
   Value group = sb.div({col, groupSize});
   Value within = sb.rem({col, groupSize});
+  // The indices of (row, group) in the codes: [row, group] row-major, else
+  // [group tile, row tile, group in tile, row in tile].
+  SmallVector<Value> at = {row, group};
+  if (getTileRows() > 0) {
+    Value tileRows = sb.index(getTileRows());
+    Value tileGroups = sb.index(getTileGroups());
+    at = {sb.div({group, tileGroups}), sb.div({row, tileRows}),
+          sb.rem({group, tileGroups}), sb.rem({row, tileRows})};
+  }
   Value sum = sb.f32(0.0f);
   for (int64_t m = 0; m < getNumCodebooks(); ++m) {
     Value codebook = sb.index(m);
-    Value code = sb.toIndex(
-        sb.widen(load(b, loc, /*codes=*/0, {row, group, codebook})));
+    SmallVector<Value> codeAt(at);
+    codeAt.push_back(codebook);
+    Value code =
+        sb.toIndex(sb.widen(load(b, loc, /*codes=*/0, codeAt)));
     sum = sb.fadd({sum, load(b, loc, /*codebooks=*/1, {codebook, code, within})});
   }
   return sb.fmul({sum, load(b, loc, /*scales=*/2, {row, sb.index(0)})});

@@ -103,7 +103,8 @@ MinifloatEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult
 CodebookEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                              int64_t numCodebooks, int64_t codeBits,
-                             int64_t groupSize) {
+                             int64_t groupSize, int64_t tileRows,
+                             int64_t tileGroups) {
   // toSpec() narrows to int, and the emitters unroll over the codebooks.
   if (numCodebooks < 1 || numCodebooks > nx::kMaxCodebooks)
     return emitError() << "codebook encoding needs 1.." << nx::kMaxCodebooks
@@ -113,6 +114,11 @@ CodebookEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (groupSize < 1)
     return emitError() << "codebook group_size must be positive, got "
                        << groupSize;
+  if (tileRows < 0 || tileGroups < 0 || (tileRows > 0) != (tileGroups > 0) ||
+      tileRows > nx::kMaxMatrixDim || tileGroups > nx::kMaxMatrixDim)
+    return emitError() << "codebook tile_rows and tile_groups must both be "
+                          "positive (or both 0 for row-major codes), got "
+                       << tileRows << " and " << tileGroups;
   return success();
 }
 
@@ -175,6 +181,8 @@ nx::EncodingSpec CodebookEncodingAttr::toSpec() const {
   spec.numCodebooks = getNumCodebooks();
   spec.codeBits = getCodeBits();
   spec.groupSize = getGroupSize();
+  spec.tileRows = getTileRows();
+  spec.tileGroups = getTileGroups();
   return spec;
 }
 
@@ -226,7 +234,8 @@ mlir::qnt::encodingFromSpec(MLIRContext *ctx, const nx::EncodingSpec &spec) {
               fromHost(s.scaleStorage));
         else if constexpr (std::is_same_v<T, nx::CodebookSpec>)
           return CodebookEncodingAttr::get(ctx, s.numCodebooks, s.codeBits,
-                                           s.groupSize);
+                                           s.groupSize, s.tileRows,
+                                           s.tileGroups);
         else if constexpr (std::is_same_v<T, nx::BinarySpec>)
           return BinaryEncodingAttr::get(ctx, mode(!s.withOffset),
                                          fromHost(s.granularity), s.groupSize);

@@ -118,14 +118,28 @@ def Qnt_CodebookEncodingAttr
     `i16`, unsigned), `codebooks` (`f32`, `[M, 2^B, g]`), `scales` (`f32`,
     `[N, 1]`).
 
+    With `tile_rows = R, tile_groups = G` the codes are stored in tiles of
+    R rows by G groups instead, shape `[ceil(K/g/G), ceil(N/R), G, R, M]`:
+    the tiles of group range 0 (all rows), then of range 1, ...; inside a
+    tile group by group, each group's R rows of M codes in a row; codes past
+    N or K/g are padding. This is the layout the CPU lookup-table kernel
+    streams in order (`docs/CpuKernels.md`).
+
     ```mlir
     #aqlm_2x8 = #qnt.codebook<num_codebooks = 2, code_bits = 8, group_size = 8>
+    #aqlm_2x8_lut = #qnt.codebook<num_codebooks = 2, code_bits = 8,
+                                  group_size = 8, tile_rows = 128,
+                                  tile_groups = 16>
     ```
   }];
   let parameters = (ins
     "int64_t":$num_codebooks,
     "int64_t":$code_bits,
-    "int64_t":$group_size
+    "int64_t":$group_size,
+    DefaultValuedParameter<"int64_t", "0",
+        "rows per tile of codes (0: row-major codes)">:$tile_rows,
+    DefaultValuedParameter<"int64_t", "0",
+        "groups per tile of codes (0: row-major codes)">:$tile_groups
   );
 }
 

@@ -117,7 +117,8 @@ struct Dequantizer {
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t j = 0; j < numGroups; ++j) {
-        const uint32_t *groupCodes = codes.data() + (n * numGroups + j) * m;
+        const uint32_t *groupCodes =
+            codes.data() + s.codeIndex(rows, cols, n, j, 0);
         for (int64_t t = 0; t < g; ++t) {
           float acc = 0.0f;
           for (int64_t book = 0; book < m; ++book)

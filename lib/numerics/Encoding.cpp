@@ -54,6 +54,27 @@ static DType scaleDType(ScaleStorage storage) {
   return storage == ScaleStorage::F16 ? DType::F16 : DType::F32;
 }
 
+std::vector<int64_t> CodebookSpec::codeShape(int64_t rows, int64_t cols) const {
+  int64_t groups = cols / groupSize;
+  if (!tiled())
+    return {rows, groups, numCodebooks};
+  return {(groups + tileGroups - 1) / tileGroups,
+          (rows + tileRows - 1) / tileRows, tileGroups, tileRows,
+          numCodebooks};
+}
+
+int64_t CodebookSpec::codeIndex(int64_t rows, int64_t cols, int64_t n,
+                                int64_t j, int64_t m) const {
+  int64_t groups = cols / groupSize;
+  if (!tiled())
+    return (n * groups + j) * numCodebooks + m;
+  int64_t rowTiles = (rows + tileRows - 1) / tileRows;
+  int64_t tile = j / tileGroups * rowTiles + n / tileRows;
+  return ((tile * tileGroups + j % tileGroups) * tileRows + n % tileRows) *
+             numCodebooks +
+         m;
+}
+
 int64_t ComponentLayout::numElements() const {
   int64_t n = 1;
   for (int64_t d : shape)
@@ -98,6 +119,11 @@ struct SpecVerifier {
     if (cols % s.groupSize != 0)
       return "group size " + std::to_string(s.groupSize) + " does not divide " +
              std::to_string(cols) + " input channels";
+    if (s.tileRows < 0 || s.tileGroups < 0 || (s.tileRows > 0) != (s.tileGroups > 0) ||
+        s.tileRows > kMaxMatrixDim || s.tileGroups > kMaxMatrixDim)
+      return "codebook code tiles need rows and groups both positive (or "
+             "both 0 for row-major codes), got " +
+             std::to_string(s.tileRows) + "x" + std::to_string(s.tileGroups);
     return "";
   }
 
@@ -212,7 +238,7 @@ struct LayoutBuilder {
 
   std::vector<ComponentLayout> operator()(const CodebookSpec &s) const {
     DType codeType = s.codeBits <= 8 ? DType::I8 : DType::I16;
-    return {{"codes", codeType, {rows, cols / s.groupSize, s.numCodebooks}},
+    return {{"codes", codeType, s.codeShape(rows, cols)},
             {"codebooks",
              DType::F32,
              {s.numCodebooks, int64_t(1) << s.codeBits, s.groupSize}},
@@ -309,8 +335,13 @@ struct Describer {
   }
 
   std::string operator()(const CodebookSpec &s) const {
-    return "aqlm " + std::to_string(s.numCodebooks) + "x" +
-           std::to_string(s.codeBits) + " g" + std::to_string(s.groupSize);
+    std::string name = "aqlm " + std::to_string(s.numCodebooks) + "x" +
+                       std::to_string(s.codeBits) + " g" +
+                       std::to_string(s.groupSize);
+    if (s.tiled())
+      name += " tiles " + std::to_string(s.tileRows) + "x" +
+              std::to_string(s.tileGroups);
+    return name;
   }
 
   std::string operator()(const BinarySpec &s) const {

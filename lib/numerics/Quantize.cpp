@@ -213,7 +213,9 @@ struct ParamEncoder {
     checkValues(what, "scales", p.scales, /*nonzero=*/true);
     checkValues(what, "codebooks", p.codebooks, /*nonzero=*/false);
 
-    std::vector<uint32_t> codes(rows * numGroups * m);
+    // Zero-filled: the padding of a tiled layout holds code 0.
+    std::vector<uint32_t> codes(
+        componentLayout(s, rows, cols)[0].numElements(), 0);
     std::vector<double> residual(g);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t j = 0; j < numGroups; ++j) {
@@ -235,7 +237,8 @@ struct ParamEncoder {
               best = c;
             }
           }
-          codes[(n * numGroups + j) * m + book] = static_cast<uint32_t>(best);
+          codes[s.codeIndex(rows, cols, n, j, book)] =
+              static_cast<uint32_t>(best);
           for (int64_t t = 0; t < g; ++t)
             residual[t] -= words[best * g + t];
         }

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/lowering/CodebookLutMatmul.h"
 #include "passes/lowering/DequantLowering.h"
 #include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
@@ -19,6 +20,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/TargetParser/Host.h"
 
 namespace mlir::qnt {
@@ -48,6 +50,10 @@ struct QntMatmulLowering {
   /// int8 kernel.
   std::optional<Int8DotInstructions> int8;
   VectorMatmulShape int8Shape;
+  /// Most activation rows of the codebook lookup-table kernel (0: not
+  /// used), and the parts its row tiles are split into for threads.
+  int64_t lutMaxRows = 0;
+  int64_t lutParts = 1;
 };
 
 struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
@@ -72,22 +78,66 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
     return convertElementType(b, op.getLoc(), y, type.getElementType());
   }
 
+  /// The f32-activation kernel of `op`.
+  Value buildFloat(MatmulOp op, OpAdaptor adaptor, OpBuilder &b) const {
+    return lowering.strategy == CpuMatmulStrategy::Vector
+               ? buildVectorFusedMatmul(b, op.getLoc(), op.getEncoding(),
+                                        adaptor.getInput(),
+                                        adaptor.getComponents(), op.getType(),
+                                        lowering.shape)
+               : buildFusedMatmul(b, op.getLoc(), op.getEncoding(),
+                                  adaptor.getInput(), adaptor.getComponents(),
+                                  op.getType());
+  }
+
+  /// The codebook lookup-table kernel of `op` when it applies: for a
+  /// dynamic M, an scf.if that takes it up to lutMaxRows rows and the f32
+  /// kernel above.
+  Value buildLut(MatmulOp op, OpAdaptor adaptor, OpBuilder &b) const {
+    auto codebook = dyn_cast<CodebookEncodingAttr>(op.getEncoding());
+    if (!lowering.int8 || lowering.strategy != CpuMatmulStrategy::Vector ||
+        lowering.lutMaxRows < 1 || !codebook ||
+        !codebookLutLimitation(codebook).empty())
+      return {};
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    int64_t n = type.getDimSize(1);
+    auto inputType = cast<RankedTensorType>(op.getInput().getType());
+    int64_t k = inputType.getDimSize(1);
+    int64_t parts =
+        n * k >= lowering.shape.parallelWeights ? lowering.lutParts : 1;
+    auto lut = [&](OpBuilder &nb) {
+      Value y = buildCodebookLutMatmul(nb, loc, adaptor.getInput(),
+                                       adaptor.getComponents(), codebook, n,
+                                       k, parts);
+      return convertElementType(nb, loc, y, type.getElementType());
+    };
+    if (!inputType.isDynamicDim(0))
+      return inputType.getDimSize(0) <= lowering.lutMaxRows ? lut(b)
+                                                             : Value();
+    Value rows = tensor::DimOp::create(b, loc, adaptor.getInput(), 0);
+    Value small = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ule, rows,
+        arith::ConstantIndexOp::create(b, loc, lowering.lutMaxRows));
+    auto ifOp = scf::IfOp::create(
+        b, loc, small,
+        [&](OpBuilder &tb, Location) {
+          scf::YieldOp::create(tb, loc, lut(tb));
+        },
+        [&](OpBuilder &eb, Location) {
+          scf::YieldOp::create(eb, loc, buildFloat(op, adaptor, eb));
+        });
+    return ifOp.getResult(0);
+  }
+
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    if (Value int8 = buildInt8(op, adaptor, rewriter)) {
-      rewriter.replaceOp(op, int8);
-      return success();
-    }
-    Value result =
-        lowering.strategy == CpuMatmulStrategy::Vector
-            ? buildVectorFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
-                                     adaptor.getInput(),
-                                     adaptor.getComponents(), op.getType(),
-                                     lowering.shape)
-            : buildFusedMatmul(rewriter, op.getLoc(), op.getEncoding(),
-                               adaptor.getInput(), adaptor.getComponents(),
-                               op.getType());
+    Value result = buildLut(op, adaptor, rewriter);
+    if (!result)
+      result = buildInt8(op, adaptor, rewriter);
+    if (!result)
+      result = buildFloat(op, adaptor, rewriter);
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -151,10 +201,11 @@ struct QntLowerMatmulCpuPass
 
   void runOnOperation() override {
     if (vectorWidth < 0 || unroll < 1 || rowTile < 1 || colTile < 1 ||
-        threads < 0 || prefetch < -1) {
+        threads < 0 || prefetch < -1 || lutMaxRows < 0) {
       getOperation().emitError()
-          << "qnt-lower-matmul-cpu: vector-width and threads must be >= 0, "
-             "prefetch >= -1, unroll, row-tile and col-tile >= 1";
+          << "qnt-lower-matmul-cpu: vector-width, threads and lut-max-rows "
+             "must be >= 0, prefetch >= -1, unroll, row-tile and col-tile "
+             ">= 1";
       return signalPassFailure();
     }
     VectorMatmulShape shape;
@@ -194,6 +245,19 @@ struct QntLowerMatmulCpuPass
       if (!unroll.hasValue())
         lowering.int8Shape.unroll = 4;
       lowering.int8Shape.prefetchBytes = prefetch;
+      // The lookup-table kernel needs VBMI's byte permutes (no generic
+      // form): with int8-dot=auto where the host has them, and with an
+      // explicit int8-dot=vnni (x86 AVX-512 code for another machine). Its
+      // row tiles are split into one part per thread (measured at 4096 x
+      // 14336 on two threads: 2 parts 0.49-0.64 ms, 4 parts 0.68, 16 parts
+      // 0.78: each part streams longer runs of codes per group tile).
+      if (int8Dot == CpuInt8Dot::Vnni ||
+          (int8Dot == CpuInt8Dot::Auto && hostHasVbmi())) {
+        lowering.lutMaxRows = lutMaxRows;
+        lowering.lutParts =
+            threads ? int64_t(threads)
+                    : int64_t(llvm::hardware_concurrency().compute_thread_count());
+      }
     }
 
     MLIRContext *ctx = &getContext();

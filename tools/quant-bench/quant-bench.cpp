@@ -30,6 +30,7 @@
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/support/Progress.h"
+#include "passes/lowering/CodebookLutMatmul.h"
 #include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
@@ -64,7 +65,9 @@ static cl::opt<std::string>
 static cl::list<std::string>
     encodingsOpt("encodings", cl::CommaSeparated,
                  cl::desc("Encodings (default: all): int4-g128, int3-g128, "
-                          "int8, e2m1-g32, e4m3, aqlm-2x8, binary, "
+                          "int8, e2m1-g32, e4m3, aqlm-2x8, aqlm-2x8-tiled "
+                          "(codes in tiles of 128 rows by 16 groups, for "
+                          "the lookup-table kernel), binary, "
                           "bitplanes3-g128, ptq161"),
                  cl::cat(category));
 static cl::list<std::string>
@@ -86,7 +89,8 @@ static cl::list<int64_t>
 static cl::list<std::string> activationsOpt(
     "cpu-activations", cl::CommaSeparated,
     cl::desc("CPU activation types to measure: f32 (default), int8 (rows "
-             "vector-int8-tN, for encodings with an integer form)"),
+             "vector-int8-tN, for encodings with an integer form, and "
+             "lut-int8-tN, tiled codebooks up to 4 rows)"),
     cl::cat(category));
 static cl::opt<std::string> matmulOptionsOpt(
     "cpu-kernel-options",
@@ -145,6 +149,7 @@ std::vector<NamedEncoding> knownEncodings() {
       {"e4m3", nx::MinifloatSpec{4, 3, nx::MinifloatSpecial::Ocp,
                                  G::PerChannel, 0}},
       {"aqlm-2x8", nx::CodebookSpec{2, 8, 8}},
+      {"aqlm-2x8-tiled", nx::CodebookSpec{2, 8, 8, 128, 16}},
       {"binary", nx::BinarySpec{true, G::PerChannel, 0}},
       {"bitplanes3-g128", nx::BitPlaneSpec{3, G::PerGroup, 128}},
       {"ptq161", ptq161},
@@ -468,13 +473,21 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
   return bench::summarize(samples);
 }
 
-/// Whether activations=int8 lowers `spec` at `shape` to the int8 kernel
-/// (the other encodings keep f32 activations).
-bool hasInt8Kernel(MLIRContext &ctx, const nx::EncodingSpec &spec,
-                   Shape shape) {
-  auto form = mlir::qnt::encodingFromSpec(&ctx, spec)
-                  .getIntegerForm(shape.n, shape.k);
-  return form && mlir::qnt::int8KernelLimitation(*form, shape.k).empty();
+/// The kernel activations=int8 lowers `spec` at `shape` and `m` rows to:
+/// "lut" (codebook lookup tables, default lut-max-rows), "vector" (the int8
+/// kernel), or "" (the other encodings keep f32 activations).
+std::string int8Kernel(MLIRContext &ctx, const nx::EncodingSpec &spec,
+                       Shape shape, int64_t m) {
+  auto encoding = mlir::qnt::encodingFromSpec(&ctx, spec);
+  if (auto codebook = dyn_cast<mlir::qnt::CodebookEncodingAttr>(encoding))
+    return m <= 4 && mlir::qnt::hostHasVbmi() &&
+                   mlir::qnt::codebookLutLimitation(codebook).empty()
+               ? "lut"
+               : "";
+  auto form = encoding.getIntegerForm(shape.n, shape.k);
+  return form && mlir::qnt::int8KernelLimitation(*form, shape.k).empty()
+             ? "vector"
+             : "";
 }
 
 /// The thread counts to measure: --cpu-threads, or 1 and every core.
@@ -588,7 +601,9 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
       for (bool int8 : activationKinds)
       for (int64_t threads : threadCounts)
         for (int64_t m : rows) {
-          if (int8 && !hasInt8Kernel(ctx, encoding.spec, shape)) {
+          std::string kernel =
+              int8 ? int8Kernel(ctx, encoding.spec, shape, m) : "vector";
+          if (kernel.empty()) {
             progress.update(++done, encoding.name + " (no int8 kernel)");
             continue;
           }
@@ -599,7 +614,7 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
             return 1;
           bench::BenchRow row;
           row.target = "cpu";
-          row.kernel = std::string(int8 ? "vector-int8-t" : "vector-t") +
+          row.kernel = kernel + (int8 ? "-int8-t" : "-t") +
                        std::to_string(threads);
           row.encoding = nx::describe(encoding.spec);
           row.rows = m;

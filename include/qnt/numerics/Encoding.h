@@ -73,10 +73,24 @@ struct MinifloatSpec {
 
 /// Additive codebooks (AQLM): for row n and input group j (groupSize inputs),
 ///   W[n, j*g + t] = scale[n] * sum_m codebooks[m][codes[n][j][m]][t].
+/// The codes are stored row-major ([N, J, M], J = K / g) or, with tileRows
+/// and tileGroups set, in tiles of tileRows rows by tileGroups groups: shape
+/// [ceil(J/Gt), ceil(N/Rt), Gt, Rt, M], the tiles of one group range first
+/// (as the lookup-table kernel streams them), inside a tile group by group,
+/// each group's Rt rows of M codes in a row. Codes past N or J are padding.
 struct CodebookSpec {
   int numCodebooks = 1;    // M, 1..kMaxCodebooks
   int codeBits = 16;       // B, 1..16
   int64_t groupSize = 8;   // g, divides K
+  int64_t tileRows = 0;    // Rt; 0 with tileGroups 0: row-major codes
+  int64_t tileGroups = 0;  // Gt
+
+  bool tiled() const { return tileRows > 0; }
+  /// The shape of the codes component of an [rows, cols] matrix.
+  std::vector<int64_t> codeShape(int64_t rows, int64_t cols) const;
+  /// The flat position, in that component, of code m of (row n, group j).
+  int64_t codeIndex(int64_t rows, int64_t cols, int64_t n, int64_t j,
+                    int64_t m) const;
 };
 
 /// The most codebooks an encoding may add: far above any method's use (AQLM

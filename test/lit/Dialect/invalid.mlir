@@ -125,6 +125,12 @@ func.func @uniform_one_bit(%c: tensor<4x8xi8>, %s: tensor<4x1xf32>) -> tensor<4x
 
 // -----
 
+// Tiles of codes need both rows and groups.
+// expected-error@+1 {{codebook tile_rows and tile_groups must both be positive (or both 0 for row-major codes), got 128 and 0}}
+#bad = #qnt.codebook<num_codebooks = 2, code_bits = 8, group_size = 8, tile_rows = 128>
+
+// -----
+
 // Nine bit-planes.
 // expected-error@+1 {{bitplanes needs 1..8 planes, got 9}}
 #bad = #qnt.bitplanes<planes = 9>

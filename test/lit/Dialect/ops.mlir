@@ -87,6 +87,15 @@ func.func @minifloat_e5m2_ocp(%codes: tensor<4x64xi8>, %scales: tensor<4x4xf32>)
   return %w : tensor<4x64xf32>
 }
 
+// AQLM 2x8 g8 with codes in tiles of 32 rows by 2 groups: [ceil(J/2),
+// ceil(N/32), 2, 32, 2] for N = 40, J = 5.
+// CHECK-LABEL: func.func @codebook_tiled
+// CHECK: qnt.dequant #qnt.codebook<num_codebooks = 2, code_bits = 8, group_size = 8, tile_rows = 32, tile_groups = 2>(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<3x2x2x32x2xi8>, tensor<2x256x8xf32>, tensor<40x1xf32>) -> tensor<40x40xf32>
+func.func @codebook_tiled(%codes: tensor<3x2x2x32x2xi8>, %codebooks: tensor<2x256x8xf32>, %scales: tensor<40x1xf32>) -> tensor<40x40xf32> {
+  %w = qnt.dequant #qnt.codebook<num_codebooks = 2, code_bits = 8, group_size = 8, tile_rows = 32, tile_groups = 2>(%codes, %codebooks, %scales) : (tensor<3x2x2x32x2xi8>, tensor<2x256x8xf32>, tensor<40x1xf32>) -> tensor<40x40xf32>
+  return %w : tensor<40x40xf32>
+}
+
 // AQLM 1x16 g8: i16 codes [N, K/8, 1], one codebook of 2^16 codewords of 8.
 // CHECK-LABEL: func.func @codebook_1x16
 // CHECK: qnt.dequant #qnt.codebook<num_codebooks = 1, code_bits = 16, group_size = 8>(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<4x8x1xi16>, tensor<1x65536x8xf32>, tensor<4x1xf32>) -> tensor<4x64xf32>

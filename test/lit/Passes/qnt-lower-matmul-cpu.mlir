@@ -5,7 +5,7 @@
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{vector-width=16 col-tile=2 threads=2 parallel-weights=1}))" | FileCheck %s --check-prefix=PAR
 // RUN: not quant-opt %s --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{unroll=0}))" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: error: qnt-lower-matmul-cpu: vector-width and threads must be >= 0, prefetch >= -1, unroll, row-tile and col-tile >= 1
+// BAD: error: qnt-lower-matmul-cpu: vector-width, threads and lut-max-rows must be >= 0, prefetch >= -1, unroll, row-tile and col-tile >= 1
 
 // int4 g32, K = 80, N = 6: one tile of 4 weight rows, then 2 single rows;
 // within a weight tile, tiles of 4 activation rows of the dynamic M, then

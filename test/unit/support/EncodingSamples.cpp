@@ -38,6 +38,8 @@ std::vector<nx::EncodingSpec> sampleEncodings() {
                             nx::ScaleStorage::F16},
           nx::CodebookSpec{2, 8, 8},
           nx::CodebookSpec{1, 12, 4},
+          // Tiled codes with padding rows and groups at most shapes.
+          nx::CodebookSpec{2, 6, 4, 32, 3},
           nx::BinarySpec{true, G::PerGroup, 16},
           nx::BinarySpec{false, G::PerChannel, 0},
           nx::BitPlaneSpec{3, G::PerGroup, 32},
