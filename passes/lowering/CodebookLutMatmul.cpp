@@ -25,8 +25,10 @@
 #include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -63,6 +65,11 @@ struct LutMatmulBuilder {
   int64_t tileRows, tileGroups, groupTiles, rowTiles, runsPerTile;
   /// Activation rows.
   Value rows;
+  /// Software prefetch distance in bytes of codes (0: none), and the codes
+  /// as a flat memref for memref.prefetch (the same buffer once
+  /// bufferized).
+  int64_t prefetchBytes = 0;
+  Value codesBuffer;
 
   LutMatmulBuilder(Location loc, Value input, ValueRange components,
                    CodebookEncodingAttr encoding, int64_t n, int64_t k)
@@ -109,16 +116,20 @@ struct LutMatmulBuilder {
       return v;
     return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
   }
-  /// A [rows, cols] tensor of `element` filled with zero.
-  Value zeros(OpBuilder &b, int64_t cols, Type element) const {
+  /// A [rows, cols] tensor of `element`, uninitialized...
+  Value empty(OpBuilder &b, int64_t cols, Type element) const {
     auto type = cast<RankedTensorType>(input.getType());
     SmallVector<Value> dynamic;
     if (type.isDynamicDim(0))
       dynamic.push_back(rows);
-    Value empty = tensor::EmptyOp::create(
+    return tensor::EmptyOp::create(
         b, loc, ArrayRef<int64_t>{type.getDimSize(0), cols}, element, dynamic);
+  }
+  /// ... or filled with zero.
+  Value zeros(OpBuilder &b, int64_t cols, Type element) const {
+    Value uninitialized = empty(b, cols, element);
     Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
-    return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+    return linalg::FillOp::create(b, loc, zero, uninitialized).getResult(0);
   }
   /// scf.for from `lo` to `hi` carrying `init`; `body` returns the next
   /// values.
@@ -211,8 +222,12 @@ struct LutMatmulBuilder {
     int64_t tileBytes = tileGroups * kGroupTableBytes;
     Value first = mul(b, tile, tileGroups);
     Value count = groupsInTile(b, tile);
-    Value tables = zeros(b, tileBytes, b.getI8Type());
-    Value scales = zeros(b, 1, f32);
+    // Zero-filled only when the last tile has fewer groups (its missing
+    // groups' tables must be zero); otherwise every byte is written.
+    Value tables = groups % tileGroups != 0
+                       ? zeros(b, tileBytes, b.getI8Type())
+                       : empty(b, tileBytes, b.getI8Type());
+    Value scales = empty(b, 1, f32);
     auto perRow = [&](OpBuilder &b, Value row,
                       ValueRange carried) -> SmallVector<Value> {
       Value scratch = tensor::EmptyOp::create(
@@ -366,6 +381,25 @@ struct LutMatmulBuilder {
     return arith::SelectOp::create(b, loc, highHalf, high, low);
   }
 
+  /// Prefetches the code byte prefetchBytes after run `h` of the group at
+  /// `runStart` in tile (groupTile, tile), in storage order, clamped to the
+  /// last byte (a prefetch past the buffer is not a valid memref access).
+  void prefetchCodes(OpBuilder &b, Value groupTile, Value tile,
+                     Value runStart, int64_t h) const {
+    int64_t tileBytes = 2 * tileGroups * tileRows;
+    Value tileIndex = mul(b, groupTile, rowTiles);
+    Value tileNumber = add(b, tileIndex, tile);
+    Value tileStart = mul(b, tileNumber, tileBytes);
+    Value start = add(b, tileStart, runStart);
+    Value wanted = add(b, start, index(b, h * kCodeBytes + prefetchBytes));
+    int64_t lastByte = groupTiles * rowTiles * tileBytes - 1;
+    Value ahead = arith::MinUIOp::create(b, loc, wanted, index(b, lastByte));
+    // Locality 0 (non-temporal): each byte is read once per call.
+    memref::PrefetchOp::create(b, loc, codesBuffer, ValueRange{ahead},
+                               /*isWrite=*/false, /*localityHint=*/0,
+                               /*isDataCache=*/true);
+  }
+
   /// The i16 sums of a tile of groups (row tile `tile`, group tile
   /// `groupTile`, activation row `row`): one vector<32xi16> per run of 32
   /// rows.
@@ -403,6 +437,8 @@ struct LutMatmulBuilder {
             b, loc, codes,
             {groupTile, tile, add(b, runStart, index(b, h * kCodeBytes))},
             kCodeBytes);
+        if (codesBuffer)
+          prefetchCodes(b, groupTile, tile, runStart, h);
         Value highHalf = arith::CmpIOp::create(
             b, loc, arith::CmpIPredicate::slt, idx, zeroBytes);
         Value first = lookUp(b, table[0], idx, highHalf);
@@ -511,6 +547,16 @@ struct LutMatmulBuilder {
         ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3, 4}});
     Value rowScales = tensor::CollapseShapeOp::create(
         b, loc, components[2], ArrayRef<ReassociationIndices>{{0, 1}});
+    if (prefetchBytes > 0) {
+      Value flat = tensor::CollapseShapeOp::create(
+          b, loc, components[0],
+          ArrayRef<ReassociationIndices>{{0, 1, 2, 3, 4}});
+      auto flatType = cast<RankedTensorType>(flat.getType());
+      codesBuffer = bufferization::ToBufferOp::create(
+          b, loc,
+          MemRefType::get(flatType.getShape(), flatType.getElementType()),
+          flat, /*readOnly=*/true);
+    }
 
     int64_t partTiles = (rowTiles + parts - 1) / parts;
     int64_t partRows = partTiles * tileRows;
@@ -584,8 +630,10 @@ std::string mlir::qnt::codebookLutLimitation(CodebookEncodingAttr encoding) {
 Value mlir::qnt::buildCodebookLutMatmul(OpBuilder &b, Location loc,
                                         Value input, ValueRange components,
                                         CodebookEncodingAttr encoding,
-                                        int64_t n, int64_t k, int64_t parts) {
+                                        int64_t n, int64_t k, int64_t parts,
+                                        int64_t prefetchBytes) {
   assert(codebookLutLimitation(encoding).empty() && "unsupported encoding");
   LutMatmulBuilder builder(loc, input, components, encoding, n, k);
+  builder.prefetchBytes = prefetchBytes;
   return builder.build(b, parts);
 }

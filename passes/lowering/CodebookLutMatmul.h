@@ -28,11 +28,12 @@ std::string codebookLutLimitation(CodebookEncodingAttr encoding);
 /// Emits `input * W^T` (f32 [M, N], input [M, K] of any float type) for
 /// the codebook weight `components` with the lookup-table kernel (the
 /// encoding passes codebookLutLimitation). The weight's row tiles are split
-/// into `parts` contiguous ranges, an scf.forall when `parts` > 1.
+/// into `parts` contiguous ranges, an scf.forall when `parts` > 1; codes are
+/// prefetched `prefetchBytes` ahead in storage order (0: not).
 Value buildCodebookLutMatmul(OpBuilder &b, Location loc, Value input,
                              ValueRange components,
                              CodebookEncodingAttr encoding, int64_t n,
-                             int64_t k, int64_t parts);
+                             int64_t k, int64_t parts, int64_t prefetchBytes);
 
 } // namespace mlir::qnt
 

@@ -10,6 +10,15 @@
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni lut-max-rows=0 threads=1}))" | FileCheck %s --check-prefix=NOLUT
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1}))" | FileCheck %s --check-prefix=NOLUT
 // NOLUT-NOT: vpermi2var
+// By default each load of 64 code bytes prefetches the byte 2048 further in
+// storage order (clamped to the last of the 768); prefetch=0 does not.
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}))" | FileCheck %s --check-prefix=PF
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1 prefetch=0}))" | FileCheck %s --check-prefix=NOPF
+// PF-LABEL: func.func @aqlm
+// PF: %[[AHEAD:.*]] = arith.addi %{{.*}}, %c2048 : index
+// PF: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c767 : index
+// PF-NEXT: memref.prefetch %{{.*}}[%[[CLAMPED]]], read, locality<0>, data : memref<768xi8>
+// NOPF-NOT: memref.prefetch
 
 // AQLM 2x8 g8, K = 40 (5 groups), N = 40, codes in tiles of 32 rows by 2
 // groups: 3 group tiles (the last half padding), 2 row tiles (the second
