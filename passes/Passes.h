@@ -73,7 +73,8 @@ enum class CpuActivations {
 
 /// qnt-lower-matmul-cpu's `int8-dot`.
 enum class CpuInt8Dot {
-  Auto,    ///< vnni when the host CPU has AVX512-VNNI and AVX512-BW
+  Auto,    ///< vbmi or vnni, the most the host CPU has, else generic
+  Vbmi,    ///< vnni, and AVX512-VBMI byte permutes and shifts
   Vnni,    ///< x86 vpdpbusd and vpshufb intrinsics
   Generic, ///< portable widening multiplies and reductions
 };

@@ -616,7 +616,7 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
 
     Also with `activations=int8`, a `qnt.matmul` of two codebooks of at most
     8-bit codes stored in tiles (`#qnt.codebook<..., tile_rows = 128,
-    tile_groups = 16>`), with `int8-dot=vnni` or, with `int8-dot=auto`, on
+    tile_groups = 16>`), with `int8-dot=vbmi` or, with `int8-dot=auto`, on
     a host with AVX512-VBMI, with at most
     `lut-max-rows` activation rows (checked at run time when M is dynamic,
     the other rows taking the f32 kernel), runs the lookup-table kernel: the
@@ -647,7 +647,8 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     Option<"prefetch", "prefetch", "int64_t", /*default=*/"-1",
            "Software prefetch of packed codes this many bytes ahead (0: "
            "none; -1: the kernel's choice, 4096 in the int8 kernel for "
-           "integer codes, none for table codes and in the f32 kernel)">,
+           "integer codes, 2048 in the lookup-table kernel, none for table "
+           "codes and in the f32 kernel)">,
     Option<"dense", "dense", "bool", /*default=*/"true",
            "Also lower dense f32 transpose-B linalg.matmul ops">,
     Option<"threads", "threads", "int64_t", /*default=*/"0",
@@ -676,8 +677,11 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
            "Instructions of the activations=int8 byte dot products",
            [{::llvm::cl::values(
              clEnumValN(::mlir::qnt::CpuInt8Dot::Auto, "auto",
-                        "vnni when the host CPU has AVX512-VNNI and -BW, "
-                        "else generic"),
+                        "vbmi when the host CPU has AVX512-VNNI, -VBMI and "
+                        "-BW, vnni with AVX512-VNNI and -BW, else generic"),
+             clEnumValN(::mlir::qnt::CpuInt8Dot::Vbmi, "vbmi",
+                        "vnni, and AVX512-VBMI byte permutes and shifts "
+                        "(codes straddling bytes, the lookup-table kernel)"),
              clEnumValN(::mlir::qnt::CpuInt8Dot::Vnni, "vnni",
                         "x86 vpdpbusd and vpshufb intrinsics"),
              clEnumValN(::mlir::qnt::CpuInt8Dot::Generic, "generic",

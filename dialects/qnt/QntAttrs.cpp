@@ -114,8 +114,7 @@ CodebookEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (groupSize < 1)
     return emitError() << "codebook group_size must be positive, got "
                        << groupSize;
-  if (tileRows < 0 || tileGroups < 0 || (tileRows > 0) != (tileGroups > 0) ||
-      tileRows > nx::kMaxMatrixDim || tileGroups > nx::kMaxMatrixDim)
+  if (!nx::CodebookSpec::validTiles(tileRows, tileGroups))
     return emitError() << "codebook tile_rows and tile_groups must both be "
                           "positive (or both 0 for row-major codes), got "
                        << tileRows << " and " << tileGroups;

@@ -63,6 +63,13 @@ std::vector<int64_t> CodebookSpec::codeShape(int64_t rows, int64_t cols) const {
           numCodebooks};
 }
 
+bool CodebookSpec::validTiles(int64_t tileRows, int64_t tileGroups) {
+  if (tileRows == 0 && tileGroups == 0)
+    return true;
+  return tileRows > 0 && tileGroups > 0 && tileRows <= kMaxMatrixDim &&
+         tileGroups <= kMaxMatrixDim;
+}
+
 int64_t CodebookSpec::codeIndex(int64_t rows, int64_t cols, int64_t n,
                                 int64_t j, int64_t m) const {
   int64_t groups = cols / groupSize;
@@ -119,8 +126,7 @@ struct SpecVerifier {
     if (cols % s.groupSize != 0)
       return "group size " + std::to_string(s.groupSize) + " does not divide " +
              std::to_string(cols) + " input channels";
-    if (s.tileRows < 0 || s.tileGroups < 0 || (s.tileRows > 0) != (s.tileGroups > 0) ||
-        s.tileRows > kMaxMatrixDim || s.tileGroups > kMaxMatrixDim)
+    if (!CodebookSpec::validTiles(s.tileRows, s.tileGroups))
       return "codebook code tiles need rows and groups both positive (or "
              "both 0 for row-major codes), got " +
              std::to_string(s.tileRows) + "x" + std::to_string(s.tileGroups);

@@ -33,7 +33,6 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "llvm/TargetParser/Host.h"
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -310,16 +309,8 @@ struct LutMatmulBuilder {
   std::pair<Value, Value> buildTables(OpBuilder &b, bool parallel) const {
     Value codebooksT = transposedCodebooks(b);
     int64_t tileBytes = tileGroups * kGroupTableBytes;
-    auto inputType = cast<RankedTensorType>(input.getType());
-    SmallVector<Value> dynamic;
-    if (inputType.isDynamicDim(0))
-      dynamic.push_back(rows);
-    Value tables = tensor::EmptyOp::create(
-        b, loc, ArrayRef<int64_t>{inputType.getDimSize(0), groupTiles * tileBytes},
-        b.getI8Type(), dynamic);
-    Value scales = tensor::EmptyOp::create(
-        b, loc, ArrayRef<int64_t>{inputType.getDimSize(0), groupTiles},
-        b.getF32Type(), dynamic);
+    Value tables = empty(b, groupTiles * tileBytes, b.getI8Type());
+    Value scales = empty(b, groupTiles, b.getF32Type());
     OpFoldResult rowCount = getAsOpFoldResult(rows);
     auto slices = [&](OpBuilder &b, Value tile) {
       SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
@@ -560,12 +551,7 @@ struct LutMatmulBuilder {
 
     int64_t partTiles = (rowTiles + parts - 1) / parts;
     int64_t partRows = partTiles * tileRows;
-    SmallVector<Value> dynamic;
-    if (inputType.isDynamicDim(0))
-      dynamic.push_back(rows);
-    Value out = tensor::EmptyOp::create(
-        b, loc, ArrayRef<int64_t>{inputType.getDimSize(0), parts * partRows},
-        b.getF32Type(), dynamic);
+    Value out = empty(b, parts * partRows, b.getF32Type());
     OpFoldResult rowCount = getAsOpFoldResult(rows);
     SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
     if (parts == 1) {
@@ -602,11 +588,6 @@ struct LutMatmulBuilder {
 };
 
 } // namespace
-
-bool mlir::qnt::hostHasVbmi() {
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  return features.lookup("avx512vbmi") && features.lookup("avx512bw");
-}
 
 std::string mlir::qnt::codebookLutLimitation(CodebookEncodingAttr encoding) {
   if (encoding.getNumCodebooks() != 2)

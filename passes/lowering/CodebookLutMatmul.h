@@ -16,10 +16,6 @@
 
 namespace mlir::qnt {
 
-/// Whether the host CPU has the instructions the lookup-table kernel uses
-/// (AVX512-VBMI byte permutes, AVX512-BW).
-bool hostHasVbmi();
-
 /// Why the lookup-table kernel cannot run `encoding` on an [N, K] weight,
 /// or "" when it can: two codebooks of at most 8-bit codes, codes tiled by
 /// a multiple of 32 rows (at most 128) and at most 128 groups.

@@ -81,6 +81,11 @@ bool mlir::qnt::hostHasVnni() {
   return features.lookup("avx512vnni") && features.lookup("avx512bw");
 }
 
+bool mlir::qnt::hostHasVbmi() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  return features.lookup("avx512vbmi") && features.lookup("avx512bw");
+}
+
 std::string mlir::qnt::int8KernelLimitation(const IntegerWeightForm &form,
                                             int64_t k) {
   if (form.bits < 1 || form.bits > 8)
@@ -121,8 +126,9 @@ struct Int8MatmulBuilder {
   /// (zero past the groups) and `scaledSums` [M, numGroups] f32, the scale
   /// times the sum of the group's codes (for the zero point).
   Value xCodes, xScales, xScaledSums;
-  /// The packed codes as a memref, for memref.prefetch (the same buffer
-  /// once bufferized); null without prefetching.
+  /// The packed codes as a one-dimensional memref (the same buffer once
+  /// bufferized), for memref.prefetch and the masked loads of short
+  /// chunks; null when neither is used.
   Value codesBuffer;
 
   //===--------------------------------------------------------------===//
@@ -183,6 +189,14 @@ struct Int8MatmulBuilder {
                                           indices, pad,
                                           ArrayRef<bool>{false});
   }
+  /// Whether full chunks are read by a masked load of a whole register:
+  /// chunks of codes that straddle bytes (8 * bits bytes) unpacked with
+  /// VBMI, whose byte permute takes any register. A plain read of 24 or 40
+  /// bytes is split into two or three loads and an insert; a masked load is
+  /// one instruction and reads nothing past the chunk.
+  bool shortChunks() const {
+    return 8 % layout.bits != 0 && instructions == Int8DotInstructions::Vbmi;
+  }
   Value reduceAdd(OpBuilder &b, Value v) const {
     return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
                                        arith::FastMathFlags::reassoc);
@@ -208,7 +222,7 @@ struct Int8MatmulBuilder {
   /// `s` bytes (vector<64xi8> each) in each i32 lane, exactly (the products
   /// and sums cannot overflow).
   Value dotBytes(OpBuilder &b, Value acc, Value u, Value s) const {
-    if (instructions == Int8DotInstructions::Vnni)
+    if (instructions != Int8DotInstructions::Generic)
       return IntrinsicOp::create(b, loc, acc.getType(),
                                  "llvm.x86.avx512.vpdpbusd.512",
                                  ValueRange{acc, u, s});
@@ -232,7 +246,7 @@ struct Int8MatmulBuilder {
   /// The codes of `part` (values < 16) mapped through form.codeValues.
   Value lookUpCodes(OpBuilder &b, Value part) const {
     auto type = vec(kChunkBytes, b.getI8Type());
-    if (instructions == Int8DotInstructions::Vnni) {
+    if (instructions != Int8DotInstructions::Generic) {
       // vpshufb looks up within each 128-bit lane: the table is repeated.
       SmallVector<int8_t> table;
       for (int64_t i = 0; i < kChunkBytes; ++i) {
@@ -392,8 +406,11 @@ struct Int8MatmulBuilder {
   //===--------------------------------------------------------------===//
 
   /// The 64 codes of `bytes` (8 * bits bytes, codes straddling bytes) in
-  /// element order: code i is bits 3i .. of the byte pair at i * bits / 8.
+  /// element order: code i is bits i * bits .. of the byte pair at
+  /// i * bits / 8.
   Value straddlingCodes(OpBuilder &b, Value bytes) const {
+    if (instructions == Int8DotInstructions::Vbmi)
+      return straddlingCodesByMultishift(b, bytes);
     SmallVector<int64_t> low, high;
     SmallVector<int16_t> shifts;
     for (int64_t i = 0; i < kChunkBytes; ++i) {
@@ -421,26 +438,76 @@ struct Int8MatmulBuilder {
                                    code);
   }
 
+  /// straddlingCodes in three instructions: eight codes of `bits` bits are
+  /// `bits` whole bytes, so a byte permute (vpermb) gives each 64-bit lane
+  /// the bytes of its eight codes, vpmultishiftqb copies to byte t of the
+  /// lane the 8 bits from bit t * bits of that lane, and a mask keeps the
+  /// code (the general form spends two permutes, two 16-bit shifts per
+  /// half, masks and a narrowing).
+  Value straddlingCodesByMultishift(OpBuilder &b, Value bytes) const {
+    SmallVector<int64_t> gather;
+    SmallVector<int8_t> offsets;
+    for (int64_t lane = 0; lane < kChunkBytes / 8; ++lane)
+      for (int64_t t = 0; t < 8; ++t) {
+        // Bytes past a lane's `bits` are never selected whole: repeat the
+        // lane's first (any in-range byte would do).
+        gather.push_back(lane * layout.bits + (t < layout.bits ? t : 0));
+        offsets.push_back(int8_t(t * layout.bits));
+      }
+    auto type = vec(kChunkBytes, b.getI8Type());
+    Value lanes = vector::ShuffleOp::create(b, loc, bytes, bytes, gather);
+    Value control = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(type, ArrayRef<int8_t>(offsets)));
+    Value shifted = IntrinsicOp::create(
+        b, loc, type, "llvm.x86.avx512.pmultishift.qb.512",
+        ValueRange{control, lanes});
+    Value mask = splatConstant(
+        b, type, b.getI8IntegerAttr(int8_t((1 << layout.bits) - 1)));
+    return arith::AndIOp::create(b, loc, shifted, mask);
+  }
+
+  /// The byte offset of chunk `chunk` of weight row `row` in codesBuffer.
+  Value chunkOffset(OpBuilder &b, Value row, Value chunk) const {
+    // One op per statement: the order of evaluation of call arguments is
+    // unspecified, and the IR must not depend on the host compiler.
+    int64_t rowBytes =
+        cast<RankedTensorType>(components[0].getType()).getDimSize(1);
+    Value rowStart = mulIndex(b, row, rowBytes);
+    Value chunkStart = mulIndex(b, chunk, layout.chunkBytes);
+    return arith::AddIOp::create(b, loc, rowStart, chunkStart);
+  }
+
+  /// The chunkBytes bytes of full chunk `chunk` of weight row `row` in the
+  /// first lanes of a register of the next power of two bytes (the rest
+  /// zero), by a masked load from codesBuffer: masked-off lanes are not
+  /// read, so the load stays within the chunk.
+  Value loadShortChunk(OpBuilder &b, Value row, Value chunk) const {
+    int64_t lanes = int64_t(llvm::PowerOf2Ceil(layout.chunkBytes));
+    Value offset = chunkOffset(b, row, chunk);
+    Value mask = vector::ConstantMaskOp::create(
+        b, loc, VectorType::get({lanes}, b.getI1Type()),
+        ArrayRef<int64_t>{layout.chunkBytes});
+    auto type = vec(lanes, b.getI8Type());
+    Value zero = splatConstant(b, type, b.getI8IntegerAttr(0));
+    return vector::MaskedLoadOp::create(b, loc, type, codesBuffer,
+                                        ValueRange{offset}, mask, zero);
+  }
+
   /// Prefetches the code byte shape.prefetchBytes after the start of chunk
   /// `chunk` of weight row `row`, in row-major order, clamped to the last
   /// byte (a prefetch past the buffer would be harmless on x86, but is not
-  /// a valid memref access).
+  /// a valid memref access). codesBuffer is the codes as one dimension, so
+  /// the address is three integer ops (with rows and columns, the clamped
+  /// position's division by the row length cost a dozen per prefetch).
   void prefetchCodes(OpBuilder &b, Value row, Value chunk) const {
-    // One op per statement: the order of evaluation of call arguments is
-    // unspecified, and the IR must not depend on the host compiler.
-    int64_t rowBytes = cast<MemRefType>(codesBuffer.getType()).getDimSize(1);
-    Value rowStart = mulIndex(b, row, rowBytes);
-    Value chunkStart = mulIndex(b, chunk, layout.chunkBytes);
-    Value start = arith::AddIOp::create(b, loc, rowStart, chunkStart);
+    int64_t rowBytes =
+        cast<RankedTensorType>(components[0].getType()).getDimSize(1);
+    Value start = chunkOffset(b, row, chunk);
     Value wanted = addIndex(b, start, shape.prefetchBytes);
     Value lastByte = index(b, n * rowBytes - 1);
     Value ahead = arith::MinUIOp::create(b, loc, wanted, lastByte);
-    Value aheadRow = arith::DivUIOp::create(b, loc, ahead, index(b, rowBytes));
-    Value aheadByte =
-        arith::RemUIOp::create(b, loc, ahead, index(b, rowBytes));
     // Locality 0 (non-temporal): each byte is read once per call.
-    memref::PrefetchOp::create(b, loc, codesBuffer,
-                               ValueRange{aheadRow, aheadByte},
+    memref::PrefetchOp::create(b, loc, codesBuffer, ValueRange{ahead},
                                /*isWrite=*/false, /*localityHint=*/0,
                                /*isDataCache=*/true);
   }
@@ -448,11 +515,14 @@ struct Int8MatmulBuilder {
   /// The unsigned values of the codes in chunk `chunk` of weight row `row`,
   /// one vector<64xi8> per part.
   SmallVector<Value> weightParts(OpBuilder &b, Value row, Value chunk,
-                                 bool inBounds) const {
-    Value bytes = read(b, components[0],
-                       {row, mulIndex(b, chunk, layout.chunkBytes)},
-                       layout.chunkBytes, inBounds);
-    if (codesBuffer)
+                                 bool inBounds, bool prefetch) const {
+    Value bytes =
+        inBounds && shortChunks()
+            ? loadShortChunk(b, row, chunk)
+            : read(b, components[0],
+                   {row, mulIndex(b, chunk, layout.chunkBytes)},
+                   layout.chunkBytes, inBounds);
+    if (shape.prefetchBytes > 0 && prefetch)
       prefetchCodes(b, row, chunk);
     auto type = vec(kChunkBytes, b.getI8Type());
     if (8 % layout.bits != 0) {
@@ -481,13 +551,15 @@ struct Int8MatmulBuilder {
   }
 
   /// isum[r * cols + j] + the byte dot products of chunk `chunk` for every
-  /// (row, weight row) pair of the tile.
+  /// (row, weight row) pair of the tile; `prefetch`: whether the chunk's
+  /// loads prefetch (when codes are prefetched at all).
   SmallVector<Value> chunkDots(OpBuilder &b, const MatmulTile &t, Value chunk,
-                               bool inBounds, ValueRange isum) const {
+                               bool inBounds, ValueRange isum,
+                               bool prefetch = true) const {
     SmallVector<SmallVector<Value>> weights;
     for (int64_t j = 0; j < t.cols; ++j)
-      weights.push_back(
-          weightParts(b, addIndex(b, t.n0, j), chunk, inBounds));
+      weights.push_back(weightParts(b, addIndex(b, t.n0, j), chunk, inBounds,
+                                    prefetch));
     Value chunkStart = mulIndex(b, chunk, layout.chunkElements);
     SmallVector<Value> next(isum);
     for (int64_t r = 0; r < t.rows; ++r) {
@@ -512,8 +584,14 @@ struct Int8MatmulBuilder {
     SmallVector<Value> isum(t.rows * t.cols, zeroI32(b));
     int64_t full = withTail ? count - 1 : count;
     if (full <= 4) {
-      for (int64_t c = 0; c < full; ++c)
-        isum = chunkDots(b, t, addIndex(b, first, c), true, isum);
+      // One prefetch per cache line of codes the chunks start in: chunks
+      // of codes that straddle bytes are 8 * bits bytes, and a prefetch for
+      // each (2.7 per line of 3-bit codes) costs more than it brings.
+      for (int64_t c = 0; c < full; ++c) {
+        bool newLine = c == 0 || c * layout.chunkBytes / kChunkBytes !=
+                                     (c - 1) * layout.chunkBytes / kChunkBytes;
+        isum = chunkDots(b, t, addIndex(b, first, c), true, isum, newLine);
+      }
     } else {
       auto loop = scf::ForOp::create(
           b, loc, first, addIndex(b, first, full), index(b, 1), isum,
@@ -719,12 +797,14 @@ Value mlir::qnt::buildInt8Matmul(OpBuilder &b, Location loc, Value input,
   // thread to the address arithmetic, so table codes are not prefetched.
   if (builder.shape.prefetchBytes < 0)
     builder.shape.prefetchBytes = form.codeValues.empty() ? 4096 : 0;
-  if (builder.shape.prefetchBytes > 0) {
+  if (builder.shape.prefetchBytes > 0 || builder.shortChunks()) {
     auto codesType = cast<RankedTensorType>(components[0].getType());
-    builder.codesBuffer = bufferization::ToBufferOp::create(
+    Value codes = bufferization::ToBufferOp::create(
         b, loc,
         MemRefType::get(codesType.getShape(), codesType.getElementType()),
         components[0], /*readOnly=*/true);
+    builder.codesBuffer = memref::CollapseShapeOp::create(
+        b, loc, codes, ArrayRef<ReassociationIndices>{{0, 1}});
   }
   auto dot = [&](OpBuilder &nb, const MatmulTile &t) {
     return builder.dotTile(nb, t);

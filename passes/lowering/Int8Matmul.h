@@ -21,11 +21,18 @@ namespace mlir::qnt {
 /// How the byte dot products and code lookups are spelled.
 enum class Int8DotInstructions {
   Vnni,    ///< x86 intrinsics: vpdpbusd (AVX512-VNNI), vpshufb (AVX512-BW)
+  Vbmi,    ///< Vnni, and AVX512-VBMI's vpmultishiftqb for codes that
+           ///< straddle bytes (three instructions per 64 codes)
   Generic, ///< widening multiplies and reductions any target can run
 };
 
 /// Whether the host CPU has the instructions Int8DotInstructions::Vnni uses.
 bool hostHasVnni();
+
+/// Whether the host CPU has AVX512-VBMI's byte permutes and shifts (and
+/// AVX512-BW), which Int8DotInstructions::Vbmi and the codebook lookup-table
+/// kernel use.
+bool hostHasVbmi();
 
 /// Why the int8 kernel cannot run a weight of integer form `form` with `k`
 /// columns, or an empty string when it can.

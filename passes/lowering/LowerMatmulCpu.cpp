@@ -200,6 +200,24 @@ struct QntLowerMatmulCpuPass
     : mlir::qnt::impl::QntLowerMatmulCpuBase<QntLowerMatmulCpuPass> {
   using Base::Base;
 
+  /// The instructions int8-dot asks for; auto takes the most the host has.
+  Int8DotInstructions int8DotInstructions() const {
+    switch (int8Dot) {
+    case CpuInt8Dot::Vbmi:
+      return Int8DotInstructions::Vbmi;
+    case CpuInt8Dot::Vnni:
+      return Int8DotInstructions::Vnni;
+    case CpuInt8Dot::Generic:
+      return Int8DotInstructions::Generic;
+    case CpuInt8Dot::Auto:
+      break;
+    }
+    if (!hostHasVnni())
+      return Int8DotInstructions::Generic;
+    return hostHasVbmi() ? Int8DotInstructions::Vbmi
+                         : Int8DotInstructions::Vnni;
+  }
+
   void runOnOperation() override {
     if (vectorWidth < 0 || unroll < 1 || rowTile < 1 || colTile < 1 ||
         threads < 0 || prefetch < -1 || lutMaxRows < 0) {
@@ -227,10 +245,7 @@ struct QntLowerMatmulCpuPass
 
     QntMatmulLowering lowering{strategy, shape, std::nullopt, shape};
     if (activations == CpuActivations::Int8) {
-      bool vnni = int8Dot == CpuInt8Dot::Vnni ||
-                  (int8Dot == CpuInt8Dot::Auto && hostHasVnni());
-      lowering.int8 =
-          vnni ? Int8DotInstructions::Vnni : Int8DotInstructions::Generic;
+      lowering.int8 = int8DotInstructions();
       // Each (row, weight row) pair holds an i32 and an f32 register; a
       // quarter of the registers each. Unless told otherwise, one weight
       // row at a time, so that the codes stream through memory in order
@@ -247,13 +262,10 @@ struct QntLowerMatmulCpuPass
         lowering.int8Shape.unroll = 4;
       lowering.int8Shape.prefetchBytes = prefetch;
       // The lookup-table kernel needs VBMI's byte permutes (no generic
-      // form): with int8-dot=auto where the host has them, and with an
-      // explicit int8-dot=vnni (x86 AVX-512 code for another machine). Its
-      // row tiles are split into one part per thread (measured at 4096 x
+      // form). Its row tiles are split into one part per thread (measured at 4096 x
       // 14336 on two threads: 2 parts 0.49-0.64 ms, 4 parts 0.68, 16 parts
       // 0.78: each part streams longer runs of codes per group tile).
-      if (int8Dot == CpuInt8Dot::Vnni ||
-          (int8Dot == CpuInt8Dot::Auto && hostHasVbmi())) {
+      if (lowering.int8 == Int8DotInstructions::Vbmi) {
         lowering.lutMaxRows = lutMaxRows;
         // Measured at 4096 x 14336, M = 1, 3 rounds: codes prefetched 2 KiB
         // ahead (half a tile of 128 x 16) 15-17 -> 18-24 GB/s on one thread

@@ -17,11 +17,12 @@
 
 #include "qnt/InitAll.h"
 #include "qnt/runtime/CpuJit.h"
-#include "support/ComponentConstants.h"
+#include "support/QntTestContext.h"
 
 #include "dialects/qnt/QntDialect.h"
 #include "passes/Passes.h"
 #include "passes/lowering/CodebookLutMatmul.h"
+#include "passes/lowering/Int8Matmul.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -111,46 +112,16 @@ TEST(CodebookTiles, SpecAndAttributeRejectHalfTiles) {
   EXPECT_EQ(nx::verifySpec(s, 64, 64), "");
 }
 
-class CodebookLutTest : public ::testing::Test {
+class CodebookLutTest : public ::testing::Test,
+                        protected ::qnt::testing::QntTestContext {
 protected:
-  CodebookLutTest() : ctx(registry()) {
-    ctx.loadAllAvailableDialects();
-    handler = std::make_unique<ScopedDiagnosticHandler>(
-        &ctx, [this](Diagnostic &d) {
-          diagnostics += d.str() + "\n";
-          return success();
-        });
-  }
-  static DialectRegistry registry() {
-    ::qnt::registerAllPasses();
-    DialectRegistry r;
-    ::qnt::registerAllDialects(r);
-    return r;
-  }
-
-  /// `func @matmul(%x: tensor<?xKxf32>) -> tensor<?xNxf32>` lowered with
-  /// `options`; `lutCalls` counts the byte permutes left in the IR.
+  /// `@matmul` (QntTestContext.h) lowered with `options`; `lutCalls` counts
+  /// the byte permutes left in the IR.
   FailureOr<std::unique_ptr<rt::CompiledModule>>
   compile(const nx::EncodingSpec &spec, const nx::EncodedMatrix &encoded,
           int64_t n, int64_t k, const std::string &options, int &lutCalls) {
-    OpBuilder b(&ctx);
-    Location loc = b.getUnknownLoc();
-    OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-    b.setInsertionPointToEnd(module->getBody());
-    auto xType =
-        RankedTensorType::get({ShapedType::kDynamic, k}, b.getF32Type());
-    auto yType =
-        RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
-    auto func = func::FuncOp::create(b, loc, "matmul",
-                                     b.getFunctionType({xType}, {yType}));
-    Block *entry = func.addEntryBlock();
-    b.setInsertionPointToStart(entry);
-    SmallVector<Value> components =
-        ::qnt::testing::componentConstants(b, encoded);
-    Value y = mlir::qnt::MatmulOp::create(
-        b, loc, yType, entry->getArgument(0),
-        mlir::qnt::encodingFromSpec(&ctx, spec), components);
-    func::ReturnOp::create(b, loc, y);
+    OwningOpRef<ModuleOp> module =
+        ::qnt::testing::matmulModule(ctx, spec, encoded, n, k);
     std::string pipeline =
         "builtin.module(func.func(qnt-lower-matmul-cpu{" + options + "}))";
     if (failed(mlir::qnt::runPassPipeline(*module, pipeline)))
@@ -161,10 +132,6 @@ protected:
     });
     return rt::CompiledModule::compile(*module, {"matmul"});
   }
-
-  MLIRContext ctx;
-  std::string diagnostics;
-  std::unique_ptr<ScopedDiagnosticHandler> handler;
 };
 
 /// What the kernel documents, in float64 where it is exact: y[m, n] and the
@@ -228,9 +195,9 @@ LutReference lutReference(const nx::CodebookSpec &spec,
 }
 
 TEST_F(CodebookLutTest, KernelEqualsDocumentedArithmetic) {
-  if (!mlir::qnt::hostHasVbmi())
-    GTEST_SKIP() << "host without AVX512-VBMI: the lookup-table kernel is "
-                    "not used there";
+  if (!mlir::qnt::hostHasVnni() || !mlir::qnt::hostHasVbmi())
+    GTEST_SKIP() << "host without AVX512-VNNI and -VBMI: the lookup-table "
+                    "kernel is not used there";
   struct Case {
     int bits;
     int64_t n, k, tileRows, tileGroups;

@@ -16,7 +16,7 @@
 
 #include "qnt/InitAll.h"
 #include "qnt/runtime/CpuJit.h"
-#include "support/ComponentConstants.h"
+#include "support/QntTestContext.h"
 
 #include "dialects/qnt/QntDialect.h"
 #include "passes/Passes.h"
@@ -88,32 +88,14 @@ std::vector<Int8Case> cases() {
   };
 }
 
-class Int8KernelTest : public ::testing::TestWithParam<Int8Case> {
+class Int8KernelTest : public ::testing::TestWithParam<Int8Case>,
+                       protected ::qnt::testing::QntTestContext {
 protected:
-  Int8KernelTest() : ctx(registry()) {
-    ctx.loadAllAvailableDialects();
-    handler = std::make_unique<ScopedDiagnosticHandler>(
-        &ctx, [this](Diagnostic &d) {
-          diagnostics += d.str() + "\n";
-          return success();
-        });
-  }
-  static DialectRegistry registry() {
-    ::qnt::registerAllPasses();
-    DialectRegistry r;
-    ::qnt::registerAllDialects(r);
-    return r;
-  }
-
   mlir::qnt::IntegerWeightForm form(const Int8Case &c) {
     auto f = mlir::qnt::encodingFromSpec(&ctx, c.spec).getIntegerForm(c.n, c.k);
     EXPECT_TRUE(f.has_value()) << nx::describe(c.spec);
     return f.value_or(mlir::qnt::IntegerWeightForm{});
   }
-
-  MLIRContext ctx;
-  std::string diagnostics;
-  std::unique_ptr<ScopedDiagnosticHandler> handler;
 };
 
 /// Element i of a component as a float (f32 or f16 storage) or an unsigned
@@ -177,39 +159,35 @@ FailureOr<std::unique_ptr<rt::CompiledModule>>
 compileMatmul(MLIRContext &ctx, const nx::EncodingSpec &spec,
               const nx::EncodedMatrix &encoded, int64_t n, int64_t k,
               const std::string &options) {
-  OpBuilder b(&ctx);
-  Location loc = b.getUnknownLoc();
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  b.setInsertionPointToEnd(module->getBody());
-  auto xType = RankedTensorType::get({ShapedType::kDynamic, k}, b.getF32Type());
-  auto yType = RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
-  auto func = func::FuncOp::create(b, loc, "matmul",
-                                   b.getFunctionType({xType}, {yType}));
-  Block *entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  SmallVector<Value> components =
-      ::qnt::testing::componentConstants(b, encoded);
-  Value y = mlir::qnt::MatmulOp::create(b, loc, yType, entry->getArgument(0),
-                                        mlir::qnt::encodingFromSpec(&ctx, spec),
-                                        components);
-  func::ReturnOp::create(b, loc, y);
+  OwningOpRef<ModuleOp> module =
+      ::qnt::testing::matmulModule(ctx, spec, encoded, n, k);
   std::string pipeline =
       "builtin.module(func.func(qnt-lower-matmul-cpu{" + options + "}))";
   if (failed(mlir::qnt::runPassPipeline(*module, pipeline)))
     return failure();
-  // The int8 kernel replaced the matmul (no f32 fallback).
-  int vnniCalls = 0, f32Fmas = 0;
+  // The int8 kernel replaced the matmul (no f32 fallback), with the
+  // instructions asked for: VBMI unpacks codes that straddle bytes.
+  int vnniCalls = 0, multishifts = 0, f32Fmas = 0;
   module->walk([&](Operation *op) {
-    if (auto intrinsic = dyn_cast<mlir::qnt::IntrinsicOp>(op))
+    if (auto intrinsic = dyn_cast<mlir::qnt::IntrinsicOp>(op)) {
       vnniCalls += intrinsic.getName().contains("vpdpbusd");
+      multishifts += intrinsic.getName().contains("pmultishift");
+    }
     f32Fmas += op->getName().getStringRef() == "vector.fma" &&
                getElementTypeOrSelf(op->getResult(0).getType()).isF32() &&
                cast<VectorType>(op->getResult(0).getType()).getNumElements() !=
                    16;
   });
-  if (f32Fmas != 0 ||
-      (StringRef(options).contains("int8-dot=vnni") && vnniCalls == 0)) {
-    ADD_FAILURE() << "activations=int8 did not produce the int8 kernel";
+  bool x86 = StringRef(options).contains("int8-dot=vnni") ||
+             StringRef(options).contains("int8-dot=vbmi");
+  auto form = mlir::qnt::encodingFromSpec(&ctx, spec).getIntegerForm(n, k);
+  bool straddling = StringRef(options).contains("int8-dot=vbmi") && form &&
+                    8 % form->bits != 0;
+  if (f32Fmas != 0 || (x86 && vnniCalls == 0) ||
+      (multishifts != 0) != straddling) {
+    ADD_FAILURE() << "activations=int8 did not produce the int8 kernel asked "
+                     "for by "
+                  << options;
     return failure();
   }
   return rt::CompiledModule::compile(*module, {"matmul"});
@@ -250,6 +228,10 @@ TEST_P(Int8KernelTest, Int8MatmulEqualsFloat64Product) {
     optionSets.push_back("activations=int8 int8-dot=vnni row-tile=4 col-tile=1");
   else
     GTEST_LOG_(INFO) << "host without AVX512-VNNI: int8-dot=vnni not run";
+  if (mlir::qnt::hostHasVnni() && mlir::qnt::hostHasVbmi())
+    optionSets.push_back("activations=int8 int8-dot=vbmi row-tile=3 col-tile=2");
+  else
+    GTEST_LOG_(INFO) << "host without AVX512-VBMI: int8-dot=vbmi not run";
   for (const std::string &options : optionSets) {
     auto compiled = compileMatmul(ctx, c.spec, encoded, c.n, c.k, options);
     ASSERT_TRUE(succeeded(compiled)) << diagnostics;

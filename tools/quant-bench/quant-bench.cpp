@@ -480,7 +480,7 @@ std::string int8Kernel(MLIRContext &ctx, const nx::EncodingSpec &spec,
                        Shape shape, int64_t m) {
   auto encoding = mlir::qnt::encodingFromSpec(&ctx, spec);
   if (auto codebook = dyn_cast<mlir::qnt::CodebookEncodingAttr>(encoding))
-    return m <= 4 && mlir::qnt::hostHasVbmi() &&
+    return m <= 4 && mlir::qnt::hostHasVnni() && mlir::qnt::hostHasVbmi() &&
                    mlir::qnt::codebookLutLimitation(codebook).empty()
                ? "lut"
                : "";
@@ -561,8 +561,9 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
   context.extra.push_back(
       {"activations",
        "f32 (vector-tN); int8 per row and scale group (vector-int8-tN, " +
-           std::string(mlir::qnt::hostHasVnni() ? "AVX512-VNNI"
-                                                : "portable byte dots") +
+           std::string(!mlir::qnt::hostHasVnni()  ? "portable byte dots"
+                       : mlir::qnt::hostHasVbmi() ? "AVX512-VNNI and -VBMI"
+                                                  : "AVX512-VNNI") +
            ")"});
   context.extra.push_back(
       {"kernel", llvm::formatv("qnt-lower-matmul-cpu, {0} f32 lanes per "

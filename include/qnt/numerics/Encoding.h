@@ -86,6 +86,9 @@ struct CodebookSpec {
   int64_t tileGroups = 0;  // Gt
 
   bool tiled() const { return tileRows > 0; }
+  /// Whether (tileRows, tileGroups) is a layout: both 0 (row-major), or
+  /// both positive and at most kMaxMatrixDim.
+  static bool validTiles(int64_t tileRows, int64_t tileGroups);
   /// The shape of the codes component of an [rows, cols] matrix.
   std::vector<int64_t> codeShape(int64_t rows, int64_t cols) const;
   /// The flat position, in that component, of code m of (row n, group j).

@@ -3,6 +3,7 @@
 // the host's).
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1},cse))" | FileCheck %s
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1},cse))" | FileCheck %s --check-prefix=GENERIC
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=1},cse))" | FileCheck %s --check-prefix=VBMI
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}),qnt-lower-intrinsics)" | FileCheck %s --check-prefix=LLVM
 // By default integer codes are prefetched and codes read through a table
 // are not (measured: the address arithmetic cost more than it gained).
@@ -34,18 +35,19 @@
 // rows, both scale groups in one iteration (unroll 4, clamped to the
 // groups there are): per group (one chunk of 64 code bytes), the low and
 // high nibbles and two byte dot products per row, then the group's scales.
+// CHECK: %[[BUF:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<8x128xi8> to memref<8x128xi8>
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %[[BUF]] {{\[\[}}0, 1]] : memref<8x128xi8> into memref<1024xi8>
 // CHECK: scf.for %[[N:.*]] = %c0 to %c8 step %c1
 // CHECK: scf.for %{{.*}} = %c0 to %c2 step %c2 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
 // CHECK: %[[BYTES:.*]] = vector.transfer_read %[[CODES:.*]][%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
 // Each load of codes prefetches the byte 4096 further (row-major, clamped to
-// the last of the 8 x 128): a view of the same buffer once bufferized.
+// the last of the 8 x 128): a one-dimensional view of the same buffer once
+// bufferized.
 // CHECK: %[[ROWSTART:.*]] = arith.muli %[[N]], %c128 : index
 // CHECK: %[[START:.*]] = arith.addi %[[ROWSTART]], %{{.*}} : index
 // CHECK: %[[AHEAD:.*]] = arith.addi %[[START]], %c4096
 // CHECK: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c1023
-// CHECK-NEXT: %[[PR:.*]] = arith.divui %[[CLAMPED]], %c128
-// CHECK-NEXT: %[[PC:.*]] = arith.remui %[[CLAMPED]], %c128
-// CHECK-NEXT: memref.prefetch %{{.*}}[%[[PR]], %[[PC]]], read, locality<0>, data : memref<8x128xi8>
+// CHECK-NEXT: memref.prefetch %[[FLAT]][%[[CLAMPED]]], read, locality<0>, data : memref<1024xi8>
 // CHECK: %[[LOW:.*]] = arith.andi %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[HIGH:.*]] = arith.shrui %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[XLOW:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x256xi8>, vector<64xi8>
@@ -122,6 +124,29 @@ func.func @e4m3(%x: tensor<1x256xf32>, %c: tensor<4x256xi8>, %s: tensor<4x8xf32>
 // CHECK: arith.shrui %{{.*}}, %{{.*}} : vector<64xi16>
 // CHECK: %[[CODES:.*]] = arith.trunci %{{.*}} : vector<64xi16> to vector<64xi8>
 // CHECK: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %[[CODES]], %{{.*}})
+// int8-dot=vbmi: the 24 bytes by one masked load of a 32-byte register from
+// a one-dimensional view of the codes, a byte permute gives each 64-bit
+// lane the 3 bytes of its 8 codes, vpmultishiftqb moves code t's bits (from
+// bit 3t) to byte t, a mask keeps them.
+// VBMI-LABEL: func.func @int3
+// VBMI: %[[BUF:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<4x96xi8> to memref<4x96xi8>
+// VBMI: %[[FLAT:.*]] = memref.collapse_shape %[[BUF]] {{\[\[}}0, 1]] : memref<4x96xi8> into memref<384xi8>
+// VBMI: %[[MASK:.*]] = vector.constant_mask [24] : vector<32xi1>
+// VBMI: %[[B:.*]] = vector.maskedload %[[FLAT]][%{{.*}}], %[[MASK]], %{{.*}} : memref<384xi8>, vector<32xi1>, vector<32xi8> into vector<32xi8>
+// VBMI: %[[LANES:.*]] = vector.shuffle %[[B]], %[[B]] [0, 1, 2, 0, 0, 0, 0, 0, 3, 4, 5, 3, 3, 3, 3, 3,
+// VBMI: %[[SHIFTS:.*]] = arith.constant dense<[0, 3, 6, 9, 12, 15, 18, 21, 0, 3,
+// VBMI: %[[SHIFTED:.*]] = qnt.intrinsic "llvm.x86.avx512.pmultishift.qb.512"(%[[SHIFTS]], %[[LANES]]) : (vector<64xi8>, vector<64xi8>) -> vector<64xi8>
+// VBMI: %[[CODES:.*]] = arith.andi %[[SHIFTED]], %{{.*}} : vector<64xi8>
+// VBMI: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"(%{{.*}}, %[[CODES]], %{{.*}})
+// One prefetch per cache line the chunks start in: two chunks of 24 bytes
+// per group of 128 codes, one prefetch.
+// PF-LABEL: func.func @int3
+// PF: vector.transfer_read {{.*}} : tensor<4x96xi8>, vector<24xi8>
+// PF: memref.prefetch
+// PF: vector.transfer_read {{.*}} : tensor<4x96xi8>, vector<24xi8>
+// PF-NOT: memref.prefetch
+// PF: vector.transfer_read {{.*}} : tensor<4x96xi8>, vector<24xi8>
+// PF: memref.prefetch
 func.func @int3(%x: tensor<1x256xf32>, %c: tensor<4x96xi8>, %s: tensor<4x2xf32>, %z: tensor<4x2xi8>) -> tensor<1x4xf32> {
   %y = qnt.matmul %x, #qnt.uniform<bits = 3, mode = asymmetric, granularity = per_group, group_size = 128>(%c, %s, %z) : (tensor<1x256xf32>, tensor<4x96xi8>, tensor<4x2xf32>, tensor<4x2xi8>) -> tensor<1x4xf32>
   return %y : tensor<1x4xf32>

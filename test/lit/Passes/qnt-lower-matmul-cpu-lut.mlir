@@ -1,19 +1,20 @@
 // qnt-lower-matmul-cpu activations=int8 on tiled codebook codes: the
-// lookup-table kernel at the tensor level (int8-dot=vnni asks for the x86
+// lookup-table kernel at the tensor level (int8-dot=vbmi asks for the x86
 // intrinsics whatever the host; the default takes them where the host has
 // AVX512-VBMI).
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1},cse))" | FileCheck %s
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=1},cse))" | FileCheck %s
 // Two parts of row tiles on threads: the tables by group tile and the row
 // tiles each an scf.forall.
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=2 parallel-weights=1},cse))" | FileCheck %s --check-prefix=THREADS
-// lut-max-rows=0, the portable instructions, or row-major codes: no tables.
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni lut-max-rows=0 threads=1}))" | FileCheck %s --check-prefix=NOLUT
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=2 parallel-weights=1},cse))" | FileCheck %s --check-prefix=THREADS
+// lut-max-rows=0, instructions without VBMI, or row-major codes: no tables.
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}))" | FileCheck %s --check-prefix=NOLUT
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi lut-max-rows=0 threads=1}))" | FileCheck %s --check-prefix=NOLUT
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1}))" | FileCheck %s --check-prefix=NOLUT
 // NOLUT-NOT: vpermi2var
 // By default each load of 64 code bytes prefetches the byte 2048 further in
 // storage order (clamped to the last of the 768); prefetch=0 does not.
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}))" | FileCheck %s --check-prefix=PF
-// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1 prefetch=0}))" | FileCheck %s --check-prefix=NOPF
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=1}))" | FileCheck %s --check-prefix=PF
+// RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=1 prefetch=0}))" | FileCheck %s --check-prefix=NOPF
 // PF-LABEL: func.func @aqlm
 // PF: %[[AHEAD:.*]] = arith.addi %{{.*}}, %c2048 : index
 // PF: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c767 : index
