@@ -30,10 +30,12 @@
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/support/Progress.h"
-#include "passes/lowering/CodebookLutMatmul.h"
+#include "dialects/qnt/QntDialect.h"
+#include "passes/Passes.h"
 #include "passes/lowering/Int8Matmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -90,7 +92,8 @@ static cl::list<std::string> activationsOpt(
     "cpu-activations", cl::CommaSeparated,
     cl::desc("CPU activation types to measure: f32 (default), int8 (rows "
              "vector-int8-tN, for encodings with an integer form, and "
-             "lut-int8-tN, tiled codebooks up to 4 rows)"),
+             "lut-int8-tN, tiled codebooks up to lut-max-rows rows; the "
+             "kernel is read from the lowered IR)"),
     cl::cat(category));
 static cl::opt<std::string> matmulOptionsOpt(
     "cpu-kernel-options",
@@ -473,21 +476,33 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
   return bench::summarize(samples);
 }
 
-/// The kernel activations=int8 lowers `spec` at `shape` and `m` rows to:
-/// "lut" (codebook lookup tables, default lut-max-rows), "vector" (the int8
-/// kernel), or "" (the other encodings keep f32 activations).
-std::string int8Kernel(MLIRContext &ctx, const nx::EncodingSpec &spec,
-                       Shape shape, int64_t m) {
-  auto encoding = mlir::qnt::encodingFromSpec(&ctx, spec);
-  if (auto codebook = dyn_cast<mlir::qnt::CodebookEncodingAttr>(encoding))
-    return m <= 4 && mlir::qnt::hostHasVnni() && mlir::qnt::hostHasVbmi() &&
-                   mlir::qnt::codebookLutLimitation(codebook).empty()
-               ? "lut"
-               : "";
-  auto form = encoding.getIntegerForm(shape.n, shape.k);
-  return form && mlir::qnt::int8KernelLimitation(*form, shape.k).empty()
-             ? "vector"
-             : "";
+/// The kernel qnt-lower-matmul-cpu, with activations=int8, `threads` and
+/// --cpu-kernel-options, lowers `spec` at `shape` and `m` rows to, read
+/// from the lowered IR: "lut" (codebook lookup tables: byte permutes),
+/// "vector" (the int8 kernel: activations rounded to int8), or "" (the f32
+/// kernel: the encoding keeps f32 activations).
+FailureOr<std::string> int8Kernel(MLIRContext &ctx,
+                                  const nx::EncodingSpec &spec, Shape shape,
+                                  int64_t m, int64_t threads) {
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(matmulSource(ctx, &spec, m, shape), &ctx);
+  if (!module)
+    return failure();
+  std::string pipeline =
+      "builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 "
+      "threads=" +
+      std::to_string(threads) + " " + matmulOptionsOpt + "}))";
+  if (failed(mlir::qnt::runPassPipeline(*module, pipeline)))
+    return failure();
+  bool lookups = false, roundedActivations = false;
+  module->walk([&](Operation *op) {
+    if (auto intrinsic = dyn_cast<mlir::qnt::IntrinsicOp>(op))
+      lookups |= intrinsic.getName().contains("vpermi2var");
+    roundedActivations |= isa<math::RoundEvenOp>(op);
+  });
+  if (lookups)
+    return std::string("lut");
+  return std::string(roundedActivations ? "vector" : "");
 }
 
 /// The thread counts to measure: --cpu-threads, or 1 and every core.
@@ -602,9 +617,12 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
       for (bool int8 : activationKinds)
       for (int64_t threads : threadCounts)
         for (int64_t m : rows) {
-          std::string kernel =
-              int8 ? int8Kernel(ctx, encoding.spec, shape, m) : "vector";
-          if (kernel.empty()) {
+          FailureOr<std::string> kernel = std::string("vector");
+          if (int8)
+            kernel = int8Kernel(ctx, encoding.spec, shape, m, threads);
+          if (failed(kernel))
+            return 1;
+          if (kernel->empty()) {
             progress.update(++done, encoding.name + " (no int8 kernel)");
             continue;
           }
@@ -615,7 +633,7 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
             return 1;
           bench::BenchRow row;
           row.target = "cpu";
-          row.kernel = kernel + (int8 ? "-int8-t" : "-t") +
+          row.kernel = *kernel + (int8 ? "-int8-t" : "-t") +
                        std::to_string(threads);
           row.encoding = nx::describe(encoding.spec);
           row.rows = m;
