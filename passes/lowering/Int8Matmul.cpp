@@ -9,9 +9,11 @@
 //    same way instead (once per call, not once per weight byte), so each
 //    part meets its activations in one 64-byte load.
 //  - Codes that straddle bytes (3, 5, 6, 7 bits) are read 64 at a time
-//    (8 * bits bytes) and put in element order with one constant byte
-//    shuffle per byte pair, a per-lane 16-bit shift and a mask: one part,
-//    per = 1, the activations in their own order.
+//    (8 * bits bytes) and put in element order: one part, per = 1, the
+//    activations in their own order. With VBMI, a masked load, a byte
+//    permute giving each 64-bit lane its eight codes' bytes, vpmultishiftqb
+//    and a mask; otherwise one constant byte shuffle per byte pair, a
+//    per-lane 16-bit shift and a mask.
 //  - An i32 lane of a byte dot product sums four consecutive bytes of a
 //    part, so it covers 4 * per consecutive elements, all in one scale
 //    group when the group size is a multiple of 16: chunks spanning several

@@ -262,9 +262,10 @@ struct QntLowerMatmulCpuPass
         lowering.int8Shape.unroll = 4;
       lowering.int8Shape.prefetchBytes = prefetch;
       // The lookup-table kernel needs VBMI's byte permutes (no generic
-      // form). Its row tiles are split into one part per thread (measured at 4096 x
-      // 14336 on two threads: 2 parts 0.49-0.64 ms, 4 parts 0.68, 16 parts
-      // 0.78: each part streams longer runs of codes per group tile).
+      // form). Its row tiles are split into one part per thread (measured
+      // at 4096 x 14336 on two threads: 2 parts 0.49-0.64 ms, 4 parts 0.68,
+      // 16 parts 0.78: each part streams longer runs of codes per group
+      // tile).
       if (lowering.int8 == Int8DotInstructions::Vbmi) {
         lowering.lutMaxRows = lutMaxRows;
         // Measured at 4096 x 14336, M = 1, 3 rounds: codes prefetched 2 KiB
