@@ -174,6 +174,40 @@ double sumStreams(const double *p, size_t n) {
   return sum;
 }
 
+/// Runs worker(t) on threads t = 1..numThreads-1 and on the calling thread
+/// as t = 0, then joins them. A thread that cannot be started cancels
+/// `barrier`, so the workers already running return, and rethrows.
+template <typename Worker>
+void runOnThreads(size_t numThreads, Barrier &barrier, Worker &&worker) {
+  std::vector<std::thread> pool;
+  pool.reserve(numThreads - 1);
+  try {
+    for (size_t t = 1; t < numThreads; ++t)
+      pool.emplace_back(worker, t);
+  } catch (...) {
+    barrier.cancel();
+    for (std::thread &th : pool)
+      th.join();
+    throw;
+  }
+  worker(size_t(0));
+  for (std::thread &th : pool)
+    th.join();
+}
+
+/// Seconds from the earliest start to the latest end of one timed step,
+/// whose `numThreads` per-thread times begin at index `base`.
+double spanSeconds(const std::vector<Clock::time_point> &starts,
+                   const std::vector<Clock::time_point> &ends, size_t base,
+                   size_t numThreads) {
+  Clock::time_point start = starts[base], end = ends[base];
+  for (size_t t = 1; t < numThreads; ++t) {
+    start = std::min(start, starts[base + t]);
+    end = std::max(end, ends[base + t]);
+  }
+  return std::chrono::duration<double>(end - start).count();
+}
+
 /// Per-thread verdicts, padded to their own cache lines so that the threads
 /// writing them do not share one.
 struct alignas(64) ThreadSlot {
@@ -283,20 +317,7 @@ StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
     slots[t].valid = ok;
   };
 
-  std::vector<std::thread> pool;
-  pool.reserve(numThreads - 1);
-  try {
-    for (size_t t = 1; t < numThreads; ++t)
-      pool.emplace_back(worker, t);
-  } catch (...) {
-    barrier.cancel();
-    for (std::thread &th : pool)
-      th.join();
-    throw;
-  }
-  worker(0); // The calling thread is thread 0.
-  for (std::thread &th : pool)
-    th.join();
+  runOnThreads(numThreads, barrier, worker);
 
   // STREAM's convention: the best time, skipping the first repetition
   // (page faults, frequency ramp) when there is another.
@@ -310,12 +331,7 @@ StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
     for (int r = firstCounted; r < reps; ++r) {
       const size_t base = (static_cast<size_t>(r) * NumKernels + k) *
                           numThreads;
-      Clock::time_point start = starts[base], end = ends[base];
-      for (size_t t = 1; t < numThreads; ++t) {
-        start = std::min(start, starts[base + t]);
-        end = std::max(end, ends[base + t]);
-      }
-      best = std::min(best, std::chrono::duration<double>(end - start).count());
+      best = std::min(best, spanSeconds(starts, ends, base, numThreads));
     }
     const double bytes = static_cast<double>(kArraysMoved[k]) *
                          static_cast<double>(n * sizeof(double));
@@ -336,6 +352,77 @@ StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
   result.valid = std::all_of(slots.begin(), slots.end(),
                              [](const ThreadSlot &s) { return s.valid; });
   return result;
+}
+
+size_t defaultReadProbeBytes() {
+  size_t bytes = size_t(1) << 30;
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long pageSize = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && pageSize > 0)
+    bytes = std::min(bytes, static_cast<size_t>(pages) *
+                                static_cast<size_t>(pageSize) / 8);
+  return bytes;
+}
+
+ReadProbe::ReadProbe(size_t bytes, int threads)
+    : threads_(threads > 0 ? threads : hardwareThreads()) {
+  if (bytes == 0)
+    bytes = defaultReadProbeBytes();
+  const size_t numThreads = static_cast<size_t>(threads_);
+  perThread_ = std::max<size_t>(bytes / sizeof(double) / numThreads /
+                                    kLineDoubles * kLineDoubles,
+                                kLineDoubles);
+  mappedBytes_ = perThread_ * numThreads * sizeof(double);
+  void *p = ::mmap(nullptr, mappedBytes_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::bad_alloc();
+  data_ = static_cast<double *>(p);
+  Barrier barrier(threads_);
+  try {
+    runOnThreads(numThreads, barrier, [&](size_t t) {
+      std::fill(data_ + t * perThread_, data_ + (t + 1) * perThread_, 1.0);
+    });
+  } catch (...) {
+    ::munmap(data_, mappedBytes_);
+    throw;
+  }
+}
+
+ReadProbe::~ReadProbe() { ::munmap(data_, mappedBytes_); }
+
+double ReadProbe::measure(int repetitions) {
+  const int reps = std::clamp(repetitions, 1, kMaxRepetitions);
+  const size_t numThreads = static_cast<size_t>(threads_);
+  std::vector<Clock::time_point> starts(reps * numThreads),
+      ends(reps * numThreads);
+  std::vector<ThreadSlot> slots(numThreads);
+  Barrier barrier(threads_);
+  runOnThreads(numThreads, barrier, [&](size_t t) {
+    bool ok = true;
+    for (int r = 0; r < reps; ++r) {
+      if (!barrier.wait())
+        return;
+      const size_t slot = static_cast<size_t>(r) * numThreads + t;
+      starts[slot] = Clock::now();
+      // Every element is 1, so the sum is exact and equals the count.
+      ok &= sumStreams(data_ + t * perThread_, perThread_) ==
+            static_cast<double>(perThread_);
+      ends[slot] = Clock::now();
+    }
+    slots[t].valid = ok;
+  });
+  if (!std::all_of(slots.begin(), slots.end(),
+                   [](const ThreadSlot &s) { return s.valid; }))
+    return 0;
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < reps; ++r)
+    best = std::min(best, spanSeconds(starts, ends,
+                                      static_cast<size_t>(r) * numThreads,
+                                      numThreads));
+  return best > 0 && std::isfinite(best)
+             ? static_cast<double>(bytes()) / best / 1e9
+             : 0;
 }
 
 } // namespace qnt::bench

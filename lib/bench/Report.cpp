@@ -55,7 +55,9 @@ void computeDerived(BenchRow &row, double boundGBs) {
   if (row.weightBytes > 0)
     row.effectiveGBs =
         static_cast<double>(row.weightBytes) / (medianMs * 1e-3) / 1e9;
-  if (present(boundGBs) && present(row.effectiveGBs))
+  if (!row.roundFractions.empty())
+    row.boundFraction = summarize(row.roundFractions).medianMs;
+  else if (present(boundGBs) && present(row.effectiveGBs))
     row.boundFraction = row.effectiveGBs / boundGBs;
   if (present(row.baselineMs))
     row.speedupVsBaseline = row.baselineMs / medianMs;
@@ -86,9 +88,17 @@ void printTable(std::ostream &os, const BenchContext &context,
                                      return !r.note.empty();
                                    });
   std::vector<std::vector<std::string>> cells;
+  const bool anyRounds = std::any_of(rows.begin(), rows.end(),
+                                     [](const BenchRow &r) {
+                                       return !r.roundFractions.empty();
+                                     });
   cells.push_back({"target", "kernel", "encoding", "M", "N", "K", "bits/w",
                    "MB", "median_ms", "GB/s", "%bound", "baseline_ms",
                    "speedup"});
+  if (anyRounds) {
+    cells.back().push_back("row_bound");
+    cells.back().push_back("%bound_range");
+  }
   if (anyNote)
     cells.back().push_back("note");
   for (const BenchRow &r : rows) {
@@ -108,14 +118,27 @@ void printTable(std::ostream &os, const BenchContext &context,
         formatOrDash("%.4f", r.baselineMs),
         present(r.speedupVsBaseline) ? format("%.2fx", r.speedupVsBaseline)
                                      : "-"};
+    if (anyRounds) {
+      line.push_back(formatOrDash("%.2f", r.rowBoundGBs));
+      line.push_back(r.roundFractions.empty()
+                         ? "-"
+                         : format("%.1f", 100 * *std::min_element(
+                                                    r.roundFractions.begin(),
+                                                    r.roundFractions.end())) +
+                               "-" +
+                               format("%.1f",
+                                      100 * *std::max_element(
+                                                r.roundFractions.begin(),
+                                                r.roundFractions.end())));
+    }
     if (anyNote)
       line.push_back(r.note);
     cells.push_back(std::move(line));
   }
 
   // Names read best left-aligned, numbers right-aligned.
-  constexpr size_t kLeftAligned[] = {0, 1, 2, 13};
   const size_t numColumns = cells.front().size();
+  const size_t kLeftAligned[] = {0, 1, 2, anyNote ? numColumns - 1 : 0};
   std::vector<size_t> width(numColumns, 0);
   for (const auto &line : cells)
     for (size_t c = 0; c < numColumns; ++c)
@@ -187,6 +210,8 @@ nlohmann::json toJson(const BenchContext &context,
           {"samples", r.time.samples}}},
         {"effective_gbs", numberOrNull(r.effectiveGBs)},
         {"bound_fraction", numberOrNull(r.boundFraction)},
+        {"row_bound_gbs", numberOrNull(r.rowBoundGBs)},
+        {"bound_fraction_rounds", r.roundFractions},
         {"baseline", baseline},
         {"speedup_vs_baseline", numberOrNull(r.speedupVsBaseline)},
         {"note", r.note},

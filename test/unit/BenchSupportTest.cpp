@@ -270,6 +270,36 @@ TEST(BenchBandwidthTest, TwoThreadsRoundToWholeLinesPerThread) {
   EXPECT_GT(r.triadGBs, 0.0);
 }
 
+TEST(BenchBandwidthTest, ReadProbeRoundsToWholeLinesPerThread) {
+  const size_t request = kMiB + 100;
+  ReadProbe probe(request, 2);
+  EXPECT_EQ(probe.threads(), 2);
+  EXPECT_LE(probe.bytes(), request);
+  EXPECT_GT(probe.bytes(), request - 2 * 64);
+  EXPECT_EQ(probe.bytes() % (2 * 64), 0u);
+  // Measured again and again on the same array, each time a figure.
+  for (int round = 0; round < 3; ++round) {
+    const double gbs = probe.measure(2);
+    EXPECT_GT(gbs, 0.0);
+    EXPECT_LT(gbs, 5000.0);
+  }
+}
+
+TEST(BenchBandwidthTest, ReadProbeSumsEveryElement) {
+  // 3 lines (24 doubles) per thread: too short for one pass of the four
+  // streams' vector loop, so the sum runs through the scalar tails, and a
+  // miscounted tail makes measure() report the wrong sum as 0.
+  for (int threads : {1, 2, 3}) {
+    ReadProbe probe(size_t(threads) * 3 * 64, threads);
+    EXPECT_EQ(probe.bytes(), size_t(threads) * 3 * 64);
+    EXPECT_GT(probe.measure(1), 0.0) << threads << " threads";
+  }
+  // Below one line per thread: one line each.
+  ReadProbe tiny(1, 2);
+  EXPECT_EQ(tiny.bytes(), 2u * 64);
+  EXPECT_GT(tiny.measure(0), 0.0);
+}
+
 TEST(BenchBandwidthTest, Defaults) {
   EXPECT_GE(hardwareThreads(), 1);
   const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
@@ -278,6 +308,7 @@ TEST(BenchBandwidthTest, Defaults) {
       std::min(std::max(size_t(256) * kMiB, 4 * lastLevelCacheBytes()),
                physical / 8);
   EXPECT_EQ(defaultStreamBytes(), floor);
+  EXPECT_EQ(defaultReadProbeBytes(), std::min(size_t(1) << 30, physical / 8));
 }
 
 //===----------------------------------------------------------------------===//
@@ -303,6 +334,47 @@ TEST(BenchReportTest, ComputeDerived) {
   computeDerived(untimed, 13.3);
   EXPECT_EQ(untimed.effectiveGBs, 0.0);
   EXPECT_EQ(untimed.speedupVsBaseline, 0.0);
+}
+
+TEST(BenchReportTest, RoundsGiveTheBoundFraction) {
+  // Rounds beside their own bounds: the row's fraction is the median round,
+  // whatever the context's bound says.
+  BenchRow row = sampleRow();
+  row.roundFractions = {0.70, 0.90, 0.75};
+  row.rowBoundGBs = 16.0;
+  computeDerived(row, 13.3);
+  EXPECT_DOUBLE_EQ(row.boundFraction, 0.75);
+  EXPECT_NEAR(row.effectiveGBs, 31195136 / 2.5e-3 / 1e9, 1e-9);
+  row.roundFractions = {0.70, 0.80};
+  computeDerived(row, 0);
+  EXPECT_DOUBLE_EQ(row.boundFraction, 0.75);
+}
+
+TEST(BenchReportTest, PrintTableShowsRowBoundsOnlyWhenMeasured) {
+  BenchRow rounds = sampleRow();
+  rounds.roundFractions = {0.612, 0.704, 0.65};
+  rounds.rowBoundGBs = 19.2;
+  computeDerived(rounds, 13.3);
+  std::ostringstream os;
+  printTable(os, sampleContext(), {rounds, sampleRow()});
+  const std::vector<std::string> lines = splitLines(os.str());
+  ASSERT_EQ(lines.size(), 4u) << os.str();
+  const std::vector<std::string> header = splitWords(lines[1]);
+  ASSERT_GE(header.size(), 2u);
+  EXPECT_EQ(header[header.size() - 2], "row_bound");
+  EXPECT_EQ(header.back(), "%bound_range");
+  const std::vector<std::string> measured = splitWords(lines[2]);
+  EXPECT_EQ(measured[measured.size() - 2], "19.20");
+  EXPECT_EQ(measured.back(), "61.2-70.4");
+  EXPECT_NE(lines[2].find(" 65.0 "), std::string::npos) << lines[2];
+  const std::vector<std::string> plain = splitWords(lines[3]);
+  EXPECT_EQ(plain[plain.size() - 2], "-");
+  EXPECT_EQ(plain.back(), "-");
+  EXPECT_EQ(lines[2].size(), lines[1].size());
+
+  std::ostringstream without;
+  printTable(without, sampleContext(), {sampleRow()});
+  EXPECT_EQ(without.str().find("row_bound"), std::string::npos);
 }
 
 TEST(BenchReportTest, PrintTable) {
@@ -380,7 +452,7 @@ TEST(BenchReportTest, JsonRoundTrip) {
 
   const nlohmann::json parsed =
       nlohmann::json::parse(toJson(context, {sampleRow(), bare}).dump());
-  EXPECT_EQ(parsed.at("schema"), "qnt.bench/1");
+  EXPECT_EQ(parsed.at("schema"), "qnt.bench/2");
   const auto &ctx = parsed.at("context");
   EXPECT_EQ(ctx.at("device"), "test-cpu");
   EXPECT_DOUBLE_EQ(ctx.at("bound_gbs").get<double>(), 13.3);
@@ -409,6 +481,18 @@ TEST(BenchReportTest, JsonRoundTrip) {
 
   EXPECT_TRUE(results[1].at("baseline").is_null());
   EXPECT_TRUE(results[1].at("speedup_vs_baseline").is_null());
+  EXPECT_TRUE(r.at("row_bound_gbs").is_null());
+  EXPECT_TRUE(r.at("bound_fraction_rounds").empty());
+
+  BenchRow rounds = sampleRow();
+  rounds.roundFractions = {0.5, 0.6};
+  rounds.rowBoundGBs = 20.0;
+  computeDerived(rounds, context.boundGBs);
+  const nlohmann::json withRounds = toJson(context, {rounds})["results"][0];
+  EXPECT_DOUBLE_EQ(withRounds.at("row_bound_gbs").get<double>(), 20.0);
+  EXPECT_EQ(withRounds.at("bound_fraction_rounds").get<std::vector<double>>(),
+            (std::vector<double>{0.5, 0.6}));
+  EXPECT_DOUBLE_EQ(withRounds.at("bound_fraction").get<double>(), 0.55);
 
   StreamResult stream;
   stream.readGBs = 13.3;

@@ -119,8 +119,9 @@ static cl::opt<int64_t> decodeTokensOpt(
     cl::init(0), cl::cat(category));
 static cl::opt<int> roundsOpt(
     "rounds",
-    cl::desc("--model: timed rounds of prefill and decode, after one untimed "
-             "(1..1000)"),
+    cl::desc("Timed rounds (1..1000): with --model, of prefill and decode "
+             "after one untimed; of every CPU kernel, each right after the "
+             "read bound is measured again"),
     cl::init(5), cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
                                   cl::desc("Timed calls per measurement (1..1000000)"),
@@ -426,11 +427,23 @@ std::string matmulSource(MLIRContext &ctx, const nx::EncodingSpec *spec,
   return text;
 }
 
-/// Median time of the JIT-compiled `matmulSource` at `m` rows.
-FailureOr<bench::TimingStats>
+/// What timeCpu measured: every timed call, and per round the fraction of
+/// the read bound measured just before it.
+struct CpuTiming {
+  bench::TimingStats time;
+  std::vector<double> roundFractions;
+  double medianBoundGBs = 0;
+};
+
+/// Times the JIT-compiled `matmulSource` at `m` rows on weights rotated
+/// through copies that defeat the last-level cache. With a `probe`, in
+/// --rounds rounds, each right after the probe measured the read bound
+/// again, so that each round is compared with the bandwidth of its own
+/// moment (the machine's phases; see bench::ReadProbe).
+FailureOr<CpuTiming>
 timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
         int64_t m, const std::vector<std::vector<uint8_t>> &components,
-        int64_t threads, bool int8Activations = false) {
+        int64_t threads, bool int8Activations, bench::ReadProbe *probe) {
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
   if (!module)
@@ -468,12 +481,29 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
       inputs.emplace_back(sig.inputs[i + 1], copy + offsets[i]);
     ok &= succeeded(compiled->call(inputs, results, loc));
   };
-  std::vector<double> samples =
-      bench::timeRepeated(call, /*warmup=*/1, /*iterations=*/3,
-                          /*minTotalSeconds=*/0.5, iterationsOpt);
+  const int rounds = probe ? roundsOpt.getValue() : 1;
+  const double weightGB = double(totalBytes(components)) / 1e9;
+  std::vector<double> samples, bounds;
+  CpuTiming timing;
+  for (int round = 0; round < rounds && ok; ++round) {
+    double boundGBs = probe ? probe->measure(/*repetitions=*/3) : 0;
+    std::vector<double> roundMs = bench::timeRepeated(
+        call, /*warmup=*/round == 0 ? 1 : 0, /*iterations=*/3,
+        /*minTotalSeconds=*/0.5 / rounds, iterationsOpt);
+    double medianMs = bench::summarize(roundMs).medianMs;
+    if (boundGBs > 0 && medianMs > 0) {
+      bounds.push_back(boundGBs);
+      timing.roundFractions.push_back(weightGB / (medianMs * 1e-3) /
+                                      boundGBs);
+    }
+    samples.insert(samples.end(), roundMs.begin(), roundMs.end());
+  }
   if (!ok)
     return failure();
-  return bench::summarize(samples);
+  timing.time = bench::summarize(samples);
+  // summarize's median is that of any numbers, milliseconds or not.
+  timing.medianBoundGBs = bench::summarize(bounds).medianMs;
+  return timing;
 }
 
 /// The kernel qnt-lower-matmul-cpu, with activations=int8, `threads` and
@@ -541,6 +571,25 @@ measureReadBounds(const std::vector<int64_t> &threadCounts,
   return bound;
 }
 
+using ReadProbes = std::map<int64_t, std::unique_ptr<bench::ReadProbe>>;
+
+/// One read probe per thread count (its array first touched by those
+/// threads), for the bound measured again before every round; says so in
+/// the context.
+ReadProbes makeReadProbes(const std::vector<int64_t> &threadCounts,
+                          bench::BenchContext &context) {
+  ReadProbes probes;
+  for (int64_t threads : threadCounts)
+    probes[threads] = std::make_unique<bench::ReadProbe>(0, int(threads));
+  context.extra.push_back(
+      {"row_bound",
+       llvm::formatv("vector read of {0} MiB before each of --rounds={1} "
+                     "rounds of every row; %bound is the median round's",
+                     probes.begin()->second->bytes() >> 20, roundsOpt)
+           .str()});
+  return probes;
+}
+
 /// --cpu-activations as flags (true: int8), or nothing after an error.
 std::optional<std::vector<bool>> selectedActivationKinds() {
   std::vector<bool> kinds;
@@ -586,6 +635,25 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
                                mlir::qnt::hostVectorWidth())
                      .str()});
 
+  ReadProbes probes = makeReadProbes(threadCounts, context);
+  auto makeRow = [&](const std::string &kernel, const std::string &encoding,
+                     Shape shape, int64_t m, double bitsPerWeight,
+                     int64_t weightBytes, const CpuTiming &timing) {
+    bench::BenchRow row;
+    row.target = "cpu";
+    row.kernel = kernel;
+    row.encoding = encoding;
+    row.rows = m;
+    row.n = shape.n;
+    row.k = shape.k;
+    row.bitsPerWeight = bitsPerWeight;
+    row.weightBytes = weightBytes;
+    row.time = timing.time;
+    row.roundFractions = timing.roundFractions;
+    row.rowBoundGBs = timing.medianBoundGBs;
+    return row;
+  };
+
   ::qnt::Progress progress("cpu", shapes.size() *
                                       (encodings.size() *
                                            activationKinds.size() +
@@ -597,14 +665,23 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
     std::vector<std::vector<uint8_t>> denseBytes = {std::vector<uint8_t>(
         reinterpret_cast<uint8_t *>(dense.data()),
         reinterpret_cast<uint8_t *>(dense.data() + dense.size()))};
+    // The dense f32 product: a row of its own, and every other row's
+    // baseline at the same M and threads.
     std::map<std::pair<int64_t, int64_t>, double> baselineMs;
     for (int64_t threads : threadCounts)
       for (int64_t m : rows) {
-        auto stats = timeCpu(ctx, nullptr, shape, m, denseBytes, threads);
-        progress.update(++done, "f32 baseline");
-        if (failed(stats))
+        auto timing = timeCpu(ctx, nullptr, shape, m, denseBytes, threads,
+                              /*int8Activations=*/false,
+                              probes[threads].get());
+        progress.update(++done, "f32 dense");
+        if (failed(timing))
           return 1;
-        baselineMs[{threads, m}] = stats->medianMs;
+        baselineMs[{threads, m}] = timing->time.medianMs;
+        bench::BenchRow row =
+            makeRow("vector-t" + std::to_string(threads), "f32 dense", shape,
+                    m, 32, totalBytes(denseBytes), *timing);
+        bench::computeDerived(row, bound[threads]);
+        out.push_back(row);
       }
     for (const NamedEncoding &encoding : encodings) {
       if (!nx::verifySpec(encoding.spec, shape.n, shape.k).empty())
@@ -626,23 +703,16 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
             progress.update(++done, encoding.name + " (no int8 kernel)");
             continue;
           }
-          auto stats = timeCpu(ctx, &encoding.spec, shape, m, components,
-                               threads, int8);
+          auto timing = timeCpu(ctx, &encoding.spec, shape, m, components,
+                                threads, int8, probes[threads].get());
           progress.update(++done, encoding.name);
-          if (failed(stats))
+          if (failed(timing))
             return 1;
-          bench::BenchRow row;
-          row.target = "cpu";
-          row.kernel = *kernel + (int8 ? "-int8-t" : "-t") +
-                       std::to_string(threads);
-          row.encoding = nx::describe(encoding.spec);
-          row.rows = m;
-          row.n = shape.n;
-          row.k = shape.k;
-          row.bitsPerWeight =
-              nx::bitsPerWeight(encoding.spec, shape.n, shape.k);
-          row.weightBytes = totalBytes(components);
-          row.time = *stats;
+          bench::BenchRow row = makeRow(
+              *kernel + (int8 ? "-int8-t" : "-t") + std::to_string(threads),
+              nx::describe(encoding.spec), shape, m,
+              nx::bitsPerWeight(encoding.spec, shape.n, shape.k),
+              totalBytes(components), *timing);
           row.baselineName = "f32 dense (same pipeline and threads)";
           row.baselineMs = baselineMs[{threads, m}];
           bench::computeDerived(row, bound[threads]);
@@ -679,15 +749,20 @@ int32_t argmaxRow(const ::qnt::runtime::HostTensor &logits, int64_t row) {
 struct ModelTimes {
   std::vector<double> prefillMs; ///< one per round: the whole prompt
   std::vector<double> decodeMs;  ///< one per decoded token
+  /// Per timed round: the read bound measured just before it, and the
+  /// median of its decoded tokens.
+  std::vector<double> roundBoundGBs, roundDecodeMs;
 };
 
 /// One untimed round, then `rounds` timed ones, each prefilling `prompt`
 /// from an empty cache and decoding `steps` tokens greedily, one call
-/// (embedding, every block, head) per token.
+/// (embedding, every block, head) per token. Before each timed round,
+/// `probe` measures the read bound again.
 FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
                                 llvm::ArrayRef<int32_t> prompt, int64_t steps,
-                                int rounds, ::qnt::Progress &progress,
-                                int64_t &done, const std::string &label) {
+                                int rounds, bench::ReadProbe &probe,
+                                ::qnt::Progress &progress, int64_t &done,
+                                const std::string &label) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
@@ -695,6 +770,9 @@ FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
   ModelTimes times;
   ::qnt::runtime::HostTensor logits;
   for (int round = 0; round <= rounds; ++round) {
+    if (round > 0)
+      times.roundBoundGBs.push_back(probe.measure(/*repetitions=*/3));
+    size_t firstToken = times.decodeMs.size();
     auto start = Clock::now();
     if (failed(runner.forward(prompt, 0, logits)))
       return failure();
@@ -711,6 +789,11 @@ FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
         times.decodeMs.push_back(ms(start, end));
       token = argmaxRow(logits, 0);
     }
+    if (round > 0)
+      times.roundDecodeMs.push_back(
+          bench::summarize({times.decodeMs.begin() + firstToken,
+                            times.decodeMs.end()})
+              .medianMs);
     progress.update(++done, label);
   }
   return times;
@@ -726,8 +809,6 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
     llvm::errs() << "quant-bench: --cpu-threads must be in 1..1024\n";
     return 1;
   }
-  if (!::qnt::checkOptionRange("quant-bench", roundsOpt, 1, 1000))
-    return 1;
   if (promptTokensOpt < 0 || decodeTokensOpt < 0) {
     llvm::errs() << "quant-bench: --prompt-tokens and --decode-tokens must "
                     "not be negative\n";
@@ -775,6 +856,7 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
                      prompt, steps, roundsOpt.getValue())
            .str()});
 
+  ReadProbes probes = makeReadProbes(threadCounts, context);
   std::vector<int32_t> ids = benchPrompt(prompt, config->vocabSize);
   ::qnt::Progress progress("model", int64_t(activationKinds->size()) *
                                         int64_t(threadCounts.size()) *
@@ -798,8 +880,8 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
       std::string suffix =
           std::string(int8 ? "int8-t" : "t") + std::to_string(threads);
       FailureOr<ModelTimes> times =
-          timeModel(**runner, ids, steps, roundsOpt, progress, done,
-                    "model " + suffix);
+          timeModel(**runner, ids, steps, roundsOpt, *probes[threads],
+                    progress, done, "model " + suffix);
       if (failed(times))
         return 1;
       for (bool decode : {false, true}) {
@@ -815,6 +897,16 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
         row.weightBytes = bytes;
         row.time = bench::summarize(decode ? times->decodeMs
                                            : times->prefillMs);
+        // Per round: the bytes a call reads over its time, over the bound
+        // measured before the round (one prefill call, or the round's
+        // median token).
+        for (size_t r = 0; r < times->roundBoundGBs.size(); ++r) {
+          double ms = decode ? times->roundDecodeMs[r] : times->prefillMs[r];
+          if (times->roundBoundGBs[r] > 0 && ms > 0)
+            row.roundFractions.push_back(double(bytes) / (ms * 1e6) /
+                                         times->roundBoundGBs[r]);
+        }
+        row.rowBoundGBs = bench::summarize(times->roundBoundGBs).medianMs;
         double tokensPerCall = decode ? 1.0 : double(prompt);
         row.note = llvm::formatv("{0:F1} tokens/s",
                                  row.time.medianMs > 0
@@ -837,6 +929,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "quant-bench: fused dequantize-matmul kernels against the memory "
       "bandwidth bound and a baseline measured in the same run\n");
+  if (!::qnt::checkOptionRange("quant-bench", roundsOpt, 1, 1000))
+    return 1;
   if (!::qnt::checkOptionRange("quant-bench", iterationsOpt, 1, 1000000))
     return 1;
 

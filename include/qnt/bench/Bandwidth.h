@@ -65,6 +65,45 @@ size_t defaultStreamBytes();
 StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
                                   int repetitions);
 
+/// Bytes for a ReadProbe: 1 GiB, the size at which a sum stops gaining from
+/// the caches and the page walks are amortized, but at most 1/8 of physical
+/// memory.
+size_t defaultReadProbeBytes();
+
+/// The read kernel of measureHostBandwidth alone, on one array that lives
+/// as long as the probe, so that the read bound can be measured again beside
+/// every kernel it bounds. Some machines' bandwidth moves between phases
+/// seconds apart (this project's 2-core development VM reads 27 GB/s in one
+/// and 38-42 GB/s in the next), so a bound measured once at the start of a
+/// run does not describe a kernel timed a minute later.
+class ReadProbe {
+public:
+  /// Maps `bytes` (defaultReadProbeBytes() when 0), split into one
+  /// partition of whole cache lines per thread (hardwareThreads() when
+  /// `threads` <= 0), each written first by the thread that will read it.
+  /// Throws std::bad_alloc when the array cannot be mapped and
+  /// std::system_error when a thread cannot be started.
+  ReadProbe(size_t bytes, int threads);
+  ~ReadProbe();
+  ReadProbe(const ReadProbe &) = delete;
+  ReadProbe &operator=(const ReadProbe &) = delete;
+
+  /// The best read GB/s of `repetitions` sums (clamped to [1, 10000]), the
+  /// threads starting each sum together, timed from the first start to the
+  /// last end. Returns 0 when a sum came out wrong (a broken kernel: do not
+  /// use the figure).
+  double measure(int repetitions);
+
+  int threads() const { return threads_; }
+  size_t bytes() const { return perThread_ * threads_ * sizeof(double); }
+
+private:
+  double *data_ = nullptr;
+  size_t mappedBytes_ = 0;
+  size_t perThread_ = 0; ///< doubles per thread
+  int threads_ = 1;
+};
+
 } // namespace qnt::bench
 
 #endif // QNT_BENCH_BANDWIDTH_H

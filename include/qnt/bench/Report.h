@@ -29,7 +29,7 @@
 namespace qnt::bench {
 
 /// The JSON schema tag; bump the number when a field changes meaning.
-constexpr const char *kBenchSchema = "qnt.bench/1";
+constexpr const char *kBenchSchema = "qnt.bench/2";
 
 struct BenchRow {
   std::string target;   ///< "gpu" or "cpu"
@@ -44,7 +44,15 @@ struct BenchRow {
   int64_t weightBytes = 0;
   TimingStats time;
   double effectiveGBs = 0;  ///< weightBytes / median time
-  double boundFraction = 0; ///< effectiveGBs / the context's boundGBs
+  /// effectiveGBs / the context's boundGBs, or, for a row timed in rounds
+  /// beside its own bound, the median of roundFractions.
+  double boundFraction = 0;
+  /// Set for a row timed in rounds, each right after a fresh measurement of
+  /// the read bound (bench::ReadProbe): per round, weightBytes over the
+  /// round's median time, over that bound. Empty otherwise.
+  std::vector<double> roundFractions;
+  /// The median of the bounds measured beside the rounds; 0 when none.
+  double rowBoundGBs = 0;
   std::string baselineName; ///< empty when there is no baseline
   double baselineMs = 0;    ///< the baseline's median; 0 when none
   double speedupVsBaseline = 0; ///< baselineMs / median; 0 when none
@@ -52,7 +60,8 @@ struct BenchRow {
 };
 
 /// Fills `row`'s derived fields from its weightBytes, time and baselineMs:
-/// effectiveGBs, boundFraction (against `boundGBs`) and speedupVsBaseline.
+/// effectiveGBs, boundFraction (the median of roundFractions when there
+/// are any, else against `boundGBs`) and speedupVsBaseline.
 /// A field whose inputs are missing (no samples, no bound, no baseline) is
 /// set to 0, which the table prints as "-".
 void computeDerived(BenchRow &row, double boundGBs);
@@ -73,7 +82,9 @@ struct BenchContext {
 /// Writes a context line ("# device: ... | bound: 13.30 GB/s (STREAM
 /// read) | key: value ...") and then one aligned line per row with the
 /// columns target kernel encoding M N K bits/w MB median_ms GB/s %bound
-/// baseline_ms speedup, and a final note column when any row has a note.
+/// baseline_ms speedup; when any row was timed beside its own bound, the
+/// columns row_bound (GB/s) and %bound_range (the lowest and highest round,
+/// "61.2-70.4"); and a final note column when any row has a note.
 void printTable(std::ostream &os, const BenchContext &context,
                 const std::vector<BenchRow> &rows);
 
