@@ -16,6 +16,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/TargetSelect.h"
 
@@ -288,6 +289,28 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
       return module.emitError() << "JIT compilation failed: "
                                 << llvm::toString(entry.takeError());
   return compiled;
+}
+
+bool ::qnt::runtime::pauseIdleThreads() {
+  // The runtime is loaded with the first threaded kernel (sharedLibPaths
+  // above), so its entry point is looked up rather than linked. OpenMP 5.0:
+  // int omp_pause_resource_all(omp_pause_resource_t), omp_pause_hard = 2,
+  // 0 on success. A hard pause ends the threads; a soft one (1) should let
+  // them sleep, but LLVM 22's runtime leaves them spinning.
+  // Looked up in that library, not process-wide: the process may also hold
+  // GCC's libgomp (host code built with -fopenmp), whose pause does not
+  // touch LLVM's threads.
+  using PauseAll = int (*)(int);
+  std::string error;
+  llvm::sys::DynamicLibrary runtime =
+      llvm::sys::DynamicLibrary::getPermanentLibrary(QNT_OPENMP_RUNTIME,
+                                                     &error);
+  if (!runtime.isValid())
+    return false;
+  auto pause = reinterpret_cast<PauseAll>(
+      runtime.getAddressOfSymbol("omp_pause_resource_all"));
+  constexpr int kOmpPauseHard = 2;
+  return pause && pause(kOmpPauseHard) == 0;
 }
 
 const EntrySignature *CompiledModule::signature(StringRef entry) const {

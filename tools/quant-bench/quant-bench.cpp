@@ -486,9 +486,16 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
   std::vector<double> samples, bounds;
   CpuTiming timing;
   for (int round = 0; round < rounds && ok; ++round) {
-    double boundGBs = probe ? probe->measure(/*repetitions=*/3) : 0;
+    double boundGBs = 0;
+    if (probe) {
+      // The kernel's idle OpenMP threads would spin on the cores the
+      // probe's threads need.
+      ::qnt::runtime::pauseIdleThreads();
+      boundGBs = probe->measure(/*repetitions=*/3);
+    }
+    // One untimed call per round wakes the threads again.
     std::vector<double> roundMs = bench::timeRepeated(
-        call, /*warmup=*/round == 0 ? 1 : 0, /*iterations=*/3,
+        call, /*warmup=*/1, /*iterations=*/3,
         /*minTotalSeconds=*/0.5 / rounds, iterationsOpt);
     double medianMs = bench::summarize(roundMs).medianMs;
     if (boundGBs > 0 && medianMs > 0) {
@@ -770,8 +777,10 @@ FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
   ModelTimes times;
   ::qnt::runtime::HostTensor logits;
   for (int round = 0; round <= rounds; ++round) {
-    if (round > 0)
+    if (round > 0) {
+      ::qnt::runtime::pauseIdleThreads(); // as in timeCpu
       times.roundBoundGBs.push_back(probe.measure(/*repetitions=*/3));
+    }
     size_t firstToken = times.decodeMs.size();
     auto start = Clock::now();
     if (failed(runner.forward(prompt, 0, logits)))

@@ -126,6 +126,15 @@ private:
   llvm::StringMap<HostTensor> boundParams;
 };
 
+/// Ends the idle worker threads of the OpenMP runtime that threaded kernels
+/// run on (omp_pause_resource_all(omp_pause_hard)), which otherwise spin
+/// for the runtime's block time (200 ms by default) after each parallel
+/// region. A measurement that needs the cores to itself (the read bound
+/// between rounds of a threaded kernel) calls this first; the next parallel
+/// region starts the threads again (its first call is slower). Returns
+/// false when the OpenMP runtime cannot be loaded or the pause failed.
+bool pauseIdleThreads();
+
 /// One compiled entry function (a CompiledModule with one entry).
 class CompiledFunction {
 public:
