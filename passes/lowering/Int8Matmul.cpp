@@ -203,13 +203,14 @@ struct Int8MatmulBuilder {
     return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
                                        arith::FastMathFlags::reassoc);
   }
-  /// Lane l of the result is lane l / (kLanes / groupsPerChunk) of `v` (a
-  /// vector of one value per group of a chunk).
-  Value spreadGroups(OpBuilder &b, Value v) const {
+  /// Lane l of the result is lane firstGroup + l / (kLanes /
+  /// groupsPerChunk) of `v` (a vector of one value per group): the groups
+  /// of the chunk whose first group is `firstGroup`, spread over its lanes.
+  Value spreadGroups(OpBuilder &b, Value v, int64_t firstGroup) const {
     SmallVector<int64_t> mask;
     int64_t lanesPerGroup = kLanes / layout.groupsPerChunk;
     for (int64_t l = 0; l < kLanes; ++l)
-      mask.push_back(l / lanesPerGroup);
+      mask.push_back(firstGroup + l / lanesPerGroup);
     return vector::ShuffleOp::create(b, loc, v, v, mask);
   }
   Value scaleRow(OpBuilder &b, Value row) const {
@@ -680,38 +681,81 @@ struct Int8MatmulBuilder {
   }
 
   /// Groups smaller than a chunk: each chunk's i32 lanes are scaled by
-  /// their own groups' scales.
+  /// their own groups' scales. Full chunks go kLanes / groupsPerChunk at a
+  /// time, so that one vector of kLanes groups serves them all: x scale
+  /// times weight scale once per vector and pair (not per chunk), then one
+  /// shuffle per chunk to give each lane its group's product. Per 64 bytes
+  /// of E2M1 g32 codes that is a conversion, a shuffle and an FMA, where
+  /// scaling each chunk from its own four scales took two loads, two
+  /// shuffles, a multiply and an FMA.
   SmallVector<Value> laneGroupTile(OpBuilder &b, const MatmulTile &t) const {
     int64_t gpc = layout.groupsPerChunk;
-    auto chunkStep = [&](OpBuilder &cb, Value chunk, bool inBounds,
-                         ValueRange accIn) {
-      SmallVector<Value> isum(t.rows * t.cols, zeroI32(cb));
-      isum = chunkDots(cb, t, chunk, inBounds, isum);
-      Value firstGroup = mulIndex(cb, chunk, gpc);
-      SmallVector<Value> xScale, wScale;
-      for (int64_t r = 0; r < t.rows; ++r)
-        xScale.push_back(spreadGroups(
-            cb, readRun(cb, loc, xScales, {addIndex(cb, t.m0, r), firstGroup},
-                        gpc)));
-      for (int64_t j = 0; j < t.cols; ++j)
-        wScale.push_back(spreadGroups(
-            cb, toF32(cb, read(cb, components[form.scaleComponent],
-                               {scaleRow(cb, addIndex(cb, t.n0, j)),
-                                firstGroup},
-                               gpc, inBounds))));
-      return applyScales(cb, t, isum, xScale, wScale, accIn);
-    };
+    int64_t chunksPerStep = std::max<int64_t>(1, kLanes / gpc);
     SmallVector<Value> acc(t.rows * t.cols, zeroF32(b));
-    if (layout.fullChunks > 0) {
+    int64_t steps = layout.fullChunks / chunksPerStep;
+    if (steps > 0) {
       auto loop = scf::ForOp::create(
-          b, loc, index(b, 0), index(b, layout.fullChunks), index(b, 1), acc,
-          [&](OpBuilder &lb, Location, Value chunk, ValueRange accIn) {
-            scf::YieldOp::create(lb, loc, chunkStep(lb, chunk, true, accIn));
+          b, loc, index(b, 0), index(b, steps), index(b, 1), acc,
+          [&](OpBuilder &lb, Location, Value step, ValueRange accIn) {
+            Value first = mulIndex(lb, step, chunksPerStep);
+            scf::YieldOp::create(
+                lb, loc, chunkRunStep(lb, t, first, chunksPerStep, true,
+                                      accIn));
           });
       acc = SmallVector<Value>(loop.getResults());
     }
+    // The full chunks left over, then the chunk past them, one at a time.
+    for (int64_t c = steps * chunksPerStep; c < layout.fullChunks; ++c)
+      acc = chunkRunStep(b, t, index(b, c), 1, true, acc);
     if (layout.numChunks > layout.fullChunks)
-      acc = chunkStep(b, index(b, layout.fullChunks), false, acc);
+      acc = chunkRunStep(b, t, index(b, layout.fullChunks), 1, false, acc);
+    return acc;
+  }
+
+  /// acc + the dot products of chunks [first, first + count), each i32
+  /// lane times the x scale and weight scale of its group; `inBounds`:
+  /// whether the chunks are full (else the one chunk past them).
+  SmallVector<Value> chunkRunStep(OpBuilder &b, const MatmulTile &t,
+                                  Value first, int64_t count, bool inBounds,
+                                  ValueRange accIn) const {
+    int64_t gpc = layout.groupsPerChunk;
+    int64_t groups = count * gpc;
+    Value firstGroup = mulIndex(b, first, gpc);
+    // xScales rows are padded to whole chunks of groups: always in bounds.
+    SmallVector<Value> xScale, wScale;
+    for (int64_t r = 0; r < t.rows; ++r)
+      xScale.push_back(readRun(b, loc, xScales,
+                               {addIndex(b, t.m0, r), firstGroup}, groups));
+    for (int64_t j = 0; j < t.cols; ++j) {
+      Value row = scaleRow(b, addIndex(b, t.n0, j));
+      Value scales = read(b, components[form.scaleComponent],
+                          {row, firstGroup}, groups, inBounds);
+      wScale.push_back(toF32(b, scales));
+    }
+    SmallVector<Value> scale;
+    for (int64_t r = 0; r < t.rows; ++r)
+      for (int64_t j = 0; j < t.cols; ++j)
+        scale.push_back(arith::MulFOp::create(b, loc, xScale[r], wScale[j]));
+    // The run's products are summed apart from the carried accumulators
+    // and added to them once: a chain of `count` FMAs through the
+    // accumulators would make every iteration wait on the previous one's.
+    SmallVector<Value> partial(t.rows * t.cols);
+    auto f32Lanes = vec(kLanes, b.getF32Type());
+    for (int64_t c = 0; c < count; ++c) {
+      SmallVector<Value> isum(t.rows * t.cols, zeroI32(b));
+      isum = chunkDots(b, t, addIndex(b, first, c), inBounds, isum);
+      for (auto [o, sum] : llvm::enumerate(isum)) {
+        Value lanes = spreadGroups(b, scale[o], c * gpc);
+        Value f = arith::SIToFPOp::create(b, loc, f32Lanes, sum);
+        partial[o] =
+            c == 0 ? arith::MulFOp::create(b, loc, f, lanes).getResult()
+                   : vector::FMAOp::create(b, loc, f, lanes, partial[o])
+                         .getResult();
+      }
+    }
+    SmallVector<Value> acc;
+    for (auto [a, p] : llvm::zip(accIn, partial))
+      acc.push_back(arith::AddFOp::create(b, loc, a, p));
     return acc;
   }
 

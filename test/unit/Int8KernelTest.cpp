@@ -82,8 +82,13 @@ std::vector<Int8Case> cases() {
       {uniform(5, false, G::PerGroup, 16), 4, 96},
       {uniform(6, true, G::PerChannel, 0), 3, 70},
       {uniform(7, false, G::PerGroup, 64), 3, 192},
+      // Groups smaller than a chunk in runs of chunks that share one vector
+      // of 16 groups' scales: int8 g32 (8 chunks a run) and E2M1 g32 (4),
+      // each with two runs, a chunk left over and a partial chunk.
+      {uniform(8, true, G::PerGroup, 32), 3, 1120},
       // Minifloat codes through a table.
       {nx::EncodingSpec(e2m1), 6, 256},
+      {nx::EncodingSpec(e2m1), 3, 1184},
       {nx::EncodingSpec(e2m1Half), 5, 80},
   };
 }

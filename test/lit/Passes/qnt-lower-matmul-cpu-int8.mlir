@@ -84,20 +84,33 @@ func.func @int4(%x: tensor<?x256xf32>, %c: tensor<8x128xi8>, %s: tensor<8x2xf32>
 // E2M1 g32: the codes become the integers 2 * value + 12 through a 16-entry
 // table (vpshufb, the table repeated in each 128-bit lane); four groups
 // share a 64-byte chunk, so each i32 lane is scaled by its own group's
-// scales (spread from 4 values to 16 lanes).
+// scales. K = 640 is five chunks: a run of four shares the scales of 16
+// groups (x scale times weight scale once per row, then one shuffle per
+// chunk spreads its four groups over the lanes), and the chunk left over
+// reads the scales of its own four groups.
 // CHECK-LABEL: func.func @e2m1
 // CHECK: arith.constant dense<[12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12,
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: %[[XS:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<2x20xf32>, vector<16xf32>
+// CHECK: %[[WS:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x20xf32>, vector<16xf32>
+// CHECK-NEXT: %[[S:.*]] = arith.mulf %[[XS]], %[[WS]] : vector<16xf32>
 // CHECK: qnt.intrinsic "llvm.x86.avx512.pshuf.b.512"
 // CHECK: qnt.intrinsic "llvm.x86.avx512.vpdpbusd.512"
-// CHECK: %[[WS:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x8xf32>, vector<4xf32>
-// CHECK-NEXT: vector.shuffle %[[WS]], %[[WS]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+// CHECK: vector.shuffle %[[S]], %[[S]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+// CHECK: vector.shuffle %[[S]], %[[S]] [4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]
+// CHECK: vector.shuffle %[[S]], %[[S]] [8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11]
+// CHECK: vector.shuffle %[[S]], %[[S]] [12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15]
+// CHECK: scf.yield
+// CHECK: %[[WS4:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x20xf32>, vector<4xf32>
+// CHECK-NEXT: %[[S4:.*]] = arith.mulf %{{.*}}, %[[WS4]] : vector<4xf32>
+// CHECK: vector.shuffle %[[S4]], %[[S4]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
 // The multiplier 1/2 last.
 // CHECK: arith.mulf %{{.*}}, %cst{{.*}} : f32
 // GENERIC-LABEL: func.func @e2m1
 // GENERIC: arith.cmpi eq, %{{.*}} : vector<64xi8>
 // GENERIC: arith.select
-func.func @e2m1(%x: tensor<2x256xf32>, %c: tensor<4x128xi8>, %s: tensor<4x8xf32>) -> tensor<2x4xf32> {
-  %y = qnt.matmul %x, #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1, granularity = per_group, group_size = 32>(%c, %s) : (tensor<2x256xf32>, tensor<4x128xi8>, tensor<4x8xf32>) -> tensor<2x4xf32>
+func.func @e2m1(%x: tensor<2x640xf32>, %c: tensor<4x320xi8>, %s: tensor<4x20xf32>) -> tensor<2x4xf32> {
+  %y = qnt.matmul %x, #qnt.minifloat<exponent_bits = 2, mantissa_bits = 1, granularity = per_group, group_size = 32>(%c, %s) : (tensor<2x640xf32>, tensor<4x320xi8>, tensor<4x20xf32>) -> tensor<2x4xf32>
   return %y : tensor<2x4xf32>
 }
 
