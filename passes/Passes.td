@@ -646,9 +646,8 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
            "(int8 kernel: 1 unless given)">,
     Option<"prefetch", "prefetch", "int64_t", /*default=*/"-1",
            "Software prefetch of packed codes this many bytes ahead (0: "
-           "none; -1: the kernel's choice, 4096 in the int8 kernel for "
-           "integer codes, 2048 in the lookup-table kernel, none for table "
-           "codes and in the f32 kernel)">,
+           "none; -1: the kernel's choice, 4096 in the int8 kernel, 2048 "
+           "in the lookup-table kernel, none in the f32 kernel)">,
     Option<"dense", "dense", "bool", /*default=*/"true",
            "Also lower dense f32 transpose-B linalg.matmul ops">,
     Option<"threads", "threads", "int64_t", /*default=*/"0",

@@ -838,11 +838,13 @@ Value mlir::qnt::buildInt8Matmul(OpBuilder &b, Location loc, Value input,
   builder.quantizeInput(b, m);
   // Measured at 4096x14336, M = 1, medians of 3 rounds: int4 g128 24 -> 27
   // GB/s on one thread and 40 -> 59 on two with codes prefetched 4 KiB
-  // ahead (two rows), int3 18 -> 20 and 35 -> 39, int8 about even; E2M1
-  // g32 (codes through a table, four groups per chunk) lost 10% on one
-  // thread to the address arithmetic, so table codes are not prefetched.
+  // ahead (two rows), int3 18 -> 20 and 35 -> 39, int8 about even. E2M1
+  // g32 (codes through a table), once its groups' scales were shared by
+  // runs of chunks, against no prefetch in interleaved rounds
+  // (quant-bench --cpu-kernel-variants): 80-95% of the read bound against
+  // 60-86% on one thread, 85-88% against 73-76% on two.
   if (builder.shape.prefetchBytes < 0)
-    builder.shape.prefetchBytes = form.codeValues.empty() ? 4096 : 0;
+    builder.shape.prefetchBytes = 4096;
   if (builder.shape.prefetchBytes > 0 || builder.shortChunks()) {
     auto codesType = cast<RankedTensorType>(components[0].getType());
     Value codes = bufferization::ToBufferOp::create(

@@ -100,6 +100,19 @@ static cl::opt<std::string> matmulOptionsOpt(
     cl::desc("More qnt-lower-matmul-cpu options for every CPU kernel (e.g. "
              "\"col-tile=2 row-tile=8\"), for tuning"),
     cl::init(""), cl::cat(category));
+static cl::opt<int64_t> probeMibOpt(
+    "read-probe-mib",
+    cl::desc("MiB the read bound is measured on before each round (0: 1 GiB "
+             "or 1/8 of memory if less; smaller is quicker and less sure "
+             "to defeat the caches)"),
+    cl::init(0), cl::cat(category));
+static cl::list<std::string> variantsOpt(
+    "cpu-kernel-variants",
+    cl::desc("Alternatives added to --cpu-kernel-options, comma-separated "
+             "(e.g. \"prefetch=0,prefetch=4096\"): each a row of its own "
+             "(named in the note column), their rounds interleaved so that "
+             "they are compared under the same bandwidth phases"),
+    cl::CommaSeparated, cl::cat(category));
 static cl::opt<std::string> modelOpt(
     "model",
     cl::desc("Benchmark a whole model instead of single matmuls: a llama2.c "
@@ -427,90 +440,126 @@ std::string matmulSource(MLIRContext &ctx, const nx::EncodingSpec *spec,
   return text;
 }
 
-/// What timeCpu measured: every timed call, and per round the fraction of
-/// the read bound measured just before it.
+/// What timeInterleaved measured for one kernel: every timed call, and per
+/// round the fraction of the read bound measured just before it.
 struct CpuTiming {
   bench::TimingStats time;
   std::vector<double> roundFractions;
   double medianBoundGBs = 0;
 };
 
-/// Times the JIT-compiled `matmulSource` at `m` rows on weights rotated
-/// through copies that defeat the last-level cache. With a `probe`, in
-/// --rounds rounds, each right after the probe measured the read bound
-/// again, so that each round is compared with the bandwidth of its own
-/// moment (the machine's phases; see bench::ReadProbe).
-FailureOr<CpuTiming>
-timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
-        int64_t m, const std::vector<std::vector<uint8_t>> &components,
-        int64_t threads, bool int8Activations, bench::ReadProbe *probe) {
-  OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
-  if (!module)
-    return failure();
-  auto compiled =
-      ::qnt::runtime::CompiledFunction::compile(*module, "matmul", {threads, int8Activations, matmulOptionsOpt});
-  if (failed(compiled))
-    return failure();
-  const auto &sig = compiled->signature();
-
-  size_t bytes = 0;
+/// The storage of one weight, laid out as one blob (each component at a
+/// 64-byte boundary) and rotated through copies that defeat the last-level
+/// cache; shared by the kernels timed on it.
+struct RotatedWeights {
   std::vector<size_t> offsets;
-  for (const auto &c : components) {
-    offsets.push_back(bytes);
-    bytes += (c.size() + 63) / 64 * 64;
-  }
-  std::vector<uint8_t> blob(bytes);
-  for (size_t i = 0; i < components.size(); ++i)
-    std::memcpy(blob.data() + offsets[i], components[i].data(),
-                components[i].size());
-  bench::RotatingBuffers weights(
-      blob.data(), blob.size(),
-      bench::RotatingBuffers::copiesToExceed(blob.size(),
-                                             bench::lastLevelCacheBytes()));
-  ::qnt::runtime::HostTensor x(sig.inputs[0]);
-  for (int64_t i = 0; i < x.numElements(); ++i)
-    x.f32()[i] = 1.0f;
-  std::vector<::qnt::runtime::HostTensor> results;
-  Location loc = module->getLoc();
-  bool ok = true;
-  auto call = [&] {
-    uint8_t *copy = weights.next();
-    std::vector<::qnt::runtime::HostTensor> inputs = {x};
+  int64_t bytes = 0; ///< the components' bytes, without the padding
+  std::unique_ptr<bench::RotatingBuffers> buffers;
+
+  explicit RotatedWeights(const std::vector<std::vector<uint8_t>> &components)
+      : bytes(totalBytes(components)) {
+    size_t blobBytes = 0;
+    for (const auto &c : components) {
+      offsets.push_back(blobBytes);
+      blobBytes += (c.size() + 63) / 64 * 64;
+    }
+    std::vector<uint8_t> blob(blobBytes);
     for (size_t i = 0; i < components.size(); ++i)
-      inputs.emplace_back(sig.inputs[i + 1], copy + offsets[i]);
-    ok &= succeeded(compiled->call(inputs, results, loc));
-  };
-  const int rounds = probe ? roundsOpt.getValue() : 1;
-  const double weightGB = double(totalBytes(components)) / 1e9;
-  std::vector<double> samples, bounds;
-  CpuTiming timing;
-  for (int round = 0; round < rounds && ok; ++round) {
-    double boundGBs = 0;
-    if (probe) {
-      // The kernel's idle OpenMP threads would spin on the cores the
-      // probe's threads need.
-      ::qnt::runtime::pauseIdleThreads();
-      boundGBs = probe->measure(/*repetitions=*/3);
-    }
-    // One untimed call per round wakes the threads again.
-    std::vector<double> roundMs = bench::timeRepeated(
-        call, /*warmup=*/1, /*iterations=*/3,
-        /*minTotalSeconds=*/0.5 / rounds, iterationsOpt);
-    double medianMs = bench::summarize(roundMs).medianMs;
-    if (boundGBs > 0 && medianMs > 0) {
-      bounds.push_back(boundGBs);
-      timing.roundFractions.push_back(weightGB / (medianMs * 1e-3) /
-                                      boundGBs);
-    }
-    samples.insert(samples.end(), roundMs.begin(), roundMs.end());
+      std::memcpy(blob.data() + offsets[i], components[i].data(),
+                  components[i].size());
+    buffers = std::make_unique<bench::RotatingBuffers>(
+        blob.data(), blob.size(),
+        bench::RotatingBuffers::copiesToExceed(blob.size(),
+                                               bench::lastLevelCacheBytes()));
   }
-  if (!ok)
-    return failure();
-  timing.time = bench::summarize(samples);
-  // summarize's median is that of any numbers, milliseconds or not.
-  timing.medianBoundGBs = bench::summarize(bounds).medianMs;
-  return timing;
+};
+
+/// The JIT-compiled `matmulSource` at `m` rows, called on the next copy of
+/// its weights each time.
+class CpuKernel {
+public:
+  static FailureOr<std::unique_ptr<CpuKernel>>
+  compile(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
+          int64_t m, RotatedWeights &weights,
+          ::qnt::runtime::CpuCompileOptions options) {
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(matmulSource(ctx, spec, m, shape), &ctx);
+    if (!module)
+      return failure();
+    auto compiled = ::qnt::runtime::CompiledFunction::compile(
+        *module, "matmul", options);
+    if (failed(compiled))
+      return failure();
+    return std::unique_ptr<CpuKernel>(
+        new CpuKernel(std::move(*compiled), weights, module->getLoc()));
+  }
+
+  void operator()() {
+    const auto &sig = function.signature();
+    uint8_t *copy = weights.buffers->next();
+    std::vector<::qnt::runtime::HostTensor> inputs = {x};
+    for (size_t i = 0; i < weights.offsets.size(); ++i)
+      inputs.emplace_back(sig.inputs[i + 1], copy + weights.offsets[i]);
+    ok &= succeeded(function.call(inputs, results, loc));
+  }
+  bool succeededSoFar() const { return ok; }
+  int64_t weightBytes() const { return weights.bytes; }
+
+private:
+  CpuKernel(::qnt::runtime::CompiledFunction function,
+            RotatedWeights &weights, Location loc)
+      : function(std::move(function)), weights(weights), loc(loc),
+        x(this->function.signature().inputs[0]) {
+    for (int64_t i = 0; i < x.numElements(); ++i)
+      x.f32()[i] = 1.0f;
+  }
+  ::qnt::runtime::CompiledFunction function;
+  RotatedWeights &weights;
+  Location loc;
+  ::qnt::runtime::HostTensor x;
+  std::vector<::qnt::runtime::HostTensor> results;
+  bool ok = true;
+};
+
+/// Times `kernels` in --rounds rounds, each right after `probe` measured
+/// the read bound again, so that each round is compared with the
+/// bandwidth of its own moment (the machine's phases; see
+/// bench::ReadProbe). Within a round the kernels take turns, so that
+/// variants of one kernel are compared under the same phases.
+FailureOr<std::vector<CpuTiming>>
+timeInterleaved(llvm::ArrayRef<CpuKernel *> kernels, bench::ReadProbe &probe) {
+  const int rounds = roundsOpt.getValue();
+  std::vector<std::vector<double>> samples(kernels.size());
+  std::vector<double> bounds;
+  std::vector<CpuTiming> timings(kernels.size());
+  for (int round = 0; round < rounds; ++round) {
+    // The kernels' idle OpenMP threads would spin on the cores the probe's
+    // threads need.
+    ::qnt::runtime::pauseIdleThreads();
+    double boundGBs = probe.measure(/*repetitions=*/3);
+    if (boundGBs > 0)
+      bounds.push_back(boundGBs);
+    for (auto [kernel, timing, all] :
+         llvm::zip(kernels, timings, samples)) {
+      // One untimed call per round starts the threads again.
+      std::vector<double> roundMs = bench::timeRepeated(
+          [&] { (*kernel)(); }, /*warmup=*/1, /*iterations=*/3,
+          /*minTotalSeconds=*/0.5 / rounds, iterationsOpt);
+      if (!kernel->succeededSoFar())
+        return failure();
+      double medianMs = bench::summarize(roundMs).medianMs;
+      if (boundGBs > 0 && medianMs > 0)
+        timing.roundFractions.push_back(double(kernel->weightBytes()) /
+                                        (medianMs * 1e6) / boundGBs);
+      all.insert(all.end(), roundMs.begin(), roundMs.end());
+    }
+  }
+  for (auto [timing, all] : llvm::zip(timings, samples)) {
+    timing.time = bench::summarize(all);
+    // summarize's median is that of any numbers, milliseconds or not.
+    timing.medianBoundGBs = bench::summarize(bounds).medianMs;
+  }
+  return timings;
 }
 
 /// The kernel qnt-lower-matmul-cpu, with activations=int8, `threads` and
@@ -520,7 +569,8 @@ timeCpu(MLIRContext &ctx, const nx::EncodingSpec *spec, Shape shape,
 /// kernel: the encoding keeps f32 activations).
 FailureOr<std::string> int8Kernel(MLIRContext &ctx,
                                   const nx::EncodingSpec &spec, Shape shape,
-                                  int64_t m, int64_t threads) {
+                                  int64_t m, int64_t threads,
+                                  const std::string &kernelOptions) {
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(matmulSource(ctx, &spec, m, shape), &ctx);
   if (!module)
@@ -528,7 +578,7 @@ FailureOr<std::string> int8Kernel(MLIRContext &ctx,
   std::string pipeline =
       "builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 "
       "threads=" +
-      std::to_string(threads) + " " + matmulOptionsOpt + "}))";
+      std::to_string(threads) + " " + kernelOptions + "}))";
   if (failed(mlir::qnt::runPassPipeline(*module, pipeline)))
     return failure();
   bool lookups = false, roundedActivations = false;
@@ -587,7 +637,8 @@ ReadProbes makeReadProbes(const std::vector<int64_t> &threadCounts,
                           bench::BenchContext &context) {
   ReadProbes probes;
   for (int64_t threads : threadCounts)
-    probes[threads] = std::make_unique<bench::ReadProbe>(0, int(threads));
+    probes[threads] = std::make_unique<bench::ReadProbe>(
+        size_t(probeMibOpt.getValue()) << 20, int(threads));
   context.extra.push_back(
       {"row_bound",
        llvm::formatv("vector read of {0} MiB before each of --rounds={1} "
@@ -674,22 +725,28 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
         reinterpret_cast<uint8_t *>(dense.data() + dense.size()))};
     // The dense f32 product: a row of its own, and every other row's
     // baseline at the same M and threads.
+    RotatedWeights denseWeights(denseBytes);
     std::map<std::pair<int64_t, int64_t>, double> baselineMs;
     for (int64_t threads : threadCounts)
       for (int64_t m : rows) {
-        auto timing = timeCpu(ctx, nullptr, shape, m, denseBytes, threads,
-                              /*int8Activations=*/false,
-                              probes[threads].get());
+        auto kernel = CpuKernel::compile(ctx, nullptr, shape, m, denseWeights,
+                                         {threads, false, matmulOptionsOpt});
+        if (failed(kernel))
+          return 1;
+        auto timing = timeInterleaved({kernel->get()}, *probes[threads]);
         progress.update(++done, "f32 dense");
         if (failed(timing))
           return 1;
-        baselineMs[{threads, m}] = timing->time.medianMs;
+        baselineMs[{threads, m}] = timing->front().time.medianMs;
         bench::BenchRow row =
             makeRow("vector-t" + std::to_string(threads), "f32 dense", shape,
-                    m, 32, totalBytes(denseBytes), *timing);
+                    m, 32, denseWeights.bytes, timing->front());
         bench::computeDerived(row, bound[threads]);
         out.push_back(row);
       }
+    std::vector<std::string> variants(variantsOpt.begin(), variantsOpt.end());
+    if (variants.empty())
+      variants.push_back("");
     for (const NamedEncoding &encoding : encodings) {
       if (!nx::verifySpec(encoding.spec, shape.n, shape.k).empty())
         continue;
@@ -698,33 +755,58 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
       std::vector<std::vector<uint8_t>> components;
       for (nx::Component &c : encoded.components)
         components.push_back(std::move(c.bytes));
+      RotatedWeights weights(components);
       for (bool int8 : activationKinds)
-      for (int64_t threads : threadCounts)
-        for (int64_t m : rows) {
-          FailureOr<std::string> kernel = std::string("vector");
-          if (int8)
-            kernel = int8Kernel(ctx, encoding.spec, shape, m, threads);
-          if (failed(kernel))
-            return 1;
-          if (kernel->empty()) {
-            progress.update(++done, encoding.name + " (no int8 kernel)");
-            continue;
+        for (int64_t threads : threadCounts)
+          for (int64_t m : rows) {
+            // Every variant with a kernel for these activations, compiled
+            // first, then timed in turns.
+            std::vector<std::string> labels, notes;
+            std::vector<std::unique_ptr<CpuKernel>> kernels;
+            for (const std::string &variant : variants) {
+              std::string options = matmulOptionsOpt + " " + variant;
+              FailureOr<std::string> label = std::string("vector");
+              if (int8)
+                label = int8Kernel(ctx, encoding.spec, shape, m, threads,
+                                   options);
+              if (failed(label))
+                return 1;
+              if (label->empty())
+                continue;
+              auto kernel = CpuKernel::compile(ctx, &encoding.spec, shape, m,
+                                               weights,
+                                               {threads, int8, options});
+              if (failed(kernel))
+                return 1;
+              labels.push_back(*label);
+              notes.push_back(variant);
+              kernels.push_back(std::move(*kernel));
+            }
+            if (kernels.empty()) {
+              progress.update(++done, encoding.name + " (no int8 kernel)");
+              continue;
+            }
+            std::vector<CpuKernel *> turns;
+            for (auto &kernel : kernels)
+              turns.push_back(kernel.get());
+            auto timings = timeInterleaved(turns, *probes[threads]);
+            progress.update(++done, encoding.name);
+            if (failed(timings))
+              return 1;
+            for (size_t v = 0; v < kernels.size(); ++v) {
+              bench::BenchRow row = makeRow(
+                  labels[v] + (int8 ? "-int8-t" : "-t") +
+                      std::to_string(threads),
+                  nx::describe(encoding.spec), shape, m,
+                  nx::bitsPerWeight(encoding.spec, shape.n, shape.k),
+                  weights.bytes, (*timings)[v]);
+              row.baselineName = "f32 dense (same pipeline and threads)";
+              row.baselineMs = baselineMs[{threads, m}];
+              row.note = notes[v];
+              bench::computeDerived(row, bound[threads]);
+              out.push_back(row);
+            }
           }
-          auto timing = timeCpu(ctx, &encoding.spec, shape, m, components,
-                                threads, int8, probes[threads].get());
-          progress.update(++done, encoding.name);
-          if (failed(timing))
-            return 1;
-          bench::BenchRow row = makeRow(
-              *kernel + (int8 ? "-int8-t" : "-t") + std::to_string(threads),
-              nx::describe(encoding.spec), shape, m,
-              nx::bitsPerWeight(encoding.spec, shape.n, shape.k),
-              totalBytes(components), *timing);
-          row.baselineName = "f32 dense (same pipeline and threads)";
-          row.baselineMs = baselineMs[{threads, m}];
-          bench::computeDerived(row, bound[threads]);
-          out.push_back(row);
-        }
     }
   }
   return 0;
@@ -778,7 +860,7 @@ FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
   ::qnt::runtime::HostTensor logits;
   for (int round = 0; round <= rounds; ++round) {
     if (round > 0) {
-      ::qnt::runtime::pauseIdleThreads(); // as in timeCpu
+      ::qnt::runtime::pauseIdleThreads(); // as in timeInterleaved
       times.roundBoundGBs.push_back(probe.measure(/*repetitions=*/3));
     }
     size_t firstToken = times.decodeMs.size();
@@ -938,7 +1020,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "quant-bench: fused dequantize-matmul kernels against the memory "
       "bandwidth bound and a baseline measured in the same run\n");
-  if (!::qnt::checkOptionRange("quant-bench", roundsOpt, 1, 1000))
+  if (!::qnt::checkOptionRange("quant-bench", roundsOpt, 1, 1000) ||
+      !::qnt::checkOptionRange("quant-bench", probeMibOpt, 0, 1 << 20))
     return 1;
   if (!::qnt::checkOptionRange("quant-bench", iterationsOpt, 1, 1000000))
     return 1;

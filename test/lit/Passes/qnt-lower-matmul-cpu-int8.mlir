@@ -5,13 +5,13 @@
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=generic threads=1},cse))" | FileCheck %s --check-prefix=GENERIC
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vbmi threads=1},cse))" | FileCheck %s --check-prefix=VBMI
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}),qnt-lower-intrinsics)" | FileCheck %s --check-prefix=LLVM
-// By default integer codes are prefetched and codes read through a table
-// are not (measured: the address arithmetic cost more than it gained).
+// By default the int8 kernel prefetches codes, integer ones and those read
+// through a table alike.
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1}))" | FileCheck %s --check-prefix=PF
 // PF-LABEL: func.func @int4
 // PF: memref.prefetch
 // PF-LABEL: func.func @e2m1
-// PF-NOT: memref.prefetch
+// PF: memref.prefetch
 // PF-LABEL: func.func @e4m3
 // prefetch=0: no prefetch, no view of the codes.
 // RUN: quant-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(qnt-lower-matmul-cpu{activations=int8 int8-dot=vnni threads=1 prefetch=0}))" | FileCheck %s --check-prefix=NOPREFETCH
