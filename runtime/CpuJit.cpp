@@ -301,14 +301,16 @@ bool ::qnt::runtime::pauseIdleThreads() {
   // GCC's libgomp (host code built with -fopenmp), whose pause does not
   // touch LLVM's threads.
   using PauseAll = int (*)(int);
-  std::string error;
-  llvm::sys::DynamicLibrary runtime =
-      llvm::sys::DynamicLibrary::getPermanentLibrary(QNT_OPENMP_RUNTIME,
-                                                     &error);
-  if (!runtime.isValid())
-    return false;
-  auto pause = reinterpret_cast<PauseAll>(
-      runtime.getAddressOfSymbol("omp_pause_resource_all"));
+  static const PauseAll pause = []() -> PauseAll {
+    std::string error;
+    llvm::sys::DynamicLibrary runtime =
+        llvm::sys::DynamicLibrary::getPermanentLibrary(QNT_OPENMP_RUNTIME,
+                                                       &error);
+    if (!runtime.isValid())
+      return nullptr;
+    return reinterpret_cast<PauseAll>(
+        runtime.getAddressOfSymbol("omp_pause_resource_all"));
+  }();
   constexpr int kOmpPauseHard = 2;
   return pause && pause(kOmpPauseHard) == 0;
 }

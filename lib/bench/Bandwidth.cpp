@@ -22,6 +22,35 @@
 
 namespace qnt::bench {
 
+namespace detail {
+
+/// An anonymous mapping: its pages are not touched (hence not placed) until
+/// a thread writes them, which is what makes first touch per thread work.
+/// A std::vector would zero them all from the allocating thread.
+class MappedArray {
+public:
+  explicit MappedArray(size_t count) : bytes_(count * sizeof(double)) {
+    void *p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      throw std::bad_alloc();
+    data_ = static_cast<double *>(p);
+  }
+  MappedArray(const MappedArray &) = delete;
+  MappedArray &operator=(const MappedArray &) = delete;
+  ~MappedArray() { ::munmap(data_, bytes_); }
+  double *data() const { return data_; }
+  size_t count() const { return bytes_ / sizeof(double); }
+
+private:
+  double *data_ = nullptr;
+  size_t bytes_;
+};
+
+} // namespace detail
+
+using detail::MappedArray;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -42,28 +71,6 @@ enum Kernel { Copy, Scale, Add, Triad, Read, NumKernels };
 
 /// Arrays the STREAM convention counts for each kernel.
 constexpr int kArraysMoved[NumKernels] = {2, 2, 3, 3, 1};
-
-/// An anonymous mapping: its pages are not touched (hence not placed) until
-/// a thread writes them, which is what makes first touch per thread work.
-/// A std::vector would zero them all from the allocating thread.
-class MappedArray {
-public:
-  explicit MappedArray(size_t count) : bytes_(count * sizeof(double)) {
-    void *p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-      throw std::bad_alloc();
-    data_ = static_cast<double *>(p);
-  }
-  MappedArray(const MappedArray &) = delete;
-  MappedArray &operator=(const MappedArray &) = delete;
-  ~MappedArray() { ::munmap(data_, bytes_); }
-  double *data() const { return data_; }
-
-private:
-  double *data_ = nullptr;
-  size_t bytes_;
-};
 
 /// A reusable barrier for C++17 (std::barrier is C++20). Waiters block on a
 /// condition variable: with more threads than cores a spinning waiter
@@ -208,6 +215,15 @@ double spanSeconds(const std::vector<Clock::time_point> &starts,
   return std::chrono::duration<double>(end - start).count();
 }
 
+/// Physical memory, or SIZE_MAX when the system does not say.
+size_t physicalBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long pageSize = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || pageSize <= 0)
+    return SIZE_MAX;
+  return static_cast<size_t>(pages) * static_cast<size_t>(pageSize);
+}
+
 /// Per-thread verdicts, padded to their own cache lines so that the threads
 /// writing them do not share one.
 struct alignas(64) ThreadSlot {
@@ -230,15 +246,7 @@ int hardwareThreads() {
 
 size_t defaultStreamBytes() {
   const size_t llc = lastLevelCacheBytes();
-  size_t bytes = std::max(kMinDefaultBytes, llc * 4);
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long pageSize = ::sysconf(_SC_PAGESIZE);
-  if (pages > 0 && pageSize > 0) {
-    const size_t physical = static_cast<size_t>(pages) *
-                            static_cast<size_t>(pageSize);
-    bytes = std::min(bytes, physical / 8);
-  }
-  return bytes;
+  return std::min(std::max(kMinDefaultBytes, llc * 4), physicalBytes() / 8);
 }
 
 StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
@@ -355,49 +363,46 @@ StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
 }
 
 size_t defaultReadProbeBytes() {
-  size_t bytes = size_t(1) << 30;
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long pageSize = ::sysconf(_SC_PAGESIZE);
-  if (pages > 0 && pageSize > 0)
-    bytes = std::min(bytes, static_cast<size_t>(pages) *
-                                static_cast<size_t>(pageSize) / 8);
-  return bytes;
+  return std::min(size_t(1) << 30, physicalBytes() / 8);
 }
 
-ReadProbe::ReadProbe(size_t bytes, int threads)
-    : threads_(threads > 0 ? threads : hardwareThreads()) {
+ReadProbe::ReadProbe(size_t bytes, int threads) {
   if (bytes == 0)
     bytes = defaultReadProbeBytes();
-  const size_t numThreads = static_cast<size_t>(threads_);
-  perThread_ = std::max<size_t>(bytes / sizeof(double) / numThreads /
-                                    kLineDoubles * kLineDoubles,
-                                kLineDoubles);
-  mappedBytes_ = perThread_ * numThreads * sizeof(double);
-  void *p = ::mmap(nullptr, mappedBytes_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    throw std::bad_alloc();
-  data_ = static_cast<double *>(p);
-  Barrier barrier(threads_);
-  try {
-    runOnThreads(numThreads, barrier, [&](size_t t) {
-      std::fill(data_ + t * perThread_, data_ + (t + 1) * perThread_, 1.0);
-    });
-  } catch (...) {
-    ::munmap(data_, mappedBytes_);
-    throw;
-  }
+  const size_t numThreads =
+      static_cast<size_t>(threads > 0 ? threads : hardwareThreads());
+  lines_ = std::max(bytes / 64, numThreads);
+  array_ = std::make_unique<MappedArray>(lines_ * kLineDoubles);
+  double *data = array_->data();
+  const size_t perThread = lines_ / numThreads * kLineDoubles;
+  Barrier barrier(static_cast<int>(numThreads));
+  runOnThreads(numThreads, barrier, [&](size_t t) {
+    const size_t hi = t + 1 == numThreads ? lines_ * kLineDoubles
+                                          : (t + 1) * perThread;
+    std::fill(data + t * perThread, data + hi, 1.0);
+  });
 }
 
-ReadProbe::~ReadProbe() { ::munmap(data_, mappedBytes_); }
+ReadProbe::~ReadProbe() = default;
 
-double ReadProbe::measure(int repetitions) {
+size_t ReadProbe::bytes() const { return lines_ * 64; }
+
+size_t ReadProbe::bytesRead(int threads) const {
+  const size_t numThreads =
+      std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1, lines_);
+  return lines_ / numThreads * numThreads * 64;
+}
+
+double ReadProbe::measure(int threads, int repetitions) {
   const int reps = std::clamp(repetitions, 1, kMaxRepetitions);
-  const size_t numThreads = static_cast<size_t>(threads_);
+  const size_t numThreads =
+      std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1, lines_);
+  const size_t perThread = lines_ / numThreads * kLineDoubles;
+  const double *data = array_->data();
   std::vector<Clock::time_point> starts(reps * numThreads),
       ends(reps * numThreads);
   std::vector<ThreadSlot> slots(numThreads);
-  Barrier barrier(threads_);
+  Barrier barrier(static_cast<int>(numThreads));
   runOnThreads(numThreads, barrier, [&](size_t t) {
     bool ok = true;
     for (int r = 0; r < reps; ++r) {
@@ -406,8 +411,8 @@ double ReadProbe::measure(int repetitions) {
       const size_t slot = static_cast<size_t>(r) * numThreads + t;
       starts[slot] = Clock::now();
       // Every element is 1, so the sum is exact and equals the count.
-      ok &= sumStreams(data_ + t * perThread_, perThread_) ==
-            static_cast<double>(perThread_);
+      ok &= sumStreams(data + t * perThread, perThread) ==
+            static_cast<double>(perThread);
       ends[slot] = Clock::now();
     }
     slots[t].valid = ok;
@@ -421,7 +426,8 @@ double ReadProbe::measure(int repetitions) {
                                       static_cast<size_t>(r) * numThreads,
                                       numThreads));
   return best > 0 && std::isfinite(best)
-             ? static_cast<double>(bytes()) / best / 1e9
+             ? static_cast<double>(bytesRead(static_cast<int>(numThreads))) /
+                   best / 1e9
              : 0;
 }
 

@@ -102,6 +102,12 @@ std::string mlir::qnt::int8KernelLimitation(const IntegerWeightForm &form,
            " elements (a multiple of 16 is needed)";
   if (k % layout.groupSize != 0)
     return "a ragged last scale group";
+  // An i32 lane of the byte dot products sums 4 unpacked codes of each of
+  // the `per` parts, i.e. 4 * per elements: a group may not split one.
+  if (layout.groupSize % (4 * layout.per) != 0)
+    return "scale groups of " + std::to_string(layout.groupSize) +
+           " elements (an i32 lane holds " + std::to_string(4 * layout.per) +
+           " codes of " + std::to_string(form.bits) + " bits)";
   if (layout.chunkElements % layout.groupSize != 0 &&
       layout.groupSize % layout.chunkElements != 0)
     return "scale groups of " + std::to_string(layout.groupSize) +
@@ -690,7 +696,9 @@ struct Int8MatmulBuilder {
   /// shuffles, a multiply and an FMA.
   SmallVector<Value> laneGroupTile(OpBuilder &b, const MatmulTile &t) const {
     int64_t gpc = layout.groupsPerChunk;
-    int64_t chunksPerStep = std::max<int64_t>(1, kLanes / gpc);
+    // int8KernelLimitation: a group holds whole lanes, so gpc <= kLanes.
+    assert(gpc <= kLanes && "a scale group splits an i32 lane");
+    int64_t chunksPerStep = kLanes / gpc;
     SmallVector<Value> acc(t.rows * t.cols, zeroF32(b));
     int64_t steps = layout.fullChunks / chunksPerStep;
     if (steps > 0) {
@@ -704,9 +712,11 @@ struct Int8MatmulBuilder {
           });
       acc = SmallVector<Value>(loop.getResults());
     }
-    // The full chunks left over, then the chunk past them, one at a time.
-    for (int64_t c = steps * chunksPerStep; c < layout.fullChunks; ++c)
-      acc = chunkRunStep(b, t, index(b, c), 1, true, acc);
+    // The full chunks left over as one shorter run, then the partial chunk.
+    int64_t leftover = layout.fullChunks - steps * chunksPerStep;
+    if (leftover > 0)
+      acc = chunkRunStep(b, t, index(b, steps * chunksPerStep), leftover,
+                         true, acc);
     if (layout.numChunks > layout.fullChunks)
       acc = chunkRunStep(b, t, index(b, layout.fullChunks), 1, false, acc);
     return acc;
@@ -841,8 +851,9 @@ Value mlir::qnt::buildInt8Matmul(OpBuilder &b, Location loc, Value input,
   // ahead (two rows), int3 18 -> 20 and 35 -> 39, int8 about even. E2M1
   // g32 (codes through a table), once its groups' scales were shared by
   // runs of chunks, against no prefetch in interleaved rounds
-  // (quant-bench --cpu-kernel-variants): 80-95% of the read bound against
-  // 60-86% on one thread, 85-88% against 73-76% on two.
+  // (quant-bench --cpu-kernel-variants): 63-73% and 85-90% of the read
+  // bound against 57-62% and 78-85% on two threads (two runs), about even
+  // on one (59-71% against 58-69%).
   if (builder.shape.prefetchBytes < 0)
     builder.shape.prefetchBytes = 4096;
   if (builder.shape.prefetchBytes > 0 || builder.shortChunks()) {

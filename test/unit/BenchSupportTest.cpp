@@ -270,17 +270,18 @@ TEST(BenchBandwidthTest, TwoThreadsRoundToWholeLinesPerThread) {
   EXPECT_GT(r.triadGBs, 0.0);
 }
 
-TEST(BenchBandwidthTest, ReadProbeRoundsToWholeLinesPerThread) {
+TEST(BenchBandwidthTest, ReadProbeReadsWholeLinesPerThread) {
   const size_t request = kMiB + 100;
   ReadProbe probe(request, 2);
-  EXPECT_EQ(probe.threads(), 2);
-  EXPECT_LE(probe.bytes(), request);
-  EXPECT_GT(probe.bytes(), request - 2 * 64);
-  EXPECT_EQ(probe.bytes() % (2 * 64), 0u);
-  // Measured again and again on the same array, each time a figure.
-  for (int round = 0; round < 3; ++round) {
-    const double gbs = probe.measure(2);
-    EXPECT_GT(gbs, 0.0);
+  EXPECT_EQ(probe.bytes(), kMiB + 64); // whole lines
+  // Each thread count reads whole lines per thread of the one array.
+  EXPECT_EQ(probe.bytesRead(1), kMiB + 64);
+  EXPECT_EQ(probe.bytesRead(2), kMiB);
+  EXPECT_EQ(probe.bytesRead(3), (kMiB + 64) / 64 / 3 * 3 * 64);
+  // Measured again and again, with any thread count, each time a figure.
+  for (int threads : {1, 2, 1, 3}) {
+    const double gbs = probe.measure(threads, 2);
+    EXPECT_GT(gbs, 0.0) << threads << " threads";
     EXPECT_LT(gbs, 5000.0);
   }
 }
@@ -291,13 +292,15 @@ TEST(BenchBandwidthTest, ReadProbeSumsEveryElement) {
   // miscounted tail makes measure() report the wrong sum as 0.
   for (int threads : {1, 2, 3}) {
     ReadProbe probe(size_t(threads) * 3 * 64, threads);
-    EXPECT_EQ(probe.bytes(), size_t(threads) * 3 * 64);
-    EXPECT_GT(probe.measure(1), 0.0) << threads << " threads";
+    EXPECT_EQ(probe.bytesRead(threads), size_t(threads) * 3 * 64);
+    EXPECT_GT(probe.measure(threads, 1), 0.0) << threads << " threads";
   }
-  // Below one line per thread: one line each.
+  // Below one line per thread: one line each; more threads than lines
+  // read one line each.
   ReadProbe tiny(1, 2);
   EXPECT_EQ(tiny.bytes(), 2u * 64);
-  EXPECT_GT(tiny.measure(0), 0.0);
+  EXPECT_EQ(tiny.bytesRead(5), 2u * 64);
+  EXPECT_GT(tiny.measure(5, 0), 0.0);
 }
 
 TEST(BenchBandwidthTest, Defaults) {

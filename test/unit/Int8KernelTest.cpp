@@ -86,6 +86,10 @@ std::vector<Int8Case> cases() {
       // of 16 groups' scales: int8 g32 (8 chunks a run) and E2M1 g32 (4),
       // each with two runs, a chunk left over and a partial chunk.
       {uniform(8, true, G::PerGroup, 32), 3, 1120},
+      // f16 scales in runs (five full chunks and a partial one), and codes
+      // that straddle bytes in runs (17 full chunks of 3-bit g32).
+      {nx::EncodingSpec(e2m1Half), 3, 672},
+      {uniform(3, false, G::PerGroup, 32), 3, 1120},
       // Minifloat codes through a table.
       {nx::EncodingSpec(e2m1), 6, 256},
       {nx::EncodingSpec(e2m1), 3, 1184},
@@ -309,6 +313,14 @@ TEST(Int8KernelLimits, ShapesTheKernelDoesNotTake) {
   EXPECT_EQ(mlir::qnt::int8KernelLimitation(form, 256), "");
   form.groupSize = 8; // lanes of 4 bytes would hold two groups' halves
   EXPECT_NE(mlir::qnt::int8KernelLimitation(form, 256), "");
+  // 1-bit codes: an i32 lane holds 32 of them, so g16 would split lanes
+  // and g32 does not.
+  form.bits = 1;
+  form.groupSize = 16;
+  EXPECT_NE(mlir::qnt::int8KernelLimitation(form, 512), "");
+  form.groupSize = 32;
+  EXPECT_EQ(mlir::qnt::int8KernelLimitation(form, 512), "");
+  form.bits = 4;
   form.groupSize = 48; // neither divides nor is a multiple of a chunk
   EXPECT_NE(mlir::qnt::int8KernelLimitation(form, 96), "");
   form.groupSize = 96; // one group per row: any K

@@ -137,7 +137,8 @@ static cl::opt<int> roundsOpt(
              "read bound is measured again"),
     cl::init(5), cl::cat(category));
 static cl::opt<int> iterationsOpt("iterations",
-                                  cl::desc("Timed calls per measurement (1..1000000)"),
+                                  cl::desc("Most timed calls per measurement (GPU) or per round "
+                                           "(CPU) (1..1000000)"),
                                   cl::init(50), cl::cat(category));
 static cl::opt<std::string> jsonOpt("json", cl::desc("Write results as JSON"),
                                     cl::value_desc("file"), cl::cat(category));
@@ -521,43 +522,68 @@ private:
   bool ok = true;
 };
 
-/// Times `kernels` in --rounds rounds, each right after `probe` measured
-/// the read bound again, so that each round is compared with the
-/// bandwidth of its own moment (the machine's phases; see
-/// bench::ReadProbe). Within a round the kernels take turns, so that
-/// variants of one kernel are compared under the same phases.
+/// `bytes` read in `ms` as a fraction of `boundGBs`; 0 when either is
+/// missing (a failed probe, no time).
+double fractionOfBound(int64_t bytes, double ms, double boundGBs) {
+  if (!(boundGBs > 0) || !(ms > 0))
+    return 0;
+  return double(bytes) / (ms * 1e6) / boundGBs;
+}
+
+/// The median of the positive values (the bounds of probes that worked);
+/// 0 when there are none.
+double medianOfPositive(llvm::ArrayRef<double> values) {
+  std::vector<double> kept;
+  llvm::copy_if(values, std::back_inserter(kept),
+                [](double v) { return v > 0; });
+  // summarize's median is that of any numbers, milliseconds or not.
+  return bench::summarize(std::move(kept)).medianMs;
+}
+
+/// The read bound of `threads` threads now: the kernels' idle OpenMP
+/// threads, which would spin on the cores the probe's threads need, are
+/// ended first (the next kernel call starts them again).
+double boundNow(bench::ReadProbe &probe, int64_t threads) {
+  ::qnt::runtime::pauseIdleThreads();
+  return probe.measure(int(threads), /*repetitions=*/3);
+}
+
+/// Times `kernels` (run on `threads` threads) in --rounds rounds, each
+/// right after `probe` measured the read bound again, so that each round
+/// is compared with the bandwidth of its own moment (the machine's phases;
+/// see bench::ReadProbe). Within a round the kernels take turns, the first
+/// turn moving by one each round, so that variants of one kernel are
+/// compared under the same phases and none always runs first.
 FailureOr<std::vector<CpuTiming>>
-timeInterleaved(llvm::ArrayRef<CpuKernel *> kernels, bench::ReadProbe &probe) {
+timeInterleaved(llvm::ArrayRef<CpuKernel *> kernels, bench::ReadProbe &probe,
+                int64_t threads) {
   const int rounds = roundsOpt.getValue();
-  std::vector<std::vector<double>> samples(kernels.size());
+  const size_t count = kernels.size();
+  std::vector<std::vector<double>> samples(count);
   std::vector<double> bounds;
-  std::vector<CpuTiming> timings(kernels.size());
+  std::vector<CpuTiming> timings(count);
   for (int round = 0; round < rounds; ++round) {
-    // The kernels' idle OpenMP threads would spin on the cores the probe's
-    // threads need.
-    ::qnt::runtime::pauseIdleThreads();
-    double boundGBs = probe.measure(/*repetitions=*/3);
-    if (boundGBs > 0)
-      bounds.push_back(boundGBs);
-    for (auto [kernel, timing, all] :
-         llvm::zip(kernels, timings, samples)) {
+    double boundGBs = boundNow(probe, threads);
+    bounds.push_back(boundGBs);
+    for (size_t turn = 0; turn < count; ++turn) {
+      size_t k = (size_t(round) + turn) % count;
+      CpuKernel &kernel = *kernels[k];
       // One untimed call per round starts the threads again.
       std::vector<double> roundMs = bench::timeRepeated(
-          [&] { (*kernel)(); }, /*warmup=*/1, /*iterations=*/3,
+          [&] { kernel(); }, /*warmup=*/1, /*iterations=*/3,
           /*minTotalSeconds=*/0.5 / rounds, iterationsOpt);
-      if (!kernel->succeededSoFar())
+      if (!kernel.succeededSoFar())
         return failure();
-      double medianMs = bench::summarize(roundMs).medianMs;
-      if (boundGBs > 0 && medianMs > 0)
-        timing.roundFractions.push_back(double(kernel->weightBytes()) /
-                                        (medianMs * 1e6) / boundGBs);
-      all.insert(all.end(), roundMs.begin(), roundMs.end());
+      double fraction = fractionOfBound(
+          kernel.weightBytes(), bench::summarize(roundMs).medianMs, boundGBs);
+      if (fraction > 0)
+        timings[k].roundFractions.push_back(fraction);
+      samples[k].insert(samples[k].end(), roundMs.begin(), roundMs.end());
     }
   }
   for (auto [timing, all] : llvm::zip(timings, samples)) {
     timing.time = bench::summarize(all);
-    // summarize's median is that of any numbers, milliseconds or not.
-    timing.medianBoundGBs = bench::summarize(bounds).medianMs;
+    timing.medianBoundGBs = medianOfPositive(bounds);
   }
   return timings;
 }
@@ -628,24 +654,31 @@ measureReadBounds(const std::vector<int64_t> &threadCounts,
   return bound;
 }
 
-using ReadProbes = std::map<int64_t, std::unique_ptr<bench::ReadProbe>>;
-
-/// One read probe per thread count (its array first touched by those
-/// threads), for the bound measured again before every round; says so in
-/// the context.
-ReadProbes makeReadProbes(const std::vector<int64_t> &threadCounts,
-                          bench::BenchContext &context) {
-  ReadProbes probes;
-  for (int64_t threads : threadCounts)
-    probes[threads] = std::make_unique<bench::ReadProbe>(
-        size_t(probeMibOpt.getValue()) << 20, int(threads));
+/// The read probe every row's rounds measure the bound on (its array
+/// first touched by the most threads any row uses), or null after an
+/// error; says so in the context.
+std::unique_ptr<bench::ReadProbe>
+makeReadProbe(const std::vector<int64_t> &threadCounts,
+              bench::BenchContext &context) {
+  std::unique_ptr<bench::ReadProbe> probe;
+  try {
+    probe = std::make_unique<bench::ReadProbe>(
+        size_t(probeMibOpt.getValue()) << 20,
+        int(*llvm::max_element(threadCounts)));
+  } catch (const std::exception &e) {
+    llvm::errs() << "quant-bench: cannot set up the read probe of "
+                 << (probeMibOpt ? std::to_string(probeMibOpt) + " MiB"
+                                 : std::string("the default size"))
+                 << " (" << e.what() << "); try a smaller --read-probe-mib\n";
+    return nullptr;
+  }
   context.extra.push_back(
       {"row_bound",
        llvm::formatv("vector read of {0} MiB before each of --rounds={1} "
                      "rounds of every row; %bound is the median round's",
-                     probes.begin()->second->bytes() >> 20, roundsOpt)
+                     probe->bytes() >> 20, roundsOpt)
            .str()});
-  return probes;
+  return probe;
 }
 
 /// --cpu-activations as flags (true: int8), or nothing after an error.
@@ -693,7 +726,10 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
                                mlir::qnt::hostVectorWidth())
                      .str()});
 
-  ReadProbes probes = makeReadProbes(threadCounts, context);
+  std::unique_ptr<bench::ReadProbe> probe =
+      makeReadProbe(threadCounts, context);
+  if (!probe)
+    return 1;
   auto makeRow = [&](const std::string &kernel, const std::string &encoding,
                      Shape shape, int64_t m, double bitsPerWeight,
                      int64_t weightBytes, const CpuTiming &timing) {
@@ -733,7 +769,7 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
                                          {threads, false, matmulOptionsOpt});
         if (failed(kernel))
           return 1;
-        auto timing = timeInterleaved({kernel->get()}, *probes[threads]);
+        auto timing = timeInterleaved({kernel->get()}, *probe, threads);
         progress.update(++done, "f32 dense");
         if (failed(timing))
           return 1;
@@ -789,7 +825,7 @@ int runCpu(MLIRContext &ctx, const std::vector<NamedEncoding> &encodings,
             std::vector<CpuKernel *> turns;
             for (auto &kernel : kernels)
               turns.push_back(kernel.get());
-            auto timings = timeInterleaved(turns, *probes[threads]);
+            auto timings = timeInterleaved(turns, *probe, threads);
             progress.update(++done, encoding.name);
             if (failed(timings))
               return 1;
@@ -846,12 +882,13 @@ struct ModelTimes {
 /// One untimed round, then `rounds` timed ones, each prefilling `prompt`
 /// from an empty cache and decoding `steps` tokens greedily, one call
 /// (embedding, every block, head) per token. Before each timed round,
-/// `probe` measures the read bound again.
+/// `probe` measures the read bound of `threads` threads again, and an
+/// untimed prefill starts the kernels' threads and warms the caches.
 FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
                                 llvm::ArrayRef<int32_t> prompt, int64_t steps,
                                 int rounds, bench::ReadProbe &probe,
-                                ::qnt::Progress &progress, int64_t &done,
-                                const std::string &label) {
+                                int64_t threads, ::qnt::Progress &progress,
+                                int64_t &done, const std::string &label) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
@@ -860,8 +897,9 @@ FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
   ::qnt::runtime::HostTensor logits;
   for (int round = 0; round <= rounds; ++round) {
     if (round > 0) {
-      ::qnt::runtime::pauseIdleThreads(); // as in timeInterleaved
-      times.roundBoundGBs.push_back(probe.measure(/*repetitions=*/3));
+      times.roundBoundGBs.push_back(boundNow(probe, threads));
+      if (failed(runner.forward(prompt, 0, logits)))
+        return failure();
     }
     size_t firstToken = times.decodeMs.size();
     auto start = Clock::now();
@@ -907,13 +945,14 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
   }
   // Load once to check the model and choose the token counts, before the
   // read bound is measured (a bad path fails fast).
-  OwningOpRef<ModuleOp> probe = mlir::qnt::loadModel(&ctx, modelOpt);
-  if (!probe)
+  OwningOpRef<ModuleOp> checked = mlir::qnt::loadModel(&ctx, modelOpt);
+  if (!checked)
     return 1;
-  FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(*probe);
+  FailureOr<::qnt::io::LlamaConfig> config =
+      mlir::qnt::readModelConfig(*checked);
   if (failed(config))
     return 1;
-  probe = nullptr;
+  checked = nullptr;
   int64_t context_ = config->maxSeqLen;
   int64_t prompt = promptTokensOpt ? promptTokensOpt.getValue()
                                    : std::min<int64_t>(128, context_ / 2);
@@ -947,7 +986,10 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
                      prompt, steps, roundsOpt.getValue())
            .str()});
 
-  ReadProbes probes = makeReadProbes(threadCounts, context);
+  std::unique_ptr<bench::ReadProbe> probe =
+      makeReadProbe(threadCounts, context);
+  if (!probe)
+    return 1;
   std::vector<int32_t> ids = benchPrompt(prompt, config->vocabSize);
   ::qnt::Progress progress("model", int64_t(activationKinds->size()) *
                                         int64_t(threadCounts.size()) *
@@ -971,7 +1013,7 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
       std::string suffix =
           std::string(int8 ? "int8-t" : "t") + std::to_string(threads);
       FailureOr<ModelTimes> times =
-          timeModel(**runner, ids, steps, roundsOpt, *probes[threads],
+          timeModel(**runner, ids, steps, roundsOpt, *probe, threads,
                     progress, done, "model " + suffix);
       if (failed(times))
         return 1;
@@ -992,12 +1034,13 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
         // measured before the round (one prefill call, or the round's
         // median token).
         for (size_t r = 0; r < times->roundBoundGBs.size(); ++r) {
-          double ms = decode ? times->roundDecodeMs[r] : times->prefillMs[r];
-          if (times->roundBoundGBs[r] > 0 && ms > 0)
-            row.roundFractions.push_back(double(bytes) / (ms * 1e6) /
-                                         times->roundBoundGBs[r]);
+          double fraction = fractionOfBound(
+              bytes, decode ? times->roundDecodeMs[r] : times->prefillMs[r],
+              times->roundBoundGBs[r]);
+          if (fraction > 0)
+            row.roundFractions.push_back(fraction);
         }
-        row.rowBoundGBs = bench::summarize(times->roundBoundGBs).medianMs;
+        row.rowBoundGBs = medianOfPositive(times->roundBoundGBs);
         double tokensPerCall = decode ? 1.0 : double(prompt);
         row.note = llvm::formatv("{0:F1} tokens/s",
                                  row.time.medianMs > 0

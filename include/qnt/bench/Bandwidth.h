@@ -20,6 +20,7 @@
 #define QNT_BENCH_BANDWIDTH_H
 
 #include <cstddef>
+#include <memory>
 
 namespace qnt::bench {
 
@@ -70,38 +71,44 @@ StreamResult measureHostBandwidth(size_t bytesPerArray, int threads,
 /// memory.
 size_t defaultReadProbeBytes();
 
+namespace detail {
+class MappedArray;
+} // namespace detail
+
 /// The read kernel of measureHostBandwidth alone, on one array that lives
 /// as long as the probe, so that the read bound can be measured again beside
 /// every kernel it bounds. Some machines' bandwidth moves between phases
 /// seconds apart (this project's 2-core development VM reads 27 GB/s in one
 /// and 38-42 GB/s in the next), so a bound measured once at the start of a
-/// run does not describe a kernel timed a minute later.
+/// run does not describe a kernel timed a minute later. One probe serves
+/// every thread count.
 class ReadProbe {
 public:
-  /// Maps `bytes` (defaultReadProbeBytes() when 0), split into one
-  /// partition of whole cache lines per thread (hardwareThreads() when
-  /// `threads` <= 0), each written first by the thread that will read it.
+  /// Maps `bytes` (defaultReadProbeBytes() when 0), rounded down to whole
+  /// cache lines (at least one per thread), and writes it from `threads`
+  /// threads (hardwareThreads() when <= 0), each its own contiguous part.
   /// Throws std::bad_alloc when the array cannot be mapped and
   /// std::system_error when a thread cannot be started.
-  ReadProbe(size_t bytes, int threads);
+  explicit ReadProbe(size_t bytes, int threads = 0);
   ~ReadProbe();
   ReadProbe(const ReadProbe &) = delete;
   ReadProbe &operator=(const ReadProbe &) = delete;
 
-  /// The best read GB/s of `repetitions` sums (clamped to [1, 10000]), the
-  /// threads starting each sum together, timed from the first start to the
-  /// last end. Returns 0 when a sum came out wrong (a broken kernel: do not
-  /// use the figure).
-  double measure(int repetitions);
+  /// The best read GB/s of `repetitions` sums (clamped to [1, 10000]) by
+  /// `threads` threads (clamped to [1, the number of cache lines]), each
+  /// over its own contiguous part of whole cache lines; the threads start
+  /// each sum together, timed from the first start to the last end. Returns
+  /// 0 when a sum came out wrong (a broken kernel: do not use the figure).
+  double measure(int threads, int repetitions);
 
-  int threads() const { return threads_; }
-  size_t bytes() const { return perThread_ * threads_ * sizeof(double); }
+  /// The bytes `threads` threads read per sum: the array rounded down to
+  /// whole cache lines per thread.
+  size_t bytesRead(int threads) const;
+  size_t bytes() const;
 
 private:
-  double *data_ = nullptr;
-  size_t mappedBytes_ = 0;
-  size_t perThread_ = 0; ///< doubles per thread
-  int threads_ = 1;
+  std::unique_ptr<detail::MappedArray> array_;
+  size_t lines_ = 0; ///< cache lines in the array
 };
 
 } // namespace qnt::bench

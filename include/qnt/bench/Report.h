@@ -5,7 +5,7 @@
 // bandwidth over the packed weight bytes, its fraction of the memory bound
 // measured in the same run, and the speedup over a baseline measured in the
 // same run. Written as an aligned table for people and as JSON (schema
-// "qnt.bench/1", snake_case keys like the tools' other summaries) for
+// "qnt.bench/2", snake_case keys like the tools' other summaries) for
 // scripts. Units: ms, MB = 10^6 bytes, GB/s = 10^9 bytes per second (as
 // STREAM counts). IR-free.
 //
@@ -88,7 +88,7 @@ struct BenchContext {
 void printTable(std::ostream &os, const BenchContext &context,
                 const std::vector<BenchRow> &rows);
 
-/// {"schema": "qnt.bench/1", "context": {...}, "results": [...]}.
+/// {"schema": "qnt.bench/2", "context": {...}, "results": [...]}.
 nlohmann::json toJson(const BenchContext &context,
                       const std::vector<BenchRow> &rows);
 
