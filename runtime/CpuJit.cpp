@@ -16,13 +16,16 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/DynamicLibrary.h"
+#include "llvm/Support/Errno.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <sys/mman.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -280,6 +283,7 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
     return module.emitError() << "JIT compilation failed: "
                               << llvm::toString(engine.takeError());
   compiled->engine = std::move(*engine);
+  compiled->hugePageWeights = cpuOptions.hugePageWeights;
   // ORC materializes code at the first lookup: do it now, so that compile
   // time is spent (and reported) here and the first call runs at full speed.
   for (const EntrySignature &sig : compiled->sigs)
@@ -364,6 +368,46 @@ LogicalResult CompiledModule::bindParams(const mlir::qnt::ParamStore &store,
         return failure();
       boundParams.try_emplace(name, std::move(*bound));
     }
+  return hugePageWeights ? moveParamsToHugePages(loc) : success();
+}
+
+LogicalResult CompiledModule::moveParamsToHugePages(Location loc) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  constexpr size_t kAlign = 64;
+  // Sorted by name: the layout does not depend on the map's hash order.
+  std::vector<llvm::StringMapEntry<HostTensor> *> params;
+  for (auto &entry : boundParams)
+    params.push_back(&entry);
+  llvm::sort(params, [](auto *a, auto *b) { return a->getKey() < b->getKey(); });
+  std::vector<size_t> offsets;
+  size_t bytes = 0;
+  for (auto *param : params) {
+    offsets.push_back(bytes);
+    bytes += llvm::alignTo(size_t(param->getValue().numBytes()), kAlign);
+  }
+  if (bytes == 0)
+    return success();
+  // Over-allocated by a huge page so that the arena can start on one.
+  size_t mapped = llvm::alignTo(bytes, kHugePage) + kHugePage;
+  void *map = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED)
+    return emitError(loc) << "cannot allocate " << bytes
+                          << " bytes for the parameters in huge pages: "
+                          << llvm::sys::StrError(errno);
+  paramArena = std::shared_ptr<void>(
+      map, [mapped](void *p) { ::munmap(p, mapped); });
+  arenaBytes = int64_t(bytes);
+  auto *base = reinterpret_cast<uint8_t *>(
+      llvm::alignTo(reinterpret_cast<uintptr_t>(map), kHugePage));
+  // Advice only: where transparent huge pages are off ("never"), the arena
+  // is ordinary anonymous memory.
+  (void)::madvise(base, llvm::alignTo(bytes, kHugePage), MADV_HUGEPAGE);
+  for (auto [param, offset] : llvm::zip(params, offsets)) {
+    HostTensor &tensor = param->getValue();
+    std::memcpy(base + offset, tensor.data(), tensor.numBytes());
+    tensor = HostTensor(tensor.getType(), base + offset);
+  }
   return success();
 }
 

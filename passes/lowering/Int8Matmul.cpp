@@ -138,6 +138,10 @@ struct Int8MatmulBuilder {
   /// bufferized), for memref.prefetch and the masked loads of short
   /// chunks; null when neither is used.
   Value codesBuffer;
+  /// The per-group scales and zero points as one-dimensional memrefs, for
+  /// memref.prefetch; null when not prefetched (per-tensor scales, a
+  /// constant zero point, or no prefetch).
+  Value scalesBuffer, zerosBuffer;
 
   //===--------------------------------------------------------------===//
   // Small helpers
@@ -503,22 +507,67 @@ struct Int8MatmulBuilder {
   }
 
   /// Prefetches the code byte shape.prefetchBytes after the start of chunk
-  /// `chunk` of weight row `row`, in row-major order, clamped to the last
-  /// byte (a prefetch past the buffer would be harmless on x86, but is not
-  /// a valid memref access). codesBuffer is the codes as one dimension, so
-  /// the address is three integer ops (with rows and columns, the clamped
-  /// position's division by the row length cost a dozen per prefetch).
+  /// `chunk` of weight row `row`, in row-major order. The row's part of the
+  /// address is clamped, not the chunk's: min(row start + prefetchBytes,
+  /// start of the last row) + chunk start stays in the buffer (a prefetch
+  /// past it would be harmless on x86, but is not a valid memref access),
+  /// and only the row's part varies between rows, so the chunk loop's
+  /// prefetch is one instruction. Clamping each chunk's address took a
+  /// compare and a conditional move per cache line: 16 of the 56
+  /// instructions of int4 g128's four-chunk loop. codesBuffer is the codes
+  /// as one dimension: with rows and columns the address cost a division.
   void prefetchCodes(OpBuilder &b, Value row, Value chunk) const {
     int64_t rowBytes =
         cast<RankedTensorType>(components[0].getType()).getDimSize(1);
-    Value start = chunkOffset(b, row, chunk);
-    Value wanted = addIndex(b, start, shape.prefetchBytes);
-    Value lastByte = index(b, n * rowBytes - 1);
-    Value ahead = arith::MinUIOp::create(b, loc, wanted, lastByte);
+    Value rowStart = mulIndex(b, row, rowBytes);
+    Value wanted = addIndex(b, rowStart, shape.prefetchBytes);
+    Value lastRowStart = index(b, (n - 1) * rowBytes);
+    Value aheadRow = arith::MinUIOp::create(b, loc, wanted, lastRowStart);
+    Value chunkStart = mulIndex(b, chunk, layout.chunkBytes);
+    Value ahead = arith::AddIOp::create(b, loc, aheadRow, chunkStart);
     // Locality 0 (non-temporal): each byte is read once per call.
     memref::PrefetchOp::create(b, loc, codesBuffer, ValueRange{ahead},
                                /*isWrite=*/false, /*localityHint=*/0,
                                /*isDataCache=*/true);
+  }
+
+  /// Prefetches every cache line of row `row` + ahead of the [n, columns]
+  /// `buffer` (one dimension, as codesBuffer), where `ahead` is the rows of
+  /// codes shape.prefetchBytes spans, rounded up, and the row is clamped to
+  /// the last. The scales and zero points of a row are read before its
+  /// first chunk, and the hardware prefetcher does not keep up with streams
+  /// that advance a few bytes per 2 KiB row: in the 7B-shaped model's
+  /// output head (K = 4096, int4 g128) the loads that missed them drew 20%
+  /// of the kernel's profile samples outside its chunk loop; with this
+  /// prefetch, 12%, as in quant-bench's kernel alone.
+  void prefetchRowAhead(OpBuilder &b, Value buffer, Value row) const {
+    int64_t rowBytes =
+        cast<RankedTensorType>(components[0].getType()).getDimSize(1);
+    auto type = cast<MemRefType>(buffer.getType());
+    int64_t columns = type.getDimSize(0) / n;
+    int64_t elementBytes = std::max<int64_t>(
+        1, type.getElementTypeBitWidth() / 8);
+    int64_t ahead = (shape.prefetchBytes + rowBytes - 1) / rowBytes;
+    Value wanted = addIndex(b, row, ahead);
+    Value aheadRow = arith::MinUIOp::create(b, loc, wanted, index(b, n - 1));
+    Value rowStart = mulIndex(b, aheadRow, columns);
+    // One prefetch per line's worth of elements from the row's start, plus
+    // its last element when the row may end on a line past those: rows
+    // start wherever the element size allows (a row of two f32 at byte 60
+    // of a line spans two).
+    int64_t perLine = std::max<int64_t>(1, kChunkBytes / elementBytes);
+    SmallVector<int64_t> columnsToFetch;
+    for (int64_t c = 0; c < columns; c += perLine)
+      columnsToFetch.push_back(c);
+    int64_t latestEnd = kChunkBytes - elementBytes + columns * elementBytes;
+    if ((latestEnd - 1) / kChunkBytes >= int64_t(columnsToFetch.size()))
+      columnsToFetch.push_back(columns - 1);
+    for (int64_t c : columnsToFetch) {
+      Value at = addIndex(b, rowStart, c);
+      memref::PrefetchOp::create(b, loc, buffer, ValueRange{at},
+                                 /*isWrite=*/false, /*localityHint=*/0,
+                                 /*isDataCache=*/true);
+    }
   }
 
   /// The unsigned values of the codes in chunk `chunk` of weight row `row`,
@@ -813,6 +862,10 @@ struct Int8MatmulBuilder {
   }
 
   SmallVector<Value> dotTile(OpBuilder &b, const MatmulTile &t) const {
+    for (Value buffer : {scalesBuffer, zerosBuffer})
+      if (buffer)
+        for (int64_t j = 0; j < t.cols; ++j)
+          prefetchRowAhead(b, buffer, addIndex(b, t.n0, j));
     SmallVector<Value> acc =
         layout.lanesPerGroup() ? laneGroupTile(b, t) : wholeGroupTile(b, t);
     SmallVector<Value> zeroTerms = zeroPointTerms(b, t);
@@ -856,14 +909,20 @@ Value mlir::qnt::buildInt8Matmul(OpBuilder &b, Location loc, Value input,
   // on one (59-71% against 58-69%).
   if (builder.shape.prefetchBytes < 0)
     builder.shape.prefetchBytes = 4096;
-  if (builder.shape.prefetchBytes > 0 || builder.shortChunks()) {
-    auto codesType = cast<RankedTensorType>(components[0].getType());
-    Value codes = bufferization::ToBufferOp::create(
-        b, loc,
-        MemRefType::get(codesType.getShape(), codesType.getElementType()),
-        components[0], /*readOnly=*/true);
-    builder.codesBuffer = memref::CollapseShapeOp::create(
-        b, loc, codes, ArrayRef<ReassociationIndices>{{0, 1}});
+  auto flatBuffer = [&](Value component) -> Value {
+    auto type = cast<RankedTensorType>(component.getType());
+    Value buffer = bufferization::ToBufferOp::create(
+        b, loc, MemRefType::get(type.getShape(), type.getElementType()),
+        component, /*readOnly=*/true);
+    return memref::CollapseShapeOp::create(
+        b, loc, buffer, ArrayRef<ReassociationIndices>{{0, 1}});
+  };
+  if (builder.shape.prefetchBytes > 0 || builder.shortChunks())
+    builder.codesBuffer = flatBuffer(components[0]);
+  if (builder.shape.prefetchBytes > 0 && !form.perTensor) {
+    builder.scalesBuffer = flatBuffer(components[form.scaleComponent]);
+    if (form.zeroComponent)
+      builder.zerosBuffer = flatBuffer(components[*form.zeroComponent]);
   }
   auto dot = [&](OpBuilder &nb, const MatmulTile &t) {
     return builder.dotTile(nb, t);

@@ -35,6 +35,7 @@
 
 namespace io = qnt::io;
 namespace fs = std::filesystem;
+using qnt::runtime::CpuCompileOptions;
 using qnt::runtime::HostTensor;
 using qnt::runtime::ModelRunner;
 using qnt::testing::ReferenceLlama;
@@ -72,14 +73,15 @@ protected:
   }
   /// Imports `path`, runs `pipeline` (if any) and compiles the result.
   std::unique_ptr<ModelRunner> compile(const std::string &path,
-                                       const std::string &pipeline = "") {
+                                       const std::string &pipeline = "",
+                                       const CpuCompileOptions &options = {}) {
     module = mlir::qnt::loadModel(&context, path);
     if (!module)
       return nullptr;
     if (!pipeline.empty() &&
         failed(mlir::qnt::runPassPipeline(*module, pipeline)))
       return nullptr;
-    auto runner = ModelRunner::create(*module);
+    auto runner = ModelRunner::create(*module, options);
     return succeeded(runner) ? std::move(*runner) : nullptr;
   }
 
@@ -152,6 +154,40 @@ TEST_F(ModelTest, StoriesDecodingWithTheCacheMatchesAFullPass) {
   EXPECT_LT(relativeDifference(step.f32(),
                                full.f32() + (tokens.size() - 1) * vocab, vocab),
             1e-5);
+}
+
+TEST_F(ModelTest, StoriesWeightsInHugePagesGiveTheSameLogits) {
+  REQUIRE_SHARED();
+  // int4 g32 with int8 activations: the copies in the arena are read by the
+  // vector kernels (64-byte loads, prefetches ahead of them).
+  // One output file per runner: the first maps its file while the second
+  // is compiled.
+  auto rtn = [&](const char *file) {
+    return "builtin.module(qnt-rtn{bits=4 group-size=32 output=" +
+           (tmp / file).string() + "})";
+  };
+  CpuCompileOptions int8{/*threads=*/1, /*int8Activations=*/true, "", false};
+  CpuCompileOptions arena = int8;
+  arena.hugePageWeights = true;
+  auto mapped = compile(kStoriesModel, rtn("mapped.safetensors"), int8);
+  ASSERT_TRUE(mapped) << diagnostics;
+  auto copied = compile(kStoriesModel, rtn("copied.safetensors"), arena);
+  ASSERT_TRUE(copied) << diagnostics;
+  std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432, 383, 286, 261};
+  HostTensor a, b;
+  ASSERT_TRUE(succeeded(mapped->forward(tokens, 0, a))) << diagnostics;
+  ASSERT_TRUE(succeeded(copied->forward(tokens, 0, b))) << diagnostics;
+  ASSERT_EQ(a.numBytes(), b.numBytes());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.numBytes()), 0);
+  // Only the second runner copied its parameters: at least those of the
+  // blocks and the head (the embedding may be the head's, tied), each at a
+  // 64-byte boundary.
+  EXPECT_EQ(mapped->parameterArenaBytes(), 0);
+  int64_t parameters = copied->parameterBytes("head");
+  for (int64_t layer = 0; layer < copied->config().nLayers; ++layer)
+    parameters +=
+        copied->parameterBytes(mlir::qnt::blockFunctionName(layer));
+  EXPECT_GE(copied->parameterArenaBytes(), parameters);
 }
 
 TEST_F(ModelTest, StoriesGreedyGenerationMatchesReference) {

@@ -113,6 +113,19 @@ static cl::list<std::string> variantsOpt(
              "(named in the note column), their rounds interleaved so that "
              "they are compared under the same bandwidth phases"),
     cl::CommaSeparated, cl::cat(category));
+/// Where the whole-model runtime keeps the weights (--model).
+enum class WeightMemory { Mapped, HugePages };
+static cl::list<WeightMemory> weightMemoryOpt(
+    "weight-memory",
+    cl::desc("--model: where the runtime keeps the weights, comma-separated; "
+             "with more than one, each is a row of its own (named in the "
+             "note column), rounds interleaved"),
+    cl::values(clEnumValN(WeightMemory::Mapped, "mapped",
+                          "views of the mapped parameter files (default)"),
+               clEnumValN(WeightMemory::HugePages, "huge-pages",
+                          "copied into an arena advised for transparent huge "
+                          "pages")),
+    cl::CommaSeparated, cl::cat(category));
 static cl::opt<std::string> modelOpt(
     "model",
     cl::desc("Benchmark a whole model instead of single matmuls: a llama2.c "
@@ -879,53 +892,84 @@ struct ModelTimes {
   std::vector<double> roundBoundGBs, roundDecodeMs;
 };
 
-/// One untimed round, then `rounds` timed ones, each prefilling `prompt`
-/// from an empty cache and decoding `steps` tokens greedily, one call
-/// (embedding, every block, head) per token. Before each timed round,
-/// `probe` measures the read bound of `threads` threads again, and an
-/// untimed prefill starts the kernels' threads and warms the caches.
-FailureOr<ModelTimes> timeModel(::qnt::runtime::ModelRunner &runner,
-                                llvm::ArrayRef<int32_t> prompt, int64_t steps,
-                                int rounds, bench::ReadProbe &probe,
-                                int64_t threads, ::qnt::Progress &progress,
-                                int64_t &done, const std::string &label) {
+std::string weightMemoryName(WeightMemory memory) {
+  return memory == WeightMemory::HugePages ? "huge-pages" : "mapped";
+}
+
+/// One configuration of the model timed by timeModels: its runner, what
+/// sets it apart (the note column; empty for the only one), its times.
+struct ModelVariant {
+  std::unique_ptr<::qnt::runtime::ModelRunner> runner;
+  std::string note;
+  ModelTimes times;
+};
+
+/// One round of `variant`: prefill `prompt` from an empty cache, then decode
+/// `steps` tokens greedily, one call (embedding, every block, head) per
+/// token; recorded when `timed`. A timed round starts with `probe`
+/// measuring the read bound of `threads` threads again, then an untimed
+/// prefill that starts the kernels' threads and warms the caches.
+LogicalResult timeModelRound(ModelVariant &variant,
+                             llvm::ArrayRef<int32_t> prompt, int64_t steps,
+                             bool timed, bench::ReadProbe &probe,
+                             int64_t threads) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
   };
-  ModelTimes times;
+  ::qnt::runtime::ModelRunner &runner = *variant.runner;
+  ModelTimes &times = variant.times;
   ::qnt::runtime::HostTensor logits;
-  for (int round = 0; round <= rounds; ++round) {
-    if (round > 0) {
-      times.roundBoundGBs.push_back(boundNow(probe, threads));
-      if (failed(runner.forward(prompt, 0, logits)))
-        return failure();
-    }
-    size_t firstToken = times.decodeMs.size();
-    auto start = Clock::now();
+  if (timed) {
+    times.roundBoundGBs.push_back(boundNow(probe, threads));
     if (failed(runner.forward(prompt, 0, logits)))
       return failure();
-    auto end = Clock::now();
-    if (round > 0)
-      times.prefillMs.push_back(ms(start, end));
-    int32_t token = argmaxRow(logits, int64_t(prompt.size()) - 1);
-    for (int64_t i = 0; i < steps; ++i) {
-      start = Clock::now();
-      if (failed(runner.forward({token}, int64_t(prompt.size()) + i, logits)))
+  }
+  size_t firstToken = times.decodeMs.size();
+  auto start = Clock::now();
+  if (failed(runner.forward(prompt, 0, logits)))
+    return failure();
+  auto end = Clock::now();
+  if (timed)
+    times.prefillMs.push_back(ms(start, end));
+  int32_t token = argmaxRow(logits, int64_t(prompt.size()) - 1);
+  for (int64_t i = 0; i < steps; ++i) {
+    start = Clock::now();
+    if (failed(runner.forward({token}, int64_t(prompt.size()) + i, logits)))
+      return failure();
+    end = Clock::now();
+    if (timed)
+      times.decodeMs.push_back(ms(start, end));
+    token = argmaxRow(logits, 0);
+  }
+  if (timed)
+    times.roundDecodeMs.push_back(
+        bench::summarize({times.decodeMs.begin() + firstToken,
+                          times.decodeMs.end()})
+            .medianMs);
+  return success();
+}
+
+/// One untimed round of every variant, then `rounds` timed ones. Within a
+/// round the variants take turns, the first turn moving by one each round
+/// (as timeInterleaved does for kernels), so that variants are compared
+/// under the same bandwidth phases: separate runs of one binary on this
+/// machine differ by more than the variants do.
+LogicalResult timeModels(std::vector<ModelVariant> &variants,
+                         llvm::ArrayRef<int32_t> prompt, int64_t steps,
+                         int rounds, bench::ReadProbe &probe, int64_t threads,
+                         ::qnt::Progress &progress, int64_t &done,
+                         const std::string &label) {
+  for (int round = 0; round <= rounds; ++round) {
+    for (size_t turn = 0; turn < variants.size(); ++turn) {
+      ModelVariant &variant = variants[(turn + size_t(round)) % variants.size()];
+      if (failed(timeModelRound(variant, prompt, steps, round > 0, probe,
+                                threads)))
         return failure();
-      end = Clock::now();
-      if (round > 0)
-        times.decodeMs.push_back(ms(start, end));
-      token = argmaxRow(logits, 0);
     }
-    if (round > 0)
-      times.roundDecodeMs.push_back(
-          bench::summarize({times.decodeMs.begin() + firstToken,
-                            times.decodeMs.end()})
-              .medianMs);
     progress.update(++done, label);
   }
-  return times;
+  return success();
 }
 
 int runModel(MLIRContext &ctx, bench::BenchContext &context,
@@ -966,6 +1010,16 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
     return 1;
   }
 
+  // Every kernel variant with every placement of the weights, each a row.
+  std::vector<std::string> kernelVariants(variantsOpt.begin(),
+                                          variantsOpt.end());
+  if (kernelVariants.empty())
+    kernelVariants.push_back("");
+  std::vector<WeightMemory> weightMemories(weightMemoryOpt.begin(),
+                                           weightMemoryOpt.end());
+  if (weightMemories.empty())
+    weightMemories.push_back(WeightMemory::Mapped);
+
   std::map<int64_t, double> bound = measureReadBounds(threadCounts, context);
   context.device = "host CPU (" + std::to_string(bench::hardwareThreads()) +
                    " hardware threads)";
@@ -997,27 +1051,36 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
   int64_t done = 0;
   for (bool int8 : *activationKinds)
     for (int64_t threads : threadCounts) {
-      // The runner lowers its module in place: one module per compile.
-      OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&ctx, modelOpt);
-      if (!module)
-        return 1;
-      ::qnt::runtime::CpuCompileOptions options{threads, int8,
-                                                matmulOptionsOpt};
-      auto runner = ::qnt::runtime::ModelRunner::create(*module, options);
-      if (failed(runner))
-        return 1;
-      int64_t bytes = (*runner)->parameterBytes("head");
+      std::vector<ModelVariant> variants;
+      for (const std::string &kernelVariant : kernelVariants)
+        for (WeightMemory memory : weightMemories) {
+          // The runner lowers its module in place: one module per compile.
+          OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&ctx, modelOpt);
+          if (!module)
+            return 1;
+          ::qnt::runtime::CpuCompileOptions options{
+              threads, int8, matmulOptionsOpt + " " + kernelVariant,
+              memory == WeightMemory::HugePages};
+          auto runner = ::qnt::runtime::ModelRunner::create(*module, options);
+          if (failed(runner))
+            return 1;
+          std::string note = kernelVariant;
+          if (weightMemories.size() > 1)
+            note += (note.empty() ? "" : ", ") + weightMemoryName(memory);
+          variants.push_back({std::move(*runner), note, {}});
+        }
+      const ::qnt::runtime::ModelRunner &first = *variants.front().runner;
+      int64_t bytes = first.parameterBytes("head");
       for (int64_t layer = 0; layer < config->nLayers; ++layer)
-        bytes +=
-            (*runner)->parameterBytes(mlir::qnt::blockFunctionName(layer));
+        bytes += first.parameterBytes(mlir::qnt::blockFunctionName(layer));
       std::string suffix =
           std::string(int8 ? "int8-t" : "t") + std::to_string(threads);
-      FailureOr<ModelTimes> times =
-          timeModel(**runner, ids, steps, roundsOpt, *probe, threads,
-                    progress, done, "model " + suffix);
-      if (failed(times))
+      if (failed(timeModels(variants, ids, steps, roundsOpt, *probe, threads,
+                            progress, done, "model " + suffix)))
         return 1;
+      for (const ModelVariant &variant : variants)
       for (bool decode : {false, true}) {
+        const ModelTimes *times = &variant.times;
         bench::BenchRow row;
         row.target = "cpu";
         row.kernel = (decode ? "decode-" : "prefill-") + suffix;
@@ -1048,6 +1111,8 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
                                            row.time.medianMs
                                      : 0.0)
                        .str();
+        if (!variant.note.empty())
+          row.note += ", " + variant.note;
         bench::computeDerived(row, bound[threads]);
         out.push_back(row);
       }
@@ -1079,6 +1144,11 @@ int main(int argc, char **argv) {
   if (!modelOpt.empty() && targetOpt == "gpu") {
     llvm::errs() << "quant-bench: --model runs on the CPU (whole-model GPU "
                     "execution does not exist yet); use --target=cpu\n";
+    return 1;
+  }
+  if (modelOpt.empty() && !weightMemoryOpt.empty()) {
+    llvm::errs() << "quant-bench: --weight-memory applies to --model (the "
+                    "kernel rows read rotated copies of their weights)\n";
     return 1;
   }
   if (!modelOpt.empty()) {

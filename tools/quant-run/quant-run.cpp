@@ -126,6 +126,12 @@ static cl::opt<bool> int8Activations(
     cl::desc("Quantize the activations of the quantized matmuls to int8 "
              "(per row and scale group) and multiply in integers"),
     cl::init(false), cl::cat(modelCategory));
+static cl::opt<bool> hugePageWeights(
+    "huge-page-weights",
+    cl::desc("Copy the parameters into memory advised for transparent huge "
+             "pages instead of reading them from the mapped files (fewer "
+             "TLB misses: quant-bench --weight-memory compares the two)"),
+    cl::init(false), cl::cat(modelCategory));
 static cl::opt<std::string>
     prompt("generate", cl::desc("Generate a continuation of this text"),
            cl::cat(modelCategory));
@@ -323,7 +329,8 @@ static int runModel(MLIRContext &context) {
     return 1;
   }
   FailureOr<std::unique_ptr<ModelRunner>> runner = ModelRunner::create(
-      *module, {cpuThreads, int8Activations, /*matmulOptions=*/""});
+      *module, {cpuThreads, int8Activations, /*matmulOptions=*/"",
+                hugePageWeights});
   if (failed(runner))
     return 1;
   llvm::errs() << llvm::formatv(

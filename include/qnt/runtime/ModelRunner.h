@@ -49,6 +49,9 @@ public:
   /// quantized weight's packed codes, scales and zero points): what a decode
   /// step streams from memory. 0 for an unknown entry.
   int64_t parameterBytes(llvm::StringRef entry) const;
+  /// Bytes of parameters copied into huge pages
+  /// (CpuCompileOptions::hugePageWeights), 0 when they are viewed in place.
+  int64_t parameterArenaBytes() const { return compiled->paramArenaBytes(); }
 
 private:
   ModelRunner() = default;

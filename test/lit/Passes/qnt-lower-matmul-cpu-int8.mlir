@@ -37,17 +37,37 @@
 // high nibbles and two byte dot products per row, then the group's scales.
 // CHECK: %[[BUF:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<8x128xi8> to memref<8x128xi8>
 // CHECK: %[[FLAT:.*]] = memref.collapse_shape %[[BUF]] {{\[\[}}0, 1]] : memref<8x128xi8> into memref<1024xi8>
+// The scales and zero points are viewed the same way.
+// CHECK: %[[SBUF:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<8x2xf32> to memref<8x2xf32>
+// CHECK: %[[SFLAT:.*]] = memref.collapse_shape %[[SBUF]] {{\[\[}}0, 1]] : memref<8x2xf32> into memref<16xf32>
+// CHECK: %[[ZBUF:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<8x2xi8> to memref<8x2xi8>
+// CHECK: %[[ZFLAT:.*]] = memref.collapse_shape %[[ZBUF]] {{\[\[}}0, 1]] : memref<8x2xi8> into memref<16xi8>
 // CHECK: scf.for %[[N:.*]] = %c0 to %c8 step %c1
-// CHECK: scf.for %{{.*}} = %c0 to %c2 step %c2 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
-// CHECK: %[[BYTES:.*]] = vector.transfer_read %[[CODES:.*]][%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
-// Each load of codes prefetches the byte 4096 further (row-major, clamped to
-// the last of the 8 x 128): a one-dimensional view of the same buffer once
-// bufferized.
+// Before each tile, the scales and zero points of the weight row as many
+// rows ahead as 4096 bytes of codes span (32 rows of 128 bytes), clamped to
+// the last row: the first element of each row, and its last (a row of two
+// elements may start at the last of a line's).
+// CHECK: %[[SROW:.*]] = arith.addi %[[N]], %c32 : index
+// CHECK: %[[SCLAMPED:.*]] = arith.minui %[[SROW]], %c7 : index
+// CHECK: %[[SAT:.*]] = arith.muli %[[SCLAMPED]], %c2 : index
+// CHECK-NEXT: memref.prefetch %[[SFLAT]][%[[SAT]]], read, locality<0>, data : memref<16xf32>
+// CHECK-NEXT: %[[SLAST:.*]] = arith.addi %[[SAT]], %c1 : index
+// CHECK-NEXT: memref.prefetch %[[SFLAT]][%[[SLAST]]], read, locality<0>, data : memref<16xf32>
+// CHECK-NEXT: memref.prefetch %[[ZFLAT]][%[[SAT]]], read, locality<0>, data : memref<16xi8>
+// CHECK-NEXT: memref.prefetch %[[ZFLAT]][%[[SLAST]]], read, locality<0>, data : memref<16xi8>
+// CHECK-NOT: memref.prefetch %[[SFLAT]]
+// CHECK: scf.for %[[G:.*]] = %c0 to %c2 step %c2 iter_args({{.*}}) -> ({{(vector<16xf32>, )+}}vector<16xf32>)
+// CHECK: %[[CHUNKSTART:.*]] = arith.muli %[[G]], %c64 : index
+// CHECK: %[[BYTES:.*]] = vector.transfer_read %[[CODES:.*]][%[[N]], %[[CHUNKSTART]]], %{{.*}} {in_bounds = [true]} : tensor<8x128xi8>, vector<64xi8>
+// Each load of codes prefetches the byte 4096 further (row-major) in a
+// one-dimensional view of the same buffer once bufferized. The row's part
+// is clamped to the start of the last row (7 x 128), so that adding the
+// chunk's offset stays in the 8 x 128.
 // CHECK: %[[ROWSTART:.*]] = arith.muli %[[N]], %c128 : index
-// CHECK: %[[START:.*]] = arith.addi %[[ROWSTART]], %{{.*}} : index
-// CHECK: %[[AHEAD:.*]] = arith.addi %[[START]], %c4096
-// CHECK: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c1023
-// CHECK-NEXT: memref.prefetch %[[FLAT]][%[[CLAMPED]]], read, locality<0>, data : memref<1024xi8>
+// CHECK: %[[AHEAD:.*]] = arith.addi %[[ROWSTART]], %c4096
+// CHECK: %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c896
+// CHECK: %[[AT:.*]] = arith.addi %[[CLAMPED]], %[[CHUNKSTART]] : index
+// CHECK-NEXT: memref.prefetch %[[FLAT]][%[[AT]]], read, locality<0>, data : memref<1024xi8>
 // CHECK: %[[LOW:.*]] = arith.andi %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[HIGH:.*]] = arith.shrui %[[BYTES]], %{{.*}} : vector<64xi8>
 // CHECK: %[[XLOW:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<?x256xi8>, vector<64xi8>
