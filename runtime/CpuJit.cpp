@@ -372,6 +372,9 @@ LogicalResult CompiledModule::bindParams(const mlir::qnt::ParamStore &store,
 }
 
 LogicalResult CompiledModule::moveParamsToHugePages(Location loc) {
+  // bindParams replaced every view: an arena of an earlier binding is free.
+  paramArena.reset();
+  arenaBytes = 0;
   constexpr size_t kHugePage = size_t(2) << 20;
   constexpr size_t kAlign = 64;
   // Sorted by name: the layout does not depend on the map's hash order.
@@ -405,7 +408,8 @@ LogicalResult CompiledModule::moveParamsToHugePages(Location loc) {
   (void)::madvise(base, llvm::alignTo(bytes, kHugePage), MADV_HUGEPAGE);
   for (auto [param, offset] : llvm::zip(params, offsets)) {
     HostTensor &tensor = param->getValue();
-    std::memcpy(base + offset, tensor.data(), tensor.numBytes());
+    if (tensor.numBytes() > 0)
+      std::memcpy(base + offset, tensor.data(), tensor.numBytes());
     tensor = HostTensor(tensor.getType(), base + offset);
   }
   return success();

@@ -1064,8 +1064,9 @@ int runModel(MLIRContext &ctx, bench::BenchContext &context,
           auto runner = ::qnt::runtime::ModelRunner::create(*module, options);
           if (failed(runner))
             return 1;
+          // Named when compared, and always when not the default.
           std::string note = kernelVariant;
-          if (weightMemories.size() > 1)
+          if (weightMemories.size() > 1 || memory != WeightMemory::Mapped)
             note += (note.empty() ? "" : ", ") + weightMemoryName(memory);
           variants.push_back({std::move(*runner), note, {}});
         }
