@@ -207,9 +207,10 @@ static void keepFreedMemory() {
 #endif
 }
 
-FailureOr<std::unique_ptr<CompiledModule>>
-CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
-                        const CpuCompileOptions &cpuOptions) {
+namespace qnt::runtime {
+FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
+                                        ArrayRef<std::string> entries,
+                                        const CpuCompileOptions &cpuOptions) {
   MLIRContext *ctx = module.getContext();
   FailureOr<SmallVector<func::FuncOp>> funcs = findEntries(module, entries);
   if (failed(funcs))
@@ -223,12 +224,12 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
   bind.addPass(mlir::qnt::createQntBindParams());
   if (failed(bind.run(module)))
     return failure();
-  std::unique_ptr<CompiledModule> compiled(new CompiledModule);
+  LoweredCpuModule lowered;
   for (func::FuncOp func : *funcs) {
     FailureOr<EntrySignature> sig = readSignature(func);
     if (failed(sig))
       return failure();
-    compiled->sigs.push_back(std::move(*sig));
+    lowered.signatures.push_back(std::move(*sig));
     // The names are recorded; LLVM has no use for the argument attributes.
     for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
       func.removeArgAttr(i, mlir::qnt::kParamArgAttrName);
@@ -241,15 +242,29 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
       failed(lower.run(module)))
     return failure();
   // Kernels split over threads call the OpenMP runtime.
-  bool usesOpenMP = module
-                        .walk([](Operation *op) {
-                          return op->getDialect() &&
-                                         op->getDialect()->getNamespace() ==
-                                             "omp"
-                                     ? WalkResult::interrupt()
-                                     : WalkResult::advance();
-                        })
-                        .wasInterrupted();
+  lowered.usesOpenMP = module
+                           .walk([](Operation *op) {
+                             return op->getDialect() &&
+                                            op->getDialect()->getNamespace() ==
+                                                "omp"
+                                        ? WalkResult::interrupt()
+                                        : WalkResult::advance();
+                           })
+                           .wasInterrupted();
+  return lowered;
+}
+} // namespace qnt::runtime
+
+FailureOr<std::unique_ptr<CompiledModule>>
+CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
+                        const CpuCompileOptions &cpuOptions) {
+  FailureOr<LoweredCpuModule> lowered =
+      lowerForCpu(module, entries, cpuOptions);
+  if (failed(lowered))
+    return failure();
+  std::unique_ptr<CompiledModule> compiled(new CompiledModule);
+  compiled->sigs = std::move(lowered->signatures);
+  bool usesOpenMP = lowered->usesOpenMP;
 
   keepFreedMemory();
   llvm::InitializeNativeTarget();

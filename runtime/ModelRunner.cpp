@@ -47,6 +47,24 @@ static LogicalResult checkBlockCount(ModuleOp module,
   return success();
 }
 
+namespace qnt::runtime {
+FailureOr<std::vector<std::string>>
+prepareModelForCpu(ModuleOp module, const ::qnt::io::LlamaConfig &config) {
+  // Executing a quantized model means fused kernels: dequantizations
+  // feeding matmuls become qnt.matmul before lowering.
+  PassManager fuse(module.getContext());
+  fuse.addNestedPass<func::FuncOp>(mlir::qnt::createQntFuseDequantMatmul());
+  if (failed(fuse.run(module)))
+    return failure();
+  if (failed(checkBlockCount(module, config)))
+    return failure();
+  std::vector<std::string> entries = {"embed", "head"};
+  for (int64_t layer = 0; layer < config.nLayers; ++layer)
+    entries.push_back(mlir::qnt::blockFunctionName(layer));
+  return entries;
+}
+} // namespace qnt::runtime
+
 FailureOr<std::unique_ptr<ModelRunner>>
 ModelRunner::create(ModuleOp module, const CpuCompileOptions &options) {
   FailureOr<::qnt::io::LlamaConfig> config = mlir::qnt::readModelConfig(module);
@@ -63,20 +81,12 @@ ModelRunner::create(ModuleOp module, const CpuCompileOptions &options) {
     return failure();
   runner->store = std::move(*store);
 
-  // Executing a quantized model means fused kernels: dequantizations
-  // feeding matmuls become qnt.matmul before lowering.
-  PassManager fuse(runner->context);
-  fuse.addNestedPass<func::FuncOp>(mlir::qnt::createQntFuseDequantMatmul());
-  if (failed(fuse.run(module)))
+  FailureOr<std::vector<std::string>> entries =
+      prepareModelForCpu(module, *config);
+  if (failed(entries))
     return failure();
-
-  if (failed(checkBlockCount(module, *config)))
-    return failure();
-  std::vector<std::string> entries = {"embed", "head"};
-  for (int64_t layer = 0; layer < config->nLayers; ++layer)
-    entries.push_back(mlir::qnt::blockFunctionName(layer));
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
-      CompiledModule::compile(module, entries, options);
+      CompiledModule::compile(module, *entries, options);
   if (failed(compiled))
     return failure();
   runner->compiled = std::move(*compiled);

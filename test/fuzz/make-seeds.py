@@ -94,6 +94,47 @@ def stats_file():
                                           "model": "seed"})
 put("statistics", stats_file())
 
+# Artifact manifests (the fuzzer seals them with their checksum): a tiny
+# model's, with one entry of each kind and one CPU image.
+def tensor_type(dtype, shape):
+    return {"dtype": dtype, "shape": shape}
+
+
+def artifact_file(path, size):
+    return {"path": path, "bytes": size, "crc32c": "0123abcd"}
+
+
+manifest = {
+    "format": "qnt-artifact", "version": 1, "producer": "quant-compile seed",
+    "manifest_crc32c": "00000000",
+    "model": {"architecture": "llama", "dim": 64, "hidden_dim": 176,
+              "n_layers": 1, "n_heads": 8, "n_kv_heads": 4, "vocab_size": 512,
+              "max_seq_len": 128, "rope_theta": 10000.0, "rms_eps": 1e-05,
+              "tied_embeddings": True, "rope_style": "interleaved"},
+    "entries": [
+        {"name": "embed", "inputs": [tensor_type("I32", [-1])],
+         "params": [dict(tensor_type("F32", [512, 64]), name="tok")],
+         "results": [tensor_type("F32", [-1, 64])]},
+        {"name": "block0",
+         "inputs": [tensor_type("F32", [-1, 64]), tensor_type("I64", []),
+                    tensor_type("F32", [-1, 32]), tensor_type("F32", [-1, 32])],
+         "params": [dict(tensor_type("I8", [64, 32]), name="wq.codes")],
+         "results": [tensor_type("F32", [-1, 64]), tensor_type("F32", [-1, 32]),
+                     tensor_type("F32", [-1, 32])]},
+        {"name": "head", "inputs": [tensor_type("F32", [-1, 64])], "params": [],
+         "results": [tensor_type("F32", [-1, 512])]}],
+    "weights": artifact_file("weights.safetensors", 4096),
+    "tokenizer": artifact_file("tokenizer.bin", 100),
+    "cpu_images": [{"name": "native",
+                    "file": artifact_file("cpu/native.so", 8192),
+                    "triple": "x86_64-unknown-linux-gnu", "cpu": "znver5",
+                    "required_features": ["avx2", "avx512f"], "openmp": True,
+                    "activations": "int8", "threads": 0}],
+    "layers": [{"function": "block0", "weight": "wq", "shape": [64, 64],
+                "encoding": "#qnt.uniform<bits = 4>", "bits_per_weight": 4.5}],
+    "recipe": {"source": "model.bin"}}
+put("manifest", json.dumps(manifest, indent=2))
+
 # IR: the cases of the dialect and pass tests, without their CHECK lines.
 lit = os.path.join(root, "..", "lit")
 for rel in ["Dialect/ops.mlir", "Passes/qnt-fuse-dequant-matmul.mlir",

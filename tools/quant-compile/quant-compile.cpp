@@ -17,6 +17,7 @@
 #include "dialects/qnt/QntDialect.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/OutputFiles.h"
+#include "qnt/package/Package.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -29,7 +30,10 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 
@@ -37,6 +41,7 @@
 
 #include <chrono>
 #include <sys/resource.h>
+#include <unistd.h>
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -79,6 +84,27 @@ static cl::opt<std::string>
 static cl::opt<bool> emitBytecode("emit-bytecode",
                                   cl::desc("Write MLIR bytecode"),
                                   cl::cat(category));
+static cl::opt<std::string> targets(
+    "target",
+    cl::desc("Write a deployable artifact for these targets (comma "
+             "separated; today: cpu); -o names the artifact directory "
+             "(docs/Artifact.md)"),
+    cl::value_desc("cpu"), cl::cat(category));
+static cl::opt<bool> int8Activations(
+    "int8-activations",
+    cl::desc("--target: compile the quantized matmuls with int8 activations "
+             "(as quant-run --int8-activations)"),
+    cl::cat(category));
+static cl::opt<int64_t>
+    cpuThreads("cpu-threads",
+               cl::desc("--target: threads of the large matmul kernels (0: "
+                        "every core at run time, 1: sequential code)"),
+               cl::init(0), cl::cat(category));
+static cl::opt<bool> portableImage(
+    "portable-image",
+    cl::desc("--target cpu: also compile for the architecture's baseline "
+             "(x86-64), run where the native image's features are missing"),
+    cl::init(true), cl::cat(category));
 static cl::opt<std::string>
     statsJson("summary-json", cl::desc("Write the run summary as JSON here"),
               cl::cat(category));
@@ -88,6 +114,97 @@ static int64_t peakRssBytes() {
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
   return int64_t(usage.ru_maxrss) * 1024;
+}
+
+/// Checks --target: every target is one this build can package.
+static bool parseTargets(std::string *problem) {
+  llvm::SmallVector<llvm::StringRef> list;
+  llvm::StringRef(targets).split(list, ',', -1, /*KeepEmpty=*/false);
+  if (list.empty()) {
+    *problem = "--target names no target";
+    return false;
+  }
+  for (llvm::StringRef target : list) {
+    if (target == "cpu")
+      continue;
+    if (target.starts_with("cuda:"))
+      *problem = "--target " + target.str() +
+                 ": GPU images are not packaged yet (docs/Artifact.md); "
+                 "use --target cpu";
+    else
+      *problem = "--target " + target.str() + ": unknown target (known: cpu)";
+    return false;
+  }
+  return true;
+}
+
+/// quant-compile --target: the model, quantized by --recipe or
+/// --pass-pipeline if given, packaged into the artifact directory -o.
+static int compileArtifact(MLIRContext &context) {
+  std::string problem;
+  if (!parseTargets(&problem)) {
+    llvm::errs() << "quant-compile: " << problem << "\n";
+    return 1;
+  }
+  if (outputPath == "-") {
+    llvm::errs() << "quant-compile: --target needs -o <artifact directory>\n";
+    return 1;
+  }
+  if (cpuThreads < 0) {
+    llvm::errs() << "quant-compile: --cpu-threads must be >= 0\n";
+    return 1;
+  }
+  OwningOpRef<ModuleOp> module = mlir::qnt::loadModel(&context, modelPath);
+  if (!module)
+    return 1;
+  // Provenance by file name: the artifact holds no absolute path.
+  auto fileName = [](llvm::StringRef path) {
+    return llvm::sys::path::filename(path).str();
+  };
+  nlohmann::json recipe = {{"source", fileName(modelPath)}};
+  // A recipe writes its quantized model directory; it is staged next to the
+  // artifact, reloaded and packaged, then removed.
+  std::string recipeDir;
+  auto removeRecipeDir = llvm::make_scope_exit([&] {
+    if (!recipeDir.empty())
+      (void)llvm::sys::fs::remove_directories(recipeDir);
+  });
+  if (!recipePath.empty()) {
+    recipeDir = outputPath + ".recipe-" + std::to_string(::getpid());
+    RecipeCompileOptions options{recipePath,        recipeDir,
+                                 calibrationTokens, calibrationWindows,
+                                 calibrationText,   tokenizerPath};
+    if (compileWithRecipe(*module, options) != 0)
+      return 1;
+    llvm::SmallString<256> quantized(recipeDir);
+    llvm::sys::path::append(quantized, mlir::qnt::kCompiledModelFileName);
+    module = mlir::qnt::loadModel(&context, quantized);
+    if (!module)
+      return 1;
+    recipe["recipe"] = fileName(recipePath);
+    if (auto buffer = llvm::MemoryBuffer::getFile(recipePath))
+      recipe["recipe_text"] = (*buffer)->getBuffer().str();
+    if (!calibrationTokens.empty())
+      recipe["calibration_tokens"] = fileName(calibrationTokens);
+    if (!calibrationWindows.empty())
+      recipe["calibration_windows"] = fileName(calibrationWindows);
+    if (!calibrationText.empty())
+      recipe["calibration_text"] = fileName(calibrationText);
+  } else if (!passPipeline.empty()) {
+    if (failed(mlir::qnt::runPassPipeline(*module, passPipeline)))
+      return 1;
+    recipe["pass_pipeline"] = passPipeline.getValue();
+  }
+  ::qnt::package::ArtifactOptions options;
+  options.outputDir = outputPath;
+  options.cpu.threads = cpuThreads;
+  options.cpu.int8Activations = int8Activations;
+  options.portableImage = portableImage;
+  options.tokenizerPath = tokenizerPath;
+  options.recipe = recipe;
+  if (failed(::qnt::package::writeArtifact(*module, options)))
+    return 1;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -117,6 +234,8 @@ int main(int argc, char **argv) {
                     "both\n";
     return 1;
   }
+  if (!targets.empty())
+    return compileArtifact(context);
   // Destinations are checked before any work: a failure after the passes
   // ran would have left their files behind.
   // (A recipe's -o directory is staged and checked by compileWithRecipe.)

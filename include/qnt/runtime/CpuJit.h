@@ -86,6 +86,24 @@ struct EntrySignature {
   std::vector<mlir::RankedTensorType> results;
 };
 
+/// A module lowered by lowerForCpu: LLVM dialect, ready to translate.
+struct LoweredCpuModule {
+  /// The entries, in the order they were asked for.
+  std::vector<EntrySignature> signatures;
+  /// Some kernel runs on OpenMP threads (the code calls libomp).
+  bool usesOpenMP = false;
+};
+
+/// Lowers `module` in place through qnt-bind-params and qnt-cpu-pipeline
+/// with `options`, exposing `entries` (empty: every public function with a
+/// body) through their C interface (`_mlir_ciface_<name>`). The JIT
+/// (CompiledModule) and the ahead-of-time packager share it, so that an
+/// artifact runs the code the JIT runs. Diagnostics go to the module's
+/// context.
+mlir::FailureOr<LoweredCpuModule>
+lowerForCpu(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries,
+            const CpuCompileOptions &options);
+
 /// A module whose public functions are JIT-compiled together; every entry
 /// is callable through its C interface with host tensors.
 class CompiledModule {

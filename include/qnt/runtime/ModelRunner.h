@@ -16,6 +16,13 @@
 
 namespace qnt::runtime {
 
+/// Fuses the dequantizations of `module` (an imported model described by
+/// `config`) into qnt.matmul and checks that its block functions match
+/// n_layers. Returns the functions a model runs: embed, head, block0...
+/// The JIT (ModelRunner) and the ahead-of-time packager share it.
+mlir::FailureOr<std::vector<std::string>>
+prepareModelForCpu(mlir::ModuleOp module, const io::LlamaConfig &config);
+
 class ModelRunner {
 public:
   /// Compiles every function of `module` (an imported model; the module is
