@@ -9,6 +9,7 @@
 
 #include "qnt/runtime/CpuJit.h"
 #include "passes/Passes.h"
+#include "qnt/support/CompiledCode.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -27,9 +28,6 @@
 #include <optional>
 #include <sys/mman.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 using namespace mlir;
 using namespace ::qnt::runtime;
@@ -88,23 +86,13 @@ int64_t HostTensor::numBytes() const {
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// The C-interface descriptor of a contiguous memref of any rank, as an
-/// array of 64-bit words.
+/// The C-interface descriptor of a contiguous memref of any rank.
 struct Descriptor {
   std::vector<int64_t> words;
-  explicit Descriptor(const HostTensor &t) {
-    ArrayRef<int64_t> shape = t.getType().getShape();
-    int64_t rank = shape.size();
-    words.assign(3 + 2 * rank, 0);
-    auto pointer = reinterpret_cast<int64_t>(t.data());
-    words[0] = words[1] = pointer;
-    int64_t stride = 1;
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      words[3 + d] = shape[d];
-      words[3 + rank + d] = stride;
-      stride *= shape[d];
-    }
-  }
+  explicit Descriptor(const HostTensor &t)
+      : words(::qnt::contiguousDescriptor(t.data(),
+                                          t.getType().getShape().data(),
+                                          t.getType().getRank())) {}
 };
 } // namespace
 
@@ -191,22 +179,6 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
 }
 
 
-/// Compiled functions malloc and free their temporaries on every call. By
-/// default glibc returns a freed block at the top of the heap to the kernel
-/// (above 128 KiB), so the next call faults the same pages in again: a
-/// fifth of a model's run time, most of it in the kernel. Keeping up to
-/// 512 MiB of freed memory (and serving blocks up to 32 MiB from the heap)
-/// removes that; the footprint is what the largest call needs anyway.
-static void keepFreedMemory() {
-#ifdef __GLIBC__
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  });
-#endif
-}
-
 namespace qnt::runtime {
 FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
                                         ArrayRef<std::string> entries,
@@ -266,7 +238,7 @@ CompiledModule::compile(ModuleOp module, ArrayRef<std::string> entries,
   compiled->sigs = std::move(lowered->signatures);
   bool usesOpenMP = lowered->usesOpenMP;
 
-  keepFreedMemory();
+  ::qnt::keepFreedMemory();
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   ExecutionEngineOptions options;

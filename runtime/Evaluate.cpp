@@ -10,9 +10,8 @@ using namespace mlir;
 using namespace ::qnt::runtime;
 namespace runtime = ::qnt::runtime;
 
-/// The JIT's forward pass as an io::ForwardFn: `logits` keeps the last
-/// call's result alive.
-static ::qnt::io::ForwardFn forwardOf(ModelRunner &runner, HostTensor &logits) {
+::qnt::io::ForwardFn runtime::forwardFunction(ModelRunner &runner,
+                                              HostTensor &logits) {
   return [&runner, &logits](const int32_t *tokens, int64_t count,
                             int64_t pos) -> const float * {
     if (failed(runner.forward(ArrayRef<int32_t>(tokens, count), pos, logits)))
@@ -29,7 +28,7 @@ runtime::evaluatePerplexity(ModelRunner &runner,
   HostTensor logits;
   if (!::qnt::io::scorePerplexity(documents, context,
                                   runner.config().vocabSize,
-                                  forwardOf(runner, logits), result))
+                                  forwardFunction(runner, logits), result))
     return failure();
   return result;
 }
@@ -42,7 +41,7 @@ runtime::generate(ModelRunner &runner, ArrayRef<int32_t> prompt,
   HostTensor logits;
   if (!::qnt::io::generateTokens(prompt.vec(), steps, runner.config().maxSeqLen,
                                  runner.config().vocabSize, sampler,
-                                 forwardOf(runner, logits), onToken, produced))
+                                 forwardFunction(runner, logits), onToken, produced))
     return failure();
   return produced;
 }

@@ -5,7 +5,13 @@
  * a given context), feed tokens, read logits. The library links neither
  * LLVM nor MLIR. Every function that can fail returns NULL or a non-zero
  * status and sets a message that qnt_last_error() returns (per thread, as
- * dlerror). docs/Runtime.md has the example this API is made for.
+ * dlerror); no C++ exception leaves it. docs/Artifact.md has the example
+ * this API is made for.
+ *
+ * Opening a model sets glibc's malloc to keep freed memory (up to 512 MiB)
+ * rather than return it to the kernel: the compiled code allocates its
+ * temporaries on every call, and faulting them in again cost the JIT a
+ * fifth of a model's time.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -23,7 +29,8 @@ typedef struct qnt_model qnt_model;
 typedef struct qnt_session qnt_session;
 
 typedef struct qnt_open_options {
-  /* Threads of the kernels compiled to run on several (0: every core). */
+  /* Threads of the kernels compiled to run on several (0: every core, or
+   * OMP_NUM_THREADS); applies to images compiled with --cpu-threads=0. */
   int threads;
   /* "cpu" (the default when NULL). */
   const char *device;
@@ -62,7 +69,10 @@ int qnt_tokenize(const qnt_model *model, const char *text, int bos,
 int64_t qnt_token_text(const qnt_model *model, int32_t previous,
                        int32_t token, char *buffer, int64_t capacity);
 
-/* A session with a KV cache of `context` positions (0: the model's). */
+/* A session with a KV cache of `context` positions (0: the model's). It
+ * keeps its model alive: sessions and models may be freed in any order.
+ * One thread at a time per session; sessions of one model may run on
+ * different threads. */
 qnt_session *qnt_session_create(qnt_model *model, int64_t context);
 void qnt_session_free(qnt_session *session);
 

@@ -8,7 +8,10 @@
 #include "qnt/io/Artifact.h"
 #include "qnt/io/Checksum.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
 using namespace qnt::io;
 using nlohmann::json;
@@ -38,7 +41,8 @@ struct CheckedFeature {
 static const std::vector<CheckedFeature> &checkedFeatures() {
   static const std::vector<CheckedFeature> features = {
 #if defined(__x86_64__)
-      QNT_FEATURE("sse2"),       QNT_FEATURE("sse3"),
+      QNT_FEATURE("x86-64-v2"),  QNT_FEATURE("x86-64-v3"),
+      QNT_FEATURE("x86-64-v4"),  QNT_FEATURE("sse2"),       QNT_FEATURE("sse3"),
       QNT_FEATURE("ssse3"),      QNT_FEATURE("sse4.1"),
       QNT_FEATURE("sse4.2"),     QNT_FEATURE("popcnt"),
       QNT_FEATURE("avx"),        QNT_FEATURE("avx2"),
@@ -161,6 +165,14 @@ std::string qnt::io::writeManifest(const ArtifactManifest &m) {
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// An integer that fits int64_t (JSON's unsigned values above INT64_MAX
+/// would wrap).
+bool isInt64(const json &value) {
+  return value.is_number_integer() &&
+         !(value.is_number_unsigned() &&
+           value.get<uint64_t>() > uint64_t(INT64_MAX));
+}
+
 /// Reads typed fields of JSON objects, remembering the first problem.
 struct Reader {
   std::string error;
@@ -198,7 +210,7 @@ struct Reader {
     const json *value = field(object, path, key);
     if (!value)
       return false;
-    if (!value->is_number_integer())
+    if (!isInt64(*value))
       return fail(path + "." + key, "must be an integer");
     out = value->get<int64_t>();
     return true;
@@ -247,7 +259,7 @@ struct Reader {
       return false;
     type.shape.clear();
     for (const json &d : *shape) {
-      if (!d.is_number_integer() || d.get<int64_t>() < -1)
+      if (!isInt64(d) || d.get<int64_t>() < -1)
         return fail(path + ".shape", "dimensions must be integers >= -1");
       type.shape.push_back(d.get<int64_t>());
     }
@@ -273,11 +285,11 @@ struct Reader {
       return fail(where + ".path", "\"" + out.path +
                                        "\" must be a relative path inside "
                                        "the artifact");
-    char *end = nullptr;
-    unsigned long value = std::strtoul(crc.c_str(), &end, 16);
-    if (crc.size() != 8 || *end != '\0')
+    if (crc.size() != 8 ||
+        !std::all_of(crc.begin(), crc.end(),
+                     [](char c) { return std::isxdigit((unsigned char)c); }))
       return fail(where + ".crc32c", "must be 8 hexadecimal digits");
-    out.crc32c = uint32_t(value);
+    out.crc32c = uint32_t(std::strtoul(crc.c_str(), nullptr, 16));
     return true;
   }
   bool model(const json &j, LlamaConfig &c) {
@@ -368,10 +380,44 @@ struct Reader {
 };
 } // namespace
 
+/// The deepest nesting of arrays and objects in JSON `text` (outside
+/// strings). A manifest is a few levels deep; bounding it before parsing
+/// keeps hostile input from exhausting the stack in the recursive copy and
+/// dump of the checksum.
+static int64_t nestingDepth(const std::string &text) {
+  int64_t depth = 0, deepest = 0;
+  bool inString = false, escaped = false;
+  for (char c : text) {
+    if (inString) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        inString = false;
+      continue;
+    }
+    if (c == '"')
+      inString = true;
+    else if (c == '[' || c == '{')
+      deepest = std::max(deepest, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
+  }
+  return deepest;
+}
+
 bool qnt::io::parseManifest(const std::string &text, ArtifactManifest &m,
                             std::string *error) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   Reader r;
+  constexpr int64_t kMaxDepth = 64;
+  if (nestingDepth(text) > kMaxDepth) {
+    if (error)
+      *error = "manifest: nested deeper than " + std::to_string(kMaxDepth) +
+               " levels";
+    return false;
+  }
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   auto done = [&](bool ok) {
     if (!ok && error)
       *error = r.error.empty() ? "invalid manifest" : r.error;

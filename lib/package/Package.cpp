@@ -31,6 +31,7 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
@@ -39,7 +40,7 @@
 #include "llvm/TargetParser/Host.h"
 
 #include <chrono>
-#include <set>
+#include <map>
 #include <unistd.h>
 
 using namespace mlir;
@@ -55,31 +56,56 @@ namespace {
 struct ImageSpec {
   std::string name;
   std::string cpu;
-  std::string features; ///< "+avx2,+fma,-avx512f" or "" for the CPU's own
+  std::string features; ///< "+avx512vnni,+avx512vbmi" beyond the CPU's
+  /// The CPU whose costs the optimizer and scheduler assume ("" for cpu).
+  std::string tuneCpu;
   std::vector<std::string> requiredFeatures;
   runtime::CpuCompileOptions options;
 };
 
 } // namespace
 
+/// The image for this machine. On x86-64 it is compiled for the highest
+/// x86-64 feature level the CPU has plus the checkable extensions it has
+/// (AVX-512 VNNI, VBMI, ...), tuned for the CPU: exactly what the runtime
+/// can verify before it runs the image, so that a CPU that lacks one gets
+/// an error rather than an illegal instruction (a CPU name such as znver5
+/// implies features no check covers). Elsewhere it is compiled for the CPU
+/// by name and records no features.
+static ImageSpec nativeImageSpec() {
+  ImageSpec native;
+  native.name = "native";
+  native.tuneCpu = llvm::sys::getHostCPUName().str();
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  if (triple.getArch() != llvm::Triple::x86_64) {
+    native.cpu = native.tuneCpu;
+    return native;
+  }
+  native.cpu = "x86-64";
+  for (const char *level : {"x86-64-v4", "x86-64-v3", "x86-64-v2"})
+    if (io::hostCpuHasFeature(level)) {
+      native.cpu = level;
+      native.requiredFeatures.push_back(level);
+      break;
+    }
+  llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+  std::vector<std::string> extensions;
+  for (const auto &feature : host)
+    if (feature.getValue() && io::isCheckedCpuFeature(feature.getKey().str()))
+      extensions.push_back(feature.getKey().str());
+  llvm::sort(extensions);
+  for (const std::string &feature : extensions) {
+    native.features += (native.features.empty() ? "+" : ",+") + feature;
+    native.requiredFeatures.push_back(feature);
+  }
+  return native;
+}
+
 /// The images to build: this machine's CPU, and its architecture's baseline.
 static std::vector<ImageSpec>
 imageSpecs(const ::qnt::package::ArtifactOptions &o) {
   std::vector<ImageSpec> specs;
-  ImageSpec native;
-  native.name = "native";
-  native.cpu = llvm::sys::getHostCPUName().str();
-  llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
-  std::vector<std::string> enabled;
-  for (const auto &feature : host)
-    if (feature.getValue())
-      enabled.push_back(feature.getKey().str());
-  llvm::sort(enabled);
-  for (const std::string &feature : enabled) {
-    native.features += (native.features.empty() ? "+" : ",+") + feature;
-    if (io::isCheckedCpuFeature(feature))
-      native.requiredFeatures.push_back(feature);
-  }
+  ImageSpec native = nativeImageSpec();
   native.options = o.cpu;
   specs.push_back(native);
   llvm::Triple triple(llvm::sys::getProcessTriple());
@@ -178,6 +204,17 @@ static LogicalResult emitSharedObject(ModuleOp module, const ImageSpec &spec,
   llvmModule->setDataLayout(machine->createDataLayout());
   if (failed(addPackedEntries(*llvmModule, sigs, loc)))
     return failure();
+  // Only the wrappers are the image's interface: everything else becomes
+  // internal, so that no symbol of the process can take the place of a
+  // model function and the optimizer may inline across them.
+  for (llvm::Function &function : *llvmModule) {
+    if (function.isDeclaration())
+      continue;
+    if (!function.getName().starts_with("qnt_packed_"))
+      function.setLinkage(llvm::GlobalValue::InternalLinkage);
+    if (!spec.tuneCpu.empty())
+      function.addFnAttr("tune-cpu", spec.tuneCpu);
+  }
   if (llvm::Error e =
           makeOptimizingTransformer(3, 0, machine.get())(llvmModule.get()))
     return emitError(loc) << "LLVM optimization failed: "
@@ -201,8 +238,7 @@ static LogicalResult emitSharedObject(ModuleOp module, const ImageSpec &spec,
       return emitError(loc) << "cannot write " << objectPath << ": "
                             << os.error().message();
   }
-  auto removeObject =
-      llvm::make_scope_exit([&] { llvm::sys::fs::remove(objectPath); });
+  llvm::scope_exit removeObject([&] { llvm::sys::fs::remove(objectPath); });
   std::string linker = findLinker();
   if (linker.empty())
     return emitError(loc) << "ld.lld is needed to link the CPU code of an "
@@ -283,11 +319,17 @@ static LogicalResult writeWeights(const mlir::qnt::ParamStore &store,
   std::string error;
   if (!writer.setSpillDirectory(stagingDir.str(), &error))
     return emitError(loc) << error;
-  std::set<std::string> written;
+  std::map<std::string, RankedTensorType> written;
   for (const runtime::EntrySignature &sig : sigs)
     for (const auto &[name, type] : sig.params) {
-      if (!written.insert(name).second)
+      auto [it, inserted] = written.try_emplace(name, type);
+      if (!inserted) {
+        // One tensor in the file: every entry must read it the same way.
+        if (it->second != type)
+          return emitError(loc) << "parameter '" << name << "' is read as "
+                                << it->second << " and as " << type;
         continue;
+      }
       FailureOr<mlir::qnt::ParamView> view = store.resolve(loc, name, type);
       FailureOr<io::DType> dtype = dtypeOf(type.getElementType(), loc);
       if (failed(view) || failed(dtype))
@@ -301,6 +343,13 @@ static LogicalResult writeWeights(const mlir::qnt::ParamStore &store,
         added = writer.add(name, *dtype, shape, view->data, count * wantSize,
                            &error);
       } else {
+        // Only floats are stored narrower than they are read (F16/BF16 in
+        // the checkpoint, f32 in the code): ParamStore::resolve admits no
+        // other difference.
+        if (*dtype != io::DType::F32)
+          return emitError(loc) << "parameter '" << name << "' is stored as "
+                                << io::dtypeName(view->info->dtype)
+                                << " and read as " << type;
         std::vector<float> widened(count);
         for (int64_t i = 0; i < count; ++i)
           widened[i] = mlir::qnt::loadAsF32(view->info->dtype,
@@ -357,24 +406,67 @@ static FailureOr<io::ArtifactFile> describeFile(StringRef dir, StringRef path,
   return file;
 }
 
-/// Moves the finished `staging` directory to `target`, replacing an
-/// earlier artifact there but nothing else.
-static LogicalResult publish(StringRef staging, StringRef target,
-                             Location loc) {
-  if (llvm::sys::fs::exists(target)) {
-    llvm::SmallString<256> manifest(target);
-    llvm::sys::path::append(manifest, io::kManifestFileName);
-    if (!llvm::sys::fs::exists(manifest))
-      return emitError(loc) << target << " exists and is not an artifact; "
-                            << "not replacing it";
-    if (std::error_code ec = llvm::sys::fs::remove_directories(target))
-      return emitError(loc) << target << ": " << ec.message();
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(staging, target))
-    return emitError(loc) << "cannot rename " << staging << " to " << target
-                          << ": " << ec.message();
+/// True if `dir` holds an artifact: a manifest whose format is ours (not
+/// merely a file named manifest.json), so that only artifacts are replaced.
+static bool isArtifactDirectory(StringRef dir) {
+  llvm::SmallString<256> manifest(dir);
+  llvm::sys::path::append(manifest, io::kManifestFileName);
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> text =
+      llvm::MemoryBuffer::getFile(manifest, /*IsText=*/true);
+  if (!text)
+    return false;
+  nlohmann::json j = nlohmann::json::parse((*text)->getBuffer().begin(),
+                                           (*text)->getBuffer().end(), nullptr,
+                                           /*allow_exceptions=*/false);
+  auto format = j.is_object() ? j.find("format") : j.end();
+  return j.is_object() && format != j.end() && format->is_string() &&
+         format->get<std::string>() == io::kArtifactFormatName;
+}
+
+/// Checks that `target` is free or holds an artifact (which may be
+/// replaced).
+static LogicalResult checkReplaceable(StringRef target, Location loc) {
+  if (llvm::sys::fs::exists(target) && !isArtifactDirectory(target))
+    return emitError(loc) << target << " exists and is not an artifact; "
+                          << "not replacing it";
   return success();
 }
+
+/// Moves the finished `staging` directory to `target`. An earlier artifact
+/// there is renamed aside first and removed only once the new one is in
+/// place, so that a failure leaves the old one.
+static LogicalResult publish(StringRef staging, StringRef target,
+                             Location loc) {
+  if (failed(checkReplaceable(target, loc)))
+    return failure();
+  std::string aside;
+  if (llvm::sys::fs::exists(target)) {
+    aside = (target + llvm::formatv(".old-{0}", ::getpid()).str()).str();
+    (void)llvm::sys::fs::remove_directories(aside);
+    if (std::error_code ec = llvm::sys::fs::rename(target, aside))
+      return emitError(loc) << "cannot move the earlier artifact " << target
+                            << " aside: " << ec.message();
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(staging, target)) {
+    if (!aside.empty())
+      (void)llvm::sys::fs::rename(aside, target);
+    return emitError(loc) << "cannot rename " << staging << " to " << target
+                          << ": " << ec.message();
+  }
+  if (!aside.empty())
+    (void)llvm::sys::fs::remove_directories(aside);
+  return success();
+}
+
+namespace qnt::package {
+std::string normalizeOutputPath(StringRef path) {
+  llvm::SmallString<256> normal(path);
+  llvm::sys::path::remove_dots(normal, /*remove_dot_dot=*/false);
+  while (normal.size() > 1 && llvm::sys::path::is_separator(normal.back()))
+    normal.pop_back();
+  return normal.str().str();
+}
+} // namespace qnt::package
 
 namespace qnt::package {
 LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
@@ -395,14 +487,9 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
       runtime::prepareModelForCpu(module, *config);
   if (failed(entries))
     return failure();
-  if (llvm::sys::fs::exists(options.outputDir)) {
-    llvm::SmallString<256> manifest(options.outputDir);
-    llvm::sys::path::append(manifest, io::kManifestFileName);
-    if (!llvm::sys::fs::exists(manifest))
-      return emitError(loc) << options.outputDir
-                            << " exists and is not an artifact; not "
-                               "replacing it";
-  }
+  const std::string outputDir = normalizeOutputPath(options.outputDir);
+  if (failed(checkReplaceable(outputDir, loc)))
+    return failure();
 
   io::ArtifactManifest manifest;
   manifest.producer = std::string("quant-compile ") + toolVersion();
@@ -410,7 +497,7 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
   manifest.layers = describeLayers(module);
   manifest.recipe = options.recipe;
 
-  llvm::SmallString<256> staging(options.outputDir);
+  llvm::SmallString<256> staging(outputDir);
   staging += llvm::formatv(".partial-{0}", ::getpid()).str();
   (void)llvm::sys::fs::remove_directories(staging);
   llvm::SmallString<256> cpuDir(staging);
@@ -419,7 +506,7 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
     return emitError(loc) << "cannot create " << cpuDir << ": "
                           << ec.message();
   bool published = false;
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     if (!published)
       (void)llvm::sys::fs::remove_directories(staging);
   });
@@ -433,6 +520,15 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
       return failure();
     if (signatures.empty())
       signatures = lowered->signatures;
+    // The manifest lists the entries once for every image.
+    if (!llvm::equal(lowered->signatures, signatures,
+                     [](const runtime::EntrySignature &a,
+                        const runtime::EntrySignature &b) {
+                       return a.name == b.name && a.inputs == b.inputs &&
+                              a.params == b.params && a.results == b.results;
+                     }))
+      return emitError(loc) << "CPU image '" << spec.name
+                            << "' has other entry signatures than the first";
     std::string relative = "cpu/" + spec.name + ".so";
     llvm::SmallString<256> soPath(staging);
     llvm::sys::path::append(soPath, relative);
@@ -500,13 +596,13 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
       return emitError(loc) << "cannot write " << manifestPath << ": "
                             << os.error().message();
   }
-  if (failed(publish(staging, options.outputDir, loc)))
+  if (failed(publish(staging, outputDir, loc)))
     return failure();
   published = true;
   llvm::errs() << llvm::formatv(
       "quant-compile: wrote {0}: {1} entries, {2} CPU image(s), weights "
       "{3:F2} MiB; {4:F1} s\n",
-      options.outputDir, manifest.entries.size(), manifest.cpuImages.size(),
+      outputDir, manifest.entries.size(), manifest.cpuImages.size(),
       manifest.weights.bytes / 1048576.0, seconds());
   return success();
 }

@@ -9,18 +9,15 @@
 
 #include "ArtifactModel.h"
 #include "qnt/io/Checksum.h"
+#include "qnt/support/CompiledCode.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <sys/stat.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 extern "C" void memrefCopy(int64_t elementSize, void *source,
                            void *destination);
@@ -104,6 +101,11 @@ bool Model::checkFile(const io::ArtifactFile &file, bool checksum,
              " (listed in the artifact's manifest)";
     return false;
   }
+  if (!S_ISREG(info.st_mode)) {
+    *error = path + " is not a regular file (listed in the artifact's "
+                    "manifest)";
+    return false;
+  }
   if (uint64_t(info.st_size) != file.bytes) {
     *error = path + " has " + std::to_string(info.st_size) +
              " bytes, the manifest says " + std::to_string(file.bytes) +
@@ -185,8 +187,8 @@ static void exportRuntimeSymbols() {
 }
 
 /// Loads LLVM's OpenMP runtime globally (the images' threaded kernels call
-/// it) and sets its thread count. Returns null when it cannot be found.
-static void *loadOpenMP(int threads, std::string *error) {
+/// it). Returns null when it cannot be found.
+static void *loadOpenMP(std::string *error) {
   void *omp = nullptr;
   for (const char *name : {QNT_OPENMP_RUNTIME, "libomp.so.5", "libomp.so"})
     if ((omp = ::dlopen(name, RTLD_NOW | RTLD_GLOBAL)))
@@ -198,10 +200,6 @@ static void *loadOpenMP(int threads, std::string *error) {
                            "--cpu-threads=1)";
     return nullptr;
   }
-  if (threads > 0)
-    if (auto set = reinterpret_cast<void (*)(int)>(
-            ::dlsym(omp, "omp_set_num_threads")))
-      set(threads);
   return omp;
 }
 
@@ -210,8 +208,16 @@ bool Model::loadImage(const OpenOptions &options, std::string *error) {
   if (!image_ || !checkFile(image_->file, options.verifyChecksums, error))
     return false;
   exportRuntimeSymbols();
-  if (image_->openmp && !loadOpenMP(options.threads, error))
-    return false;
+  if (image_->openmp) {
+    void *omp = loadOpenMP(error);
+    if (!omp)
+      return false;
+    if (options.threads > 0) {
+      threads_ = options.threads;
+      setThreads_ = reinterpret_cast<void (*)(int)>(
+          ::dlsym(omp, "omp_set_num_threads"));
+    }
+  }
   std::string path = joinPath(dir_, image_->file.path);
   // Not relative to the working directory: dlopen searches the library path
   // for names without a slash.
@@ -267,14 +273,19 @@ bool Model::bindParams(std::string *error) {
   return true;
 }
 
-/// True if `type` is f32 of `shape`, where -1 in `shape` matches any size
-/// and -2 only a dynamic one.
+/// In a shape pattern: any size, static or dynamic.
+constexpr int64_t kAnySize = -2;
+
+/// True if `type` is f32 of `shape`, where -1 in `shape` must be dynamic
+/// (the token dimension, which the runtime sizes) and kAnySize matches any
+/// size. A token dimension stated static would have the runtime copy rows
+/// a buffer does not have.
 static bool isF32Shaped(const io::ArtifactTensorType &type,
                         const std::vector<int64_t> &shape) {
   if (type.dtype != io::DType::F32 || type.shape.size() != shape.size())
     return false;
   for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] != -1 && type.shape[i] != shape[i])
+    if (shape[i] != kAnySize && type.shape[i] != shape[i])
       return false;
   return true;
 }
@@ -303,7 +314,7 @@ bool Model::checkModelSignatures(std::string *error) const {
         !isF32Shaped(block->inputs[0], {-1, c.dim}) ||
         block->inputs[1].dtype != io::DType::I64 ||
         !block->inputs[1].shape.empty() ||
-        !isF32Shaped(block->inputs[2], {-1, c.kvDim()}) ||
+        !isF32Shaped(block->inputs[2], {kAnySize, c.kvDim()}) ||
         !(block->inputs[3] == block->inputs[2]) ||
         !isF32Shaped(block->results[0], {-1, c.dim}) ||
         !isF32Shaped(block->results[1], {-1, c.kvDim()}) ||
@@ -335,21 +346,6 @@ bool Model::checkModelSignatures(std::string *error) const {
   return true;
 }
 
-/// The compiled code mallocs and frees its temporaries on every call. By
-/// default glibc returns a freed block above 128 KiB to the kernel, so the
-/// next call faults the same pages in again (the JIT measured a fifth of a
-/// model's time there; CpuJit.cpp does the same). Freed memory up to 512
-/// MiB is kept and blocks up to 32 MiB come from the heap.
-static void keepFreedMemory() {
-#ifdef __GLIBC__
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  });
-#endif
-}
-
 std::unique_ptr<Model> Model::open(const std::string &path,
                                    const OpenOptions &options,
                                    std::string *error) {
@@ -363,13 +359,21 @@ std::unique_ptr<Model> Model::open(const std::string &path,
     return nullptr;
   }
   std::string manifestPath = joinPath(path, io::kManifestFileName);
-  std::ifstream in(manifestPath, std::ios::binary);
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) {
+    *error = path + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  // A manifest is kilobytes; anything else (a FIFO that would block, a
+  // huge file) is not one.
+  constexpr off_t kMaxManifestBytes = off_t(64) << 20;
+  std::ifstream in;
+  if (::stat(manifestPath.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+      info.st_size <= kMaxManifestBytes)
+    in.open(manifestPath, std::ios::binary);
   if (!in) {
-    struct stat info;
-    *error = ::stat(path.c_str(), &info) != 0
-                 ? path + ": " + std::strerror(errno)
-                 : manifestPath + ": cannot be read (is " + path +
-                       " an artifact written by quant-compile --target?)";
+    *error = manifestPath + ": cannot be read as a manifest (is " + path +
+             " an artifact written by quant-compile --target?)";
     return nullptr;
   }
   std::stringstream text;
@@ -412,20 +416,12 @@ int64_t Model::entryIndex(const std::string &name) const {
 }
 
 namespace {
-/// The C-interface descriptor of a contiguous buffer, as 64-bit words.
+/// The C-interface descriptor of a contiguous buffer.
 struct Descriptor {
   std::vector<int64_t> words;
-  explicit Descriptor(const Buffer &b) {
-    int64_t rank = int64_t(b.shape().size());
-    words.assign(3 + 2 * rank, 0);
-    words[0] = words[1] = reinterpret_cast<int64_t>(b.data());
-    int64_t stride = 1;
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      words[3 + d] = b.shape()[d];
-      words[3 + rank + d] = stride;
-      stride *= b.shape()[d];
-    }
-  }
+  explicit Descriptor(const Buffer &b)
+      : words(contiguousDescriptor(b.data(), b.shape().data(),
+                                   b.shape().size())) {}
 };
 } // namespace
 
@@ -479,6 +475,9 @@ bool Model::call(size_t index, const std::vector<Buffer> &inputs,
   std::vector<void *> pointers;
   for (Descriptor &d : descriptors)
     pointers.push_back(d.words.data());
+  // The OpenMP thread count is per calling thread: set where the call runs.
+  if (setThreads_)
+    setThreads_(threads_);
   functions_[index](pointers.data());
   return true;
 }
@@ -531,7 +530,7 @@ bool Session::prefill(const int32_t *tokens, int64_t count,
     *error = "no tokens to run";
     return false;
   }
-  if (position_ + count > context_) {
+  if (count > context_ - position_) {
     *error = "tokens at positions [" + std::to_string(position_) + ", " +
              std::to_string(position_ + count) +
              ") exceed the session's context of " + std::to_string(context_);

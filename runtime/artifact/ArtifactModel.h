@@ -23,6 +23,8 @@
 namespace qnt::rt {
 
 struct OpenOptions {
+  /// Threads of the threaded kernels of an image compiled with
+  /// --cpu-threads=0 (0: every core); set on the thread of each call.
   int threads = 0;
   std::string device = "cpu";
   std::string image; ///< "" for the best one this CPU runs
@@ -90,6 +92,10 @@ private:
   void *library_ = nullptr;
   std::unique_ptr<io::SafetensorsFile> weights_;
   std::unique_ptr<io::Tokenizer> tokenizer_;
+  /// omp_set_num_threads and the count asked for (threads > 0 with an
+  /// image that calls OpenMP), applied before every call.
+  void (*setThreads_)(int) = nullptr;
+  int threads_ = 0;
   using PackedEntry = void (*)(void **);
   std::vector<PackedEntry> functions_;
   /// Per entry, its parameters in argument order.

@@ -9,22 +9,37 @@
 #include "ArtifactModel.h"
 
 #include <cstring>
-#include <new>
 
 using namespace qnt;
 
+// A session shares its model: freeing the model first leaves the session
+// usable, and the model goes with the last of them.
 struct qnt_model {
-  std::unique_ptr<rt::Model> model;
+  std::shared_ptr<rt::Model> model;
 };
 
 struct qnt_session {
-  qnt_model *model;
+  std::shared_ptr<rt::Model> model; // declared first: outlives `session`
   std::unique_ptr<rt::Session> session;
 };
 
 static thread_local std::string lastError;
 
 static void setError(std::string message) { lastError = std::move(message); }
+
+/// Runs `body`, turning any exception (out of memory in a string or vector)
+/// into `failure` and qnt_last_error(): nothing may unwind into C.
+template <typename Result, typename Body>
+static Result guarded(const char *function, Result failure, Body &&body) {
+  try {
+    return body();
+  } catch (const std::exception &e) {
+    setError(std::string(function) + ": " + e.what());
+  } catch (...) {
+    setError(std::string(function) + ": unexpected error");
+  }
+  return failure;
+}
 
 #define QNT_API extern "C" __attribute__((visibility("default")))
 
@@ -39,8 +54,8 @@ QNT_API void qnt_open_options_init(qnt_open_options *options) {
 
 QNT_API const char *qnt_last_error(void) { return lastError.c_str(); }
 
-QNT_API qnt_model *qnt_model_open(const char *path,
-                                  const qnt_open_options *options) {
+static qnt_model *openModel(const char *path,
+                            const qnt_open_options *options) {
   if (!path) {
     setError("qnt_model_open: no path");
     return nullptr;
@@ -64,10 +79,13 @@ QNT_API qnt_model *qnt_model_open(const char *path,
     setError(error);
     return nullptr;
   }
-  auto *handle = new (std::nothrow) qnt_model{std::move(model)};
-  if (!handle)
-    setError("qnt_model_open: out of memory");
-  return handle;
+  return new qnt_model{std::move(model)};
+}
+
+QNT_API qnt_model *qnt_model_open(const char *path,
+                                  const qnt_open_options *options) {
+  return guarded("qnt_model_open", static_cast<qnt_model *>(nullptr),
+                 [&] { return openModel(path, options); });
 }
 
 QNT_API void qnt_model_free(qnt_model *model) { delete model; }
@@ -95,11 +113,13 @@ QNT_API int qnt_tokenize(const qnt_model *model, const char *text, int bos,
     setError("qnt_tokenize: the artifact has no tokenizer");
     return -1;
   }
-  std::vector<int32_t> ids = tokenizer->encode(text, bos != 0, false);
-  *count = int64_t(ids.size());
-  std::memcpy(tokens, ids.data(),
-              sizeof(int32_t) * std::min<size_t>(ids.size(), capacity));
-  return 0;
+  return guarded("qnt_tokenize", -1, [&] {
+    std::vector<int32_t> ids = tokenizer->encode(text, bos != 0, false);
+    *count = int64_t(ids.size());
+    std::memcpy(tokens, ids.data(),
+                sizeof(int32_t) * std::min<size_t>(ids.size(), capacity));
+    return 0;
+  });
 }
 
 QNT_API int64_t qnt_token_text(const qnt_model *model, int32_t previous,
@@ -119,12 +139,14 @@ QNT_API int64_t qnt_token_text(const qnt_model *model, int32_t previous,
              " is outside the vocabulary");
     return -1;
   }
-  std::string text = tokenizer->decode(previous, token);
-  if (int64_t(text.size()) < capacity) {
-    std::memcpy(buffer, text.data(), text.size());
-    buffer[text.size()] = '\0';
-  }
-  return int64_t(text.size());
+  return guarded("qnt_token_text", int64_t(-1), [&] {
+    std::string text = tokenizer->decode(previous, token);
+    if (int64_t(text.size()) < capacity) {
+      std::memcpy(buffer, text.data(), text.size());
+      buffer[text.size()] = '\0';
+    }
+    return int64_t(text.size());
+  });
 }
 
 QNT_API qnt_session *qnt_session_create(qnt_model *model, int64_t context) {
@@ -132,17 +154,17 @@ QNT_API qnt_session *qnt_session_create(qnt_model *model, int64_t context) {
     setError("qnt_session_create: no model");
     return nullptr;
   }
-  std::string error;
-  std::unique_ptr<rt::Session> session =
-      rt::Session::create(*model->model, context, &error);
-  if (!session) {
-    setError(error);
-    return nullptr;
-  }
-  auto *handle = new (std::nothrow) qnt_session{model, std::move(session)};
-  if (!handle)
-    setError("qnt_session_create: out of memory");
-  return handle;
+  return guarded("qnt_session_create", static_cast<qnt_session *>(nullptr),
+                 [&]() -> qnt_session * {
+                   std::string error;
+                   std::unique_ptr<rt::Session> session =
+                       rt::Session::create(*model->model, context, &error);
+                   if (!session) {
+                     setError(error);
+                     return nullptr;
+                   }
+                   return new qnt_session{model->model, std::move(session)};
+                 });
 }
 
 QNT_API void qnt_session_free(qnt_session *session) { delete session; }
@@ -153,12 +175,14 @@ QNT_API int qnt_session_prefill(qnt_session *session, const int32_t *tokens,
     setError("qnt_session_prefill: invalid arguments");
     return -1;
   }
-  std::string error;
-  if (!session->session->prefill(tokens, count, &error)) {
-    setError(error);
-    return -1;
-  }
-  return 0;
+  return guarded("qnt_session_prefill", -1, [&] {
+    std::string error;
+    if (!session->session->prefill(tokens, count, &error)) {
+      setError(error);
+      return -1;
+    }
+    return 0;
+  });
 }
 
 QNT_API int qnt_session_decode(qnt_session *session, int32_t token) {

@@ -165,12 +165,13 @@ static int compileArtifact(MLIRContext &context) {
   // A recipe writes its quantized model directory; it is staged next to the
   // artifact, reloaded and packaged, then removed.
   std::string recipeDir;
-  auto removeRecipeDir = llvm::make_scope_exit([&] {
+  llvm::scope_exit removeRecipeDir([&] {
     if (!recipeDir.empty())
       (void)llvm::sys::fs::remove_directories(recipeDir);
   });
   if (!recipePath.empty()) {
-    recipeDir = outputPath + ".recipe-" + std::to_string(::getpid());
+    recipeDir = ::qnt::package::normalizeOutputPath(outputPath) + ".recipe-" +
+                std::to_string(::getpid());
     RecipeCompileOptions options{recipePath,        recipeDir,
                                  calibrationTokens, calibrationWindows,
                                  calibrationText,   tokenizerPath};

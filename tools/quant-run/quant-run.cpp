@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ModelDrivers.h"
 #include "passes/Passes.h"
 #include "qnt/support/OptionRange.h"
 #include "qnt/InitAll.h"
@@ -183,342 +184,47 @@ static cl::opt<uint64_t> sampleSeed("sample-seed",
 // --model
 //===----------------------------------------------------------------------===//
 
-static std::unique_ptr<io::Tokenizer> openTokenizer(int64_t vocabSize) {
-  if (tokenizerPath.empty()) {
-    llvm::errs() << "quant-run: text input needs --tokenizer (or give token "
-                    "ids with --perplexity-tokens / --generate-tokens)\n";
-    return nullptr;
-  }
-  std::string error;
-  auto tokenizer = io::Tokenizer::open(tokenizerPath, vocabSize, &error);
-  if (!tokenizer)
-    llvm::errs() << "quant-run: " << error << "\n";
-  return tokenizer;
-}
-
-/// The perplexity documents, as token ids.
-static std::optional<std::vector<std::vector<int32_t>>>
-perplexityDocuments(int64_t vocabSize, const io::Tokenizer *tokenizer) {
-  std::vector<std::vector<int32_t>> documents;
-  std::string error;
-  bool tokenIds = !perplexityTokens.empty();
-  if (!io::loadDocuments(tokenIds ? perplexityTokens : perplexityText,
-                         tokenIds, tokenizer, vocabSize, &documents, &error)) {
-    llvm::errs() << "quant-run: " << error << "\n";
-    return std::nullopt;
-  }
-  return documents;
-}
-
-namespace {
-/// What the model drivers below run: the JIT's ModelRunner or an artifact
-/// through libqnt_runtime, behind one forward pass.
-struct ModelExecutor {
-  int64_t vocabSize = 0;
-  int64_t maxSeqLen = 0;
-  io::ForwardFn forward;
-};
-} // namespace
-
-static int runPerplexity(ModelExecutor &model,
-                         const io::Tokenizer *tokenizer) {
-  auto documents = perplexityDocuments(model.vocabSize, tokenizer);
-  if (!documents)
-    return 1;
-  int64_t context = contextLength ? contextLength.getValue() : model.maxSeqLen;
-  if (context < 2 || context > model.maxSeqLen) {
-    llvm::errs() << "quant-run: --context must be in [2, " << model.maxSeqLen
-                 << "], got " << context << "\n";
-    return 1;
-  }
-  if (perplexityTokens.empty())
-    llvm::outs() << llvm::formatv(
-        "protocol: documents split at '<|endoftext|>' lines and stripped, "
-        "encoded with BOS; chunks of at most {0} tokens, each from an empty "
-        "KV cache; every token after a chunk's first is scored\n",
-        context);
-  else
-    llvm::outs() << llvm::formatv(
-        "protocol: token file, one document per line, ids as given (BOS "
-        "included only if present); chunks of at most {0} tokens, each from "
-        "an empty KV cache; every token after a chunk's first is scored\n",
-        context);
-  std::optional<PerplexityResult> result(std::in_place);
-  if (!io::scorePerplexity(*documents, context, model.vocabSize, model.forward,
-                           *result))
-    return 1;
-  if (result->scored == 0) {
-    llvm::errs() << "quant-run: no token was scored: every chunk has a single "
-                    "token (documents of one token, or an empty file)\n";
-    return 1;
-  }
-  llvm::outs() << llvm::formatv(
-      "documents: {0}  chunks: {1}  tokens: {2}  scored: {3}\n"
-      "mean NLL: {4:F6} nats/token\n"
-      "time: {5:F2} s  ({6:F1} tokens/s)\n"
-      "perplexity: {7:F6}\n",
-      result->documents, result->chunks, result->tokens, result->scored,
-      result->meanNll(), result->seconds,
-      result->seconds > 0 ? result->tokens / result->seconds : 0.0,
-      result->perplexity());
-  return 0;
-}
-
-static int runGenerate(ModelExecutor &model, const io::Tokenizer *tokenizer) {
-  std::vector<int32_t> tokens;
-  if (!promptTokens.empty()) {
-    std::vector<std::vector<int32_t>> parsed;
-    std::string error;
-    if (!io::parseTokenDocuments(promptTokens, model.vocabSize,
-                                 "--generate-tokens", &parsed, &error)) {
-      llvm::errs() << "quant-run: " << error << "\n";
-      return 1;
-    }
-    for (const auto &line : parsed)
-      tokens.insert(tokens.end(), line.begin(), line.end());
-  } else {
-    tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
-  }
-  if (tokens.empty()) {
-    llvm::errs() << "quant-run: the prompt has no tokens\n";
-    return 1;
-  }
-  if (int64_t(tokens.size()) >= model.maxSeqLen) {
-    llvm::errs() << "quant-run: the prompt has " << tokens.size()
-                 << " tokens; the context of " << model.maxSeqLen
-                 << " leaves no room to generate\n";
-    return 1;
-  }
-  if (steps < 0) {
-    llvm::errs() << "quant-run: --steps must be >= 0, got " << steps << "\n";
-    return 1;
-  }
-  if (!(temperature >= 0.0f) || !std::isfinite(temperature.getValue())) {
-    llvm::errs() << "quant-run: --temperature must be a finite value >= 0, "
-                    "got "
-                 << temperature << "\n";
-    return 1;
-  }
-  if (!(topP > 0.0f && topP <= 1.0f)) {
-    llvm::errs() << "quant-run: --top-p must be in (0, 1], got " << topP
-                 << "\n";
-    return 1;
-  }
-  Sampler sampler(temperature, topP, sampleSeed);
-  if (tokenizer)
-    llvm::outs() << tokenizer->decode(tokens);
-  auto start = std::chrono::steady_clock::now();
-  std::optional<std::vector<int32_t>> produced(std::in_place);
-  if (!io::generateTokens(
-          tokens, steps, model.maxSeqLen, model.vocabSize, sampler,
-          model.forward,
-          [&](int32_t previous, int32_t token) {
-            if (tokenizer)
-              llvm::outs() << tokenizer->decode(previous, token);
-            else
-              llvm::outs() << " " << token;
-            llvm::outs().flush();
-          },
-          *produced))
-    return 1;
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
-  llvm::outs() << "\n";
-  llvm::outs().flush();
-  llvm::errs() << llvm::formatv("generated {0} tokens in {1:F2} s ({2:F1} "
-                                "tokens/s, {3})\n",
-                                produced->size(), seconds,
-                                seconds > 0 ? produced->size() / seconds : 0.0,
-                                temperature > 0 ? "top-p sampling" : "greedy");
-  return 0;
-}
-
-/// The statistic of `values` (sorted in place) at `fraction` (0 min, 0.5
-/// median, 1 max).
-static double quantile(std::vector<double> &values, double fraction) {
-  std::sort(values.begin(), values.end());
-  return values[size_t(fraction * double(values.size() - 1) + 0.5)];
-}
-
-/// --bench: a prompt of --bench-prompt tokens from an empty cache, then
-/// --bench-decode single-token steps, per round, after one untimed round.
-static int runBench(ModelExecutor &model) {
-  int64_t prompt = benchPrompt, decode = benchDecode, rounds = benchRounds;
-  if (prompt < 1 || decode < 0 || rounds < 1 ||
-      prompt + decode > model.maxSeqLen) {
-    llvm::errs() << "quant-run: --bench needs --bench-prompt >= 1, "
-                    "--bench-decode >= 0 with both within the context of "
-                 << model.maxSeqLen << ", and --bench-rounds >= 1\n";
-    return 1;
-  }
-  // BOS, then a fixed spread of ids: the cost does not depend on them.
-  std::vector<int32_t> tokens(prompt);
-  tokens[0] = io::Tokenizer::kBos;
-  for (int64_t i = 1; i < prompt; ++i)
-    tokens[i] = int32_t(3 + (i * 7919) % std::max<int64_t>(model.vocabSize - 3, 1));
-  std::vector<double> prefillRates, decodeMs;
-  using Clock = std::chrono::steady_clock;
-  auto seconds = [](Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double>(b - a).count();
-  };
-  for (int64_t round = -1; round < rounds; ++round) {
-    Clock::time_point start = Clock::now();
-    if (!model.forward(tokens.data(), prompt, 0))
-      return 1;
-    Clock::time_point prefilled = Clock::now();
-    for (int64_t step = 0; step < decode; ++step) {
-      int32_t token = tokens[(step + 1) % prompt];
-      if (!model.forward(&token, 1, prompt + step))
-        return 1;
-    }
-    Clock::time_point done = Clock::now();
-    if (round < 0)
-      continue; // warm-up: page faults, thread start
-    prefillRates.push_back(prompt / seconds(start, prefilled));
-    if (decode > 0)
-      decodeMs.push_back(1e3 * seconds(prefilled, done) / decode);
-  }
-  llvm::outs() << llvm::formatv("{0,-8} {1,12} {2,12} {3,12} {4,10}\n",
-                                "test", "min", "median", "max", "unit");
-  llvm::outs() << llvm::formatv(
-      "{0,-8} {1,12:F1} {2,12:F1} {3,12:F1} {4,10}\n",
-      "pp" + std::to_string(prompt), quantile(prefillRates, 0),
-      quantile(prefillRates, 0.5), quantile(prefillRates, 1), "tokens/s");
-  if (decode > 0) {
-    std::vector<double> rates;
-    for (double ms : decodeMs)
-      rates.push_back(1e3 / ms);
-    llvm::outs() << llvm::formatv(
-        "{0,-8} {1,12:F1} {2,12:F1} {3,12:F1} {4,10}\n",
-        "tg" + std::to_string(decode), quantile(rates, 0),
-        quantile(rates, 0.5), quantile(rates, 1), "tokens/s");
-    llvm::outs() << llvm::formatv(
-        "{0,-8} {1,12:F3} {2,12:F3} {3,12:F3} {4,10}\n",
-        "tg" + std::to_string(decode), quantile(decodeMs, 0),
-        quantile(decodeMs, 0.5), quantile(decodeMs, 1), "ms/token");
-  }
-  struct rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  llvm::outs() << llvm::formatv("rounds: {0}; peak RSS: {1:F1} MiB\n", rounds,
-                                usage.ru_maxrss / 1024.0);
-  return 0;
-}
-
-/// True if `path` is an artifact directory (it has a manifest).
-static bool isArtifact(llvm::StringRef path) {
-  llvm::SmallString<256> manifest(path);
-  llvm::sys::path::append(manifest, io::kManifestFileName);
-  return llvm::sys::fs::is_directory(path) && llvm::sys::fs::exists(manifest);
-}
-
-enum class ModelMode { Perplexity, Generate, Bench };
-
-static int runMode(ModelMode mode, ModelExecutor &model,
-                   const io::Tokenizer *tokenizer) {
-  switch (mode) {
-  case ModelMode::Perplexity:
-    return runPerplexity(model, tokenizer);
-  case ModelMode::Generate:
-    return runGenerate(model, tokenizer);
-  case ModelMode::Bench:
-    return runBench(model);
-  }
-  return 1;
-}
-
-/// --model on an artifact: everything through libqnt_runtime's C API.
-static int runArtifact(ModelMode mode) {
-  if (!passPipeline.empty() || int8Activations || hugePageWeights) {
-    llvm::errs() << "quant-run: --pass-pipeline, --int8-activations and "
-                    "--huge-page-weights do not apply to an artifact (its "
-                    "code was fixed by quant-compile)\n";
-    return 1;
-  }
-  if (cpuThreads < 0 || cpuThreads > 1024) {
-    llvm::errs() << "quant-run: --cpu-threads must be in 0..1024\n";
-    return 1;
-  }
-  auto start = std::chrono::steady_clock::now();
-  qnt_open_options options;
-  qnt_open_options_init(&options);
-  options.threads = int(cpuThreads);
-  if (!artifactImage.empty())
-    options.image = artifactImage.c_str();
-  std::unique_ptr<qnt_model, void (*)(qnt_model *)> handle(
-      qnt_model_open(modelPath.c_str(), &options), qnt_model_free);
-  if (!handle) {
-    llvm::errs() << "quant-run: " << qnt_last_error() << "\n";
-    return 1;
-  }
-  std::unique_ptr<qnt_session, void (*)(qnt_session *)> session(
-      qnt_session_create(handle.get(), 0), qnt_session_free);
-  if (!session) {
-    llvm::errs() << "quant-run: " << qnt_last_error() << "\n";
-    return 1;
-  }
-  ModelExecutor model;
-  model.vocabSize = qnt_model_vocab_size(handle.get());
-  model.maxSeqLen = qnt_model_context_length(handle.get());
-  model.forward = [&](const int32_t *tokens, int64_t count,
-                      int64_t pos) -> const float * {
-    if (pos == 0)
-      qnt_session_reset(session.get());
-    if (pos != qnt_session_position(session.get())) {
-      llvm::errs() << "quant-run: internal error: position " << pos
-                   << " is not the session's next\n";
-      return nullptr;
-    }
-    if (qnt_session_prefill(session.get(), tokens, count) != 0) {
-      llvm::errs() << "quant-run: " << qnt_last_error() << "\n";
-      return nullptr;
-    }
-    return qnt_session_logits(session.get(), nullptr);
-  };
-  // The artifact's own tokenizer unless one is given.
-  std::unique_ptr<io::Tokenizer> tokenizer;
-  llvm::SmallString<256> ownTokenizer(modelPath);
-  llvm::sys::path::append(ownTokenizer, io::kArtifactTokenizerFileName);
-  if (tokenizerPath.empty() && llvm::sys::fs::exists(ownTokenizer))
-    tokenizerPath = ownTokenizer.str().str();
-  bool needsTokenizer = !perplexityText.empty() || !prompt.empty();
-  if (needsTokenizer || !tokenizerPath.empty()) {
-    tokenizer = openTokenizer(model.vocabSize);
-    if (!tokenizer)
-      return 1;
-  }
-  llvm::errs() << llvm::formatv(
-      "artifact: {0}, CPU image '{1}', vocab {2}, context {3}; opened in "
-      "{4:F2} s\n",
-      modelPath, qnt_model_image(handle.get()), model.vocabSize,
-      model.maxSeqLen,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count());
-  return runMode(mode, model, tokenizer.get());
+/// The model modes' options, from the command line.
+static ::qnt::run::ModelRunOptions modelRunOptions() {
+  ::qnt::run::ModelRunOptions o;
+  o.perplexityText = perplexityText;
+  o.perplexityTokens = perplexityTokens;
+  o.prompt = prompt;
+  o.promptTokens = promptTokens;
+  o.tokenizerPath = tokenizerPath;
+  o.context = contextLength;
+  o.steps = steps;
+  o.temperature = temperature;
+  o.topP = topP;
+  o.sampleSeed = sampleSeed;
+  o.bench = bench;
+  o.benchPrompt = benchPrompt;
+  o.benchDecode = benchDecode;
+  o.benchRounds = benchRounds;
+  o.cpuThreads = cpuThreads;
+  o.image = artifactImage;
+  return o;
 }
 
 static int runModel(MLIRContext &context) {
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  bool wantsPerplexity = !perplexityText.empty() || !perplexityTokens.empty();
-  bool wantsGeneration = !prompt.empty() || !promptTokens.empty();
-  if ((!perplexityText.empty() && !perplexityTokens.empty()) ||
-      (!prompt.empty() && !promptTokens.empty())) {
-    llvm::errs() << "quant-run: give text or token ids, not both (--perplexity "
-                    "/ --perplexity-tokens, --generate / --generate-tokens)\n";
+  ::qnt::run::ModelRunOptions options = modelRunOptions();
+  std::optional<::qnt::run::ModelMode> mode =
+      ::qnt::run::chooseModelMode(options);
+  if (!mode)
     return 1;
+  // quant-run runs artifacts without loading LLVM; run directly, this
+  // binary does the same through libqnt_runtime.
+  if (::qnt::run::isArtifact(modelPath)) {
+    if (!passPipeline.empty() || int8Activations || hugePageWeights) {
+      llvm::errs() << "quant-run: --pass-pipeline, --int8-activations and "
+                      "--huge-page-weights do not apply to an artifact (its "
+                      "code was fixed by quant-compile)\n";
+      return 1;
+    }
+    return ::qnt::run::runArtifact(modelPath, *mode, options);
   }
-  if (int(wantsPerplexity) + int(wantsGeneration) + int(bench) != 1) {
-    llvm::errs() << "quant-run: with --model, give one of --perplexity, "
-                    "--perplexity-tokens, --generate, --generate-tokens or "
-                    "--bench\n";
-    return 1;
-  }
-  ModelMode mode = wantsPerplexity   ? ModelMode::Perplexity
-                   : wantsGeneration ? ModelMode::Generate
-                                     : ModelMode::Bench;
-  if (isArtifact(modelPath))
-    return runArtifact(mode);
   if (!artifactImage.empty()) {
     llvm::errs() << "quant-run: --image applies to artifacts only\n";
     return 1;
@@ -531,9 +237,8 @@ static int runModel(MLIRContext &context) {
   if (failed(config))
     return 1;
   std::unique_ptr<io::Tokenizer> tokenizer;
-  bool needsTokenizer = !perplexityText.empty() || !prompt.empty();
-  if (needsTokenizer || !tokenizerPath.empty()) {
-    tokenizer = openTokenizer(config->vocabSize);
+  if (::qnt::run::needsTokenizer(options) || !tokenizerPath.empty()) {
+    tokenizer = ::qnt::run::openTokenizer(options, config->vocabSize);
     if (!tokenizer)
       return 1;
   }
@@ -554,18 +259,13 @@ static int runModel(MLIRContext &context) {
       config->vocabSize, config->maxSeqLen,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count());
-  ModelExecutor model;
+  llvm::errs().flush();
+  ::qnt::run::ModelExecutor model;
   model.vocabSize = config->vocabSize;
   model.maxSeqLen = config->maxSeqLen;
   HostTensor logits;
-  model.forward = [&](const int32_t *tokens, int64_t count,
-                      int64_t pos) -> const float * {
-    if (failed((*runner)->forward(ArrayRef<int32_t>(tokens, count), pos,
-                                  logits)))
-      return nullptr;
-    return logits.f32();
-  };
-  return runMode(mode, model, tokenizer.get());
+  model.forward = forwardFunction(**runner, logits);
+  return ::qnt::run::runModelMode(*mode, model, options, tokenizer.get());
 }
 
 //===----------------------------------------------------------------------===//

@@ -104,10 +104,11 @@ struct ArtifactManifest {
 };
 
 /// True for the CPU features (LLVM's spelling) that hostCpuHasFeature can
-/// check: the x86 vector extensions generated code uses (sse2 ... avx2,
-/// fma, f16c, bmi, bmi2, avx512f/bw/dq/vl/cd, avx512vnni, avx512vbmi,
-/// avx512vbmi2, avx512bf16, avx512fp16, avxvnni). An image records those
-/// it was compiled with.
+/// check: the x86-64 feature levels (x86-64-v2, -v3, -v4) and the x86
+/// vector extensions generated code uses (sse2 ... avx2, fma, f16c, bmi,
+/// bmi2, avx512f/bw/dq/vl/cd, avx512vnni, avx512vbmi, avx512vbmi2,
+/// avx512bf16, avx512fp16, avxvnni). An image is compiled for one level and
+/// such extensions only, and records them.
 bool isCheckedCpuFeature(const std::string &feature);
 
 /// True if the running CPU has `feature` (one isCheckedCpuFeature admits).

@@ -47,6 +47,11 @@ struct ArtifactOptions {
 mlir::LogicalResult writeArtifact(mlir::ModuleOp module,
                                   const ArtifactOptions &options);
 
+/// `path` without "." components and trailing separators ("m.qnt/" ->
+/// "m.qnt"), so that the names derived from it (the staging directory)
+/// stay beside it rather than inside.
+std::string normalizeOutputPath(llvm::StringRef path);
+
 /// This build's version, as recorded in manifests ("0.1.0+git.abc1234").
 const char *toolVersion();
 

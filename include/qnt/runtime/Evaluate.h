@@ -19,6 +19,10 @@ namespace qnt::runtime {
 using ::qnt::io::PerplexityResult;
 using ::qnt::io::Sampler;
 
+/// The JIT's forward pass as an io::ForwardFn; `logits` holds the last
+/// call's result (the returned pointer points into it).
+::qnt::io::ForwardFn forwardFunction(ModelRunner &runner, HostTensor &logits);
+
 /// Runs the protocol over `documents` (token ids, BOS included). Shows
 /// progress on a terminal.
 mlir::FailureOr<PerplexityResult>
