@@ -92,13 +92,18 @@ enum class CpuInt8Dot {
 /// integer form quantize their activations to int8 (qnt-lower-matmul-cpu
 /// activations=int8). `matmulOptions` are more qnt-lower-matmul-cpu options
 /// ("col-tile=2 unroll=1"), for tuning.
+/// With `gpuLoopMapping`, linalg ops become the loop nests the whole-model
+/// GPU pipeline maps to blocks and threads (qnt-gpu-prepare-loops,
+/// qnt-gpu-map-loops), run sequentially: the mapping is checked on a CPU.
 std::string getCpuPipeline(int64_t threads = 0, bool int8Activations = false,
-                           llvm::StringRef matmulOptions = "");
+                           llvm::StringRef matmulOptions = "",
+                           bool gpuLoopMapping = false);
 
 /// Adds `qnt-cpu-pipeline` with these options to `pm` (on a module).
 LogicalResult buildCpuPipeline(OpPassManager &pm, int64_t threads = 0,
                                bool int8Activations = false,
-                               llvm::StringRef matmulOptions = "");
+                               llvm::StringRef matmulOptions = "",
+                               bool gpuLoopMapping = false);
 
 /// Where code for NVIDIA GPUs goes and how it is packaged.
 struct GpuTargetOptions {
@@ -128,6 +133,14 @@ std::string getGpuDevicePipeline(const GpuTargetOptions &target);
 /// `matmulOptions` are qnt-lower-matmul-gpu's options ("gemv-warps=8").
 std::string getGpuPipeline(const GpuTargetOptions &target,
                            llvm::StringRef matmulOptions = "");
+
+/// The whole-model GPU pipeline `qnt-gpu-model-pipeline`: qnt.matmul as
+/// the fused kernels of qnt-gpu-pipeline, every other op as kernels
+/// generated from its linalg form (`blockSize` threads per block), device
+/// buffers and asynchronous launches on one stream in the host code.
+std::string getGpuModelPipeline(const GpuTargetOptions &target,
+                                llvm::StringRef matmulOptions = "",
+                                int64_t blockSize = 256);
 
 /// Runs a textual pipeline on `module`: either anchored
 /// ("builtin.module(qnt-rtn{...},func.func(...))", as mlir-opt's

@@ -797,4 +797,94 @@ def QntLowerMatmulGpu : Pass<"qnt-lower-matmul-gpu", "::mlir::ModuleOp"> {
   ];
 }
 
+def QntGpuPrepareLoops
+    : Pass<"qnt-gpu-prepare-loops", "::mlir::func::FuncOp"> {
+  let summary = "Puts bufferized linalg ops in the shape the GPU loop "
+                "mapping needs";
+  let description = [{
+    Runs after bufferization, before `convert-linalg-to-parallel-loops`, in
+    the whole-model GPU pipeline (docs/GpuCodegen.md, "Whole-model
+    execution"):
+
+    - a `linalg.generic` whose reduction iterators are not innermost is
+      interchanged so that they are (the attention products of the LLaMA
+      block reduce over the head dimension between two parallel ones).
+      The parallel iterators then become one outer `scf.parallel` with the
+      reductions as sequential loops inside it, which maps to one kernel
+      whose threads each own one output element;
+    - `memref.copy` (the KV-cache row insertion left by bufferization)
+      becomes a copy `linalg.generic`, so that it runs as a kernel instead
+      of a host `memcpy` of device memory.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def QntGpuMapLoops : Pass<"qnt-gpu-map-loops", "::mlir::func::FuncOp"> {
+  let summary = "Tiles and maps every outermost scf.parallel to GPU blocks "
+                "and threads";
+  let description = [{
+    For each outermost `scf.parallel` outside a `gpu.launch`, the leading
+    dimensions are collapsed into one and the innermost one is tiled by
+    `block-size` threads (fewer when its static extent is smaller; tiles
+    are guarded by `scf.if`, so no extent has to be a multiple of the
+    tile). The mapping attributes that `convert-parallel-loops-to-gpu`
+    reads are then set: the collapsed dimension to blocks x (no 65535
+    limit), the tile index of the innermost dimension to blocks y, the
+    position inside the tile to threads x (consecutive threads touch
+    consecutive elements of the innermost dimension); parallel loops nested
+    deeper run sequentially inside the thread.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block along the innermost dimension (a multiple of "
+           "32 in 32..1024)">,
+  ];
+  let statistics = [
+    Statistic<"numMapped", "loops-mapped", "scf.parallel nests mapped">
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def QntGpuDeviceMemory : Pass<"qnt-gpu-device-memory", "::mlir::ModuleOp"> {
+  let summary = "Puts the buffers of host functions on the device, on one "
+                "stream";
+  let description = [{
+    Runs after `gpu-kernel-outlining`. In every function outside a
+    `gpu.module`:
+
+    - a stream is taken at entry (`gpu.wait async`); every
+      `gpu.launch_func` becomes asynchronous on it, so that launches are
+      queued back to back and the host never waits for the device inside
+      a function;
+    - `memref.alloc` becomes a stream-ordered `gpu.alloc async`; a buffer
+      that is not returned is freed with `gpu.dealloc async` before the
+      return (the device keeps the order, the host does not wait);
+    - what remains on the host may only read function arguments (a scalar
+      such as the position) and compute shapes: a host `memref.load`,
+      `memref.store` or `memref.copy` of a buffer made in the function is
+      an error naming the op, since it would touch device memory from the
+      host.
+
+    Device-resident function arguments and results are the caller's: the
+    runtime passes device buffers and receives device buffers it frees.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def QntGpuMergeKernelModules
+    : Pass<"qnt-gpu-merge-kernel-modules", "::mlir::ModuleOp"> {
+  let summary = "Moves every GPU kernel into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` puts each kernel in a `gpu.module` of its own,
+    and `gpu-module-to-binary` then runs LLVM and ptxas once per module and
+    chip; a LLaMA block has dozens of kernels. This pass moves the
+    functions of every `gpu.module` into the first one (renaming a function
+    whose name is taken) and retargets the launches, so that a model is
+    one image per chip, loaded once.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // QNT_PASSES_TD

@@ -210,7 +210,8 @@ FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
   PassManager lower(ctx);
   if (failed(mlir::qnt::buildCpuPipeline(lower, cpuOptions.threads,
                                                cpuOptions.int8Activations,
-                                               cpuOptions.matmulOptions)) ||
+                                               cpuOptions.matmulOptions,
+                                               cpuOptions.gpuLoopMapping)) ||
       failed(lower.run(module)))
     return failure();
   // Kernels split over threads call the OpenMP runtime.

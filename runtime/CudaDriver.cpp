@@ -72,6 +72,8 @@ llvm::Error resolveSymbols(void *library, const char *libraryName) {
       {slot(api.memAlloc), {"cuMemAlloc_v2"}, false},
       {slot(api.memAllocManaged), {"cuMemAllocManaged"}, false},
       {slot(api.memFree), {"cuMemFree_v2"}, false},
+      {slot(api.memAllocAsync), {"cuMemAllocAsync"}, true},
+      {slot(api.memFreeAsync), {"cuMemFreeAsync"}, true},
       {slot(api.memcpyHtoD), {"cuMemcpyHtoD_v2"}, false},
       {slot(api.memcpyDtoH), {"cuMemcpyDtoH_v2"}, false},
       {slot(api.memcpyDtoD), {"cuMemcpyDtoD_v2"}, false},

@@ -121,6 +121,10 @@ struct DriverApi {
   CUresult (*memAllocManaged)(CUdeviceptr *pointer, size_t bytes,
                               unsigned flags);
   CUresult (*memFree)(CUdeviceptr pointer);
+  // Stream-ordered allocation (CUDA 11.2); optional, null on older drivers.
+  CUresult (*memAllocAsync)(CUdeviceptr *pointer, size_t bytes,
+                            CUstream stream);
+  CUresult (*memFreeAsync)(CUdeviceptr pointer, CUstream stream);
   CUresult (*memcpyHtoD)(CUdeviceptr dst, const void *src, size_t bytes);
   CUresult (*memcpyDtoH)(void *dst, CUdeviceptr src, size_t bytes);
   CUresult (*memcpyDtoD)(CUdeviceptr dst, CUdeviceptr src, size_t bytes);

@@ -12,7 +12,12 @@
 //  - one device per process (qnt::cuda::Device); mgpuSetDefaultDevice only
 //    chooses it before the first GPU call;
 //  - launches with zero blocks or threads run nothing;
-//  - mgpuMemFree waits for the stream it is given before freeing.
+//  - device memory allocated with a stream is stream-ordered
+//    (cuMemAllocAsync) and freed in stream order (cuMemFreeAsync) where the
+//    driver has them; otherwise mgpuMemFree waits for the stream it is
+//    given before freeing;
+//  - while a thread has a current stream (setCurrentStream),
+//    mgpuStreamCreate returns it and mgpuStreamDestroy leaves it alone.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +33,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <unordered_set>
 #include <string>
 
 using namespace ::qnt::cuda;
@@ -297,7 +304,29 @@ extern "C" void mgpuLaunchClusterKernel(void *function, intptr_t clusterX,
 // Streams and events
 //===----------------------------------------------------------------------===//
 
+namespace {
+thread_local void *currentStreamOfThread = nullptr;
+
+/// Pointers from cuMemAllocAsync, which must be freed with cuMemFreeAsync.
+struct StreamOrderedAllocations {
+  std::mutex mutex;
+  std::unordered_set<void *> pointers;
+};
+StreamOrderedAllocations &streamOrderedAllocations() {
+  static StreamOrderedAllocations allocations;
+  return allocations;
+}
+} // namespace
+
+void qnt::cuda::setCurrentStream(void *stream) {
+  currentStreamOfThread = stream;
+}
+
+void *qnt::cuda::currentStream() { return currentStreamOfThread; }
+
 extern "C" void *mgpuStreamCreate() {
+  if (currentStreamOfThread)
+    return currentStreamOfThread;
   device();
   CUstream stream = nullptr;
   // Non-blocking: no implicit ordering with the legacy default stream; the
@@ -309,7 +338,7 @@ extern "C" void *mgpuStreamCreate() {
 }
 
 extern "C" void mgpuStreamDestroy(void *stream) {
-  if (!stream)
+  if (!stream || stream == currentStreamOfThread)
     return;
   device();
   checkRelease("mgpuStreamDestroy",
@@ -373,14 +402,31 @@ extern "C" void mgpuEventRecord(void *event, void *stream) {
 // passed without zeroext: only their low bits are defined, so they are read
 // from wider parameters and masked rather than trusted as bool/uint16_t.
 
-extern "C" void *mgpuMemAlloc(uint64_t sizeBytes, void * /*stream*/,
+extern "C" void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
                               uint32_t isHostShared) {
   device();
   // The driver rejects empty allocations; an empty memref needs none.
   if (sizeBytes == 0)
     return nullptr;
-  // Allocation is synchronous, so it precedes all later work on any stream.
   CUdeviceptr pointer = 0;
+  // With a stream, the allocation is ordered on it: host code that queues a
+  // whole function on one stream never waits for the device.
+  if (stream && !(isHostShared & 0xff) && driverApi().memAllocAsync) {
+    CUresult result = driverApi().memAllocAsync(
+        &pointer, sizeBytes, static_cast<CUstream>(stream));
+    if (result != kSuccess)
+      fail("mgpuMemAlloc",
+           llvm::formatv("cuMemAllocAsync failed: {0}; allocating {1} bytes",
+                         describeResult(result), sizeBytes)
+               .str());
+    void *address = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+    StreamOrderedAllocations &allocations = streamOrderedAllocations();
+    std::lock_guard<std::mutex> lock(allocations.mutex);
+    allocations.pointers.insert(address);
+    return address;
+  }
+  // Otherwise allocation is synchronous, so it precedes all later work on
+  // any stream.
   CUresult result =
       (isHostShared & 0xff)
           ? driverApi().memAllocManaged(&pointer, sizeBytes, kMemAttachGlobal)
@@ -399,6 +445,21 @@ extern "C" void mgpuMemFree(void *pointer, void *stream) {
   if (!pointer)
     return;
   device();
+  bool streamOrdered = false;
+  {
+    StreamOrderedAllocations &allocations = streamOrderedAllocations();
+    std::lock_guard<std::mutex> lock(allocations.mutex);
+    streamOrdered = allocations.pointers.erase(pointer) > 0;
+  }
+  if (streamOrdered) {
+    // Freed after the work queued on `stream` (or the legacy stream) so
+    // far; the host does not wait.
+    checkRelease("mgpuMemFree",
+                 driverApi().memFreeAsync(devicePointer(pointer),
+                                          static_cast<CUstream>(stream)),
+                 "cuMemFreeAsync");
+    return;
+  }
   // Work queued on `stream` may still use the memory.
   if (stream)
     checkRelease("mgpuMemFree",

@@ -25,11 +25,18 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::desc("Quantize the activations of the quantized matmuls to "
                      "int8 (qnt-lower-matmul-cpu activations=int8)"),
       llvm::cl::init(false)};
+  Option<bool> gpuLoopMapping{
+      *this, "gpu-loop-mapping",
+      llvm::cl::desc("Lower linalg ops to the loop nests that "
+                     "qnt-gpu-model-pipeline maps to blocks and threads, "
+                     "run sequentially (checks the mapping on a CPU)"),
+      llvm::cl::init(false)};
 };
 } // namespace
 
 std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
-                                      llvm::StringRef matmulOptions) {
+                                      llvm::StringRef matmulOptions,
+                                      bool gpuLoopMapping) {
   // qnt.matmul (and the dense transpose-B matmuls) first become vector
   // kernels; the remaining qnt compute ops get their reference lowering;
   // exp becomes a polynomial that LLVM vectorizes (a libm call would keep
@@ -58,8 +65,11 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
          "buffer-results-to-out-params{modify-public-functions},"
          "buffer-deallocation-pipeline,"
          "convert-bufferization-to-memref,"
-         "qnt-lower-intrinsics,"
-         "func.func(convert-linalg-to-loops)," +
+         "qnt-lower-intrinsics," +
+         std::string(gpuLoopMapping ? "func.func(qnt-gpu-prepare-loops,"
+                           "convert-linalg-to-parallel-loops,"
+                           "qnt-gpu-map-loops),"
+                         : "func.func(convert-linalg-to-loops),") +
          parallelLoops +
          "convert-scf-to-cf,"
          "expand-strided-metadata,"
@@ -78,9 +88,11 @@ std::string mlir::qnt::getCpuPipeline(int64_t threads, bool int8Activations,
 
 LogicalResult mlir::qnt::buildCpuPipeline(OpPassManager &pm, int64_t threads,
                                           bool int8Activations,
-                                          llvm::StringRef matmulOptions) {
-  return parsePassPipeline(
-      getCpuPipeline(threads, int8Activations, matmulOptions), pm);
+                                          llvm::StringRef matmulOptions,
+                                          bool gpuLoopMapping) {
+  return parsePassPipeline(getCpuPipeline(threads, int8Activations,
+                                          matmulOptions, gpuLoopMapping),
+                           pm);
 }
 
 LogicalResult mlir::qnt::runPassPipeline(ModuleOp module, StringRef pipeline) {
@@ -113,7 +125,8 @@ void mlir::qnt::registerQntPasses() {
       "dequantizing inside the matmul kernels",
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
         if (failed(buildCpuPipeline(pm, options.threads,
-                                    options.int8Activations)))
+                                    options.int8Activations, "",
+                                    options.gpuLoopMapping)))
           llvm::report_fatal_error("qnt-cpu-pipeline does not parse");
       });
 }

@@ -33,13 +33,62 @@ std::string mlir::qnt::getGpuDevicePipeline(const GpuTargetOptions &target) {
   std::string toolkit = target.toolkit.empty()
                             ? getDefaultCudaToolkitPath().str()
                             : target.toolkit;
-  // Kernels use scf; lower it before convert-gpu-to-nvvm, which does not.
-  os << "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
+  // Kernels use scf, and those made from linalg loops affine maps and
+  // subviews; convert-gpu-to-nvvm lowers none of them.
+  os << "gpu.module(expand-strided-metadata,lower-affine,convert-scf-to-cf,"
+        "convert-gpu-to-nvvm,canonicalize,cse,"
         "reconcile-unrealized-casts),"
      << "gpu-module-to-binary{format=" << target.format;
   if (!toolkit.empty())
     os << " toolkit=" << toolkit;
   os << "}";
+  return pipeline;
+}
+
+/// The host half shared by both GPU pipelines: LLVM lowering of the host
+/// code, with gpu-to-llvm turning launches and device buffers into mgpu*
+/// runtime calls.
+static constexpr llvm::StringLiteral kGpuHostLowering =
+    "convert-scf-to-cf,"
+    "expand-strided-metadata,"
+    "lower-affine,"
+    "finalize-memref-to-llvm,"
+    "convert-math-to-llvm,"
+    "convert-arith-to-llvm,"
+    "convert-func-to-llvm,"
+    "convert-cf-to-llvm,"
+    "convert-index-to-llvm,"
+    "gpu-to-llvm,"
+    "convert-ub-to-llvm,"
+    "reconcile-unrealized-casts";
+
+std::string mlir::qnt::getGpuModelPipeline(const GpuTargetOptions &target,
+                                           llvm::StringRef matmulOptions,
+                                           int64_t blockSize) {
+  std::string pipeline = "qnt-lower-matmul-gpu";
+  if (!matmulOptions.trim().empty())
+    pipeline += "{" + matmulOptions.trim().str() + "}";
+  // Everything else becomes linalg on buffers, then one scf.parallel nest
+  // per op with its reductions inside (qnt-gpu-prepare-loops), mapped to
+  // blocks and threads and turned into outlined kernels; the host code
+  // keeps shapes, launches and stream-ordered device buffers
+  // (docs/GpuCodegen.md, "Whole-model execution"). exp is approximated as
+  // on the CPU, so that both targets compute the same softmax.
+  pipeline += ",func.func(qnt-lower-to-linalg,qnt-approximate-math),"
+              "canonicalize,"
+              "one-shot-bufferize{bufferize-function-boundaries "
+              "function-boundary-type-conversion=identity-layout-map},"
+              "convert-bufferization-to-memref,"
+              "func.func(qnt-gpu-prepare-loops,"
+              "convert-linalg-to-parallel-loops,"
+              "qnt-gpu-map-loops{block-size=" +
+              std::to_string(blockSize) +
+              "},convert-parallel-loops-to-gpu),"
+              "gpu-kernel-outlining,qnt-gpu-merge-kernel-modules,"
+              "qnt-gpu-device-memory,"
+              "canonicalize,cse,";
+  pipeline += getGpuDevicePipeline(target) + ",";
+  pipeline += kGpuHostLowering;
   return pipeline;
 }
 
@@ -61,18 +110,7 @@ std::string mlir::qnt::getGpuPipeline(const GpuTargetOptions &target,
               "convert-bufferization-to-memref,"
               "func.func(convert-linalg-to-loops),";
   pipeline += getGpuDevicePipeline(target) + ",";
-  pipeline += "convert-scf-to-cf,"
-              "expand-strided-metadata,"
-              "lower-affine,"
-              "finalize-memref-to-llvm,"
-              "convert-math-to-llvm,"
-              "convert-arith-to-llvm,"
-              "convert-func-to-llvm,"
-              "convert-cf-to-llvm,"
-              "convert-index-to-llvm,"
-              "gpu-to-llvm,"
-              "convert-ub-to-llvm,"
-              "reconcile-unrealized-casts";
+  pipeline += kGpuHostLowering;
   return pipeline;
 }
 
@@ -102,6 +140,26 @@ struct GpuPipelineOptions : PassPipelineOptions<GpuPipelineOptions> {
                      "'gemv-warps=8 gemm-tile-k=64'")};
 };
 
+/// Options of `qnt-gpu-model-pipeline`: the target options and the
+/// threads per block of the generated elementwise/reduction kernels.
+struct GpuModelPipelineOptions : GpuPipelineOptions {
+  Option<int64_t> blockSize{
+      *this, "block-size",
+      llvm::cl::desc("Threads per block of the kernels made from linalg "
+                     "ops (qnt-gpu-map-loops)"),
+      llvm::cl::init(256)};
+};
+
+mlir::qnt::GpuTargetOptions targetFromOptions(const GpuPipelineOptions &options) {
+  mlir::qnt::GpuTargetOptions target;
+  if (!options.chips.empty())
+    target.chips.assign(options.chips.begin(), options.chips.end());
+  target.features = options.features;
+  target.format = options.format;
+  target.toolkit = options.toolkit;
+  return target;
+}
+
 } // namespace
 
 void mlir::qnt::registerGpuPipeline() {
@@ -110,15 +168,22 @@ void mlir::qnt::registerGpuPipeline() {
       "Lowers tensors with qnt ops to LLVM host code launching fused "
       "dequantize GPU kernels, serialized per chip with ptxas",
       [](OpPassManager &pm, const GpuPipelineOptions &options) {
-        GpuTargetOptions target;
-        if (!options.chips.empty())
-          target.chips.assign(options.chips.begin(), options.chips.end());
-        target.features = options.features;
-        target.format = options.format;
-        target.toolkit = options.toolkit;
-        std::string pipeline = getGpuPipeline(target, options.matmul);
+        std::string pipeline =
+            getGpuPipeline(targetFromOptions(options), options.matmul);
         if (failed(parsePassPipeline(pipeline, pm)))
           llvm::errs() << "qnt-gpu-pipeline: cannot build '" << pipeline
+                       << "'\n";
+      });
+  PassPipelineRegistration<GpuModelPipelineOptions>(
+      "qnt-gpu-model-pipeline",
+      "Lowers whole model functions to GPU kernels: fused dequantize "
+      "matmuls plus kernels generated from every other linalg op, with "
+      "device buffers and asynchronous launches on one stream",
+      [](OpPassManager &pm, const GpuModelPipelineOptions &options) {
+        std::string pipeline = getGpuModelPipeline(
+            targetFromOptions(options), options.matmul, options.blockSize);
+        if (failed(parsePassPipeline(pipeline, pm)))
+          llvm::errs() << "qnt-gpu-model-pipeline: cannot build '" << pipeline
                        << "'\n";
       });
 }

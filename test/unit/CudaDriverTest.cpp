@@ -181,6 +181,26 @@ TEST(CudaDriverTest, InitializationOutcomeIsStable) {
   EXPECT_EQ(errorMessage(second), message);
 }
 
+// The host code of qnt-gpu-model-pipeline takes its stream with
+// mgpuStreamCreate and never destroys it: with a current stream set, every
+// call gets that one (no driver call, so this runs anywhere) and destroying
+// it is a no-op; without one, a fresh stream would be made.
+TEST(CudaRuntimeWrappersTest, CurrentStreamIsSharedAndNotDestroyed) {
+  auto *fake = reinterpret_cast<void *>(uintptr_t(0x1000));
+  EXPECT_EQ(qnt::cuda::currentStream(), nullptr);
+  qnt::cuda::setCurrentStream(fake);
+  EXPECT_EQ(qnt::cuda::currentStream(), fake);
+  EXPECT_EQ(mgpuStreamCreate(), fake);
+  EXPECT_EQ(mgpuStreamCreate(), fake);
+  mgpuStreamDestroy(fake);
+  // Another thread has no current stream.
+  void *seenByOtherThread = fake;
+  std::thread([&] { seenByOtherThread = qnt::cuda::currentStream(); }).join();
+  EXPECT_EQ(seenByOtherThread, nullptr);
+  qnt::cuda::setCurrentStream(nullptr);
+  EXPECT_EQ(qnt::cuda::currentStream(), nullptr);
+}
+
 TEST(CudaRuntimeWrappersTest, MissingDriverExitsWithStatusOne) {
   if (driverLibraryPresent())
     GTEST_SKIP() << "libcuda is present: the missing-driver path needs a "
@@ -552,6 +572,27 @@ TEST_F(CudaRuntimeWrappersDeviceTest, MemoryOnAStream) {
   mgpuStreamDestroy(other);
   mgpuMemFree(device, stream);
   EXPECT_EQ(mgpuMemAlloc(0, stream, 0), nullptr);
+  mgpuStreamDestroy(stream);
+}
+
+// A real stream as the thread's current one: allocations with it are
+// stream-ordered, freed without waiting, and it survives mgpuStreamDestroy.
+TEST_F(CudaRuntimeWrappersDeviceTest, CurrentStreamOrdersMemory) {
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  qnt::cuda::setCurrentStream(stream);
+  EXPECT_EQ(mgpuStreamCreate(), stream);
+  void *device = mgpuMemAlloc(256, mgpuStreamCreate(), 0);
+  ASSERT_NE(device, nullptr);
+  mgpuMemset32(device, 7, 64, stream);
+  std::vector<uint32_t> words(64, 0);
+  mgpuMemcpy(words.data(), device, 256, stream);
+  mgpuMemFree(device, stream);
+  mgpuStreamDestroy(stream);
+  mgpuStreamSynchronize(stream);
+  for (uint32_t word : words)
+    EXPECT_EQ(word, 7u);
+  qnt::cuda::setCurrentStream(nullptr);
   mgpuStreamDestroy(stream);
 }
 

@@ -104,7 +104,7 @@ std::vector<ArtifactOption> artifactOptions(ModelRunOptions &o,
 /// Options of the JIT that a compiled artifact has no use for.
 bool isCompileTimeOption(const std::string &name) {
   return name == "pass-pipeline" || name == "int8-activations" ||
-         name == "huge-page-weights";
+         name == "huge-page-weights" || name == "gpu-loops-on-cpu";
 }
 
 /// "--name=value" or "-name" -> name and value (empty when not given).
@@ -167,9 +167,10 @@ int runArtifactFromArguments(int argc, char **argv) {
     }
     if (isCompileTimeOption(name)) {
       std::fprintf(stderr,
-                   "quant-run: --pass-pipeline, --int8-activations and "
-                   "--huge-page-weights do not apply to an artifact (its "
-                   "code was fixed by quant-compile)\n");
+                   "quant-run: --pass-pipeline, --int8-activations, "
+                   "--huge-page-weights and --gpu-loops-on-cpu do not "
+                   "apply to an artifact (its code was fixed by "
+                   "quant-compile)\n");
       return 1;
     }
     const ArtifactOption *option = nullptr;

@@ -142,6 +142,13 @@ static cl::opt<bool> hugePageWeights(
              "pages instead of reading them from the mapped files (fewer "
              "TLB misses: quant-bench --weight-memory compares the two)"),
     cl::init(false), cl::cat(modelCategory));
+static cl::opt<bool> gpuLoopsOnCpu(
+    "gpu-loops-on-cpu",
+    cl::desc("Run every op but the quantized matmuls through the loop nests "
+             "that the whole-model GPU pipeline maps to blocks and threads, "
+             "executed on the CPU one block and thread after the other "
+             "(checks the GPU mapping without a GPU)"),
+    cl::init(false), cl::cat(modelCategory));
 static cl::opt<std::string>
     prompt("generate", cl::desc("Generate a continuation of this text"),
            cl::cat(modelCategory));
@@ -217,10 +224,12 @@ static int runModel(MLIRContext &context) {
   // quant-run runs artifacts without loading LLVM; run directly, this
   // binary does the same through libqnt_runtime.
   if (::qnt::run::isArtifact(modelPath)) {
-    if (!passPipeline.empty() || int8Activations || hugePageWeights) {
-      llvm::errs() << "quant-run: --pass-pipeline, --int8-activations and "
-                      "--huge-page-weights do not apply to an artifact (its "
-                      "code was fixed by quant-compile)\n";
+    if (!passPipeline.empty() || int8Activations || hugePageWeights ||
+        gpuLoopsOnCpu) {
+      llvm::errs() << "quant-run: --pass-pipeline, --int8-activations, "
+                      "--huge-page-weights and --gpu-loops-on-cpu do not "
+                      "apply to an artifact (its code was fixed by "
+                      "quant-compile)\n";
       return 1;
     }
     return ::qnt::run::runArtifact(modelPath, *mode, options);
@@ -249,7 +258,7 @@ static int runModel(MLIRContext &context) {
   }
   FailureOr<std::unique_ptr<ModelRunner>> runner = ModelRunner::create(
       *module, {cpuThreads, int8Activations, /*matmulOptions=*/"",
-                hugePageWeights});
+                hugePageWeights, gpuLoopsOnCpu});
   if (failed(runner))
     return 1;
   llvm::errs() << llvm::formatv(

@@ -40,6 +40,9 @@ struct CpuCompileOptions {
   /// while the kernels stream the weights, at the cost of a copy at load
   /// time and the memory it takes.
   bool hugePageWeights = false;
+  /// Run the non-matmul ops through the loop nests of the whole-model GPU
+  /// pipeline, sequentially (qnt-cpu-pipeline gpu-loop-mapping).
+  bool gpuLoopMapping = false;
 };
 
 /// True for the element types host buffers are made for (i1, i8, i16, i32,

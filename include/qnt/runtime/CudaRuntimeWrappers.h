@@ -99,6 +99,17 @@ struct RuntimeSymbol {
 /// Every function declared above, by its C name.
 llvm::ArrayRef<RuntimeSymbol> runtimeWrapperSymbols();
 
+/// Makes `stream` (a CUstream; null: none) this thread's current stream:
+/// mgpuStreamCreate returns it and mgpuStreamDestroy ignores it. The host
+/// code of qnt-gpu-model-pipeline takes its stream with `gpu.wait async`
+/// and never destroys or waits for it, so that consecutive calls (the
+/// blocks of a model) queue on one stream; a runtime sets its session's
+/// stream around those calls and synchronizes when it reads results.
+void setCurrentStream(void *stream);
+
+/// This thread's current stream (null when none is set).
+void *currentStream();
+
 } // namespace qnt::cuda
 
 #endif // QNT_RUNTIME_CUDARUNTIMEWRAPPERS_H
