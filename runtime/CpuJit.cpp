@@ -180,9 +180,8 @@ static FailureOr<EntrySignature> readSignature(func::FuncOp func) {
 
 
 namespace qnt::runtime {
-FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
-                                        ArrayRef<std::string> entries,
-                                        const CpuCompileOptions &cpuOptions) {
+FailureOr<std::vector<EntrySignature>>
+bindEntries(ModuleOp module, ArrayRef<std::string> entries) {
   MLIRContext *ctx = module.getContext();
   FailureOr<SmallVector<func::FuncOp>> funcs = findEntries(module, entries);
   if (failed(funcs))
@@ -196,16 +195,29 @@ FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
   bind.addPass(mlir::qnt::createQntBindParams());
   if (failed(bind.run(module)))
     return failure();
-  LoweredCpuModule lowered;
+  std::vector<EntrySignature> signatures;
   for (func::FuncOp func : *funcs) {
     FailureOr<EntrySignature> sig = readSignature(func);
     if (failed(sig))
       return failure();
-    lowered.signatures.push_back(std::move(*sig));
+    signatures.push_back(std::move(*sig));
     // The names are recorded; LLVM has no use for the argument attributes.
     for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
       func.removeArgAttr(i, mlir::qnt::kParamArgAttrName);
   }
+  return signatures;
+}
+
+FailureOr<LoweredCpuModule> lowerForCpu(ModuleOp module,
+                                        ArrayRef<std::string> entries,
+                                        const CpuCompileOptions &cpuOptions) {
+  MLIRContext *ctx = module.getContext();
+  FailureOr<std::vector<EntrySignature>> signatures =
+      bindEntries(module, entries);
+  if (failed(signatures))
+    return failure();
+  LoweredCpuModule lowered;
+  lowered.signatures = std::move(*signatures);
 
   PassManager lower(ctx);
   if (failed(mlir::qnt::buildCpuPipeline(lower, cpuOptions.threads,

@@ -45,6 +45,7 @@ constexpr CUresult kSuccess = 0;            // CUDA_SUCCESS
 constexpr CUresult kErrorDeinitialized = 4; // CUDA_ERROR_DEINITIALIZED
 constexpr CUresult kErrorStubLibrary = 34;  // CUDA_ERROR_STUB_LIBRARY
 constexpr CUresult kErrorNoDevice = 100;    // CUDA_ERROR_NO_DEVICE
+constexpr CUresult kErrorNotSupported = 801; // CUDA_ERROR_NOT_SUPPORTED
 
 // CUdevice_attribute.
 constexpr int kAttrMultiprocessorCount = 16;

@@ -34,7 +34,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 #include <string>
 
 using namespace ::qnt::cuda;
@@ -307,14 +307,17 @@ extern "C" void mgpuLaunchClusterKernel(void *function, intptr_t clusterX,
 namespace {
 thread_local void *currentStreamOfThread = nullptr;
 
-/// Pointers from cuMemAllocAsync, which must be freed with cuMemFreeAsync.
+/// Pointers from cuMemAllocAsync, which must be freed with cuMemFreeAsync,
+/// and the stream each was allocated on.
 struct StreamOrderedAllocations {
   std::mutex mutex;
-  std::unordered_set<void *> pointers;
+  std::unordered_map<void *, CUstream> streams;
 };
 StreamOrderedAllocations &streamOrderedAllocations() {
-  static StreamOrderedAllocations allocations;
-  return allocations;
+  // Never destroyed: a free from another static destructor at exit must
+  // still find it.
+  static auto *allocations = new StreamOrderedAllocations;
+  return *allocations;
 }
 } // namespace
 
@@ -414,16 +417,20 @@ extern "C" void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
   if (stream && !(isHostShared & 0xff) && driverApi().memAllocAsync) {
     CUresult result = driverApi().memAllocAsync(
         &pointer, sizeBytes, static_cast<CUstream>(stream));
-    if (result != kSuccess)
+    if (result == kSuccess) {
+      void *address =
+          reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+      StreamOrderedAllocations &allocations = streamOrderedAllocations();
+      std::lock_guard<std::mutex> lock(allocations.mutex);
+      allocations.streams[address] = static_cast<CUstream>(stream);
+      return address;
+    }
+    // A device without memory pools takes the synchronous path below.
+    if (result != kErrorNotSupported)
       fail("mgpuMemAlloc",
            llvm::formatv("cuMemAllocAsync failed: {0}; allocating {1} bytes",
                          describeResult(result), sizeBytes)
                .str());
-    void *address = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
-    StreamOrderedAllocations &allocations = streamOrderedAllocations();
-    std::lock_guard<std::mutex> lock(allocations.mutex);
-    allocations.pointers.insert(address);
-    return address;
   }
   // Otherwise allocation is synchronous, so it precedes all later work on
   // any stream.
@@ -446,17 +453,24 @@ extern "C" void mgpuMemFree(void *pointer, void *stream) {
     return;
   device();
   bool streamOrdered = false;
+  CUstream allocatedOn = nullptr;
   {
     StreamOrderedAllocations &allocations = streamOrderedAllocations();
     std::lock_guard<std::mutex> lock(allocations.mutex);
-    streamOrdered = allocations.pointers.erase(pointer) > 0;
+    auto it = allocations.streams.find(pointer);
+    if (it != allocations.streams.end()) {
+      streamOrdered = true;
+      allocatedOn = it->second;
+      allocations.streams.erase(it);
+    }
   }
   if (streamOrdered) {
-    // Freed after the work queued on `stream` (or the legacy stream) so
-    // far; the host does not wait.
+    // Freed after the work queued so far on `stream`, or without one on
+    // the stream it was allocated on (the legacy stream would not wait
+    // for a non-blocking one); the host does not wait.
+    CUstream on = stream ? static_cast<CUstream>(stream) : allocatedOn;
     checkRelease("mgpuMemFree",
-                 driverApi().memFreeAsync(devicePointer(pointer),
-                                          static_cast<CUstream>(stream)),
+                 driverApi().memFreeAsync(devicePointer(pointer), on),
                  "cuMemFreeAsync");
     return;
   }

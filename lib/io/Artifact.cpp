@@ -156,6 +156,17 @@ std::string qnt::io::writeManifest(const ArtifactManifest &m) {
               {"recipe", m.recipe}};
   if (m.tokenizer)
     out["tokenizer"] = fileJson(*m.tokenizer);
+  if (m.cuda) {
+    json cubins = json::array();
+    for (const CudaCubin &cubin : m.cuda->cubins)
+      cubins.push_back({{"chip", cubin.chip}, {"file", fileJson(cubin.file)}});
+    out["cuda"] = {{"host", fileJson(m.cuda->host)},
+                   {"host_triple", m.cuda->hostTriple},
+                   {"cubins", cubins},
+                   {"ptx", {{"chip", m.cuda->ptxChip},
+                            {"file", fileJson(m.cuda->ptx)}}},
+                   {"kernels", m.cuda->kernels}};
+  }
   out[kManifestChecksumKey] = crc32cHex(manifestChecksum(out));
   return out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -358,6 +369,45 @@ struct Reader {
     }
     return true;
   }
+  bool chip(const json &j, const std::string &path, std::string &out) {
+    if (!string(j, path, "chip", out))
+      return false;
+    if (out.size() < 4 || out.compare(0, 3, "sm_") != 0 ||
+        !std::all_of(out.begin() + 3, out.end(),
+                     [](char c) { return std::isalnum((unsigned char)c); }))
+      return fail(path + ".chip", "\"" + out + "\" is not a chip name "
+                                  "like sm_90");
+    return true;
+  }
+  bool cuda(const json &j, CudaTarget &target) {
+    const std::string path = "cuda";
+    if (!j.is_object())
+      return fail(path, "must be an object");
+    if (!file(j, path, "host", target.host) ||
+        !string(j, path, "host_triple", target.hostTriple) ||
+        !integer(j, path, "kernels", target.kernels))
+      return false;
+    if (target.kernels < 0)
+      return fail(path + ".kernels", "must not be negative");
+    const json *cubins = array(j, path, "cubins");
+    const json *ptx = field(j, path, "ptx");
+    if (!cubins || !ptx)
+      return false;
+    for (size_t i = 0; i < cubins->size(); ++i) {
+      std::string where = path + ".cubins[" + std::to_string(i) + "]";
+      CudaCubin cubin;
+      if (!(*cubins)[i].is_object())
+        return fail(where, "must be an object");
+      if (!chip((*cubins)[i], where, cubin.chip) ||
+          !file((*cubins)[i], where, "file", cubin.file))
+        return false;
+      target.cubins.push_back(std::move(cubin));
+    }
+    if (!ptx->is_object())
+      return fail(path + ".ptx", "must be an object");
+    return chip(*ptx, path + ".ptx", target.ptxChip) &&
+           file(*ptx, path + ".ptx", "file", target.ptx);
+  }
   bool image(const json &j, const std::string &path, CpuImage &image) {
     if (!string(j, path, "name", image.name) ||
         !file(j, path, "file", image.file) ||
@@ -475,6 +525,11 @@ bool qnt::io::parseManifest(const std::string &text, ArtifactManifest &m,
                  image))
       return done(false);
     m.cpuImages.push_back(std::move(image));
+  }
+  if (j.contains("cuda")) {
+    m.cuda.emplace();
+    if (!r.cuda(j["cuda"], *m.cuda))
+      return done(false);
   }
   if (j.contains("layers"))
     m.layers = j["layers"];

@@ -19,7 +19,11 @@
 #include "qnt/runtime/ModelRunner.h"
 #include "dialects/qnt/QntDialect.h"
 
+#include "passes/Passes.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -177,9 +181,12 @@ static std::string findLinker() {
 }
 
 /// Compiles the lowered `module` for `spec` into the shared object `soPath`.
-static LogicalResult emitSharedObject(ModuleOp module, const ImageSpec &spec,
-                                      ArrayRef<runtime::EntrySignature> sigs,
-                                      StringRef soPath) {
+/// `adjust`, when given, edits the translated module before it is
+/// optimized.
+static LogicalResult emitSharedObject(
+    ModuleOp module, const ImageSpec &spec,
+    ArrayRef<runtime::EntrySignature> sigs, StringRef soPath,
+    llvm::function_ref<LogicalResult(llvm::Module &)> adjust = nullptr) {
   Location loc = module.getLoc();
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
@@ -203,6 +210,8 @@ static LogicalResult emitSharedObject(ModuleOp module, const ImageSpec &spec,
   llvmModule->setTargetTriple(triple);
   llvmModule->setDataLayout(machine->createDataLayout());
   if (failed(addPackedEntries(*llvmModule, sigs, loc)))
+    return failure();
+  if (adjust && failed(adjust(*llvmModule)))
     return failure();
   // Only the wrappers are the image's interface: everything else becomes
   // internal, so that no symbol of the process can take the place of a
@@ -468,6 +477,197 @@ std::string normalizeOutputPath(StringRef path) {
 }
 } // namespace qnt::package
 
+/// The gpu.binary's module handle, which the translation loads from a
+/// global constructor with the embedded image of the first chip, becomes
+/// the exported, initially null `qnt_cuda_module`: the runtime chooses the
+/// cubin for the device (or the PTX), loads it and stores the handle there
+/// before the first call. The constructor, the destructor and the embedded
+/// image go.
+static LogicalResult exposeCudaModule(llvm::Module &module,
+                                      StringRef binaryName, Location loc) {
+  llvm::GlobalVariable *handle =
+      module.getGlobalVariable((binaryName + "_module").str(),
+                               /*AllowInternal=*/true);
+  if (!handle)
+    return emitError(loc) << "the GPU host code has no module handle '"
+                          << binaryName << "_module'";
+  for (const char *name : {"llvm.global_ctors", "llvm.global_dtors"}) {
+    llvm::GlobalVariable *list = module.getGlobalVariable(name);
+    if (!list)
+      continue;
+    // Only the image's load and unload are expected there.
+    if (auto *entries =
+            dyn_cast_or_null<llvm::ConstantArray>(list->getInitializer()))
+      for (llvm::Value *entry : entries->operands()) {
+        auto *fields = cast<llvm::ConstantStruct>(entry);
+        auto *function = dyn_cast<llvm::Function>(fields->getOperand(1));
+        if (!function || !function->getName().starts_with(binaryName))
+          return emitError(loc) << "the GPU host code has an unexpected "
+                                << name << " entry";
+      }
+    list->eraseFromParent();
+  }
+  for (const char *suffix : {"_load", "_unload"})
+    if (llvm::Function *f = module.getFunction((binaryName + suffix).str())) {
+      // The erased lists leave constants that no longer refer to anything.
+      f->removeDeadConstantUsers();
+      if (!f->use_empty())
+        return emitError(loc) << "the GPU host code uses '" << f->getName()
+                              << "' outside its constructor list";
+      f->eraseFromParent();
+    }
+  handle->setName("qnt_cuda_module");
+  handle->setLinkage(llvm::GlobalValue::ExternalLinkage);
+  handle->setVisibility(llvm::GlobalValue::DefaultVisibility);
+  return success();
+}
+
+/// The number in "sm_90" or "sm_90a" (0 when there is none), to order
+/// chips.
+static int chipNumber(StringRef chip) {
+  StringRef digits = chip.drop_front(3).take_while(llvm::isDigit);
+  int number = 0;
+  digits.getAsInteger(10, number);
+  return number;
+}
+
+/// Runs ptxas on `ptx` for `chip`, writing the cubin `cubinPath`.
+static LogicalResult assemble(StringRef ptxas, StringRef ptx, StringRef chip,
+                              StringRef cubinPath, Location loc) {
+  std::string ptxPath = (cubinPath + ".ptx").str();
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(ptxPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return emitError(loc) << "cannot write " << ptxPath << ": "
+                            << ec.message();
+    os << ptx;
+  }
+  llvm::scope_exit removePtx([&] { llvm::sys::fs::remove(ptxPath); });
+  std::string arch = ("-arch=" + chip).str();
+  SmallVector<StringRef> args = {ptxas, arch, "-O3", "-o", cubinPath, ptxPath};
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, {}, 0, 0,
+                                         &message);
+  if (status != 0)
+    return emitError(loc) << "ptxas failed for " << chip
+                          << (message.empty() ? "" : ": " + message)
+                          << " (exit status " << status << ")";
+  return success();
+}
+
+/// Lowers `module` (consumed) through qnt-gpu-model-pipeline for `chips`
+/// and writes cuda/host.so, cuda/<chip>.cubin for each chip and
+/// cuda/<newest chip>.ptx into `staging`.
+static FailureOr<io::CudaTarget>
+emitCudaTarget(ModuleOp module, ArrayRef<std::string> entries,
+               ArrayRef<std::string> chips, StringRef staging,
+               std::vector<runtime::EntrySignature> &signatures) {
+  Location loc = module.getLoc();
+  std::string toolkit = mlir::qnt::getDefaultCudaToolkitPath().str();
+  std::string ptxas = toolkit.empty() ? "" : toolkit + "/bin/ptxas";
+  if (ptxas.empty() || !llvm::sys::fs::can_execute(ptxas))
+    return emitError(loc)
+           << "--target cuda needs ptxas from a CUDA toolkit, and none was "
+              "found when quant-mlir was configured (set CUDA_HOME and "
+              "configure again; scripts/setup.sh installs one)";
+  FailureOr<std::vector<runtime::EntrySignature>> bound =
+      runtime::bindEntries(module, entries);
+  if (failed(bound))
+    return failure();
+  signatures = std::move(*bound);
+
+  // PTX for every chip from LLVM; ptxas then assembles each below, so the
+  // artifact holds exactly what the driver will load.
+  mlir::qnt::GpuTargetOptions target;
+  target.chips.assign(chips.begin(), chips.end());
+  target.format = "isa";
+  if (failed(mlir::qnt::runPassPipeline(
+          module, mlir::qnt::getGpuModelPipeline(target))))
+    return failure();
+  SmallVector<gpu::BinaryOp> binaries(module.getOps<gpu::BinaryOp>());
+  if (binaries.size() != 1)
+    return emitError(loc) << "the GPU lowering made " << binaries.size()
+                          << " kernel images, expected one";
+  gpu::BinaryOp binary = binaries.front();
+
+  io::CudaTarget cuda;
+  llvm::SmallString<256> cudaDir(staging);
+  llvm::sys::path::append(cudaDir, "cuda");
+  if (std::error_code ec = llvm::sys::fs::create_directories(cudaDir))
+    return emitError(loc) << "cannot create " << cudaDir << ": "
+                          << ec.message();
+  std::string newestChip, newestPtx;
+  for (Attribute attr : binary.getObjects()) {
+    auto object = cast<gpu::ObjectAttr>(attr);
+    auto nvvm = dyn_cast<NVVM::NVVMTargetAttr>(object.getTarget());
+    if (!nvvm)
+      return emitError(loc) << "a kernel image has a non-NVVM target";
+    std::string chip = nvvm.getChip().str();
+    StringRef ptx = object.getObject().getValue().rtrim('\0');
+    int64_t kernels = ptx.count(".entry ");
+    if (cuda.kernels != 0 && kernels != cuda.kernels)
+      return emitError(loc) << "the images have different kernel counts";
+    cuda.kernels = kernels;
+    std::string relative = "cuda/" + chip + ".cubin";
+    llvm::SmallString<256> cubinPath(staging);
+    llvm::sys::path::append(cubinPath, relative);
+    if (failed(assemble(ptxas, ptx, chip, cubinPath, loc)))
+      return failure();
+    FailureOr<io::ArtifactFile> file = describeFile(staging, relative, loc);
+    if (failed(file))
+      return failure();
+    cuda.cubins.push_back({chip, *file});
+    // The PTX kept for later chips is the newest chip's; an "a" chip
+    // (sm_90a) has architecture-specific PTX that no later chip can JIT,
+    // so a plain one is preferred.
+    auto rank = [](StringRef c) {
+      return std::make_pair(!c.ends_with("a"), chipNumber(c));
+    };
+    if (newestChip.empty() || rank(chip) > rank(newestChip)) {
+      newestChip = chip;
+      newestPtx = ptx.str();
+    }
+  }
+  cuda.ptxChip = newestChip;
+  std::string ptxRelative = "cuda/" + newestChip + ".ptx";
+  {
+    llvm::SmallString<256> ptxPath(staging);
+    llvm::sys::path::append(ptxPath, ptxRelative);
+    std::error_code ec;
+    llvm::raw_fd_ostream os(ptxPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return emitError(loc) << "cannot write " << ptxPath << ": "
+                            << ec.message();
+    os << newestPtx;
+  }
+  FailureOr<io::ArtifactFile> ptxFile = describeFile(staging, ptxRelative, loc);
+  if (failed(ptxFile))
+    return failure();
+  cuda.ptx = *ptxFile;
+
+  // The host program: x86-64 baseline, like the portable CPU image.
+  ImageSpec host;
+  host.name = "cuda-host";
+  host.cpu = "x86-64";
+  std::string hostRelative = "cuda/host.so";
+  llvm::SmallString<256> hostPath(staging);
+  llvm::sys::path::append(hostPath, hostRelative);
+  std::string binaryName = binary.getSymName().str();
+  if (failed(emitSharedObject(module, host, signatures, hostPath,
+                              [&](llvm::Module &m) {
+                                return exposeCudaModule(m, binaryName, loc);
+                              })))
+    return failure();
+  FailureOr<io::ArtifactFile> hostFile =
+      describeFile(staging, hostRelative, loc);
+  if (failed(hostFile))
+    return failure();
+  cuda.host = *hostFile;
+  cuda.hostTriple = llvm::sys::getProcessTriple();
+  return cuda;
+}
+
 namespace qnt::package {
 LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
   Location loc = module.getLoc();
@@ -501,7 +701,8 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
   staging += llvm::formatv(".partial-{0}", ::getpid()).str();
   (void)llvm::sys::fs::remove_directories(staging);
   llvm::SmallString<256> cpuDir(staging);
-  llvm::sys::path::append(cpuDir, "cpu");
+  if (options.cpuImages)
+    llvm::sys::path::append(cpuDir, "cpu");
   if (std::error_code ec = llvm::sys::fs::create_directories(cpuDir))
     return emitError(loc) << "cannot create " << cpuDir << ": "
                           << ec.message();
@@ -512,7 +713,10 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
   });
 
   std::vector<runtime::EntrySignature> signatures;
-  for (const ImageSpec &spec : imageSpecs(options)) {
+  std::vector<ImageSpec> cpuSpecs;
+  if (options.cpuImages)
+    cpuSpecs = imageSpecs(options);
+  for (const ImageSpec &spec : cpuSpecs) {
     OwningOpRef<ModuleOp> clone = module.clone();
     FailureOr<runtime::LoweredCpuModule> lowered =
         runtime::lowerForCpu(*clone, *entries, spec.options);
@@ -550,6 +754,33 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
     llvm::errs() << llvm::formatv(
         "quant-compile: CPU image '{0}' for {1}: {2:F1} KiB ({3:F1} s)\n",
         spec.name, spec.cpu, image.file.bytes / 1024.0, seconds());
+  }
+  if (!options.cudaChips.empty()) {
+    OwningOpRef<ModuleOp> clone = module.clone();
+    std::vector<runtime::EntrySignature> gpuSignatures;
+    FailureOr<io::CudaTarget> cuda = emitCudaTarget(
+        *clone, *entries, options.cudaChips, staging, gpuSignatures);
+    if (failed(cuda))
+      return failure();
+    if (signatures.empty())
+      signatures = gpuSignatures;
+    if (!llvm::equal(gpuSignatures, signatures,
+                     [](const runtime::EntrySignature &a,
+                        const runtime::EntrySignature &b) {
+                       return a.name == b.name && a.inputs == b.inputs &&
+                              a.params == b.params && a.results == b.results;
+                     }))
+      return emitError(loc) << "the GPU code has other entry signatures than "
+                               "the CPU images";
+    manifest.cuda = std::move(*cuda);
+    std::string chips;
+    for (const io::CudaCubin &cubin : manifest.cuda->cubins)
+      chips += (chips.empty() ? "" : ", ") + cubin.chip;
+    llvm::errs() << llvm::formatv(
+        "quant-compile: CUDA kernels for {0}: {1} kernels, PTX for {2}, host "
+        "program {3:F1} KiB ({4:F1} s)\n",
+        chips, manifest.cuda->kernels, manifest.cuda->ptxChip,
+        manifest.cuda->host.bytes / 1024.0, seconds());
   }
   for (const runtime::EntrySignature &sig : signatures) {
     FailureOr<io::ArtifactEntry> entry = artifactEntry(sig, loc);
@@ -600,9 +831,10 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
     return failure();
   published = true;
   llvm::errs() << llvm::formatv(
-      "quant-compile: wrote {0}: {1} entries, {2} CPU image(s), weights "
-      "{3:F2} MiB; {4:F1} s\n",
+      "quant-compile: wrote {0}: {1} entries, {2} CPU image(s), {3} CUDA "
+      "image(s), weights {4:F2} MiB; {5:F1} s\n",
       outputDir, manifest.entries.size(), manifest.cpuImages.size(),
+      manifest.cuda ? manifest.cuda->cubins.size() : 0,
       manifest.weights.bytes / 1048576.0, seconds());
   return success();
 }

@@ -112,11 +112,14 @@ LogicalResult moveToDevice(func::FuncOp func) {
     std::optional<gpu::KernelDim3> cluster;
     if (launch.hasClusterSize())
       cluster = launch.getClusterSizeOperandValues();
-    gpu::LaunchFuncOp::create(
+    SmallVector<Value> dependencies(launch.getAsyncDependencies());
+    dependencies.push_back(stream);
+    auto async = gpu::LaunchFuncOp::create(
         builder, launch.getLoc(), launch.getKernel(),
         launch.getGridSizeOperandValues(), launch.getBlockSizeOperandValues(),
         launch.getDynamicSharedMemorySize(), launch.getKernelOperands(),
-        tokenType, ValueRange{stream}, cluster);
+        tokenType, dependencies, cluster);
+    async->setDiscardableAttrs(launch->getDiscardableAttrDictionary());
     launch.erase();
   }
 

@@ -53,21 +53,24 @@ LogicalResult mapNestedSequential(scf::ParallelOp root) {
   return failure(result.wasInterrupted());
 }
 
-/// Collapses the leading dimensions of a nest of rank > 2 into one; returns
-/// the loop that replaces `loop`.
+/// Collapses the leading dimensions of a nest into one and normalizes every
+/// dimension to 0..count step 1 (the tiling's guard assumes unit steps);
+/// returns the loop that replaces `loop`.
 scf::ParallelOp collapseLeadingDims(RewriterBase &rewriter,
                                     scf::ParallelOp loop) {
   unsigned rank = loop.getNumLoops();
-  if (rank <= 2)
-    return loop;
-  std::vector<unsigned> leading;
-  for (unsigned i = 0; i + 1 < rank; ++i)
-    leading.push_back(i);
-  std::vector<unsigned> innermost = {rank - 1};
+  std::vector<std::vector<unsigned>> groups;
+  if (rank > 1) {
+    std::vector<unsigned> leading;
+    for (unsigned i = 0; i + 1 < rank; ++i)
+      leading.push_back(i);
+    groups.push_back(leading);
+  }
+  groups.push_back({rank - 1});
   // The collapsed loop is created where `loop` was, right before its
   // successor (a block always ends with a terminator, so there is one).
   Operation *successor = loop->getNextNode();
-  collapseParallelLoops(rewriter, loop, {leading, innermost});
+  collapseParallelLoops(rewriter, loop, groups);
   return cast<scf::ParallelOp>(successor->getPrevNode());
 }
 
@@ -89,6 +92,12 @@ int64_t threadsFor(scf::ParallelOp loop, int64_t blockSize) {
 
 LogicalResult mapRoot(RewriterBase &rewriter, scf::ParallelOp root,
                       int64_t blockSize) {
+  // Blocks and threads share nothing here: a reduction across them would
+  // need a combining step this mapping does not make.
+  if (root.getNumReductions() != 0)
+    return root.emitError() << "qnt-gpu-map-loops: a parallel loop with "
+                               "reductions cannot be mapped; reduce in "
+                               "sequential loops inside it";
   if (failed(mapNestedSequential(root)))
     return root.emitError() << "cannot map the nested parallel loops";
   // Read before collapsing, which computes the bounds with arith ops.

@@ -72,12 +72,16 @@ std::string mlir::qnt::getGpuModelPipeline(const GpuTargetOptions &target,
   // per op with its reductions inside (qnt-gpu-prepare-loops), mapped to
   // blocks and threads and turned into outlined kernels; the host code
   // keeps shapes, launches and stream-ordered device buffers
-  // (docs/GpuCodegen.md, "Whole-model execution"). exp is approximated as
+  // (docs/GpuCodegen.md, "Whole-model execution"). Results become
+  // out-parameters, as on the CPU, so that both kinds of artifact code have
+  // one calling convention (the copies into them become kernels). exp is
+  // approximated as
   // on the CPU, so that both targets compute the same softmax.
   pipeline += ",func.func(qnt-lower-to-linalg,qnt-approximate-math),"
               "canonicalize,"
               "one-shot-bufferize{bufferize-function-boundaries "
               "function-boundary-type-conversion=identity-layout-map},"
+              "buffer-results-to-out-params{modify-public-functions},"
               "convert-bufferization-to-memref,"
               "func.func(qnt-gpu-prepare-loops,"
               "convert-linalg-to-parallel-loops,"

@@ -170,6 +170,14 @@ const io::CpuImage *Model::chooseImage(const OpenOptions &options,
       names += (names.empty() ? "" : ", ") + image.name;
     *error = dir_ + ": no CPU image '" + options.image + "' (it has: " +
              (names.empty() ? "none" : names) + ")";
+  } else if (manifest_.cpuImages.empty() && manifest_.cuda) {
+    std::string chips;
+    for (const io::CudaCubin &cubin : manifest_.cuda->cubins)
+      chips += (chips.empty() ? "" : ",") + cubin.chip;
+    *error = dir_ + ": compiled for cuda:" + chips +
+             " only, and this runtime executes CPU images only (GPU "
+             "sessions are not implemented yet); compile with --target "
+             "cpu,cuda:" + chips + " to include CPU images";
   } else {
     *error = dir_ + ": no CPU image of this artifact runs on this machine" +
              (reasons.empty() ? std::string(": it has none") : reasons);

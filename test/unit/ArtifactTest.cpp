@@ -91,6 +91,15 @@ io::ArtifactManifest sampleManifest() {
   image.activations = "int8";
   image.threads = 1;
   m.cpuImages.push_back(image);
+  io::CudaTarget cuda;
+  cuda.host = {"cuda/host.so", 2048, 0x0badcafe};
+  cuda.hostTriple = "x86_64-unknown-linux-gnu";
+  cuda.cubins.push_back({"sm_80", {"cuda/sm_80.cubin", 512, 0x11111111}});
+  cuda.cubins.push_back({"sm_90a", {"cuda/sm_90a.cubin", 640, 0x22222222}});
+  cuda.ptxChip = "sm_90a";
+  cuda.ptx = {"cuda/sm_90a.ptx", 700, 0x33333333};
+  cuda.kernels = 341;
+  m.cuda = cuda;
   m.recipe = {{"source", "model.bin"}};
   return m;
 }
@@ -113,6 +122,20 @@ TEST(ManifestTest, RoundTrips) {
   EXPECT_EQ(back.cpuImages[0].requiredFeatures, m.cpuImages[0].requiredFeatures);
   EXPECT_TRUE(back.cpuImages[0].openmp);
   EXPECT_EQ(back.cpuImages[0].threads, 1);
+  ASSERT_TRUE(back.cuda);
+  ASSERT_EQ(back.cuda->cubins.size(), 2u);
+  EXPECT_EQ(back.cuda->cubins[1].chip, "sm_90a");
+  EXPECT_EQ(back.cuda->cubins[1].file.crc32c, 0x22222222u);
+  EXPECT_EQ(back.cuda->ptxChip, "sm_90a");
+  EXPECT_EQ(back.cuda->ptx.bytes, 700u);
+  EXPECT_EQ(back.cuda->host.path, "cuda/host.so");
+  EXPECT_EQ(back.cuda->kernels, 341);
+  // Without a GPU part, none is read back.
+  io::ArtifactManifest cpuOnly = sampleManifest(), cpuBack;
+  cpuOnly.cuda.reset();
+  ASSERT_TRUE(io::parseManifest(io::writeManifest(cpuOnly), cpuBack, &error))
+      << error;
+  EXPECT_FALSE(cpuBack.cuda);
   // Writing what was read gives the same text.
   EXPECT_EQ(io::writeManifest(back), io::writeManifest(m));
 }
@@ -155,6 +178,15 @@ TEST(ManifestTest, RefusesPathsOutsideTheArtifactAndOtherVersions) {
   EXPECT_FALSE(io::parseManifest(io::writeManifest(m), back, &error));
   EXPECT_NE(error.find("artifact format version 7"), std::string::npos)
       << error;
+  m = sampleManifest();
+  m.cuda->cubins[0].file.path = "/tmp/sm_80.cubin";
+  EXPECT_FALSE(io::parseManifest(io::writeManifest(m), back, &error));
+  EXPECT_NE(error.find("cuda.cubins[0].file.path"), std::string::npos)
+      << error;
+  m = sampleManifest();
+  m.cuda->ptxChip = "gfx90a";
+  EXPECT_FALSE(io::parseManifest(io::writeManifest(m), back, &error));
+  EXPECT_NE(error.find("cuda.ptx.chip"), std::string::npos) << error;
   EXPECT_FALSE(io::parseManifest("{\"format\": 3}", back, &error));
   EXPECT_NE(error.find("manifest.format"), std::string::npos) << error;
   EXPECT_FALSE(io::parseManifest("[1, 2", back, &error));

@@ -86,10 +86,11 @@ static cl::opt<bool> emitBytecode("emit-bytecode",
                                   cl::cat(category));
 static cl::opt<std::string> targets(
     "target",
-    cl::desc("Write a deployable artifact for these targets (comma "
-             "separated; today: cpu); -o names the artifact directory "
+    cl::desc("Write a deployable artifact for these targets, comma "
+             "separated: cpu, and cuda:<chip>[,<chip>...] (e.g. "
+             "cuda:sm_80,sm_90); -o names the artifact directory "
              "(docs/Artifact.md)"),
-    cl::value_desc("cpu"), cl::cat(category));
+    cl::value_desc("cpu|cuda:sm_80,sm_90"), cl::cat(category));
 static cl::opt<bool> int8Activations(
     "int8-activations",
     cl::desc("--target: compile the quantized matmuls with int8 activations "
@@ -116,24 +117,49 @@ static int64_t peakRssBytes() {
   return int64_t(usage.ru_maxrss) * 1024;
 }
 
-/// Checks --target: every target is one this build can package.
-static bool parseTargets(std::string *problem) {
+/// True for "sm_<digits>[a]": the chips ptxas takes (sm_80, sm_90a).
+static bool isChipName(llvm::StringRef chip) {
+  if (!chip.consume_front("sm_"))
+    return false;
+  chip.consume_back("a");
+  return !chip.empty() && llvm::all_of(chip, llvm::isDigit);
+}
+
+/// Parses --target into `options`: "cpu" asks for the CPU images,
+/// "cuda:<chip>" for GPU kernels, and a bare chip after a cuda target adds
+/// one more ("cuda:sm_80,sm_90").
+static bool parseTargets(::qnt::package::ArtifactOptions &options,
+                         std::string *problem) {
   llvm::SmallVector<llvm::StringRef> list;
   llvm::StringRef(targets).split(list, ',', -1, /*KeepEmpty=*/false);
   if (list.empty()) {
     *problem = "--target names no target";
     return false;
   }
+  options.cpuImages = false;
+  bool afterCuda = false;
   for (llvm::StringRef target : list) {
-    if (target == "cpu")
+    target = target.trim();
+    if (target == "cpu") {
+      options.cpuImages = true;
+      afterCuda = false;
       continue;
-    if (target.starts_with("cuda:"))
+    }
+    llvm::StringRef chip = target;
+    if (chip.consume_front("cuda:"))
+      afterCuda = true;
+    else if (!afterCuda || !chip.starts_with("sm_")) {
       *problem = "--target " + target.str() +
-                 ": GPU images are not packaged yet (docs/Artifact.md); "
-                 "use --target cpu";
-    else
-      *problem = "--target " + target.str() + ": unknown target (known: cpu)";
-    return false;
+                 ": unknown target (known: cpu, cuda:<chip>[,<chip>...])";
+      return false;
+    }
+    if (!isChipName(chip)) {
+      *problem = "--target " + target.str() + ": '" + chip.str() +
+                 "' is not an NVIDIA chip name such as sm_80 or sm_90";
+      return false;
+    }
+    if (!llvm::is_contained(options.cudaChips, chip.str()))
+      options.cudaChips.push_back(chip.str());
   }
   return true;
 }
@@ -142,7 +168,8 @@ static bool parseTargets(std::string *problem) {
 /// --pass-pipeline if given, packaged into the artifact directory -o.
 static int compileArtifact(MLIRContext &context) {
   std::string problem;
-  if (!parseTargets(&problem)) {
+  ::qnt::package::ArtifactOptions options;
+  if (!parseTargets(options, &problem)) {
     llvm::errs() << "quant-compile: " << problem << "\n";
     return 1;
   }
@@ -196,7 +223,6 @@ static int compileArtifact(MLIRContext &context) {
       return 1;
     recipe["pass_pipeline"] = passPipeline.getValue();
   }
-  ::qnt::package::ArtifactOptions options;
   options.outputDir = outputPath;
   options.cpu.threads = cpuThreads;
   options.cpu.int8Activations = int8Activations;

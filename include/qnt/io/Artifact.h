@@ -86,6 +86,30 @@ struct CpuImage {
   int64_t threads = 0;
 };
 
+/// The kernels of every entry for one NVIDIA chip: a cubin from ptxas.
+struct CudaCubin {
+  std::string chip; ///< "sm_80", "sm_90", ...
+  ArtifactFile file;
+};
+
+/// The GPU part of an artifact (quant-compile --target cuda:...), from
+/// qnt-gpu-model-pipeline: a host program that launches the kernels, and
+/// the kernels as one cubin per chip plus PTX for later chips.
+struct CudaTarget {
+  /// Shared object exporting `qnt_packed_<entry>(void **descriptors)` (the
+  /// CPU images' convention, with device buffers) and the module handle
+  /// `qnt_cuda_module` (a CUmodule the runtime loads and stores there
+  /// before the first call); it calls the mgpu* functions.
+  ArtifactFile host;
+  std::string hostTriple;
+  std::vector<CudaCubin> cubins;
+  /// PTX of the newest chip, for the driver to compile on a later one.
+  std::string ptxChip;
+  ArtifactFile ptx;
+  /// Kernels in each image.
+  int64_t kernels = 0;
+};
+
 struct ArtifactManifest {
   int64_t version = kArtifactFormatVersion;
   std::string producer; ///< tool and version
@@ -95,6 +119,7 @@ struct ArtifactManifest {
   std::optional<ArtifactFile> tokenizer;
   /// Best first: the runtime takes the first one the CPU can run.
   std::vector<CpuImage> cpuImages;
+  std::optional<CudaTarget> cuda;
   /// Informational: per-layer encodings and bits per weight, the recipe,
   /// the calibration source (kept as given).
   nlohmann::json layers = nlohmann::json::array();

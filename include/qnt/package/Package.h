@@ -32,6 +32,12 @@ struct ArtifactOptions {
   /// baseline of its architecture ("portable": x86-64 with SSE2, generic
   /// int8 dot products) that runs on any CPU of the architecture.
   bool portableImage = true;
+  /// Build the CPU images (--target cpu).
+  bool cpuImages = true;
+  /// NVIDIA chips to build kernels for (--target cuda:sm_80,sm_90): the
+  /// whole model through qnt-gpu-model-pipeline, a cubin per chip (ptxas),
+  /// PTX of the newest chip and an x86-64 host program. Empty for none.
+  std::vector<std::string> cudaChips;
   /// A llama2.c tokenizer.bin to include ("" for none).
   std::string tokenizerPath;
   /// Recorded in the manifest: the producing tool and its version, and

@@ -97,6 +97,14 @@ struct LoweredCpuModule {
   bool usesOpenMP = false;
 };
 
+/// Makes `entries` (empty: every public function with a body) public with
+/// a C interface, binds the parameters (qnt-bind-params) and reads each
+/// entry's signature; the parameter names are then dropped from the
+/// arguments. The first step of every lowering of a model for execution
+/// (CPU and GPU).
+mlir::FailureOr<std::vector<EntrySignature>>
+bindEntries(mlir::ModuleOp module, llvm::ArrayRef<std::string> entries);
+
 /// Lowers `module` in place through qnt-bind-params and qnt-cpu-pipeline
 /// with `options`, exposing `entries` (empty: every public function with a
 /// body) through their C interface (`_mlir_ciface_<name>`). The JIT

@@ -7,15 +7,17 @@
 // RUN: quant-opt %s --pass-pipeline='builtin.module(func.func(qnt-gpu-map-loops{block-size=128}))' | FileCheck %s --check-prefix=B128
 // RUN: not quant-opt %s --pass-pipeline='builtin.module(func.func(qnt-gpu-map-loops{block-size=48}))' 2>&1 | FileCheck %s --check-prefix=BAD
 
+// CHECK-DAG: #[[STRIDE:.*]] = affine_map<(d0) -> (d0 * 2 + 3)>
 // BAD: error: qnt-gpu-map-loops: block-size must be a multiple of 32 in 32..1024, got 48
 
 // CHECK-LABEL: func.func @rank1
+// CHECK: %[[N:.*]] = arith.muli %{{.*}}, %arg1 : index
 // CHECK: %[[T:.*]] = arith.constant 256 : index
 // CHECK: %[[STEP:.*]] = arith.muli %{{.*}}, %[[T]] : index
-// CHECK: scf.parallel (%[[B:.*]]) = (%{{.*}}) to (%arg1) step (%[[STEP]])
+// CHECK: scf.parallel (%[[B:.*]]) = (%{{.*}}) to (%[[N]]) step (%[[STEP]])
 // CHECK:   scf.parallel (%[[I:.*]]) = (%{{.*}}) to (%[[STEP]])
 // The guard of the ragged last tile:
-// CHECK:     arith.cmpi ult, %{{.*}}, %arg1 : index
+// CHECK:     arith.cmpi ult, %{{.*}}, %[[N]] : index
 // CHECK:     scf.if
 // CHECK:       memref.load
 // CHECK:   } {mapping = [#gpu.loop_dim_map<processor = thread_x, {{.*}}>]}
@@ -62,6 +64,28 @@ func.func @rank3(%a: memref<?x4x40xf32>, %b: memref<?xf32>, %m: index) {
       memref.store %v, %b[%l] : memref<?xf32>
       scf.reduce
     }
+    scf.reduce
+  }
+  return
+}
+
+// A loop from 3 by steps of 2 is normalized first (0 .. ceil((n - 3) / 2)),
+// so that the tile guard counts iterations, and the body sees 2 * i + 3.
+// CHECK-LABEL: func.func @strided
+// CHECK: affine.apply #{{.*}}()[%arg1]
+// CHECK: scf.parallel (%[[B:.*]]) = (%{{.*}}) to (%[[COUNT:.*]]) step
+// CHECK:   scf.parallel (%[[T:.*]]) =
+// CHECK:     %[[I:.*]] = arith.addi %[[T]], %[[B]] : index
+// CHECK:     arith.cmpi ult, %{{.*}}, %[[COUNT]] : index
+// CHECK:     scf.if
+// CHECK:       %[[IDX:.*]] = affine.apply #[[STRIDE]](%[[I]])
+// CHECK:       memref.store %{{.*}}, %arg0[%[[IDX]]]
+func.func @strided(%a: memref<?xf32>, %n: index) {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %one = arith.constant 1.0 : f32
+  scf.parallel (%i) = (%c3) to (%n) step (%c2) {
+    memref.store %one, %a[%i] : memref<?xf32>
     scf.reduce
   }
   return
