@@ -34,6 +34,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <string>
 
@@ -452,23 +453,21 @@ extern "C" void mgpuMemFree(void *pointer, void *stream) {
   if (!pointer)
     return;
   device();
-  bool streamOrdered = false;
-  CUstream allocatedOn = nullptr;
+  std::optional<CUstream> allocatedOn;
   {
     StreamOrderedAllocations &allocations = streamOrderedAllocations();
     std::lock_guard<std::mutex> lock(allocations.mutex);
     auto it = allocations.streams.find(pointer);
     if (it != allocations.streams.end()) {
-      streamOrdered = true;
       allocatedOn = it->second;
       allocations.streams.erase(it);
     }
   }
-  if (streamOrdered) {
+  if (allocatedOn) {
     // Freed after the work queued so far on `stream`, or without one on
     // the stream it was allocated on (the legacy stream would not wait
     // for a non-blocking one); the host does not wait.
-    CUstream on = stream ? static_cast<CUstream>(stream) : allocatedOn;
+    CUstream on = stream ? static_cast<CUstream>(stream) : *allocatedOn;
     checkRelease("mgpuMemFree",
                  driverApi().memFreeAsync(devicePointer(pointer), on),
                  "cuMemFreeAsync");

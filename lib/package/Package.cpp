@@ -477,6 +477,20 @@ std::string normalizeOutputPath(StringRef path) {
 }
 } // namespace qnt::package
 
+/// Writes `bytes` to `path`, reporting a failure to open or to write.
+static LogicalResult writeFile(StringRef path, StringRef bytes, Location loc) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return emitError(loc) << "cannot write " << path << ": " << ec.message();
+  os << bytes;
+  os.close();
+  if (os.has_error())
+    return emitError(loc) << "cannot write " << path << ": "
+                          << os.error().message();
+  return success();
+}
+
 /// The gpu.binary's module handle, which the translation loads from a
 /// global constructor with the embedded image of the first chip, becomes
 /// the exported, initially null `qnt_cuda_module`: the runtime chooses the
@@ -531,19 +545,11 @@ static int chipNumber(StringRef chip) {
   return number;
 }
 
-/// Runs ptxas on `ptx` for `chip`, writing the cubin `cubinPath`.
-static LogicalResult assemble(StringRef ptxas, StringRef ptx, StringRef chip,
-                              StringRef cubinPath, Location loc) {
-  std::string ptxPath = (cubinPath + ".ptx").str();
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(ptxPath, ec, llvm::sys::fs::OF_None);
-    if (ec)
-      return emitError(loc) << "cannot write " << ptxPath << ": "
-                            << ec.message();
-    os << ptx;
-  }
-  llvm::scope_exit removePtx([&] { llvm::sys::fs::remove(ptxPath); });
+/// Runs ptxas on the PTX file `ptxPath` for `chip`, writing the cubin
+/// `cubinPath`.
+static LogicalResult assemble(StringRef ptxas, StringRef ptxPath,
+                              StringRef chip, StringRef cubinPath,
+                              Location loc) {
   std::string arch = ("-arch=" + chip).str();
   SmallVector<StringRef> args = {ptxas, arch, "-O3", "-o", cubinPath, ptxPath};
   std::string message;
@@ -597,7 +603,9 @@ emitCudaTarget(ModuleOp module, ArrayRef<std::string> entries,
   if (std::error_code ec = llvm::sys::fs::create_directories(cudaDir))
     return emitError(loc) << "cannot create " << cudaDir << ": "
                           << ec.message();
-  std::string newestChip, newestPtx;
+  // Each chip's PTX is written as cuda/<chip>.ptx for ptxas; the newest
+  // chip's stays in the artifact.
+  std::string newestChip;
   for (Attribute attr : binary.getObjects()) {
     auto object = cast<gpu::ObjectAttr>(attr);
     auto nvvm = dyn_cast<NVVM::NVVMTargetAttr>(object.getTarget());
@@ -610,9 +618,11 @@ emitCudaTarget(ModuleOp module, ArrayRef<std::string> entries,
       return emitError(loc) << "the images have different kernel counts";
     cuda.kernels = kernels;
     std::string relative = "cuda/" + chip + ".cubin";
-    llvm::SmallString<256> cubinPath(staging);
+    llvm::SmallString<256> cubinPath(staging), ptxPath(staging);
     llvm::sys::path::append(cubinPath, relative);
-    if (failed(assemble(ptxas, ptx, chip, cubinPath, loc)))
+    llvm::sys::path::append(ptxPath, "cuda/" + chip + ".ptx");
+    if (failed(writeFile(ptxPath, ptx, loc)) ||
+        failed(assemble(ptxas, ptxPath, chip, cubinPath, loc)))
       return failure();
     FailureOr<io::ArtifactFile> file = describeFile(staging, relative, loc);
     if (failed(file))
@@ -624,23 +634,18 @@ emitCudaTarget(ModuleOp module, ArrayRef<std::string> entries,
     auto rank = [](StringRef c) {
       return std::make_pair(!c.ends_with("a"), chipNumber(c));
     };
-    if (newestChip.empty() || rank(chip) > rank(newestChip)) {
+    if (newestChip.empty() || rank(chip) > rank(newestChip))
       newestChip = chip;
-      newestPtx = ptx.str();
-    }
+  }
+  for (const io::CudaCubin &cubin : cuda.cubins) {
+    if (cubin.chip == newestChip)
+      continue;
+    llvm::SmallString<256> ptxPath(staging);
+    llvm::sys::path::append(ptxPath, "cuda/" + cubin.chip + ".ptx");
+    (void)llvm::sys::fs::remove(ptxPath);
   }
   cuda.ptxChip = newestChip;
   std::string ptxRelative = "cuda/" + newestChip + ".ptx";
-  {
-    llvm::SmallString<256> ptxPath(staging);
-    llvm::sys::path::append(ptxPath, ptxRelative);
-    std::error_code ec;
-    llvm::raw_fd_ostream os(ptxPath, ec, llvm::sys::fs::OF_None);
-    if (ec)
-      return emitError(loc) << "cannot write " << ptxPath << ": "
-                            << ec.message();
-    os << newestPtx;
-  }
   FailureOr<io::ArtifactFile> ptxFile = describeFile(staging, ptxRelative, loc);
   if (failed(ptxFile))
     return failure();
@@ -725,12 +730,7 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
     if (signatures.empty())
       signatures = lowered->signatures;
     // The manifest lists the entries once for every image.
-    if (!llvm::equal(lowered->signatures, signatures,
-                     [](const runtime::EntrySignature &a,
-                        const runtime::EntrySignature &b) {
-                       return a.name == b.name && a.inputs == b.inputs &&
-                              a.params == b.params && a.results == b.results;
-                     }))
+    if (lowered->signatures != signatures)
       return emitError(loc) << "CPU image '" << spec.name
                             << "' has other entry signatures than the first";
     std::string relative = "cpu/" + spec.name + ".so";
@@ -764,12 +764,7 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
       return failure();
     if (signatures.empty())
       signatures = gpuSignatures;
-    if (!llvm::equal(gpuSignatures, signatures,
-                     [](const runtime::EntrySignature &a,
-                        const runtime::EntrySignature &b) {
-                       return a.name == b.name && a.inputs == b.inputs &&
-                              a.params == b.params && a.results == b.results;
-                     }))
+    if (gpuSignatures != signatures)
       return emitError(loc) << "the GPU code has other entry signatures than "
                                "the CPU images";
     manifest.cuda = std::move(*cuda);
@@ -815,18 +810,8 @@ LogicalResult writeArtifact(ModuleOp module, const ArtifactOptions &options) {
 
   llvm::SmallString<256> manifestPath(staging);
   llvm::sys::path::append(manifestPath, io::kManifestFileName);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(manifestPath, ec);
-    if (ec)
-      return emitError(loc) << "cannot write " << manifestPath << ": "
-                            << ec.message();
-    os << io::writeManifest(manifest);
-    os.close();
-    if (os.has_error())
-      return emitError(loc) << "cannot write " << manifestPath << ": "
-                            << os.error().message();
-  }
+  if (failed(writeFile(manifestPath, io::writeManifest(manifest), loc)))
+    return failure();
   if (failed(publish(staging, outputDir, loc)))
     return failure();
   published = true;

@@ -75,8 +75,8 @@ std::string mlir::qnt::getGpuModelPipeline(const GpuTargetOptions &target,
   // (docs/GpuCodegen.md, "Whole-model execution"). Results become
   // out-parameters, as on the CPU, so that both kinds of artifact code have
   // one calling convention (the copies into them become kernels). exp is
-  // approximated as
-  // on the CPU, so that both targets compute the same softmax.
+  // approximated as on the CPU, so that both targets compute the same
+  // softmax.
   pipeline += ",func.func(qnt-lower-to-linalg,qnt-approximate-math),"
               "canonicalize,"
               "one-shot-bufferize{bufferize-function-boundaries "

@@ -87,6 +87,14 @@ struct EntrySignature {
   /// Parameters bound by qnt-bind-params, in argument order.
   std::vector<std::pair<std::string, mlir::RankedTensorType>> params;
   std::vector<mlir::RankedTensorType> results;
+
+  bool operator==(const EntrySignature &other) const {
+    return name == other.name && inputs == other.inputs &&
+           params == other.params && results == other.results;
+  }
+  bool operator!=(const EntrySignature &other) const {
+    return !(*this == other);
+  }
 };
 
 /// A module lowered by lowerForCpu: LLVM dialect, ready to translate.
