@@ -254,6 +254,47 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
 //===----------------------------------------------------------------------===//
 
 
+def QntDifferentiate : Pass<"qnt-differentiate", "::mlir::ModuleOp"> {
+  let summary = "Builds the adjoint (reverse-mode gradient) of a function";
+  let description = [{
+    Adds `<function>_adjoint` (or `adjoint-name`), the vector-Jacobian
+    product of `function` with respect to the arguments `wrt`:
+
+    ```
+    f(a_0, ..., a_n) -> (r_0, ..., r_m)
+    f_adjoint(a_0, ..., a_n, dr_0, ..., dr_m) -> (da_w0, da_w1, ...)
+    ```
+
+    one cotangent per result in, one gradient per `wrt` argument out. The
+    adjoint recomputes the forward (the same ops and kernels) and then runs
+    the reverse sweep, so it compiles and runs through the same CPU
+    pipeline. Rules cover linalg generics and named ops (sum, maximum and
+    minimum reductions), their scalar arith/math bodies (rounding is
+    straight-through), tensor reshapes, slices and casts, and `qnt.matmul`
+    with respect to its activation (docs/Autodiff.md lists them). An op
+    without a rule on a differentiated value, a non-float argument in
+    `wrt`, or a non-float result is an error at the op or argument.
+
+    ```
+    quant-opt block.mlir --qnt-differentiate="function=block0 wrt=0"
+    ```
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"\"",
+           "The function to differentiate">,
+    ListOption<"wrt", "wrt", "unsigned",
+               "Indices of the arguments to differentiate with respect to "
+               "(default: every float tensor argument)">,
+    Option<"adjointName", "adjoint-name", "std::string", /*default=*/"\"\"",
+           "Name of the adjoint function (default: <function>_adjoint)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
 def QntFoldSmooth : Pass<"qnt-fold-smooth", "::mlir::ModuleOp"> {
   let summary = "Folds qnt.smooth exactly into the producer of its input";
   let description = [{

@@ -27,6 +27,7 @@
 #include "FileUtil.h"
 #include "qnt/io/Llama2c.h"
 #include "qnt/io/Safetensors.h"
+#include "qnt/support/Random.h"
 
 #include <nlohmann/json.hpp>
 
@@ -53,55 +54,7 @@ namespace {
 // Random numbers
 //===----------------------------------------------------------------------===//
 
-/// The splitmix64 output function: a bijective 64-bit mixer.
-uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-uint64_t hashCombine(uint64_t h, uint64_t v) {
-  return mix64(h ^ mix64(v + 0x632BE59BD9B4E019ull));
-}
-
-/// xoshiro256** (Blackman and Vigna), seeded by splitmix64 as its authors
-/// recommend.
-class Rng {
-public:
-  explicit Rng(uint64_t seed) {
-    for (uint64_t &word : s_) {
-      seed += 0x9E3779B97F4A7C15ull;
-      word = mix64(seed);
-    }
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  /// Uniform in [0, n) for n > 0 (the modulo bias is below 2^-40 for the
-  /// channel counts this is used for, and it is deterministic).
-  uint64_t below(uint64_t n) { return next() % n; }
-  /// Two uniforms in [-1, 1) from one draw, 32 bits each (exact in double).
-  void uniformPair(double *u, double *v) {
-    const uint64_t r = next();
-    // Through int64_t: a signed conversion is one instruction, an unsigned
-    // 64-bit one is not.
-    *u = double(int64_t(r >> 32) - 2147483648ll) * 0x1p-31;
-    *v = double(int64_t(r & 0xFFFFFFFFu) - 2147483648ll) * 0x1p-31;
-  }
-
-private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
+using Rng = Xoshiro256;
 
 /// Seed tags for draws that are not tensors.
 constexpr uint64_t kOutlierTag = 0x6F75746C69657273ull; // "outliers"
