@@ -149,6 +149,13 @@ std::string getGpuModelPipeline(const GpuTargetOptions &target,
 /// module.
 LogicalResult runPassPipeline(ModuleOp module, StringRef pipeline);
 
+/// Lowers the qnt compute ops under `root` for which `select` is true
+/// (qnt.dequant, qnt.matmul, qnt.smooth, qnt.lowrank_add, qnt.fake_quant)
+/// to their reference linalg semantics, as qnt-lower-to-linalg does for all
+/// of them.
+LogicalResult lowerQntOpsToLinalg(Operation *root,
+                                  function_ref<bool(Operation *)> select);
+
 /// Registers `qnt-gpu-pipeline` (called by registerQntPasses).
 void registerGpuPipeline();
 

@@ -270,8 +270,10 @@ def QntDifferentiate : Pass<"qnt-differentiate", "::mlir::ModuleOp"> {
     the reverse sweep, so it compiles and runs through the same CPU
     pipeline. Rules cover linalg generics and named ops (sum, maximum and
     minimum reductions), their scalar arith/math bodies (rounding is
-    straight-through), tensor reshapes, slices and casts, and `qnt.matmul`
-    with respect to its activation (docs/Autodiff.md lists them). An op
+    straight-through), gathers (a scatter-add), tensor reshapes, slices
+    and casts, `qnt.matmul` with respect to its activation, and the other
+    qnt compute ops through their reference lowering (docs/Autodiff.md
+    lists them). An op
     without a rule on a differentiated value, a non-float argument in
     `wrt`, or a non-float result is an error at the op or argument.
 

@@ -10,6 +10,7 @@
 
 #include "passes/autodiff/Adjoint.h"
 #include "dialects/qnt/QntDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -21,6 +22,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -232,7 +234,6 @@ public:
   LogicalResult build(ArrayRef<unsigned> wrt);
 
 private:
-  void findVariedValues(ArrayRef<unsigned> wrt);
   bool isVaried(Value original) const { return varied.contains(original); }
   Value mapped(Value original) const { return primalMap.lookup(original); }
   SmallVector<OpFoldResult> mappedFoldResults(ArrayRef<OpFoldResult> list) {
@@ -253,9 +254,12 @@ private:
                                Operation *original);
   FailureOr<OutputRole> classifyOutput(linalg::GenericOp generic,
                                        unsigned output, Operation *original);
+  /// The cotangent of `target` (a block argument, or a scalar captured
+  /// by the body) summed into a tensor indexed by `outMap`, shaped like
+  /// `like` (rank 0 when null).
   Value gradientGeneric(linalg::GenericOp generic, ValueRange results,
-                        ArrayRef<OutputRole> roles, OpOperand &operand,
-                        LogicalResult &status);
+                        ArrayRef<OutputRole> roles, Value target,
+                        AffineMap outMap, Value like, LogicalResult &status);
   Value scatterGradient(linalg::GenericOp generic, ValueRange results,
                         ArrayRef<OutputRole> roles, Value source,
                         Operation *original, LogicalResult &status);
@@ -274,22 +278,27 @@ private:
   DenseMap<Value, Value> adjoints;
 };
 
-void AdjointBuilder::findVariedValues(ArrayRef<unsigned> wrt) {
+/// The values of `func` that depend on its arguments `wrt` (float ones:
+/// integers and indices carry no gradient).
+static DenseSet<Value> variedValues(func::FuncOp func, ArrayRef<unsigned> wrt) {
+  DenseSet<Value> varied;
   for (unsigned i : wrt)
-    varied.insert(primal.getArgument(i));
-  for (Operation &op : primal.getBody().front()) {
+    varied.insert(func.getArgument(i));
+  for (Operation &op : func.getBody().front()) {
     bool depends = llvm::any_of(op.getOperands(),
-                                [&](Value v) { return isVaried(v); });
+                                [&](Value v) { return varied.contains(v); });
     if (!depends && op.getNumRegions()) {
       SetVector<Value> captured;
       getUsedValuesDefinedAbove(op.getRegions(), captured);
-      depends = llvm::any_of(captured, [&](Value v) { return isVaried(v); });
+      depends =
+          llvm::any_of(captured, [&](Value v) { return varied.contains(v); });
     }
     if (depends)
       for (Value result : op.getResults())
         if (isFloatLike(result.getType()))
           varied.insert(result);
   }
+  return varied;
 }
 
 void AdjointBuilder::accumulate(Value original, Value contribution) {
@@ -312,6 +321,8 @@ Value AdjointBuilder::zerosLike(Location loc, Value tensor) {
 }
 
 Value AdjointBuilder::add(Location loc, Value x, Value y) {
+  if (!isa<RankedTensorType>(x.getType()))
+    return arith::AddFOp::create(b, loc, x, y);
   auto type = cast<RankedTensorType>(x.getType());
   AffineMap identity = b.getMultiDimIdentityMap(type.getRank());
   SmallVector<utils::IteratorType> parallel(type.getRank(),
@@ -342,7 +353,7 @@ LogicalResult AdjointBuilder::build(ArrayRef<unsigned> wrt) {
   // The primal: the forward again (recompute policy).
   for (Operation &op : primal.getBody().front().without_terminator())
     b.clone(op, primalMap);
-  findVariedValues(wrt);
+  varied = variedValues(primal, wrt);
   // Seeds: each result's cotangent.
   unsigned numArgs = primal.getNumArguments();
   for (auto [i, value] : llvm::enumerate(ret.getOperands()))
@@ -377,9 +388,24 @@ LogicalResult AdjointBuilder::reverse(Operation *op) {
     return reverseLinalg(linalgOp);
   if (auto matmul = dyn_cast<MatmulOp>(op))
     return reverseQntMatmul(matmul);
+  if (auto observe = dyn_cast<ObserveOp>(op)) {
+    // Calibration statistics do not change the value.
+    accumulate(observe.getInput(), adjoints.lookup(observe.getResult()));
+    return success();
+  }
   Location loc = op->getLoc();
   Value g = adjoints.lookup(op->getResult(0));
   auto sourceNeeds = [&](Value source) { return isVaried(source); };
+  // Scalar arithmetic between tensors (a scale read from a tensor, say):
+  // the same rules as in bodies.
+  if (isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) &&
+      op->getNumResults() == 1 && isa<FloatType>(g.getType()))
+    return reverseScalar(
+        b, op, g, [&](Value v) { return primalMap.lookupOrDefault(v); },
+        [&](unsigned i, Value contribution) {
+          if (isVaried(op->getOperand(i)))
+            accumulate(op->getOperand(i), contribution);
+        });
   return TypeSwitch<Operation *, LogicalResult>(op)
       .Case<tensor::ExpandShapeOp>([&](tensor::ExpandShapeOp expand) {
         if (sourceNeeds(expand.getSrc()))
@@ -426,6 +452,18 @@ LogicalResult AdjointBuilder::reverse(Operation *op) {
           accumulate(insert.getDest(),
                      tensor::InsertSliceOp::create(b, loc, zeros, g, offsets,
                                                    sizes, strides));
+        }
+        return success();
+      })
+      .Case<tensor::ExtractOp>([&](tensor::ExtractOp extract) {
+        // An element read: its cotangent at that index of a zero tensor.
+        if (sourceNeeds(extract.getTensor())) {
+          SmallVector<Value> indices;
+          for (Value index : extract.getIndices())
+            indices.push_back(primalMap.lookupOrDefault(index));
+          Value zeros = zerosLike(loc, mapped(extract.getTensor()));
+          accumulate(extract.getTensor(),
+                     tensor::InsertOp::create(b, loc, g, zeros, indices));
         }
         return success();
       })
@@ -552,11 +590,21 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
   for (Value value : captured) {
     if (!isVaried(value))
       continue;
-    if (!isa<RankedTensorType>(value.getType()))
-      return original->emitOpError(
-          "uses a differentiated scalar defined outside its body; it has no "
-          "adjoint rule");
     LogicalResult status = success();
+    if (!isa<RankedTensorType>(value.getType())) {
+      // A scalar used at every iteration: its cotangent is the sum over
+      // all of them, a generic reducing into a rank-0 tensor.
+      Value sum = gradientGeneric(generic, results, roles, value,
+                                  AffineMap::get(generic.getNumLoops(), 0, {},
+                                                 generic.getContext()),
+                                  Value(), status);
+      if (failed(status))
+        return failure();
+      if (sum)
+        accumulate(value, tensor::ExtractOp::create(b, generic.getLoc(), sum,
+                                                    ValueRange{}));
+      continue;
+    }
     Value gradient =
         scatterGradient(generic, results, roles, value, original, status);
     if (failed(status))
@@ -580,7 +628,9 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
              << operand.getOperandNumber()
              << "; only tensor operands are differentiated";
     LogicalResult status = success();
-    Value gradient = gradientGeneric(generic, results, roles, operand, status);
+    Value gradient = gradientGeneric(
+        generic, results, roles, generic.getMatchingBlockArgument(&operand),
+        generic.getMatchingIndexingMap(&operand), value, status);
     if (failed(status))
       return failure();
     if (gradient)
@@ -691,13 +741,12 @@ static Value convertFloat(OpBuilder &b, Location loc, Value value, Type type) {
 
 Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
                                       ValueRange results,
-                                      ArrayRef<OutputRole> roles,
-                                      OpOperand &operand,
+                                      ArrayRef<OutputRole> roles, Value target,
+                                      AffineMap outMap, Value like,
                                       LogicalResult &status) {
   Block &body = generic.getRegion().front();
   const unsigned numInputs = generic.getNumDpsInputs();
   const unsigned numOutputs = generic.getNumDpsInits();
-  BlockArgument target = generic.getMatchingBlockArgument(&operand);
   DenseSet<Value> dependent = dependentValues(body, {target});
   bool reaches = false;
   for (unsigned j = 0; j < numOutputs; ++j)
@@ -735,15 +784,23 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
     if (hasSeed)
       append(seedArg[j], adjoints.lookup(results[j]));
   }
-  AffineMap outMap = generic.getMatchingIndexingMap(&operand);
   maps.push_back(outMap);
   SmallVector<utils::IteratorType> iterators;
   for (unsigned d = 0; d < generic.getNumLoops(); ++d)
     iterators.push_back(outMap.isFunctionOfDim(d)
                             ? utils::IteratorType::parallel
                             : utils::IteratorType::reduction);
-  Value init = zerosLike(loc, mapped(operand.get()));
-  Type elementType = getElementTypeOrSelf(operand.get().getType());
+  // Zeros shaped like the operand, or a rank-0 tensor for a scalar.
+  Type elementType = getElementTypeOrSelf(target.getType());
+  Value init;
+  if (like) {
+    init = zerosLike(loc, mapped(like));
+  } else {
+    Value empty = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{},
+                                          elementType);
+    Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
+    init = linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+  }
   SetVector<Value> captured;
   getUsedValuesDefinedAbove(generic.getRegion(), captured);
 
@@ -988,7 +1045,34 @@ FailureOr<func::FuncOp> mlir::qnt::buildAdjoint(func::FuncOp func,
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
     adjoint.setArgAttrs(i, func.getArgAttrDict(i));
   adjoint.addEntryBlock();
-  AdjointBuilder adjointBuilder(func, adjoint);
+  // Differentiated from a copy in which the qnt ops on differentiated
+  // values are lowered to their reference linalg, so that their gradients
+  // are those of their executable definitions (qnt-lower-to-linalg). A
+  // qnt.matmul keeps its fused form (and its own rule) when only its
+  // activation is differentiated.
+  func::FuncOp work = func.clone();
+  auto eraseWork = llvm::make_scope_exit([&] { work.erase(); });
+  DenseSet<Value> varied = variedValues(work, wrt);
+  auto anyVaried = [&](ValueRange values) {
+    return llvm::any_of(values, [&](Value v) { return varied.contains(v); });
+  };
+  DenseSet<Operation *> toLower;
+  for (Operation &op : work.getBody().front()) {
+    if (auto matmul = dyn_cast<MatmulOp>(op)) {
+      if (anyVaried(matmul.getComponents()))
+        toLower.insert(&op);
+    } else if (isa<DequantOp, SmoothOp, LowRankAddOp, FakeQuantOp>(op) &&
+               anyVaried(op.getOperands())) {
+      toLower.insert(&op);
+    }
+  }
+  if (!toLower.empty() &&
+      failed(lowerQntOpsToLinalg(
+          work, [&](Operation *op) { return toLower.contains(op); }))) {
+    adjoint.erase();
+    return failure();
+  }
+  AdjointBuilder adjointBuilder(work, adjoint);
   if (failed(adjointBuilder.build(wrt))) {
     adjoint.erase();
     return failure();

@@ -32,7 +32,14 @@
 //    round_ste; index and integer arithmetic carries no gradient;
 //  - tensor expand_shape, collapse_shape, extract_slice, insert_slice, cast;
 //  - qnt.matmul with respect to its activation (the weight dequantized,
-//    then a matmul); its storage components are not differentiable.
+//    then a matmul; the primal keeps the fused kernel);
+//  - the other qnt compute ops on differentiated values (fake_quant,
+//    smooth, lowrank_add, dequant, and qnt.matmul with differentiated
+//    float components) through their reference lowering
+//    (lowerQntOpsToLinalg), so their gradients are those of their
+//    executable definitions; qnt.observe passes the cotangent through;
+//  - tensor.extract (top level: into zeros; inside a body: a scatter-add
+//    loop nest) and scalars between tensor ops.
 //
 // Any other op on a differentiated value is refused with an error at the
 // op naming it.

@@ -280,17 +280,25 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
 struct QntLowerToLinalgPass
     : mlir::qnt::impl::QntLowerToLinalgBase<QntLowerToLinalgPass> {
   void runOnOperation() override {
-    ConversionTarget target(getContext());
-    target.addIllegalOp<DequantOp, MatmulOp, SmoothOp, LowRankAddOp,
-                        FakeQuantOp>();
-    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
-    RewritePatternSet patterns(&getContext());
-    patterns.add<LowerDequant, LowerMatmul, LowerSmooth, LowerLowRankAdd,
-                 LowerFakeQuant>(&getContext());
-    if (failed(applyPartialConversion(getOperation(), target,
-                                      std::move(patterns))))
+    if (failed(lowerQntOpsToLinalg(getOperation(),
+                                   [](Operation *) { return true; })))
       signalPassFailure();
   }
 };
 
 } // namespace
+
+LogicalResult
+mlir::qnt::lowerQntOpsToLinalg(Operation *root,
+                               function_ref<bool(Operation *)> select) {
+  MLIRContext *context = root->getContext();
+  ConversionTarget target(*context);
+  target.addDynamicallyLegalOp<DequantOp, MatmulOp, SmoothOp, LowRankAddOp,
+                               FakeQuantOp>(
+      [&](Operation *op) { return !select(op); });
+  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+  RewritePatternSet patterns(context);
+  patterns.add<LowerDequant, LowerMatmul, LowerSmooth, LowerLowRankAdd,
+               LowerFakeQuant>(context);
+  return applyPartialConversion(root, target, std::move(patterns));
+}

@@ -345,6 +345,29 @@ func.func @linear(%x: tensor<2x4xf32>) -> tensor<2x3xf32> {
 }
 )mlir";
 
+/// qnt ops differentiated through their reference lowering: a learnable
+/// static activation scale (LSQ-style), smoothing factors, a low-rank
+/// correction, and the float scales of a quantized weight.
+constexpr const char *kQntOps = R"mlir(
+func.func @fq(%x: tensor<4x5xf32>, %s: tensor<f32>) -> tensor<4x5xf32> {
+  %y = qnt.fake_quant %x scale(%s : tensor<f32>) {bits = 3, granularity = #qnt<act_granularity per_tensor>} : tensor<4x5xf32>
+  return %y : tensor<4x5xf32>
+}
+func.func @smooth(%x: tensor<3x4xf32>, %f: tensor<4xf32>) -> tensor<3x4xf32> {
+  %y = qnt.smooth %x, %f : tensor<3x4xf32>, tensor<4xf32>
+  return %y : tensor<3x4xf32>
+}
+func.func @lowrank(%acc: tensor<2x3xf32>, %x: tensor<2x4xf32>, %u: tensor<3x2xf32>, %v: tensor<4x2xf32>) -> tensor<2x3xf32> {
+  %y = qnt.lowrank_add %acc, %x, %u, %v : tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<4x2xf32>
+  return %y : tensor<2x3xf32>
+}
+func.func @scales(%x: tensor<2x4xf32>, %scales: tensor<3x1xf32>) -> tensor<2x3xf32> {
+  %codes = arith.constant dense<[[1, -2, 3, 4], [-5, 6, 7, -8], [9, 10, -11, 12]]> : tensor<3x4xi8>
+  %y = qnt.matmul %x, #qnt.uniform<bits = 8>(%codes, %scales) : (tensor<2x4xf32>, tensor<3x4xi8>, tensor<3x1xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+)mlir";
+
 class AutodiffTest : public ::testing::Test {
 protected:
   void SetUp() override {
@@ -663,6 +686,119 @@ TEST_F(AutodiffTest, RoundingIsStraightThroughAndClampingIsNot) {
   EXPECT_NEAR(ds, expectedDs, 1e-12);
   EXPECT_GT(inside, 3);
   EXPECT_GT(outside, 3);
+}
+
+TEST_F(AutodiffTest, QntOpsThroughTheirReferenceLowering) {
+  auto m = compile(kQntOps);
+  ASSERT_TRUE(m);
+  auto type = [&](ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, Float32Type::get(ctx.get()));
+  };
+  auto call = [&](StringRef f, std::vector<std::pair<std::vector<int64_t>,
+                                                     std::vector<float> *>>
+                                   args) {
+    std::vector<rt::HostTensor> inputs, results;
+    for (auto &[shape, data] : args)
+      inputs.emplace_back(type(shape), data->data());
+    EXPECT_TRUE(succeeded(m->call(f, inputs, results, module->getLoc())));
+    return results;
+  };
+  auto near = [](double a, double b) {
+    return std::abs(a - b) <= 1e-5 * (1 + std::abs(b));
+  };
+  {
+    // y = s clamp(round(x / s), -4, 3) with a learnable s (LSQ).
+    std::vector<float> x(20), s = {0.25f}, dy(20);
+    for (int i = 0; i < 20; ++i) {
+      x[i] = 0.11f * float(i - 10) + 0.013f;
+      dy[i] = 0.5f - 0.07f * float(i);
+    }
+    auto g = call("fq_adjoint", {{{4, 5}, &x}, {{}, &s}, {{4, 5}, &dy}});
+    double ds = 0;
+    for (int i = 0; i < 20; ++i) {
+      double r = std::nearbyint(double(x[i]) / s[0]);
+      bool clamped = r < -4 || r > 3;
+      EXPECT_FLOAT_EQ(g[0].f32()[i], clamped ? 0.0f : dy[i]) << i;
+      ds += dy[i] * (clamped ? std::clamp(r, -4.0, 3.0) : r - x[i] / s[0]);
+    }
+    EXPECT_TRUE(near(g[1].f32()[0], ds)) << g[1].f32()[0] << " vs " << ds;
+  }
+  {
+    // y = x / f: dx = dy / f, df = -sum_t dy x / f^2.
+    std::vector<float> x(12), f = {0.5f, 2.0f, -1.5f, 4.0f}, dy(12);
+    for (int i = 0; i < 12; ++i) {
+      x[i] = 0.3f * float(i) - 1.0f;
+      dy[i] = 1.0f - 0.15f * float(i);
+    }
+    auto g = call("smooth_adjoint", {{{3, 4}, &x}, {{4}, &f}, {{3, 4}, &dy}});
+    for (int k = 0; k < 4; ++k) {
+      double df = 0;
+      for (int t = 0; t < 3; ++t) {
+        EXPECT_TRUE(near(g[0].f32()[t * 4 + k], dy[t * 4 + k] / f[k]));
+        df -= dy[t * 4 + k] * x[t * 4 + k] / (double(f[k]) * f[k]);
+      }
+      EXPECT_TRUE(near(g[1].f32()[k], df)) << k;
+    }
+  }
+  {
+    // y = acc + (x V) U^T: dacc = g, dx = g U V^T, dU = g^T (x V),
+    // dV = x^T (g U).
+    std::vector<float> acc(6, 0.5f), x(8), u(6), v(8), dy(6);
+    for (int i = 0; i < 8; ++i) {
+      x[i] = 0.2f * float(i) - 0.7f;
+      v[i] = 0.1f * float(7 - i);
+    }
+    for (int i = 0; i < 6; ++i) {
+      u[i] = 0.3f - 0.1f * float(i);
+      dy[i] = 0.25f * float(i) - 0.6f;
+    }
+    auto g = call("lowrank_adjoint", {{{2, 3}, &acc}, {{2, 4}, &x},
+                                      {{3, 2}, &u}, {{4, 2}, &v}, {{2, 3}, &dy}});
+    auto at = [](const std::vector<float> &a, int cols, int r, int c) {
+      return double(a[r * cols + c]);
+    };
+    for (int i = 0; i < 6; ++i)
+      EXPECT_FLOAT_EQ(g[0].f32()[i], dy[i]);
+    for (int m = 0; m < 2; ++m)
+      for (int k = 0; k < 4; ++k) {
+        double e = 0;
+        for (int n = 0; n < 3; ++n)
+          for (int r = 0; r < 2; ++r)
+            e += at(dy, 3, m, n) * at(u, 2, n, r) * at(v, 2, k, r);
+        EXPECT_TRUE(near(g[1].f32()[m * 4 + k], e)) << m << "," << k;
+      }
+    for (int n = 0; n < 3; ++n)
+      for (int r = 0; r < 2; ++r) {
+        double e = 0;
+        for (int m = 0; m < 2; ++m)
+          for (int k = 0; k < 4; ++k)
+            e += at(dy, 3, m, n) * at(x, 4, m, k) * at(v, 2, k, r);
+        EXPECT_TRUE(near(g[2].f32()[n * 2 + r], e)) << n << "," << r;
+      }
+    for (int k = 0; k < 4; ++k)
+      for (int r = 0; r < 2; ++r) {
+        double e = 0;
+        for (int m = 0; m < 2; ++m)
+          for (int n = 0; n < 3; ++n)
+            e += at(x, 4, m, k) * at(dy, 3, m, n) * at(u, 2, n, r);
+        EXPECT_TRUE(near(g[3].f32()[k * 2 + r], e)) << k << "," << r;
+      }
+  }
+  {
+    // y[i, n] = s[n] sum_k x[i, k] c[n, k]: ds[n] = sum_i dy[i, n] y[i, n] / s[n].
+    std::vector<float> x = {1, 2, 3, 4, -1, 0.5f, 2, -3};
+    std::vector<float> s = {0.5f, 0.25f, 2.0f}, dy = {1, -1, 0.5f, 2, 0.25f, -3};
+    auto y = call("scales", {{{2, 4}, &x}, {{3, 1}, &s}});
+    auto g = call("scales_adjoint", {{{2, 4}, &x}, {{3, 1}, &s}, {{2, 3}, &dy}});
+    for (int n = 0; n < 3; ++n) {
+      double e = 0;
+      for (int i = 0; i < 2; ++i)
+        e += dy[i * 3 + n] * y[0].f32()[i * 3 + n] / s[n];
+      EXPECT_TRUE(near(g[1].f32()[n], e)) << n << ": " << g[1].f32()[n]
+                                          << " vs " << e;
+      EXPECT_NE(e, 0.0);
+    }
+  }
 }
 
 TEST_F(AutodiffTest, QuantizedMatmulUsesTheDequantizedWeight) {

@@ -70,16 +70,6 @@ func.func @f(%x: tensor<6xf32>) -> tensor<3x4xf32> {
 
 // -----
 
-// Quantized storage is not differentiable.
-func.func @f(%x: tensor<2x4xf32>, %scales: tensor<3x1xf32>) -> tensor<2x3xf32> {
-  %codes = arith.constant dense<1> : tensor<3x4xi8>
-  // expected-error @below {{has a differentiated storage component}}
-  %y = qnt.matmul %x, #qnt.uniform<bits = 8>(%codes, %scales) : (tensor<2x4xf32>, tensor<3x4xi8>, tensor<3x1xf32>) -> tensor<2x3xf32>
-  return %y : tensor<2x3xf32>
-}
-
-// -----
-
 // An op of another dialect on a differentiated value.
 func.func @f(%x: tensor<4xf32>) -> tensor<8xf32> {
   // expected-error @below {{'tensor.concat' op has no adjoint rule}}
