@@ -179,6 +179,31 @@ double klDivergenceLoss(const T *predictionLogits, const T *targetLogits,
          double(rows);
 }
 
+template <typename T>
+double adaRoundRegularizer(const T *v, int64_t count, double beta,
+                           T *gradient) {
+  if (!(beta >= 1) || !std::isfinite(beta))
+    throw std::invalid_argument("AdaRound regularizer: beta must be >= 1");
+  constexpr double zeta = 1.1, gamma = -0.1;
+  return sumRows(count, 1, [&](int64_t i) {
+    double sigmoid = 1 / (1 + std::exp(-double(v[i])));
+    double stretched = sigmoid * (zeta - gamma) + gamma;
+    double h = std::clamp(stretched, 0.0, 1.0);
+    double a = 2 * h - 1, magnitude = std::abs(a);
+    if (gradient) {
+      // d/dv (1 - |a|^beta) = -beta |a|^(beta-1) sign(a) 2 dh/dv; h is flat
+      // where the stretched sigmoid is clamped.
+      double dh = stretched > 0 && stretched < 1
+                      ? (zeta - gamma) * sigmoid * (1 - sigmoid)
+                      : 0.0;
+      double sign = a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0);
+      gradient[i] =
+          T(-beta * std::pow(magnitude, beta - 1) * sign * 2 * dh);
+    }
+    return 1 - std::pow(magnitude, beta);
+  });
+}
+
 #define QNT_INSTANTIATE_LOSSES(T)                                              \
   template double mseLoss<T>(const T *, const T *, int64_t, int64_t,          \
                              Reduction, T *);                                  \
@@ -189,7 +214,8 @@ double klDivergenceLoss(const T *predictionLogits, const T *targetLogits,
   template double negLogCosineLoss<T>(const T *, const T *, int64_t, int64_t, \
                                       T *);                                    \
   template double klDivergenceLoss<T>(const T *, const T *, int64_t, int64_t, \
-                                      double, T *);
+                                      double, T *);                            \
+  template double adaRoundRegularizer<T>(const T *, int64_t, double, T *);
 QNT_INSTANTIATE_LOSSES(float)
 QNT_INSTANTIATE_LOSSES(double)
 #undef QNT_INSTANTIATE_LOSSES

@@ -141,6 +141,24 @@ TEST(LossTest, KlDivergenceValuesAndGradients) {
                std::invalid_argument);
 }
 
+TEST(LossTest, AdaRoundRegularizer) {
+  // h(v) = 0 or 1 (far from 0): no penalty and no gradient; h = 1/2 (v = 0):
+  // the full penalty of 1 whatever beta, and a zero gradient (|a|^(b-1)).
+  std::vector<double> v = {-20, 20, 0}, g(3);
+  EXPECT_NEAR(adaRoundRegularizer(v.data(), 3, 2.0, g.data()), 1.0, 1e-12);
+  for (double gi : g)
+    EXPECT_NEAR(gi, 0.0, 1e-12);
+  // Values where the stretched sigmoid is inside (0, 1).
+  std::vector<double> inner = randomMatrix(12, 20, 2.0);
+  for (double beta : {2.0, 7.5, 20.0})
+    expectGradientMatchesDifferences(
+        [&](const double *x, double *grad) {
+          return adaRoundRegularizer(x, 20, beta, grad);
+        },
+        inner);
+  EXPECT_THROW(adaRoundRegularizer(v.data(), 3, 0.5), std::invalid_argument);
+}
+
 TEST(LossTest, FloatAgreesWithDoubleOnLargeInputs) {
   // Large enough for the parallel path; the sums are taken in row order,
   // so the float and double runs differ only by the inputs' rounding.

@@ -61,6 +61,16 @@ double klDivergenceLoss(const T *predictionLogits, const T *targetLogits,
                         int64_t rows, int64_t cols, double temperature,
                         T *gradient = nullptr);
 
+/// AdaRound's rounding regularizer sum_i (1 - |2 h(v_i) - 1|^beta), with
+/// h(v) = clamp(sigmoid(v) (zeta - gamma) + gamma, 0, 1), zeta = 1.1,
+/// gamma = -0.1 (the rectified sigmoid of the quantizer in
+/// passes/ptq/LearnedRounding.h): it pushes every h to 0 or 1 as beta is
+/// annealed (annealedBeta in Optimizer.h). Throws std::invalid_argument
+/// unless beta >= 1.
+template <typename T>
+double adaRoundRegularizer(const T *v, int64_t count, double beta,
+                           T *gradient = nullptr);
+
 } // namespace qnt::numerics
 
 #endif // QNT_NUMERICS_LOSS_H

@@ -1,0 +1,160 @@
+//===- LearnedRounding.cpp - Learnable weight quantizers in the IR --------===//
+//
+// See LearnedRounding.h. The quantizer is one linalg.generic over the
+// weight viewed as [N, G, g] (expand_shape), so that per-group parameters
+// are indexed by projected permutations and the adjoint handles them
+// without gathers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/ptq/LearnedRounding.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace mlir::qnt;
+
+namespace {
+
+/// The body: the quantized element from the weight `w`, the element-wise
+/// parameter `e` (D2 or V), the group's `g` (d1 or s) and zero point `z`,
+/// and for FlexRound the row's `r` (d3).
+Value quantizedElement(OpBuilder &b, Location loc,
+                       const LearnableWeightSpec &spec, Value w, Value e,
+                       Value g, Value z, Value r) {
+  auto constant = [&](double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)).getResult();
+  };
+  double qmax = double((int64_t(1) << spec.bits) - 1);
+  Value lo = arith::NegFOp::create(b, loc, z);
+  Value hi = arith::SubFOp::create(b, loc, constant(qmax), z);
+  auto clamp = [&](Value q) {
+    return arith::MinimumFOp::create(
+               b, loc, arith::MaximumFOp::create(b, loc, q, lo), hi)
+        .getResult();
+  };
+  if (spec.method == LearnedRounding::FlexRound) {
+    Value exponent = arith::AddFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, g, e), r);
+    Value divisor = math::ExpOp::create(b, loc, exponent);
+    Value q = math::RoundEvenOp::create(
+        b, loc, arith::DivFOp::create(b, loc, w, divisor));
+    return arith::MulFOp::create(b, loc, math::ExpOp::create(b, loc, g),
+                                 clamp(q));
+  }
+  // AdaRound: h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1).
+  const double zeta = 1.1, gamma = -0.1;
+  Value sigmoid = arith::DivFOp::create(
+      b, loc, constant(1),
+      arith::AddFOp::create(
+          b, loc, constant(1),
+          math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, e))));
+  Value stretched = arith::AddFOp::create(
+      b, loc, arith::MulFOp::create(b, loc, sigmoid, constant(zeta - gamma)),
+      constant(gamma));
+  Value h = arith::MinimumFOp::create(
+      b, loc, arith::MaximumFOp::create(b, loc, stretched, constant(0)),
+      constant(1));
+  Value floor =
+      math::FloorOp::create(b, loc, arith::DivFOp::create(b, loc, w, g));
+  return arith::MulFOp::create(
+      b, loc, g, clamp(arith::AddFOp::create(b, loc, floor, h)));
+}
+
+} // namespace
+
+FailureOr<LearnableWeightArgs>
+mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
+                               const LearnableWeightSpec &spec) {
+  if (weightArg >= func.getNumArguments())
+    return func.emitOpError() << "has no argument #" << weightArg;
+  Value weight = func.getArgument(weightArg);
+  auto type = dyn_cast<RankedTensorType>(weight.getType());
+  if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+      !type.getElementType().isF32())
+    return emitError(weight.getLoc())
+           << "a learnable weight must be a static f32 [N, K] tensor, got "
+           << weight.getType();
+  if (spec.bits < 1 || spec.bits > 8)
+    return emitError(weight.getLoc())
+           << "learnable weights have 1 to 8 bits, got " << spec.bits;
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  int64_t groupSize = spec.groupSize ? spec.groupSize : cols;
+  if (groupSize < 1 || cols % groupSize)
+    return emitError(weight.getLoc())
+           << "group size " << spec.groupSize << " does not divide the "
+           << cols << " input channels";
+  int64_t groups = cols / groupSize;
+
+  MLIRContext *ctx = func.getContext();
+  Type f32 = Float32Type::get(ctx);
+  auto groupType = RankedTensorType::get({rows, groups}, f32);
+  auto rowType = RankedTensorType::get({rows}, f32);
+  Location loc = weight.getLoc();
+  bool flex = spec.method == LearnedRounding::FlexRound;
+  // New arguments: the trainable ones, then the fixed ones.
+  SmallVector<Type> added;
+  if (flex)
+    added = {groupType, type, rowType, groupType};
+  else
+    added = {type, groupType, groupType};
+  LearnableWeightArgs args;
+  unsigned first = func.getNumArguments();
+  for (auto [i, t] : llvm::enumerate(added))
+    if (failed(func.insertArgument(first + i, t, DictionaryAttr(), loc)))
+      return failure();
+  auto arg = [&](unsigned i) { return func.getArgument(first + i); };
+  if (flex) {
+    args.trainable = {first, first + 1, first + 2};
+    args.zeroPoint = first + 3;
+  } else {
+    args.trainable = {first};
+    args.scale = first + 1;
+    args.zeroPoint = first + 2;
+  }
+
+  OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+  auto viewType = RankedTensorType::get({rows, groups, groupSize}, f32);
+  SmallVector<ReassociationIndices> split = {{0}, {1, 2}};
+  auto grouped = [&](Value v) {
+    return tensor::ExpandShapeOp::create(b, loc, viewType, v, split)
+        .getResult();
+  };
+  Value wView = grouped(weight);
+  Value elementwise = grouped(flex ? arg(1) : arg(0));
+  Value perGroup = flex ? arg(0) : arg(1);
+  Value zero = flex ? arg(3) : arg(2);
+  auto map = [&](ArrayRef<unsigned> dims) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : dims)
+      exprs.push_back(b.getAffineDimExpr(d));
+    return AffineMap::get(3, 0, exprs, ctx);
+  };
+  SmallVector<Value> inputs = {wView, elementwise, perGroup, zero};
+  SmallVector<AffineMap> maps = {map({0, 1, 2}), map({0, 1, 2}), map({0, 1}),
+                                 map({0, 1})};
+  if (flex) {
+    inputs.push_back(arg(2));
+    maps.push_back(map({0}));
+  }
+  maps.push_back(map({0, 1, 2}));
+  Value empty = tensor::EmptyOp::create(b, loc, viewType.getShape(), f32);
+  SmallVector<utils::IteratorType> parallel(3, utils::IteratorType::parallel);
+  Value quantized =
+      linalg::GenericOp::create(
+          b, loc, viewType, inputs, empty, maps, parallel,
+          [&](OpBuilder &nb, Location l, ValueRange a) {
+            linalg::YieldOp::create(
+                nb, l,
+                quantizedElement(nb, l, spec, a[0], a[1], a[2], a[3],
+                                 flex ? a[4] : Value()));
+          })
+          .getResult(0);
+  Value learnable =
+      tensor::CollapseShapeOp::create(b, loc, type, quantized, split);
+  weight.replaceAllUsesExcept(learnable, wView.getDefiningOp());
+  return args;
+}

@@ -1,0 +1,60 @@
+//===- LearnedRounding.h - Learnable weight quantizers in the IR -*- C++ -*-===//
+//
+// The learned-rounding methods (FlexRound, AdaRound; ../shared/docs/
+// ALGORITHMS.md §9, §6/§7) optimize a weight's quantizer by gradient descent
+// on a block's output. Here the quantizer is written into the block's IR
+// as a function of new arguments, so that qnt-differentiate gives the
+// gradients of exactly the function that runs (docs/Autodiff.md):
+//
+//  FlexRound (the authors' code form, log space):
+//    W^ = exp(d1) * clamp(roundeven(W / exp(d1 + D2 + d3)), -z, 2^b-1-z)
+//    d1 = log s1 [N, G] (one per group), D2 [N, K] element-wise, d3 [N]
+//    per row; the zero point z [N, G] is fixed (not learned).
+//  AdaRound:
+//    W^ = s * clamp(floor(W / s) + h(V), -z, 2^b-1-z)
+//    h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1), zeta = 1.1,
+//    gamma = -0.1; s [N, G] and z [N, G] fixed, V [N, K] learned.
+//
+// Rounding is straight-through (the adjoint's rule), the clamp is not.
+// Groups run along K (G = K / g, or one group per row).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_PASSES_PTQ_LEARNEDROUNDING_H
+#define QNT_PASSES_PTQ_LEARNEDROUNDING_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::qnt {
+
+enum class LearnedRounding { FlexRound, AdaRound };
+
+struct LearnableWeightSpec {
+  LearnedRounding method = LearnedRounding::FlexRound;
+  int64_t bits = 4;
+  /// Elements per group along K; 0 for one group per row (per channel).
+  /// Must divide K.
+  int64_t groupSize = 0;
+};
+
+/// The arguments makeWeightLearnable added, as argument indices.
+struct LearnableWeightArgs {
+  /// FlexRound: d1 [N, G], D2 [N, K], d3 [N]. AdaRound: V [N, K].
+  SmallVector<unsigned, 3> trainable;
+  /// AdaRound's fixed scale s [N, G] (absent for FlexRound: s1 = exp(d1)).
+  std::optional<unsigned> scale;
+  /// The fixed zero point z [N, G] (f32, integral values).
+  unsigned zeroPoint = 0;
+};
+
+/// Replaces the uses of argument `weightArg` of `func` (a static f32
+/// [N, K] tensor) by the learnable quantized weight of `spec`, computed at
+/// the start of the function from the weight and new trailing arguments.
+/// Emits a located error and changes nothing on failure.
+FailureOr<LearnableWeightArgs>
+makeWeightLearnable(func::FuncOp func, unsigned weightArg,
+                    const LearnableWeightSpec &spec);
+
+} // namespace mlir::qnt
+
+#endif // QNT_PASSES_PTQ_LEARNEDROUNDING_H

@@ -1,0 +1,259 @@
+//===- LearnedRoundingTest.cpp - Learnable quantizers and their gradients -===//
+//
+// FlexRound at its initialization (d1 = log s, D2 = d3 = 0) must be
+// round-to-nearest with the same scale and zero point; AdaRound with V at
+// +-infinity rounds up or down. The adjoints of the quantizers (built by
+// qnt-differentiate, run through the CPU pipeline) are compared with their
+// closed forms, rounding straight-through.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/autodiff/Adjoint.h"
+#include "passes/ptq/LearnedRounding.h"
+#include "qnt/InitAll.h"
+#include "qnt/runtime/CpuJit.h"
+#include "qnt/support/Random.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace mlir;
+namespace rt = ::qnt::runtime;
+
+namespace {
+
+constexpr int64_t kRows = 3, kCols = 8, kGroup = 4, kGroups = 2, kBits = 3;
+constexpr double kQmax = (1 << kBits) - 1;
+
+class LearnedRoundingTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ::qnt::registerAllPasses();
+    ::qnt::registerAllDialects(registry);
+    ctx = std::make_unique<MLIRContext>(registry);
+    ctx->loadAllAvailableDialects();
+  }
+
+  /// `@q(W, params...) -> W^`: the identity on W, made learnable, and its
+  /// adjoint with respect to the trainable arguments.
+  std::unique_ptr<rt::CompiledModule>
+  compile(mlir::qnt::LearnedRounding method,
+          mlir::qnt::LearnableWeightArgs &args) {
+    module = parseSourceString<ModuleOp>(
+        "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
+        "  return %w : tensor<3x8xf32>\n}\n",
+        ctx.get());
+    auto func = *module->getOps<func::FuncOp>().begin();
+    mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup};
+    auto made = mlir::qnt::makeWeightLearnable(func, 0, spec);
+    if (failed(made))
+      return nullptr;
+    args = *made;
+    if (failed(mlir::qnt::buildAdjoint(func, args.trainable, "q_adjoint")))
+      return nullptr;
+    auto compiled = rt::CompiledModule::compile(*module, {"q", "q_adjoint"});
+    if (failed(compiled) ||
+        failed((*compiled)->bindParams(mlir::qnt::ParamStore(),
+                                       module->getLoc())))
+      return nullptr;
+    return std::move(*compiled);
+  }
+
+  rt::HostTensor tensor(ArrayRef<int64_t> shape, std::vector<float> &data) {
+    return rt::HostTensor(
+        RankedTensorType::get(shape, Float32Type::get(ctx.get())),
+        data.data());
+  }
+
+  DialectRegistry registry;
+  std::unique_ptr<MLIRContext> ctx;
+  OwningOpRef<ModuleOp> module;
+};
+
+/// Per-group asymmetric min/max scale and zero point, as RTN computes them.
+void minMaxGrid(const std::vector<float> &w, std::vector<float> &scale,
+                std::vector<float> &zero) {
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t g = 0; g < kGroups; ++g) {
+      float lo = 0, hi = 0;
+      for (int64_t j = 0; j < kGroup; ++j) {
+        float v = w[n * kCols + g * kGroup + j];
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      float s = (hi - lo) / float(kQmax);
+      scale.push_back(s);
+      zero.push_back(std::nearbyint(-lo / s));
+    }
+}
+
+std::vector<float> randomWeight(uint64_t seed) {
+  ::qnt::Xoshiro256 rng(seed);
+  std::vector<float> w(kRows * kCols);
+  for (float &x : w)
+    x = float(2 * rng.uniform() - 1);
+  return w;
+}
+
+TEST_F(LearnedRoundingTest, FlexRoundStartsAtRoundToNearestAndItsGradients) {
+  mlir::qnt::LearnableWeightArgs args;
+  auto m = compile(mlir::qnt::LearnedRounding::FlexRound, args);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(args.trainable.size(), 3u);
+  std::vector<float> w = randomWeight(1), scale, zero;
+  minMaxGrid(w, scale, zero);
+  std::vector<float> d1(scale.size()), d2(w.size(), 0.0f), d3(kRows, 0.0f);
+  for (size_t i = 0; i < scale.size(); ++i)
+    d1[i] = std::log(scale[i]);
+  std::vector<rt::HostTensor> results;
+  ASSERT_TRUE(succeeded(m->call(
+      "q",
+      {tensor({kRows, kCols}, w), tensor({kRows, kGroups}, d1),
+       tensor({kRows, kCols}, d2), tensor({kRows}, d3),
+       tensor({kRows, kGroups}, zero)},
+      results, module->getLoc())));
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t g = n * kGroups + k / kGroup;
+      // RTN: s (clamp(round(w / s) + z, 0, qmax) - z).
+      double q = std::clamp(double(std::nearbyint(w[n * kCols + k] / scale[g])) +
+                                zero[g],
+                            0.0, kQmax);
+      EXPECT_NEAR(results[0].f32()[n * kCols + k], scale[g] * (q - zero[g]),
+                  1e-6)
+          << n << "," << k;
+    }
+
+  // Away from the initialization, against the closed form: with
+  // u = w / exp(d1 + D2 + d3), c = clamp(round(u), -z, qmax - z),
+  // W^ = exp(d1) c, and round straight-through:
+  //   dW^/dD2 = dW^/dd3 = -exp(d1) u inside the clamp, 0 outside;
+  //   dW^/dd1 = exp(d1) c - (the same inside).
+  ::qnt::Xoshiro256 rng(5);
+  for (float &x : d2)
+    x = float(0.3 * (rng.uniform() - 0.5));
+  for (float &x : d3)
+    x = float(0.2 * (rng.uniform() - 0.5));
+  for (float &x : d1)
+    x -= 0.4f; // a finer grid: some elements clamp
+  std::vector<float> dy(w.size());
+  for (float &x : dy)
+    x = float(2 * rng.uniform() - 1);
+  std::vector<rt::HostTensor> grads;
+  ASSERT_TRUE(succeeded(m->call(
+      "q_adjoint",
+      {tensor({kRows, kCols}, w), tensor({kRows, kGroups}, d1),
+       tensor({kRows, kCols}, d2), tensor({kRows}, d3),
+       tensor({kRows, kGroups}, zero), tensor({kRows, kCols}, dy)},
+      grads, module->getLoc())));
+  std::vector<double> gd1(d1.size(), 0.0), gd3(kRows, 0.0);
+  int clamped = 0;
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = n * kCols + k, g = n * kGroups + k / kGroup;
+      double s1 = std::exp(double(d1[g]));
+      double u = w[i] / std::exp(double(d1[g]) + d2[i] + d3[n]);
+      double r = std::nearbyint(u);
+      bool inside = r >= -zero[g] && r <= kQmax - zero[g];
+      clamped += !inside;
+      double c = std::clamp(r, double(-zero[g]), kQmax - zero[g]);
+      double dInner = inside ? -s1 * u : 0.0;
+      EXPECT_NEAR(grads[1].f32()[i], dy[i] * dInner, 1e-5) << i;
+      gd3[n] += dy[i] * dInner;
+      gd1[g] += dy[i] * (s1 * c + dInner);
+    }
+  for (size_t g = 0; g < gd1.size(); ++g)
+    EXPECT_NEAR(grads[0].f32()[g], gd1[g], 1e-5) << g;
+  for (int64_t n = 0; n < kRows; ++n)
+    EXPECT_NEAR(grads[2].f32()[n], gd3[n], 1e-5) << n;
+  EXPECT_GT(clamped, 0);
+  EXPECT_LT(clamped, kRows * kCols);
+}
+
+TEST_F(LearnedRoundingTest, AdaRoundRoundsByTheSignOfVAndItsGradient) {
+  mlir::qnt::LearnableWeightArgs args;
+  auto m = compile(mlir::qnt::LearnedRounding::AdaRound, args);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(args.trainable.size(), 1u);
+  ASSERT_TRUE(args.scale.has_value());
+  std::vector<float> w = randomWeight(2), scale, zero;
+  minMaxGrid(w, scale, zero);
+  // V = +-10: h(V) is 1 or 0 exactly (the stretched sigmoid is clamped),
+  // so W^ rounds up or down.
+  std::vector<float> v(w.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = i % 3 ? 10.0f : -10.0f;
+  std::vector<rt::HostTensor> results;
+  ASSERT_TRUE(succeeded(m->call("q",
+                                {tensor({kRows, kCols}, w),
+                                 tensor({kRows, kCols}, v),
+                                 tensor({kRows, kGroups}, scale),
+                                 tensor({kRows, kGroups}, zero)},
+                                results, module->getLoc())));
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = n * kCols + k, g = n * kGroups + k / kGroup;
+      double q = std::floor(w[i] / scale[g]) + (i % 3 ? 1 : 0);
+      q = std::clamp(q, double(-zero[g]), kQmax - zero[g]);
+      EXPECT_NEAR(results[0].f32()[i], scale[g] * q, 1e-6) << i;
+    }
+  // dW^/dV = s (zeta - gamma) sigmoid'(V) where the stretched sigmoid and
+  // the sum are inside their clamps.
+  ::qnt::Xoshiro256 rng(9);
+  for (float &x : v)
+    x = float(4 * (rng.uniform() - 0.5));
+  std::vector<float> dy(w.size());
+  for (float &x : dy)
+    x = float(2 * rng.uniform() - 1);
+  std::vector<rt::HostTensor> grads;
+  ASSERT_TRUE(succeeded(m->call(
+      "q_adjoint",
+      {tensor({kRows, kCols}, w), tensor({kRows, kCols}, v),
+       tensor({kRows, kGroups}, scale), tensor({kRows, kGroups}, zero),
+       tensor({kRows, kCols}, dy)},
+      grads, module->getLoc())));
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = n * kCols + k, g = n * kGroups + k / kGroup;
+      double sig = 1 / (1 + std::exp(-double(v[i])));
+      double stretched = sig * 1.2 - 0.1;
+      double h = std::clamp(stretched, 0.0, 1.0);
+      double q = std::floor(w[i] / scale[g]) + h;
+      bool inside = stretched > 0 && stretched < 1 && q >= -zero[g] &&
+                    q <= kQmax - zero[g];
+      double expected =
+          inside ? dy[i] * scale[g] * 1.2 * sig * (1 - sig) : 0.0;
+      EXPECT_NEAR(grads[0].f32()[i], expected, 1e-5) << i;
+    }
+}
+
+TEST_F(LearnedRoundingTest, RefusesWeightsItCannotGroup) {
+  module = parseSourceString<ModuleOp>(
+      "func.func @q(%w: tensor<3x6xf32>, %i: tensor<3xi32>) -> tensor<3x6xf32> {\n"
+      "  return %w : tensor<3x6xf32>\n}\n",
+      ctx.get());
+  auto func = *module->getOps<func::FuncOp>().begin();
+  std::string messages;
+  ScopedDiagnosticHandler handler(ctx.get(), [&](Diagnostic &d) {
+    messages += d.str() + "\n";
+    return success();
+  });
+  mlir::qnt::LearnableWeightSpec spec;
+  spec.groupSize = 4;
+  EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 0, spec)));
+  EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 1, {})));
+  EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 2, {})));
+  EXPECT_NE(messages.find("group size 4 does not divide the 6 input channels"),
+            std::string::npos)
+      << messages;
+  EXPECT_NE(messages.find("must be a static f32 [N, K] tensor"),
+            std::string::npos);
+  EXPECT_EQ(func.getNumArguments(), 2u); // nothing added
+}
+
+} // namespace
