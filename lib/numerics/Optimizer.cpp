@@ -63,7 +63,11 @@ Adam::Adam(std::vector<ParameterGroup> groups) : groups_(std::move(groups)) {
 static void updateTensor(const AdamOptions &o, double lr, double bias1,
                          double bias2Sqrt, float *p, const float *g,
                          float *m, float *v, float *vMax, int64_t n) {
-  const float beta1 = float(o.beta1), beta2 = float(o.beta2);
+  // 1 - beta in double, then rounded, as torch (its betas are Python
+  // floats): 1.0f - 0.999f is 1.7e-5 away from float(0.001) relatively.
+  const float beta2 = float(o.beta2);
+  const float oneMinusBeta1 = float(1.0 - o.beta1);
+  const float oneMinusBeta2 = float(1.0 - o.beta2);
   const float decay = float(o.weightDecay);
   const float shrink = float(1.0 - lr * o.weightDecay);
   const float stepSize = float(lr / bias1);
@@ -79,8 +83,8 @@ static void updateTensor(const AdamOptions &o, double lr, double bias1,
       grad += decay * p[i];
     if (decoupled)
       p[i] *= shrink;
-    m[i] += (grad - m[i]) * (1.0f - beta1); // torch: exp_avg.lerp_
-    v[i] = v[i] * beta2 + (1.0f - beta2) * grad * grad;
+    m[i] += (grad - m[i]) * oneMinusBeta1; // torch: exp_avg.lerp_
+    v[i] = v[i] * beta2 + oneMinusBeta2 * grad * grad;
     float second = v[i];
     if (vMax) {
       vMax[i] = std::max(vMax[i], v[i]);
@@ -162,6 +166,8 @@ double Schedule::factor(int64_t step) const {
     return 1.0;
   // Progress through the decay: 0 at its first step, 1 at totalSteps.
   const double span = double(totalSteps - warmupSteps);
+  if (span <= 0) // an unvalidated schedule without steps: no decay
+    return 1.0;
   const double t = std::min(double(step - warmupSteps) / span, 1.0);
   const double shape = kind == Kind::Cosine
                            ? 0.5 * (1.0 + std::cos(M_PI * t))

@@ -75,9 +75,15 @@ reverseScalar(OpBuilder &b, Operation *op, Value g,
     return arith::ConstantOp::create(b, loc, b.getFloatAttr(g.getType(), v))
         .getResult();
   };
-  // The branch a maximum or minimum took: the first operand where `pick`.
-  auto choose = [&](arith::CmpFPredicate pick) {
+  // The branch a maximum or minimum took: the first operand where `pick`,
+  // or (maxnumf, minnumf) where the second is NaN and so was not returned.
+  auto choose = [&](arith::CmpFPredicate pick, bool nanIgnoring) {
     Value first = arith::CmpFOp::create(b, loc, pick, operand(0), operand(1));
+    if (nanIgnoring)
+      first = arith::OrIOp::create(
+          b, loc, first,
+          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNO, operand(1),
+                                operand(1)));
     Value zero = constant(0);
     addTo(0, arith::SelectOp::create(b, loc, first, g, zero));
     addTo(1, arith::SelectOp::create(b, loc, first, zero, g));
@@ -110,12 +116,12 @@ reverseScalar(OpBuilder &b, Operation *op, Value g,
         addTo(0, neg(g));
         return success();
       })
-      .Case<arith::MaximumFOp, arith::MaxNumFOp>([&](auto) {
-        choose(arith::CmpFPredicate::OGE);
+      .Case<arith::MaximumFOp, arith::MaxNumFOp>([&](Operation *max) {
+        choose(arith::CmpFPredicate::OGE, isa<arith::MaxNumFOp>(max));
         return success();
       })
-      .Case<arith::MinimumFOp, arith::MinNumFOp>([&](auto) {
-        choose(arith::CmpFPredicate::OLE);
+      .Case<arith::MinimumFOp, arith::MinNumFOp>([&](Operation *min) {
+        choose(arith::CmpFPredicate::OLE, isa<arith::MinNumFOp>(min));
         return success();
       })
       .Case<arith::SelectOp>([&](arith::SelectOp select) {
@@ -258,16 +264,20 @@ private:
   /// by the body) summed into a tensor indexed by `outMap`, shaped like
   /// `like` (rank 0 when null).
   Value gradientGeneric(linalg::GenericOp generic, ValueRange results,
-                        ArrayRef<OutputRole> roles, Value target,
-                        AffineMap outMap, Value like, LogicalResult &status);
+                        ArrayRef<OutputRole> roles, ArrayRef<Value> ties,
+                        Value target, AffineMap outMap, Value like,
+                        LogicalResult &status);
+  Value tieCount(linalg::GenericOp generic, ValueRange results,
+                 ArrayRef<OutputRole> roles, unsigned output);
   Value scatterGradient(linalg::GenericOp generic, ValueRange results,
-                        ArrayRef<OutputRole> roles, Value source,
-                        Operation *original, LogicalResult &status);
+                        ArrayRef<OutputRole> roles, ArrayRef<Value> ties,
+                        Value source, Operation *original,
+                        LogicalResult &status);
   FailureOr<DenseMap<Value, Value>>
   reverseBody(OpBuilder &nb, Location l, linalg::GenericOp generic,
               ArrayRef<OutputRole> roles, IRMapping &bodyMap,
               ArrayRef<Value> seeds, ArrayRef<Value> finals,
-              const DenseSet<Value> &dependent);
+              ArrayRef<Value> ties, const DenseSet<Value> &dependent);
   LogicalResult reverseQntMatmul(MatmulOp matmul);
 
   func::FuncOp primal, adjoint;
@@ -398,7 +408,8 @@ LogicalResult AdjointBuilder::reverse(Operation *op) {
   auto sourceNeeds = [&](Value source) { return isVaried(source); };
   // Scalar arithmetic between tensors (a scale read from a tensor, say):
   // the same rules as in bodies.
-  if (isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) &&
+  if (op->getDialect() &&
+      isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) &&
       op->getNumResults() == 1 && isa<FloatType>(g.getType()))
     return reverseScalar(
         b, op, g, [&](Value v) { return primalMap.lookupOrDefault(v); },
@@ -487,6 +498,17 @@ LogicalResult AdjointBuilder::reverse(Operation *op) {
 // linalg
 //===----------------------------------------------------------------------===//
 
+/// Body values that depend on `roots` (within the body, through its ops).
+static DenseSet<Value> dependentValues(Block &body, ArrayRef<Value> roots) {
+  DenseSet<Value> dependent(roots.begin(), roots.end());
+  for (Operation &op : body.without_terminator())
+    if (llvm::any_of(op.getOperands(),
+                     [&](Value v) { return dependent.contains(v); }))
+      for (Value r : op.getResults())
+        dependent.insert(r);
+  return dependent;
+}
+
 LogicalResult AdjointBuilder::reverseLinalg(linalg::LinalgOp op) {
   if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation()))
     return reverseGeneric(generic, op->getResults(), op);
@@ -571,6 +593,25 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
       return failure();
     roles.push_back(*role);
   }
+  // A reduced value must not read an accumulator: its combine op (not
+  // reversed) would hide that dependence.
+  Block &body = generic.getRegion().front();
+  SmallVector<Value> accumulators;
+  for (unsigned j = 0; j < roles.size(); ++j)
+    if (roles[j].combiner != Combiner::None)
+      accumulators.push_back(body.getArgument(generic.getNumDpsInputs() + j));
+  DenseSet<Value> fromAccumulators = dependentValues(body, accumulators);
+  for (unsigned j = 0; j < roles.size(); ++j)
+    if (roles[j].combiner != Combiner::None &&
+        fromAccumulators.contains(roles[j].contribution))
+      return original->emitOpError()
+             << "reduces into output #" << j
+             << " a value that reads an accumulator; it has no adjoint rule";
+  // Per maximum or minimum with a cotangent: how many elements reach it.
+  SmallVector<Value> ties(roles.size());
+  for (unsigned j = 0; j < roles.size(); ++j)
+    if (roles[j].combiner == Combiner::Extremum && adjoints.count(results[j]))
+      ties[j] = tieCount(generic, results, roles, j);
   // A sum's init is added once to the result.
   for (unsigned j = 0; j < roles.size(); ++j) {
     Value init = generic.getDpsInitOperand(j)->get();
@@ -594,7 +635,7 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
     if (!isa<RankedTensorType>(value.getType())) {
       // A scalar used at every iteration: its cotangent is the sum over
       // all of them, a generic reducing into a rank-0 tensor.
-      Value sum = gradientGeneric(generic, results, roles, value,
+      Value sum = gradientGeneric(generic, results, roles, ties, value,
                                   AffineMap::get(generic.getNumLoops(), 0, {},
                                                  generic.getContext()),
                                   Value(), status);
@@ -606,7 +647,8 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
       continue;
     }
     Value gradient =
-        scatterGradient(generic, results, roles, value, original, status);
+        scatterGradient(generic, results, roles, ties, value, original,
+                        status);
     if (failed(status))
       return failure();
     if (gradient)
@@ -622,14 +664,23 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
           generic.getMatchingBlockArgument(&operand).use_empty())
         continue;
     }
-    if (!isa<RankedTensorType>(value.getType()))
-      return original->emitOpError()
-             << "takes the differentiated scalar operand #"
-             << operand.getOperandNumber()
-             << "; only tensor operands are differentiated";
     LogicalResult status = success();
+    if (!isa<ShapedType>(value.getType())) {
+      // A scalar operand (linalg.fill's value): summed over the iterations.
+      Value sum = gradientGeneric(generic, results, roles, ties,
+                                  generic.getMatchingBlockArgument(&operand),
+                                  generic.getMatchingIndexingMap(&operand),
+                                  Value(), status);
+      if (failed(status))
+        return failure();
+      if (sum)
+        accumulate(value, tensor::ExtractOp::create(b, generic.getLoc(), sum,
+                                                    ValueRange{}));
+      continue;
+    }
     Value gradient = gradientGeneric(
-        generic, results, roles, generic.getMatchingBlockArgument(&operand),
+        generic, results, roles, ties,
+        generic.getMatchingBlockArgument(&operand),
         generic.getMatchingIndexingMap(&operand), value, status);
     if (failed(status))
       return failure();
@@ -637,17 +688,6 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
       accumulate(value, gradient);
   }
   return success();
-}
-
-/// Body values that depend on `roots` (within the body, through its ops).
-static DenseSet<Value> dependentValues(Block &body, ArrayRef<Value> roots) {
-  DenseSet<Value> dependent(roots.begin(), roots.end());
-  for (Operation &op : body.without_terminator())
-    if (llvm::any_of(op.getOperands(),
-                     [&](Value v) { return dependent.contains(v); }))
-      for (Value r : op.getResults())
-        dependent.insert(r);
-  return dependent;
 }
 
 /// Loop sizes of `generic` over the values that replace its operands.
@@ -678,7 +718,8 @@ static SmallVector<Value> loopSizes(OpBuilder &b, Location loc,
 FailureOr<DenseMap<Value, Value>> AdjointBuilder::reverseBody(
     OpBuilder &nb, Location l, linalg::GenericOp generic,
     ArrayRef<OutputRole> roles, IRMapping &bodyMap, ArrayRef<Value> seeds,
-    ArrayRef<Value> finals, const DenseSet<Value> &dependent) {
+    ArrayRef<Value> finals, ArrayRef<Value> ties,
+    const DenseSet<Value> &dependent) {
   Block &body = generic.getRegion().front();
   DenseSet<Operation *> combineOps;
   for (const OutputRole &role : roles)
@@ -704,13 +745,15 @@ FailureOr<DenseMap<Value, Value>> AdjointBuilder::reverseBody(
       continue;
     Value seed = seeds[j];
     if (roles[j].combiner == Combiner::Extremum) {
-      // The gradient of a maximum goes to the elements equal to it.
+      // The gradient of a maximum is shared by the elements equal to it
+      // (as torch's amax): each gets the cotangent over their count.
       Value chosen =
           arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
                                 primalOf(roles[j].contribution), finals[j]);
       Value zero =
           arith::ConstantOp::create(nb, l, nb.getZeroAttr(seed.getType()));
-      seed = arith::SelectOp::create(nb, l, chosen, seed, zero);
+      Value share = arith::DivFOp::create(nb, l, seed, ties[j]);
+      seed = arith::SelectOp::create(nb, l, chosen, share, zero);
     }
     addAdjoint(roles[j].contribution, seed);
   }
@@ -734,14 +777,74 @@ FailureOr<DenseMap<Value, Value>> AdjointBuilder::reverseBody(
 static Value convertFloat(OpBuilder &b, Location loc, Value value, Type type) {
   if (value.getType() == type)
     return value;
+  unsigned from = value.getType().getIntOrFloatBitWidth();
+  if (from == type.getIntOrFloatBitWidth()) // f16 <-> bf16, through f32
+    value = arith::ExtFOp::create(b, loc, b.getF32Type(), value);
   if (value.getType().getIntOrFloatBitWidth() > type.getIntOrFloatBitWidth())
     return arith::TruncFOp::create(b, loc, type, value);
   return arith::ExtFOp::create(b, loc, type, value);
 }
 
+Value AdjointBuilder::tieCount(linalg::GenericOp generic, ValueRange results,
+                               ArrayRef<OutputRole> roles, unsigned output) {
+  Block &body = generic.getRegion().front();
+  const unsigned numInputs = generic.getNumDpsInputs();
+  Location loc = generic.getLoc();
+  SmallVector<Value> ins;
+  SmallVector<AffineMap> maps;
+  for (unsigned i = 0; i < numInputs; ++i) {
+    OpOperand *input = generic.getDpsInputOperand(i);
+    ins.push_back(mapped(input->get()));
+    maps.push_back(generic.getMatchingIndexingMap(input));
+  }
+  AffineMap outMap =
+      generic.getMatchingIndexingMap(generic.getDpsInitOperand(output));
+  Value final = mapped(results[output]);
+  ins.push_back(final);
+  maps.append({outMap, outMap});
+  Value init = zerosLike(loc, final);
+  Type elementType = getElementTypeOrSelf(init.getType());
+  SetVector<Value> captured;
+  getUsedValuesDefinedAbove(generic.getRegion(), captured);
+  DenseSet<Operation *> combineOps;
+  for (const OutputRole &role : roles)
+    combineOps.insert(role.combineOps.begin(), role.combineOps.end());
+  auto count = linalg::GenericOp::create(
+      b, loc, init.getType(), ins, init, maps,
+      generic.getIteratorTypesArray(),
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        IRMapping bodyMap;
+        for (Value value : captured)
+          bodyMap.map(value, mapped(value));
+        for (unsigned i = 0; i < numInputs; ++i)
+          bodyMap.map(body.getArgument(i), args[i]);
+        // Accumulators are read only by the combine ops, not cloned.
+        for (Operation &op : body.without_terminator())
+          if (!combineOps.contains(&op))
+            nb.clone(op, bodyMap);
+        Value equal = arith::CmpFOp::create(
+            nb, l, arith::CmpFPredicate::OEQ,
+            bodyMap.lookupOrDefault(roles[output].contribution),
+            args[numInputs]);
+        Value one =
+            arith::ConstantOp::create(nb, l, nb.getFloatAttr(elementType, 1));
+        Value zero =
+            arith::ConstantOp::create(nb, l, nb.getZeroAttr(elementType));
+        linalg::YieldOp::create(
+            nb, l,
+            arith::AddFOp::create(
+                nb, l, args.back(),
+                arith::SelectOp::create(nb, l, equal, one, zero))
+                .getResult());
+      });
+  eraseDeadOps(count.getRegion().front());
+  return count.getResult(0);
+}
+
 Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
                                       ValueRange results,
-                                      ArrayRef<OutputRole> roles, Value target,
+                                      ArrayRef<OutputRole> roles,
+                                      ArrayRef<Value> ties, Value target,
                                       AffineMap outMap, Value like,
                                       LogicalResult &status) {
   Block &body = generic.getRegion().front();
@@ -766,7 +869,7 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
   // Per output: where its init (read as a value), its final value (for a
   // maximum) and its cotangent are among the new inputs; -1 if absent.
   SmallVector<int> initArg(numOutputs, -1), finalArg(numOutputs, -1),
-      seedArg(numOutputs, -1);
+      tieArg(numOutputs, -1), seedArg(numOutputs, -1);
   for (unsigned j = 0; j < numOutputs; ++j) {
     OpOperand *init = generic.getDpsInitOperand(j);
     AffineMap map = generic.getMatchingIndexingMap(init);
@@ -779,8 +882,10 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
     if (roles[j].combiner == Combiner::None &&
         !generic.getMatchingBlockArgument(init).use_empty())
       append(initArg[j], mapped(init->get()));
-    if (roles[j].combiner == Combiner::Extremum && hasSeed)
+    if (roles[j].combiner == Combiner::Extremum && hasSeed) {
       append(finalArg[j], mapped(results[j]));
+      append(tieArg[j], ties[j]);
+    }
     if (hasSeed)
       append(seedArg[j], adjoints.lookup(results[j]));
   }
@@ -812,18 +917,22 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
           bodyMap.map(value, mapped(value));
         for (unsigned i = 0; i < numInputs; ++i)
           bodyMap.map(body.getArgument(i), args[i]);
-        SmallVector<Value> seeds(numOutputs), finals(numOutputs);
+        SmallVector<Value> seeds(numOutputs), finals(numOutputs),
+            tieCounts(numOutputs);
         for (unsigned j = 0; j < numOutputs; ++j) {
           BlockArgument acc = body.getArgument(numInputs + j);
           if (initArg[j] >= 0)
             bodyMap.map(acc, args[initArg[j]]);
-          if (finalArg[j] >= 0)
+          if (finalArg[j] >= 0) {
             finals[j] = args[finalArg[j]];
+            tieCounts[j] = args[tieArg[j]];
+          }
           if (seedArg[j] >= 0)
             seeds[j] = args[seedArg[j]];
         }
-        FailureOr<DenseMap<Value, Value>> scalarAdjoints = reverseBody(
-            nb, l, generic, roles, bodyMap, seeds, finals, dependent);
+        FailureOr<DenseMap<Value, Value>> scalarAdjoints =
+            reverseBody(nb, l, generic, roles, bodyMap, seeds, finals,
+                        tieCounts, dependent);
         Value contribution;
         if (failed(scalarAdjoints))
           status = failure();
@@ -848,7 +957,8 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
 Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
                                       ValueRange results,
                                       ArrayRef<OutputRole> roles,
-                                      Value source, Operation *original,
+                                      ArrayRef<Value> ties, Value source,
+                                      Operation *original,
                                       LogicalResult &status) {
   Block &body = generic.getRegion().front();
   const unsigned numInputs = generic.getNumDpsInputs();
@@ -910,10 +1020,13 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
         for (unsigned i = 0; i < numInputs; ++i) {
           OpOperand *input = generic.getDpsInputOperand(i);
           bodyMap.map(body.getArgument(i),
-                      elementAt(mapped(input->get()),
-                                generic.getMatchingIndexingMap(input)));
+                      isa<ShapedType>(input->get().getType())
+                          ? elementAt(mapped(input->get()),
+                                      generic.getMatchingIndexingMap(input))
+                          : mapped(input->get()));
         }
-        SmallVector<Value> seeds(numOutputs), finals(numOutputs);
+        SmallVector<Value> seeds(numOutputs), finals(numOutputs),
+            tieCounts(numOutputs);
         for (unsigned j = 0; j < numOutputs; ++j) {
           OpOperand *init = generic.getDpsInitOperand(j);
           AffineMap map = generic.getMatchingIndexingMap(init);
@@ -921,13 +1034,16 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
           bool hasSeed = adjoints.count(results[j]);
           if (roles[j].combiner == Combiner::None && !acc.use_empty())
             bodyMap.map(acc, elementAt(mapped(init->get()), map));
-          if (roles[j].combiner == Combiner::Extremum && hasSeed)
+          if (roles[j].combiner == Combiner::Extremum && hasSeed) {
             finals[j] = elementAt(mapped(results[j]), map);
+            tieCounts[j] = elementAt(ties[j], map);
+          }
           if (hasSeed)
             seeds[j] = elementAt(adjoints.lookup(results[j]), map);
         }
-        FailureOr<DenseMap<Value, Value>> scalarAdjoints = reverseBody(
-            nb, l, generic, roles, bodyMap, seeds, finals, dependent);
+        FailureOr<DenseMap<Value, Value>> scalarAdjoints =
+            reverseBody(nb, l, generic, roles, bodyMap, seeds, finals,
+                        tieCounts, dependent);
         Value acc = iterArgs[0];
         if (failed(scalarAdjoints)) {
           status = failure();
@@ -946,11 +1062,14 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
         }
         return {acc};
       });
+  // Without loops (a rank-0 generic) the body was built in place.
   if (failed(status)) {
-    nest.loops.front().erase();
+    if (!nest.loops.empty())
+      nest.loops.front().erase();
     return {};
   }
-  eraseDeadOps(*nest.loops.back().getBody());
+  if (!nest.loops.empty())
+    eraseDeadOps(*nest.loops.back().getBody());
   return nest.results.front();
 }
 
@@ -1059,7 +1178,11 @@ FailureOr<func::FuncOp> mlir::qnt::buildAdjoint(func::FuncOp func,
   DenseSet<Operation *> toLower;
   for (Operation &op : work.getBody().front()) {
     if (auto matmul = dyn_cast<MatmulOp>(op)) {
-      if (anyVaried(matmul.getComponents()))
+      // The fused form's own rule covers rank-2 f32 activations.
+      auto input = cast<RankedTensorType>(matmul.getInput().getType());
+      bool ownRule = input.getRank() == 2 && input.getElementType().isF32();
+      if (anyVaried(matmul.getComponents()) ||
+          (!ownRule && varied.contains(matmul.getInput())))
         toLower.insert(&op);
     } else if (isa<DequantOp, SmoothOp, LowRankAddOp, FakeQuantOp>(op) &&
                anyVaried(op.getOperands())) {

@@ -196,6 +196,31 @@ func.func @shapes(%x: tensor<2x6xf64>, %y: tensor<3x4xf64>) -> (tensor<3x4xf64>,
   return %i, %cb : tensor<3x4xf64>, tensor<3x2xf64>
 }
 
+// A generic without loops reading an element (a gather in a rank-0
+// iteration space) times a scalar operand; a fill of a differentiated
+// scalar.
+func.func @pick(%x: tensor<4xf64>, %a: tensor<f64>) -> tensor<f64> {
+  %s = tensor.extract %a[] : tensor<f64>
+  %e = tensor.empty() : tensor<f64>
+  %r = linalg.generic {indexing_maps = [affine_map<() -> ()>, affine_map<() -> ()>],
+                       iterator_types = []}
+      ins(%s : f64) outs(%e : tensor<f64>) {
+  ^bb0(%in: f64, %o: f64):
+    %c2 = arith.constant 2 : index
+    %v = tensor.extract %x[%c2] : tensor<4xf64>
+    %m = arith.mulf %v, %in : f64
+    linalg.yield %m : f64
+  } -> tensor<f64>
+  return %r : tensor<f64>
+}
+
+func.func @fill(%a: tensor<f64>) -> tensor<3xf64> {
+  %s = tensor.extract %a[] : tensor<f64>
+  %e = tensor.empty() : tensor<3xf64>
+  %f = linalg.fill ins(%s : f64) outs(%e : tensor<3xf64>) -> tensor<3xf64>
+  return %f : tensor<3xf64>
+}
+
 // RoPE's form: the rotation partner read with tensor.extract (a gather).
 func.func @gather(%x: tensor<2x4xf64>) -> tensor<2x4xf64> {
   %e = tensor.empty() : tensor<2x4xf64>
@@ -537,7 +562,8 @@ TEST_F(AutodiffTest, ScalarRules) {
 TEST_F(AutodiffTest, ReductionsMatmulsAndShapes) {
   auto m = compile(kReductions);
   ASSERT_TRUE(m);
-  for (const char *f : {"rmsnorm", "softmax", "matmuls", "shapes", "gather"})
+  for (const char *f :
+       {"rmsnorm", "softmax", "matmuls", "shapes", "gather", "pick", "fill"})
     expectAdjointMatchesDifferences(*m, f, 10);
 }
 
@@ -652,6 +678,40 @@ TEST_F(AutodiffTest, ImportedLlamaBlockAndHead) {
       expectAdjointMatchesDifferences(**compiled, head, 70);
   EXPECT_GE(headChecked, 2 * c.dim + 2 * 24);
   EXPECT_GE(headNonzero, headChecked - 8);
+}
+
+TEST_F(AutodiffTest, TiedMaximaShareTheCotangent) {
+  auto m = compile(R"mlir(
+func.func @rowmax(%x: tensor<2x4xf64>) -> tensor<2xf64> {
+  %ninf = arith.constant 0xFFF0000000000000 : f64
+  %e = tensor.empty() : tensor<2xf64>
+  %init = linalg.fill ins(%ninf : f64) outs(%e : tensor<2xf64>) -> tensor<2xf64>
+  %r = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>],
+                       iterator_types = ["parallel", "reduction"]}
+      ins(%x : tensor<2x4xf64>) outs(%init : tensor<2xf64>) {
+  ^bb0(%a: f64, %acc: f64):
+    %v = arith.maximumf %acc, %a : f64
+    linalg.yield %v : f64
+  } -> tensor<2xf64>
+  return %r : tensor<2xf64>
+}
+)mlir");
+  ASSERT_TRUE(m);
+  // As torch's amax: k tied maxima get 1/k of the cotangent each.
+  std::vector<double> x = {1, 3, 3, 2, 5, -1, 5, 5}, dy = {1, 3};
+  auto type = [&](ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, Float64Type::get(ctx.get()));
+  };
+  std::vector<rt::HostTensor> gradients;
+  ASSERT_TRUE(succeeded(m->call(
+      "rowmax_adjoint",
+      {rt::HostTensor(type({2, 4}), x.data()), rt::HostTensor(type({2}), dy.data())},
+      gradients, module->getLoc())));
+  std::vector<double> expected = {0, 0.5, 0.5, 0, 1, 0, 1, 1};
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_DOUBLE_EQ(static_cast<const double *>(gradients[0].data())[i],
+                     expected[i])
+        << i;
 }
 
 TEST_F(AutodiffTest, RoundingIsStraightThroughAndClampingIsNot) {

@@ -109,8 +109,8 @@ struct Schedule {
   double minFactor = 0;
 
   /// The factor of the group learning rates for step `step` (0-based: the
-  /// first step uses factor(0) = 1 without warm-up). Steps past the end keep
-  /// the last value.
+  /// first step uses factor(0) = 1 without warm-up). factor(totalSteps) and
+  /// beyond is minFactor (torch's schedulers stepped T times).
   double factor(int64_t step) const;
 };
 
@@ -124,8 +124,9 @@ const char *scheduleKindName(Schedule::Kind kind);
 
 /// AdaRound's annealed exponent of the rounding regularizer (its
 /// LinearTempDecay): `start` until `warmupFraction` of `totalSteps`, then
-/// linearly down to `end` at the last step. PD-Quant and Brevitas use
-/// start 20, end 2, warm-up 0.2.
+/// linearly down to `end`. Steps count from 1, as the reference's counter
+/// (incremented before use): step == totalSteps, the last, gives `end`.
+/// PD-Quant and Brevitas use start 20, end 2, warm-up 0.2.
 double annealedBeta(int64_t step, int64_t totalSteps, double start,
                     double end, double warmupFraction);
 

@@ -95,3 +95,23 @@ func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
 func.func @f_adjoint() {
   return
 }
+
+// -----
+
+// A reduced value that reads another output's accumulator.
+#in = affine_map<(i) -> (i)>
+#out = affine_map<(i) -> ()>
+func.func @f(%x: tensor<4xf32>) -> (tensor<f32>, tensor<f32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<f32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<f32>) -> tensor<f32>
+  // expected-error @below {{reduces into output #1 a value that reads an accumulator}}
+  %r:2 = linalg.generic {indexing_maps = [#in, #out, #out], iterator_types = ["reduction"]}
+      ins(%x : tensor<4xf32>) outs(%init, %init : tensor<f32>, tensor<f32>) {
+  ^bb0(%a: f32, %acc0: f32, %acc1: f32):
+    %s0 = arith.addf %acc0, %a : f32
+    %s1 = arith.addf %acc1, %s0 : f32
+    linalg.yield %s0, %s1 : f32, f32
+  } -> (tensor<f32>, tensor<f32>)
+  return %r#0, %r#1 : tensor<f32>, tensor<f32>
+}
