@@ -232,6 +232,21 @@ struct OutputRole {
   SmallVector<Operation *, 2> combineOps;
 };
 
+/// What the rules for one linalg.generic share, found once per generic.
+struct GenericFacts {
+  linalg::GenericOp generic;
+  /// The forward results whose cotangents are read: a named op's, not those
+  /// of its temporary generic form.
+  ValueRange results;
+  SmallVector<OutputRole> roles;
+  /// Per maximum or minimum with a cotangent: how many elements reach it.
+  SmallVector<Value> ties;
+  /// Values defined outside the body and used in it.
+  SetVector<Value> captured;
+  /// Every output's combine ops.
+  DenseSet<Operation *> combineOps;
+};
+
 class AdjointBuilder {
 public:
   AdjointBuilder(func::FuncOp primal, func::FuncOp adjoint)
@@ -263,21 +278,24 @@ private:
   /// The cotangent of `target` (a block argument, or a scalar captured
   /// by the body) summed into a tensor indexed by `outMap`, shaped like
   /// `like` (rank 0 when null).
-  Value gradientGeneric(linalg::GenericOp generic, ValueRange results,
-                        ArrayRef<OutputRole> roles, ArrayRef<Value> ties,
-                        Value target, AffineMap outMap, Value like,
-                        LogicalResult &status);
-  Value tieCount(linalg::GenericOp generic, ValueRange results,
-                 ArrayRef<OutputRole> roles, unsigned output);
-  Value scatterGradient(linalg::GenericOp generic, ValueRange results,
-                        ArrayRef<OutputRole> roles, ArrayRef<Value> ties,
-                        Value source, Operation *original,
-                        LogicalResult &status);
+  Value gradientGeneric(const GenericFacts &facts, Value target,
+                        AffineMap outMap, Value like, LogicalResult &status);
+  Value tieCount(const GenericFacts &facts, unsigned output);
+  Value scatterGradient(const GenericFacts &facts, Value source,
+                        Operation *original, LogicalResult &status);
+  bool reachesACotangent(const GenericFacts &facts,
+                         const DenseSet<Value> &dependent) const;
+  IRMapping bodyMapping(const GenericFacts &facts, ValueRange inputs) const;
+  void appendInputs(const GenericFacts &facts, SmallVectorImpl<Value> &ins,
+                    SmallVectorImpl<AffineMap> &maps) const;
+  SmallVector<Operation *> cloneForwardBody(OpBuilder &nb,
+                                            const GenericFacts &facts,
+                                            IRMapping &bodyMap) const;
   FailureOr<DenseMap<Value, Value>>
-  reverseBody(OpBuilder &nb, Location l, linalg::GenericOp generic,
-              ArrayRef<OutputRole> roles, IRMapping &bodyMap,
-              ArrayRef<Value> seeds, ArrayRef<Value> finals,
-              ArrayRef<Value> ties, const DenseSet<Value> &dependent);
+  reverseBody(OpBuilder &nb, Location l, const GenericFacts &facts,
+              IRMapping &bodyMap, ArrayRef<Value> seeds,
+              ArrayRef<Value> finals, ArrayRef<Value> ties,
+              const DenseSet<Value> &dependent);
   LogicalResult reverseQntMatmul(MatmulOp matmul);
 
   func::FuncOp primal, adjoint;
@@ -586,13 +604,16 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
              << "has the indexing map " << AffineMapAttr::get(map)
              << ", which is not a projected permutation; its adjoint would "
                 "need a scatter";
-  SmallVector<OutputRole> roles;
+  GenericFacts facts{generic, results};
+  SmallVector<OutputRole> &roles = facts.roles;
   for (unsigned j = 0; j < generic.getNumDpsInits(); ++j) {
     FailureOr<OutputRole> role = classifyOutput(generic, j, original);
     if (failed(role))
       return failure();
     roles.push_back(*role);
+    facts.combineOps.insert(role->combineOps.begin(), role->combineOps.end());
   }
+  getUsedValuesDefinedAbove(generic.getRegion(), facts.captured);
   // A reduced value must not read an accumulator: its combine op (not
   // reversed) would hide that dependence.
   Block &body = generic.getRegion().front();
@@ -607,11 +628,10 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
       return original->emitOpError()
              << "reduces into output #" << j
              << " a value that reads an accumulator; it has no adjoint rule";
-  // Per maximum or minimum with a cotangent: how many elements reach it.
-  SmallVector<Value> ties(roles.size());
+  facts.ties.resize(roles.size());
   for (unsigned j = 0; j < roles.size(); ++j)
     if (roles[j].combiner == Combiner::Extremum && adjoints.count(results[j]))
-      ties[j] = tieCount(generic, results, roles, j);
+      facts.ties[j] = tieCount(facts, j);
   // A sum's init is added once to the result.
   for (unsigned j = 0; j < roles.size(); ++j) {
     Value init = generic.getDpsInitOperand(j)->get();
@@ -625,30 +645,30 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
                 "supported";
     accumulate(init, g);
   }
+  // A scalar used at every iteration (captured, or linalg.fill's value):
+  // its cotangent is the sum over all of them, a generic reducing into a
+  // rank-0 tensor.
+  auto accumulateSum = [&](Value value, Value target, AffineMap map) {
+    LogicalResult status = success();
+    Value sum = gradientGeneric(facts, target, map, Value(), status);
+    if (sum)
+      accumulate(value, tensor::ExtractOp::create(b, generic.getLoc(), sum,
+                                                  ValueRange{}));
+    return status;
+  };
   // Tensors read inside the body (gathers): their adjoint is a scatter.
-  SetVector<Value> captured;
-  getUsedValuesDefinedAbove(generic.getRegion(), captured);
-  for (Value value : captured) {
+  for (Value value : facts.captured) {
     if (!isVaried(value))
       continue;
-    LogicalResult status = success();
     if (!isa<RankedTensorType>(value.getType())) {
-      // A scalar used at every iteration: its cotangent is the sum over
-      // all of them, a generic reducing into a rank-0 tensor.
-      Value sum = gradientGeneric(generic, results, roles, ties, value,
-                                  AffineMap::get(generic.getNumLoops(), 0, {},
-                                                 generic.getContext()),
-                                  Value(), status);
-      if (failed(status))
+      if (failed(accumulateSum(value, value,
+                               AffineMap::get(generic.getNumLoops(), 0, {},
+                                              generic.getContext()))))
         return failure();
-      if (sum)
-        accumulate(value, tensor::ExtractOp::create(b, generic.getLoc(), sum,
-                                                    ValueRange{}));
       continue;
     }
-    Value gradient =
-        scatterGradient(generic, results, roles, ties, value, original,
-                        status);
+    LogicalResult status = success();
+    Value gradient = scatterGradient(facts, value, original, status);
     if (failed(status))
       return failure();
     if (gradient)
@@ -664,24 +684,15 @@ LogicalResult AdjointBuilder::reverseGeneric(linalg::GenericOp generic,
           generic.getMatchingBlockArgument(&operand).use_empty())
         continue;
     }
-    LogicalResult status = success();
+    BlockArgument target = generic.getMatchingBlockArgument(&operand);
+    AffineMap map = generic.getMatchingIndexingMap(&operand);
     if (!isa<ShapedType>(value.getType())) {
-      // A scalar operand (linalg.fill's value): summed over the iterations.
-      Value sum = gradientGeneric(generic, results, roles, ties,
-                                  generic.getMatchingBlockArgument(&operand),
-                                  generic.getMatchingIndexingMap(&operand),
-                                  Value(), status);
-      if (failed(status))
+      if (failed(accumulateSum(value, target, map)))
         return failure();
-      if (sum)
-        accumulate(value, tensor::ExtractOp::create(b, generic.getLoc(), sum,
-                                                    ValueRange{}));
       continue;
     }
-    Value gradient = gradientGeneric(
-        generic, results, roles, ties,
-        generic.getMatchingBlockArgument(&operand),
-        generic.getMatchingIndexingMap(&operand), value, status);
+    LogicalResult status = success();
+    Value gradient = gradientGeneric(facts, target, map, value, status);
     if (failed(status))
       return failure();
     if (gradient)
@@ -715,22 +726,59 @@ static SmallVector<Value> loopSizes(OpBuilder &b, Location loc,
   return sizes;
 }
 
-FailureOr<DenseMap<Value, Value>> AdjointBuilder::reverseBody(
-    OpBuilder &nb, Location l, linalg::GenericOp generic,
-    ArrayRef<OutputRole> roles, IRMapping &bodyMap, ArrayRef<Value> seeds,
-    ArrayRef<Value> finals, ArrayRef<Value> ties,
-    const DenseSet<Value> &dependent) {
+bool AdjointBuilder::reachesACotangent(const GenericFacts &facts,
+                                       const DenseSet<Value> &dependent) const {
+  for (auto [result, role] : llvm::zip(facts.results, facts.roles))
+    if (adjoints.count(result) && dependent.contains(role.contribution))
+      return true;
+  return false;
+}
+
+IRMapping AdjointBuilder::bodyMapping(const GenericFacts &facts,
+                                      ValueRange inputs) const {
+  IRMapping bodyMap;
+  for (Value value : facts.captured)
+    bodyMap.map(value, mapped(value));
+  linalg::GenericOp generic = facts.generic; // op handles are not const
   Block &body = generic.getRegion().front();
-  DenseSet<Operation *> combineOps;
-  for (const OutputRole &role : roles)
-    combineOps.insert(role.combineOps.begin(), role.combineOps.end());
+  for (auto [i, input] : llvm::enumerate(inputs))
+    bodyMap.map(body.getArgument(i), input);
+  return bodyMap;
+}
+
+void AdjointBuilder::appendInputs(const GenericFacts &facts,
+                                  SmallVectorImpl<Value> &ins,
+                                  SmallVectorImpl<AffineMap> &maps) const {
+  linalg::GenericOp generic = facts.generic;
+  for (OpOperand *input : generic.getDpsInputOperands()) {
+    ins.push_back(mapped(input->get()));
+    maps.push_back(generic.getMatchingIndexingMap(input));
+  }
+}
+
+/// Clones the forward body's ops but the combine ops (accumulators are read
+/// only by those) and those whose result `bodyMap` already gives; returns
+/// the original ops cloned, in order.
+SmallVector<Operation *>
+AdjointBuilder::cloneForwardBody(OpBuilder &nb, const GenericFacts &facts,
+                                 IRMapping &bodyMap) const {
   SmallVector<Operation *> ops;
-  for (Operation &op : body.without_terminator())
-    if (!combineOps.contains(&op) &&
+  linalg::GenericOp generic = facts.generic;
+  for (Operation &op : generic.getRegion().front().without_terminator())
+    if (!facts.combineOps.contains(&op) &&
         (op.getNumResults() == 0 || !bodyMap.contains(op.getResult(0)))) {
       nb.clone(op, bodyMap);
       ops.push_back(&op);
     }
+  return ops;
+}
+
+FailureOr<DenseMap<Value, Value>> AdjointBuilder::reverseBody(
+    OpBuilder &nb, Location l, const GenericFacts &facts, IRMapping &bodyMap,
+    ArrayRef<Value> seeds, ArrayRef<Value> finals, ArrayRef<Value> ties,
+    const DenseSet<Value> &dependent) {
+  ArrayRef<OutputRole> roles = facts.roles;
+  SmallVector<Operation *> ops = cloneForwardBody(nb, facts, bodyMap);
   auto primalOf = [&](Value v) { return bodyMap.lookupOrDefault(v); };
   DenseMap<Value, Value> scalarAdjoints;
   auto addAdjoint = [&](Value original, Value contribution) {
@@ -785,46 +833,29 @@ static Value convertFloat(OpBuilder &b, Location loc, Value value, Type type) {
   return arith::ExtFOp::create(b, loc, type, value);
 }
 
-Value AdjointBuilder::tieCount(linalg::GenericOp generic, ValueRange results,
-                               ArrayRef<OutputRole> roles, unsigned output) {
-  Block &body = generic.getRegion().front();
+Value AdjointBuilder::tieCount(const GenericFacts &facts, unsigned output) {
+  linalg::GenericOp generic = facts.generic;
   const unsigned numInputs = generic.getNumDpsInputs();
   Location loc = generic.getLoc();
   SmallVector<Value> ins;
   SmallVector<AffineMap> maps;
-  for (unsigned i = 0; i < numInputs; ++i) {
-    OpOperand *input = generic.getDpsInputOperand(i);
-    ins.push_back(mapped(input->get()));
-    maps.push_back(generic.getMatchingIndexingMap(input));
-  }
+  appendInputs(facts, ins, maps);
   AffineMap outMap =
       generic.getMatchingIndexingMap(generic.getDpsInitOperand(output));
-  Value final = mapped(results[output]);
+  Value final = mapped(facts.results[output]);
   ins.push_back(final);
   maps.append({outMap, outMap});
   Value init = zerosLike(loc, final);
   Type elementType = getElementTypeOrSelf(init.getType());
-  SetVector<Value> captured;
-  getUsedValuesDefinedAbove(generic.getRegion(), captured);
-  DenseSet<Operation *> combineOps;
-  for (const OutputRole &role : roles)
-    combineOps.insert(role.combineOps.begin(), role.combineOps.end());
   auto count = linalg::GenericOp::create(
       b, loc, init.getType(), ins, init, maps,
       generic.getIteratorTypesArray(),
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        IRMapping bodyMap;
-        for (Value value : captured)
-          bodyMap.map(value, mapped(value));
-        for (unsigned i = 0; i < numInputs; ++i)
-          bodyMap.map(body.getArgument(i), args[i]);
-        // Accumulators are read only by the combine ops, not cloned.
-        for (Operation &op : body.without_terminator())
-          if (!combineOps.contains(&op))
-            nb.clone(op, bodyMap);
+        IRMapping bodyMap = bodyMapping(facts, args.take_front(numInputs));
+        cloneForwardBody(nb, facts, bodyMap);
         Value equal = arith::CmpFOp::create(
             nb, l, arith::CmpFPredicate::OEQ,
-            bodyMap.lookupOrDefault(roles[output].contribution),
+            bodyMap.lookupOrDefault(facts.roles[output].contribution),
             args[numInputs]);
         Value one =
             arith::ConstantOp::create(nb, l, nb.getFloatAttr(elementType, 1));
@@ -841,31 +872,23 @@ Value AdjointBuilder::tieCount(linalg::GenericOp generic, ValueRange results,
   return count.getResult(0);
 }
 
-Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
-                                      ValueRange results,
-                                      ArrayRef<OutputRole> roles,
-                                      ArrayRef<Value> ties, Value target,
+Value AdjointBuilder::gradientGeneric(const GenericFacts &facts, Value target,
                                       AffineMap outMap, Value like,
                                       LogicalResult &status) {
+  linalg::GenericOp generic = facts.generic;
+  ValueRange results = facts.results;
+  ArrayRef<OutputRole> roles = facts.roles;
   Block &body = generic.getRegion().front();
   const unsigned numInputs = generic.getNumDpsInputs();
   const unsigned numOutputs = generic.getNumDpsInits();
   DenseSet<Value> dependent = dependentValues(body, {target});
-  bool reaches = false;
-  for (unsigned j = 0; j < numOutputs; ++j)
-    reaches |= adjoints.count(results[j]) &&
-               dependent.contains(roles[j].contribution);
-  if (!reaches)
+  if (!reachesACotangent(facts, dependent))
     return {};
 
   Location loc = generic.getLoc();
   SmallVector<Value> ins;
   SmallVector<AffineMap> maps;
-  for (unsigned i = 0; i < numInputs; ++i) {
-    OpOperand *input = generic.getDpsInputOperand(i);
-    ins.push_back(mapped(input->get()));
-    maps.push_back(generic.getMatchingIndexingMap(input));
-  }
+  appendInputs(facts, ins, maps);
   // Per output: where its init (read as a value), its final value (for a
   // maximum) and its cotangent are among the new inputs; -1 if absent.
   SmallVector<int> initArg(numOutputs, -1), finalArg(numOutputs, -1),
@@ -884,7 +907,7 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
       append(initArg[j], mapped(init->get()));
     if (roles[j].combiner == Combiner::Extremum && hasSeed) {
       append(finalArg[j], mapped(results[j]));
-      append(tieArg[j], ties[j]);
+      append(tieArg[j], facts.ties[j]);
     }
     if (hasSeed)
       append(seedArg[j], adjoints.lookup(results[j]));
@@ -906,17 +929,11 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
     Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
     init = linalg::FillOp::create(b, loc, zero, empty).getResult(0);
   }
-  SetVector<Value> captured;
-  getUsedValuesDefinedAbove(generic.getRegion(), captured);
 
   auto gradientOp = linalg::GenericOp::create(
       b, loc, init.getType(), ins, init, maps, iterators,
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        IRMapping bodyMap;
-        for (Value value : captured)
-          bodyMap.map(value, mapped(value));
-        for (unsigned i = 0; i < numInputs; ++i)
-          bodyMap.map(body.getArgument(i), args[i]);
+        IRMapping bodyMap = bodyMapping(facts, args.take_front(numInputs));
         SmallVector<Value> seeds(numOutputs), finals(numOutputs),
             tieCounts(numOutputs);
         for (unsigned j = 0; j < numOutputs; ++j) {
@@ -930,9 +947,8 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
           if (seedArg[j] >= 0)
             seeds[j] = args[seedArg[j]];
         }
-        FailureOr<DenseMap<Value, Value>> scalarAdjoints =
-            reverseBody(nb, l, generic, roles, bodyMap, seeds, finals,
-                        tieCounts, dependent);
+        FailureOr<DenseMap<Value, Value>> scalarAdjoints = reverseBody(
+            nb, l, facts, bodyMap, seeds, finals, tieCounts, dependent);
         Value contribution;
         if (failed(scalarAdjoints))
           status = failure();
@@ -954,12 +970,12 @@ Value AdjointBuilder::gradientGeneric(linalg::GenericOp generic,
   return gradientOp.getResult(0);
 }
 
-Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
-                                      ValueRange results,
-                                      ArrayRef<OutputRole> roles,
-                                      ArrayRef<Value> ties, Value source,
+Value AdjointBuilder::scatterGradient(const GenericFacts &facts, Value source,
                                       Operation *original,
                                       LogicalResult &status) {
+  linalg::GenericOp generic = facts.generic;
+  ValueRange results = facts.results;
+  ArrayRef<OutputRole> roles = facts.roles;
   Block &body = generic.getRegion().front();
   const unsigned numInputs = generic.getNumDpsInputs();
   const unsigned numOutputs = generic.getNumDpsInits();
@@ -982,11 +998,7 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
       return {};
     }
   DenseSet<Value> dependent = dependentValues(body, roots);
-  bool reaches = false;
-  for (unsigned j = 0; j < numOutputs; ++j)
-    reaches |= adjoints.count(results[j]) &&
-               dependent.contains(roles[j].contribution);
-  if (!reaches)
+  if (!reachesACotangent(facts, dependent))
     return {};
 
   // A gather's adjoint is a scatter-add, which no linalg op expresses: a
@@ -998,8 +1010,6 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
   Value oneIndex = arith::ConstantIndexOp::create(b, loc, 1);
   SmallVector<Value> lower(upper.size(), zeroIndex),
       steps(upper.size(), oneIndex);
-  SetVector<Value> captured;
-  getUsedValuesDefinedAbove(generic.getRegion(), captured);
   Value gradient = zerosLike(loc, mapped(source));
   scf::LoopNest nest = scf::buildLoopNest(
       b, loc, lower, upper, steps, ValueRange{gradient},
@@ -1011,20 +1021,17 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
             indices.push_back(ivs[map.getDimPosition(r)]);
           return tensor::ExtractOp::create(nb, l, tensor, indices).getResult();
         };
-        IRMapping bodyMap;
-        for (Value value : captured)
-          bodyMap.map(value, mapped(value));
+        SmallVector<Value> inputElements;
+        for (OpOperand *input : generic.getDpsInputOperands())
+          inputElements.push_back(
+              isa<ShapedType>(input->get().getType())
+                  ? elementAt(mapped(input->get()),
+                              generic.getMatchingIndexingMap(input))
+                  : mapped(input->get()));
+        IRMapping bodyMap = bodyMapping(facts, inputElements);
         for (Operation &op : body.without_terminator())
           if (auto index = dyn_cast<linalg::IndexOp>(op))
             bodyMap.map(index.getResult(), ivs[index.getDim()]);
-        for (unsigned i = 0; i < numInputs; ++i) {
-          OpOperand *input = generic.getDpsInputOperand(i);
-          bodyMap.map(body.getArgument(i),
-                      isa<ShapedType>(input->get().getType())
-                          ? elementAt(mapped(input->get()),
-                                      generic.getMatchingIndexingMap(input))
-                          : mapped(input->get()));
-        }
         SmallVector<Value> seeds(numOutputs), finals(numOutputs),
             tieCounts(numOutputs);
         for (unsigned j = 0; j < numOutputs; ++j) {
@@ -1036,14 +1043,13 @@ Value AdjointBuilder::scatterGradient(linalg::GenericOp generic,
             bodyMap.map(acc, elementAt(mapped(init->get()), map));
           if (roles[j].combiner == Combiner::Extremum && hasSeed) {
             finals[j] = elementAt(mapped(results[j]), map);
-            tieCounts[j] = elementAt(ties[j], map);
+            tieCounts[j] = elementAt(facts.ties[j], map);
           }
           if (hasSeed)
             seeds[j] = elementAt(adjoints.lookup(results[j]), map);
         }
-        FailureOr<DenseMap<Value, Value>> scalarAdjoints =
-            reverseBody(nb, l, generic, roles, bodyMap, seeds, finals,
-                        tieCounts, dependent);
+        FailureOr<DenseMap<Value, Value>> scalarAdjoints = reverseBody(
+            nb, l, facts, bodyMap, seeds, finals, tieCounts, dependent);
         Value acc = iterArgs[0];
         if (failed(scalarAdjoints)) {
           status = failure();
@@ -1170,7 +1176,7 @@ FailureOr<func::FuncOp> mlir::qnt::buildAdjoint(func::FuncOp func,
   // qnt.matmul keeps its fused form (and its own rule) when only its
   // activation is differentiated.
   func::FuncOp work = func.clone();
-  auto eraseWork = llvm::make_scope_exit([&] { work.erase(); });
+  llvm::scope_exit eraseWork([&] { work.erase(); });
   DenseSet<Value> varied = variedValues(work, wrt);
   auto anyVaried = [&](ValueRange values) {
     return llvm::any_of(values, [&](Value v) { return varied.contains(v); });

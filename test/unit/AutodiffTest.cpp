@@ -10,8 +10,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/autodiff/Adjoint.h"
+#include "support/QntTestContext.h"
+#include "support/TempDirTest.h"
+
 #include "dialects/qnt/QntDialect.h"
-#include "qnt/InitAll.h"
 #include "qnt/ParamStore.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/SyntheticModel.h"
@@ -27,7 +29,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 
 using namespace mlir;
 namespace rt = ::qnt::runtime;
@@ -393,19 +394,15 @@ func.func @scales(%x: tensor<2x4xf32>, %scales: tensor<3x1xf32>) -> tensor<2x3xf
 }
 )mlir";
 
-class AutodiffTest : public ::testing::Test {
+class AutodiffTest : public ::qnt::testing::TempDirTest,
+                     protected ::qnt::testing::QntTestContext {
 protected:
-  void SetUp() override {
-    ::qnt::registerAllPasses();
-    ::qnt::registerAllDialects(registry);
-    ctx = std::make_unique<MLIRContext>(registry);
-    ctx->loadAllAvailableDialects();
-  }
+  AutodiffTest() : TempDirTest("qnt-autodiff") {}
 
   /// Parses `source`, builds `<f>_adjoint` for every function `f` with
   /// respect to all of its arguments, and compiles both.
   std::unique_ptr<rt::CompiledModule> compile(const char *source) {
-    module = parseSourceString<ModuleOp>(source, ctx.get());
+    module = parseSourceString<ModuleOp>(source, &ctx);
     if (!module)
       return nullptr;
     std::vector<std::string> entries;
@@ -548,8 +545,6 @@ protected:
                                     seed + 100);
   }
 
-  DialectRegistry registry;
-  std::unique_ptr<MLIRContext> ctx;
   OwningOpRef<ModuleOp> module;
 };
 
@@ -582,15 +577,12 @@ TEST_F(AutodiffTest, ImportedLlamaBlockAndHead) {
   io::SyntheticModelOptions options;
   ASSERT_TRUE(io::syntheticPreset("tiny", &options.config));
   const io::LlamaConfig &c = options.config;
-  std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / "qnt-autodiff-tiny";
-  std::filesystem::create_directories(dir);
-  std::string error, path = (dir / "tiny.bin").string();
+  std::string error, path = pathOf("tiny.bin");
   ASSERT_TRUE(io::writeSyntheticLlama2c(path, options, 0, io::DType::F32,
                                         &error))
       << error;
   OwningOpRef<ModuleOp> imported =
-      mlir::qnt::loadModel(ctx.get(), path, "qnt-bind-params");
+      mlir::qnt::loadModel(&ctx, path, "qnt-bind-params");
   ASSERT_TRUE(imported);
   auto store = mlir::qnt::ParamStore::open(*imported);
   ASSERT_TRUE(succeeded(store));
@@ -600,7 +592,7 @@ TEST_F(AutodiffTest, ImportedLlamaBlockAndHead) {
     auto func = imported->lookupSymbol<func::FuncOp>(name);
     Problem p;
     p.function = name.str();
-    auto f64 = Float64Type::get(ctx.get());
+    auto f64 = Float64Type::get(&ctx);
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       auto type = cast<RankedTensorType>(func.getArgument(i).getType());
       SmallVector<int64_t> shape(type.getShape());
@@ -648,7 +640,7 @@ TEST_F(AutodiffTest, ImportedLlamaBlockAndHead) {
   };
   replaceAll("f32", "f64");
   replaceAll("0xFF800000", "0xFFF0000000000000");
-  module = parseSourceString<ModuleOp>(text, ctx.get());
+  module = parseSourceString<ModuleOp>(text, &ctx);
   ASSERT_TRUE(module);
   // Weights are passed like the other arguments, not bound from files.
   for (auto func : module->getOps<func::FuncOp>())
@@ -700,7 +692,7 @@ func.func @rowmax(%x: tensor<2x4xf64>) -> tensor<2xf64> {
   // As torch's amax: k tied maxima get 1/k of the cotangent each.
   std::vector<double> x = {1, 3, 3, 2, 5, -1, 5, 5}, dy = {1, 3};
   auto type = [&](ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, Float64Type::get(ctx.get()));
+    return RankedTensorType::get(shape, Float64Type::get(&ctx));
   };
   std::vector<rt::HostTensor> gradients;
   ASSERT_TRUE(succeeded(m->call(
@@ -722,7 +714,7 @@ TEST_F(AutodiffTest, RoundingIsStraightThroughAndClampingIsNot) {
   for (double &v : x)
     v *= 1.6;
   auto type = [&](ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, Float64Type::get(ctx.get()));
+    return RankedTensorType::get(shape, Float64Type::get(&ctx));
   };
   std::vector<rt::HostTensor> inputs = {
       rt::HostTensor(type({4, 5}), x.data()), rt::HostTensor(type({}), s.data()),
@@ -752,7 +744,7 @@ TEST_F(AutodiffTest, QntOpsThroughTheirReferenceLowering) {
   auto m = compile(kQntOps);
   ASSERT_TRUE(m);
   auto type = [&](ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, Float32Type::get(ctx.get()));
+    return RankedTensorType::get(shape, Float32Type::get(&ctx));
   };
   auto call = [&](StringRef f, std::vector<std::pair<std::vector<int64_t>,
                                                      std::vector<float> *>>
@@ -865,7 +857,7 @@ TEST_F(AutodiffTest, QuantizedMatmulUsesTheDequantizedWeight) {
   auto m = compile(kQntMatmul);
   ASSERT_TRUE(m);
   auto type = [&](ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, Float32Type::get(ctx.get()));
+    return RankedTensorType::get(shape, Float32Type::get(&ctx));
   };
   // The weight as the fused forward kernel applies it: y = x W^T on the
   // unit rows x = e_k gives W[:, k].

@@ -10,7 +10,8 @@
 
 #include "passes/autodiff/Adjoint.h"
 #include "passes/ptq/LearnedRounding.h"
-#include "qnt/InitAll.h"
+#include "support/QntTestContext.h"
+
 #include "qnt/runtime/CpuJit.h"
 #include "qnt/support/Random.h"
 
@@ -30,15 +31,9 @@ namespace {
 constexpr int64_t kRows = 3, kCols = 8, kGroup = 4, kGroups = 2, kBits = 3;
 constexpr double kQmax = (1 << kBits) - 1;
 
-class LearnedRoundingTest : public ::testing::Test {
+class LearnedRoundingTest : public ::testing::Test,
+                            protected ::qnt::testing::QntTestContext {
 protected:
-  void SetUp() override {
-    ::qnt::registerAllPasses();
-    ::qnt::registerAllDialects(registry);
-    ctx = std::make_unique<MLIRContext>(registry);
-    ctx->loadAllAvailableDialects();
-  }
-
   /// `@q(W, params...) -> W^`: the identity on W, made learnable, and its
   /// adjoint with respect to the trainable arguments.
   std::unique_ptr<rt::CompiledModule>
@@ -47,7 +42,7 @@ protected:
     module = parseSourceString<ModuleOp>(
         "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
         "  return %w : tensor<3x8xf32>\n}\n",
-        ctx.get());
+        &ctx);
     auto func = *module->getOps<func::FuncOp>().begin();
     mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup};
     auto made = mlir::qnt::makeWeightLearnable(func, 0, spec);
@@ -66,12 +61,10 @@ protected:
 
   rt::HostTensor tensor(ArrayRef<int64_t> shape, std::vector<float> &data) {
     return rt::HostTensor(
-        RankedTensorType::get(shape, Float32Type::get(ctx.get())),
+        RankedTensorType::get(shape, Float32Type::get(&ctx)),
         data.data());
   }
 
-  DialectRegistry registry;
-  std::unique_ptr<MLIRContext> ctx;
   OwningOpRef<ModuleOp> module;
 };
 
@@ -236,22 +229,17 @@ TEST_F(LearnedRoundingTest, RefusesWeightsItCannotGroup) {
   module = parseSourceString<ModuleOp>(
       "func.func @q(%w: tensor<3x6xf32>, %i: tensor<3xi32>) -> tensor<3x6xf32> {\n"
       "  return %w : tensor<3x6xf32>\n}\n",
-      ctx.get());
+      &ctx);
   auto func = *module->getOps<func::FuncOp>().begin();
-  std::string messages;
-  ScopedDiagnosticHandler handler(ctx.get(), [&](Diagnostic &d) {
-    messages += d.str() + "\n";
-    return success();
-  });
   mlir::qnt::LearnableWeightSpec spec;
   spec.groupSize = 4;
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 0, spec)));
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 1, {})));
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 2, {})));
-  EXPECT_NE(messages.find("group size 4 does not divide the 6 input channels"),
+  EXPECT_NE(diagnostics.find("group size 4 does not divide the 6 input channels"),
             std::string::npos)
-      << messages;
-  EXPECT_NE(messages.find("must be a static f32 [N, K] tensor"),
+      << diagnostics;
+  EXPECT_NE(diagnostics.find("must be a static f32 [N, K] tensor"),
             std::string::npos);
   EXPECT_EQ(func.getNumArguments(), 2u); // nothing added
 }
