@@ -426,6 +426,102 @@ def QntSmooth : Pass<"qnt-smooth", "::mlir::ModuleOp"> {
   ];
 }
 
+// The training options of the block-reconstruction methods
+// (passes/ptq/LearnedRounding.h: ReconstructionOptions).
+defvar QntReconstructionOptions = [
+  Option<"iterations", "iterations", "int64_t", /*default=*/"5000",
+         "Adam steps per transformer block">,
+  Option<"batchSequences", "batch-sequences", "int64_t", /*default=*/"1",
+         "Calibration sequences per step (gradients averaged)">,
+  Option<"seed", "seed", "uint64_t", /*default=*/"0",
+         "Seeds the order in which calibration sequences are drawn">,
+  Option<"earlyStopPatience", "early-stop-patience", "int64_t",
+         /*default=*/"0",
+         "Stop a block after this many windows (1/50 of the iterations) "
+         "without relative improvement early-stop-tolerance on the best "
+         "window's mean loss; 0 never stops early">,
+  Option<"earlyStopTolerance", "early-stop-tolerance", "double",
+         /*default=*/"1e-3",
+         "Relative improvement a window must make to count">
+];
+
+def QntFlexRound : Pass<"qnt-flexround", "::mlir::ModuleOp"> {
+  let summary = "FlexRound: learned element-wise division, block by block";
+  let description = [{
+    Quantizes the selected matmul weights with FlexRound (ALGORITHMS.md
+    §9), in the authors' code form: each weight's quantizer becomes
+    W^ = exp(d1) * clamp(round(W / exp(d1 + D2 + d3)), -z, 2^b-1-z) with a
+    per-group (or per-row) log grid d1, an element-wise D2 and a per-row d3
+    learned by Adam (cosine decay to 0) on the transformer block's output:
+    the block's input from the quantized stream, the target the float
+    block's output on the float stream, the loss the squared error summed
+    over features and averaged over tokens. d1 starts at the min/max grid
+    of round-to-nearest (so iteration 0 is RTN), D2 and d3 at 0; the zero
+    point z is fixed. The gradients come from the block's own IR
+    (qnt-differentiate on the block with the quantizers written in,
+    docs/Autodiff.md), run by the CPU pipeline. At the end the codes and
+    exp(d1) are stored as the standard integer encoding: nothing learned
+    remains at run time.
+
+    It trains on calibration data, so it runs block by block under
+    `quant-compile --recipe` (docs/Recipes.md); run alone it reports that.
+    Integer grids only (per channel or per group, ragged last groups
+    included).
+  }];
+  let options = !listconcat(QntWeightMethodOptions, QntReconstructionOptions, [
+    Option<"learningRate", "lr", "double", /*default=*/"3e-3",
+           "Adam learning rate (the reference's W4A16 value)">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntAdaRound : Pass<"qnt-adaround", "::mlir::ModuleOp"> {
+  let summary = "AdaRound: learned up or down rounding, block by block";
+  let description = [{
+    Quantizes the selected matmul weights with AdaRound (ALGORITHMS.md §6,
+    §7 and §15): the grid (min/max scale and zero point per group or row)
+    stays fixed and each element rounds to floor(W / s) + h(V), with the
+    rectified sigmoid h(V) = clamp(sigmoid(V) 1.2 - 0.1, 0, 1) learned by
+    Adam on the transformer block's output (the same data and loss as
+    qnt-flexround) plus rounding-weight times the rounding regularizer
+    sum(1 - |2 h(V) - 1|^beta), off for the first `warmup` of the
+    iterations, then with beta annealed from beta-start to beta-end. V
+    starts where h(V) equals the fractional part of W / s (round to
+    nearest's value); at the end each element rounds up where h(V) >= 1/2
+    and the codes are stored as the standard integer encoding.
+
+    Like qnt-flexround it runs block by block under
+    `quant-compile --recipe`.
+  }];
+  let options = !listconcat(QntWeightMethodOptions, QntReconstructionOptions, [
+    Option<"learningRate", "lr", "double", /*default=*/"1e-3",
+           "Adam learning rate (Brevitas' learned rounding)">,
+    Option<"roundingWeight", "rounding-weight", "double", /*default=*/"0.01",
+           "Weight of the rounding regularizer">,
+    Option<"betaStart", "beta-start", "double", /*default=*/"20",
+           "Exponent of the regularizer when it starts">,
+    Option<"betaEnd", "beta-end", "double", /*default=*/"2",
+           "Exponent of the regularizer at the last iteration">,
+    Option<"warmup", "warmup", "double", /*default=*/"0.2",
+           "Fraction of the iterations without the regularizer">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
 def QntAwq : Pass<"qnt-awq", "::mlir::ModuleOp"> {
   let summary = "AWQ: activation-aware scales and clipping, then RTN";
   let description = [{

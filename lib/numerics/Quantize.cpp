@@ -428,18 +428,21 @@ QuantParams minifloatRTNParams(const MinifloatSpec &s, const float *w,
 
 } // namespace
 
-EncodedMatrix quantizeRTN(const EncodingSpec &spec, const float *w,
-                          int64_t rows, int64_t cols) {
+QuantParams rtnParams(const EncodingSpec &spec, const float *w, int64_t rows,
+                      int64_t cols) {
   detail::requireValidSpec(spec, rows, cols);
   checkFiniteWeights(w, rows, cols);
-  QuantParams params;
   if (const auto *u = std::get_if<UniformSpec>(&spec))
-    params = uniformRTNParams(*u, w, rows, cols);
-  else if (const auto *m = std::get_if<MinifloatSpec>(&spec))
-    params = minifloatRTNParams(*m, w, rows, cols);
-  else
-    throw std::invalid_argument("RTN supports uniform and minifloat encodings");
-  return quantizeWithParams(spec, params, w, rows, cols);
+    return uniformRTNParams(*u, w, rows, cols);
+  if (const auto *m = std::get_if<MinifloatSpec>(&spec))
+    return minifloatRTNParams(*m, w, rows, cols);
+  throw std::invalid_argument("RTN supports uniform and minifloat encodings");
+}
+
+EncodedMatrix quantizeRTN(const EncodingSpec &spec, const float *w,
+                          int64_t rows, int64_t cols) {
+  return quantizeWithParams(spec, rtnParams(spec, w, rows, cols), w, rows,
+                            cols);
 }
 
 } // namespace qnt::numerics

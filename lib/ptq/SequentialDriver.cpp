@@ -8,6 +8,7 @@
 
 #include "qnt/ptq/SequentialDriver.h"
 #include "dialects/qnt/QntDialect.h"
+#include "qnt/ptq/BlockReconstruction.h"
 #include "passes/LinearLayers.h"
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/support/Progress.h"
@@ -316,6 +317,17 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
                                  driver.layerNames().end());
   OwningOpRef<ModuleOp> streamModel = model.clone();
   widenWeights(*streamModel, selected);
+  // Block reconstruction trains on the blocks' IR as imported, with the
+  // float weights (the stream model is lowered when compiled).
+  bool reconstruct = driver.config().groupsAreBlocks;
+  if (reconstruct && options.stream == calibration::Stream::Float)
+    return model.emitError(driver.config().passName)
+           << ": block reconstruction takes the block inputs from the "
+              "quantized stream (and its targets from the float one); the "
+              "recipe's stream must be 'quantized'";
+  OwningOpRef<ModuleOp> trainingModel;
+  if (reconstruct)
+    trainingModel = streamModel->clone();
   FailureOr<calibration::ObservedModel> observed =
       calibration::compileObservedModel(*streamModel);
   if (failed(observed))
@@ -330,7 +342,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
   for (const auto &observations : blockObservations) {
     blockGroups.push_back(
         groupsOf(observations, selected, options.trueSequential));
-    steps += blockGroups.back().size() + 1;
+    steps += reconstruct ? 1 : blockGroups.back().size() + 1;
   }
 
   SequentialSummary summary;
@@ -343,7 +355,10 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
   // Block inputs (and, on the float stream, the float outputs next to
   // them) are spilled when they do not fit the budget.
   int64_t inputBytes = summary.tokens * config.dim * int64_t(sizeof(float)) *
-                       (options.stream == calibration::Stream::Float ? 2 : 1);
+                       (options.stream == calibration::Stream::Float ||
+                                reconstruct
+                            ? 2
+                            : 1);
   summary.spilled = options.memoryBudgetBytes >= 0 &&
                     inputBytes > options.memoryBudgetBytes;
   FailureOr<BlockInputs> inputs =
@@ -355,12 +370,100 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     if (failed(runner.embed(sequences[s], x)) || failed(inputs->set(s, x)))
       return failure();
   }
+  // Block reconstruction: the float stream next to the quantized one.
+  BlockInputs floatStream;
+  if (reconstruct) {
+    FailureOr<BlockInputs> created =
+        BlockInputs::create(model, sequences.size(), summary.spilled);
+    if (failed(created))
+      return failure();
+    floatStream = std::move(*created);
+    for (size_t s = 0; s < sequences.size(); ++s) {
+      FailureOr<HostTensor> x = inputs->get(s);
+      if (failed(x) || failed(floatStream.set(s, *x)))
+        return failure();
+    }
+  }
 
   std::vector<HostTensor> extra;
   for (int64_t layer = 0; layer < config.nLayers; ++layer) {
     auto runBlock = [&](HostTensor &x, std::vector<HostTensor> *results) {
       ++summary.blockExecutions[layer];
       return runner.block(layer, x, /*pos=*/0, results);
+    };
+    // Block reconstruction: the float block's outputs on the float stream
+    // are the targets (and the next block's float inputs); the statistics
+    // of the block's layers on the quantized stream feed the report; the
+    // trainer quantizes all the block's layers at once.
+    auto reconstructBlock = [&](int64_t layer) -> LogicalResult {
+      progress.update(done, llvm::formatv("block {0}: targets", layer).str());
+      mlir::qnt::StatisticsMap stats;
+      std::vector<size_t> observed;
+      std::vector<std::string> layers;
+      for (const LayerGroup &group : blockGroups[layer]) {
+        observed.insert(observed.end(), group.observations.begin(),
+                        group.observations.end());
+        layers.insert(layers.end(), group.layers.begin(), group.layers.end());
+      }
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> target = floatStream.get(s);
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(target) || failed(runBlock(*target, nullptr)) ||
+            failed(floatStream.set(s, *target)) || failed(x) ||
+            failed(runBlock(*x, &extra)))
+          return failure();
+        calibration::accumulateObservations(stats, blockObservations[layer],
+                                            extra, observed);
+      }
+      calibration::copySharedStatistics(stats, blockObservations[layer],
+                                        observed);
+      ReconstructionData data;
+      data.sequences = inputs->size();
+      data.input = [&](size_t s) { return inputs->get(s); };
+      data.target = [&](size_t s) { return floatStream.get(s); };
+      std::string label = llvm::formatv("block {0}/{1}", layer + 1,
+                                        config.nLayers);
+      std::unique_ptr<::qnt::Progress> training;
+      BlockReconstructor trainer(
+          *trainingModel, "block" + std::to_string(layer), std::move(data),
+          [&](int64_t iteration, int64_t iterations, double loss) {
+            if (!training)
+              training = std::make_unique<::qnt::Progress>(
+                  driver.config().passName + " " + label, iterations);
+            training->update(iteration,
+                             llvm::formatv("loss {0:E3}", loss).str());
+          });
+      LogicalResult bound = success();
+      if (failed(driver.quantize(
+              layers, &stats,
+              [&](const std::string &name, const nx::MethodResult &result) {
+                if (succeeded(bound) &&
+                    failed(binder.bind(name, result.dequantized,
+                                       result.encoded.rows,
+                                       result.encoded.cols)))
+                  bound = failure();
+              },
+              /*evaluator=*/nullptr, &trainer)) ||
+          failed(bound))
+        return failure();
+      if (training)
+        training->finish();
+      const ReconstructionReport &r = trainer.report();
+      summary.reconstructions.push_back(r);
+      llvm::errs() << llvm::formatv(
+            "{0}: {1}: loss {2:E3} -> {3:E3} in {4} iterations{5}, {6:F1} s "
+            "(compile {7:F1}, forward {8:F1}, adjoint {9:F1})\n",
+            driver.config().passName, label, r.initialLoss, r.finalLoss,
+            r.iterations, r.stoppedEarly ? " (stopped early)" : "",
+            r.seconds, r.compileSeconds, r.forwardSeconds, r.adjointSeconds);
+      progress.update(done++, llvm::formatv("block {0}: outputs", layer).str());
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x) || failed(runBlock(*x, nullptr)) ||
+            failed(inputs->set(s, *x)))
+          return failure();
+      }
+      return success();
     };
     // On the float stream nothing quantized is ever bound, so one pass
     // captures every group's statistics and the block's float outputs,
@@ -388,6 +491,11 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       }
       calibration::copySharedStatistics(floatStats, blockObservations[layer],
                                         observed);
+    }
+    if (reconstruct) {
+      if (failed(reconstructBlock(layer)))
+        return failure();
+      continue;
     }
     // Group methods measure their candidates on the block's output.
     std::unique_ptr<BlockEvaluator> evaluator;

@@ -83,11 +83,13 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
            << "learnable weights have 1 to 8 bits, got " << spec.bits;
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
   int64_t groupSize = spec.groupSize ? spec.groupSize : cols;
-  if (groupSize < 1 || cols % groupSize)
+  if (groupSize < 1)
     return emitError(weight.getLoc())
-           << "group size " << spec.groupSize << " does not divide the "
-           << cols << " input channels";
-  int64_t groups = cols / groupSize;
+           << "group size " << spec.groupSize << " is not positive";
+  // Ragged groups: the last group of a row is shorter; the computation
+  // runs on the weight padded with zeros to whole groups.
+  int64_t groups = llvm::divideCeil(cols, groupSize);
+  int64_t paddedCols = groups * groupSize;
 
   MLIRContext *ctx = func.getContext();
   Type f32 = Float32Type::get(ctx);
@@ -118,12 +120,35 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
 
   OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
   auto viewType = RankedTensorType::get({rows, groups, groupSize}, f32);
+  auto paddedType = RankedTensorType::get({rows, paddedCols}, f32);
   SmallVector<ReassociationIndices> split = {{0}, {1, 2}};
-  auto grouped = [&](Value v) {
-    return tensor::ExpandShapeOp::create(b, loc, viewType, v, split)
-        .getResult();
+  SmallVector<OpFoldResult> origin = {b.getIndexAttr(0), b.getIndexAttr(0)},
+                            sizes = {b.getIndexAttr(rows),
+                                     b.getIndexAttr(cols)},
+                            unit = {b.getIndexAttr(1), b.getIndexAttr(1)};
+  Value zeros;
+  if (paddedCols != cols) {
+    Value empty = tensor::EmptyOp::create(b, loc, paddedType.getShape(), f32);
+    Value zero =
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0)).getResult();
+    zeros = linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+  }
+  // `reader` receives the op that reads `v` (kept off the replacement).
+  auto grouped = [&](Value v, Operation **reader = nullptr) {
+    if (zeros) {
+      auto padded =
+          tensor::InsertSliceOp::create(b, loc, v, zeros, origin, sizes, unit);
+      if (reader)
+        *reader = padded;
+      v = padded;
+    }
+    auto view = tensor::ExpandShapeOp::create(b, loc, viewType, v, split);
+    if (reader && !zeros)
+      *reader = view;
+    return view.getResult();
   };
-  Value wView = grouped(weight);
+  Operation *weightReader = nullptr;
+  Value wView = grouped(weight, &weightReader);
   Value elementwise = grouped(flex ? arg(1) : arg(0));
   Value perGroup = flex ? arg(0) : arg(1);
   Value zero = flex ? arg(3) : arg(2);
@@ -154,7 +179,10 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
           })
           .getResult(0);
   Value learnable =
-      tensor::CollapseShapeOp::create(b, loc, type, quantized, split);
-  weight.replaceAllUsesExcept(learnable, wView.getDefiningOp());
+      tensor::CollapseShapeOp::create(b, loc, paddedType, quantized, split);
+  if (zeros)
+    learnable = tensor::ExtractSliceOp::create(b, loc, type, learnable, origin,
+                                               sizes, unit);
+  weight.replaceAllUsesExcept(learnable, weightReader);
   return args;
 }

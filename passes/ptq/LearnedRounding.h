@@ -16,7 +16,9 @@
 //    gamma = -0.1; s [N, G] and z [N, G] fixed, V [N, K] learned.
 //
 // Rounding is straight-through (the adjoint's rule), the clamp is not.
-// Groups run along K (G = K / g, or one group per row).
+// Groups run along K (G = ceil(K / g), or one group per row); when g does
+// not divide K the last group of every row is shorter ("ragged", as GPTQ's
+// reference groups), computed on the weight padded with zeros.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,8 +35,35 @@ struct LearnableWeightSpec {
   LearnedRounding method = LearnedRounding::FlexRound;
   int64_t bits = 4;
   /// Elements per group along K; 0 for one group per row (per channel).
-  /// Must divide K.
+  /// The last group is shorter when it does not divide K.
   int64_t groupSize = 0;
+};
+
+/// How a block's learnable quantizers are trained (block reconstruction,
+/// the sequential driver's BlockTrainer): Adam on the block output's
+/// squared error, summed over features and averaged over tokens (the
+/// references' lp_loss), against the float block's output on the float
+/// stream, with the block's input from the quantized stream.
+struct ReconstructionOptions {
+  LearnedRounding method = LearnedRounding::FlexRound;
+  int64_t iterations = 5000;
+  double learningRate = 3e-3;
+  /// Calibration sequences per step (their gradients averaged).
+  int64_t batchSequences = 1;
+  /// Seeds the order in which sequences are drawn.
+  uint64_t seed = 0;
+  /// Stop when the mean loss of a window of iterations (1/50 of them) has
+  /// not improved by `earlyStopTolerance` (relative) on the best window for
+  /// this many windows; 0 never stops early.
+  int64_t earlyStopPatience = 0;
+  double earlyStopTolerance = 1e-3;
+  /// AdaRound: weight of the rounding regularizer, its exponent annealed
+  /// from betaStart to betaEnd after `warmup` (a fraction of the
+  /// iterations) during which the regularizer is off.
+  double roundingWeight = 0.01;
+  double betaStart = 20, betaEnd = 2, warmup = 0.2;
+  /// Prints one line per block (loss before and after) on stderr.
+  bool verbose = true;
 };
 
 /// The arguments makeWeightLearnable added, as argument indices.

@@ -263,6 +263,7 @@ struct WeightMethodDriver::Impl {
   LogicalResult quantizeGroup(ArrayRef<const WeightSite *> group,
                               const StatisticsMap *stats,
                               ModuleEvaluator *evaluator,
+                              BlockTrainer *trainer,
                               std::vector<LayerReport> &reports,
                               std::vector<nx::MethodResult> &results);
   /// A component as a constant, or as a tensor `<param>.<prefix><name>` of
@@ -936,7 +937,8 @@ LogicalResult WeightMethodDriver::Impl::quantizeSite(
 
 LogicalResult WeightMethodDriver::Impl::quantizeGroup(
     ArrayRef<const WeightSite *> group, const StatisticsMap *stats,
-    ModuleEvaluator *evaluator, std::vector<LayerReport> &reports,
+    ModuleEvaluator *evaluator, BlockTrainer *trainer,
+    std::vector<LayerReport> &reports,
     std::vector<nx::MethodResult> &results) {
   std::vector<Prepared> prepared;
   for (const WeightSite *site : group) {
@@ -953,6 +955,7 @@ LogicalResult WeightMethodDriver::Impl::quantizeGroup(
                         p.stats});
   }
   GroupContext context;
+  context.trainer = trainer;
   // Foldable when the producer can absorb a scale and the group is all
   // that reads the input's values.
   Value input = inputOf(*group.front());
@@ -1062,6 +1065,7 @@ bool WeightMethodDriver::quantizesGroups() const {
 }
 
 ModuleEvaluator::~ModuleEvaluator() = default;
+BlockTrainer::~BlockTrainer() = default;
 
 FailureOr<std::unique_ptr<WeightMethodDriver>>
 WeightMethodDriver::create(std::unique_ptr<Impl> impl, ModuleOp module,
@@ -1161,7 +1165,7 @@ LogicalResult WeightMethodDriver::quantize(
     ArrayRef<std::string> layers, const StatisticsMap *stats,
     const std::function<void(const std::string &, const nx::MethodResult &)>
         &onResult,
-    ModuleEvaluator *evaluator) {
+    ModuleEvaluator *evaluator, BlockTrainer *trainer) {
   std::vector<const WeightSite *> pending;
   for (const std::string &name : layers) {
     auto it = impl->sites.find(name);
@@ -1224,6 +1228,12 @@ LogicalResult WeightMethodDriver::quantize(
   // their first layer.
   std::vector<std::vector<const WeightSite *>> groups;
   for (const WeightSite *site : pending) {
+    if (impl->config.groupsAreBlocks) {
+      if (groups.empty())
+        groups.emplace_back();
+      groups.front().push_back(site);
+      continue;
+    }
     Value input = inputOf(*site);
     auto same = llvm::find_if(groups, [&](const auto &group) {
       return inputOf(*group.front()) == input;
@@ -1235,14 +1245,37 @@ LogicalResult WeightMethodDriver::quantize(
   }
   for (const auto &group : groups) {
     std::vector<nx::MethodResult> results;
-    if (failed(impl->quantizeGroup(group, stats, evaluator, layerReports,
-                                   results)))
+    if (failed(impl->quantizeGroup(group, stats, evaluator, trainer,
+                                   layerReports, results)))
       return failure();
     if (onResult)
       for (size_t i = 0; i < group.size(); ++i)
         onResult(group[i]->name, results[i]);
   }
   return success();
+}
+
+GroupMethod
+mlir::qnt::blockReconstructionMethod(ReconstructionOptions options) {
+  return [options](ArrayRef<LayerSettings> settings,
+                   ArrayRef<nx::WeightProblem> problems,
+                   const GroupContext &context) {
+    if (!context.trainer)
+      throw std::invalid_argument(
+          "it trains each transformer block on calibration data; run it "
+          "block by block with quant-compile --recipe (docs/Recipes.md)");
+    for (const LayerSettings &layer : settings) {
+      if (!layer.methodOptions.empty())
+        throw std::invalid_argument(
+            "no per-layer option '" +
+            layer.methodOptions.begin()->getKey().str() + "'");
+      if (!std::holds_alternative<nx::UniformSpec>(layer.spec))
+        throw std::invalid_argument(
+            "learned rounding supports integer grids; " +
+            nx::describe(layer.spec) + " is not one");
+    }
+    return context.trainer->train(settings, problems, options);
+  };
 }
 
 nlohmann::json mlir::qnt::reportJson(const LayerReport &r) {

@@ -25,6 +25,7 @@
 #ifndef QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 #define QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 
+#include "passes/ptq/LearnedRounding.h"
 #include "qnt/numerics/LowRank.h"
 #include "qnt/numerics/Method.h"
 
@@ -76,6 +77,10 @@ struct WeightMethodConfig {
       ::qnt::numerics::FactorFormat::Int8;
   /// Adds E[x] (W - Q)^T after each quantized matmul (needs input means).
   bool biasCorrection = false;
+  /// Group methods: the layers of one quantize() call form one group (a
+  /// block, for block reconstruction) instead of the layers sharing an
+  /// input.
+  bool groupsAreBlocks = false;
   /// Activation fake-quantization of each quantized layer's input (0: none)
   /// and its scale granularity (an ActivationGranularity value).
   int64_t actBits = 0;
@@ -128,6 +133,22 @@ struct LayerSettings {
 using WeightMethod = std::function<::qnt::numerics::MethodResult(
     const LayerSettings &, const ::qnt::numerics::WeightProblem &)>;
 
+/// Trains the quantization of one block's layers together on the block's
+/// output (block reconstruction: FlexRound, AdaRound). The sequential
+/// driver implements it with the block's IR, its inputs on the quantized
+/// stream and the float block's outputs on the float stream.
+class BlockTrainer {
+public:
+  virtual ~BlockTrainer();
+  /// One result per layer (standard encodings, nothing learned left).
+  /// Throws std::runtime_error when training cannot run (the diagnostic is
+  /// already reported) and std::invalid_argument on what it cannot do.
+  virtual std::vector<::qnt::numerics::MethodResult>
+  train(llvm::ArrayRef<LayerSettings> settings,
+        llvm::ArrayRef<::qnt::numerics::WeightProblem> problems,
+        const ReconstructionOptions &options) = 0;
+};
+
 /// What a group method may use besides the weights and their statistics.
 struct GroupContext {
   /// The mean squared error of the output of the module the group feeds,
@@ -142,6 +163,9 @@ struct GroupContext {
   /// Empty, or per input channel the producer row it folds into: channels
   /// sharing a row must share a scale (heads of one KV group).
   std::vector<int64_t> channelClass;
+  /// Block reconstruction (WeightMethodConfig::groupsAreBlocks): trains the
+  /// group, a whole block; null where no model runs (quant-opt).
+  BlockTrainer *trainer = nullptr;
 };
 
 /// A method that quantizes the layers sharing one input together (AWQ:
@@ -243,7 +267,8 @@ public:
            const std::function<void(const std::string &,
                                     const ::qnt::numerics::MethodResult &)>
                &onResult = {},
-           ModuleEvaluator *evaluator = nullptr);
+           ModuleEvaluator *evaluator = nullptr,
+           BlockTrainer *trainer = nullptr);
 
   /// True for group methods.
   bool quantizesGroups() const;
@@ -272,6 +297,12 @@ private:
   std::vector<std::string> names;
   std::vector<LayerReport> layerReports;
 };
+
+/// The group method of a block-reconstruction pass (qnt-flexround,
+/// qnt-adaround; with WeightMethodConfig::groupsAreBlocks): hands each
+/// block's layers to the sequential driver's trainer with `options`, and
+/// without one (quant-opt) fails saying where the method runs.
+GroupMethod blockReconstructionMethod(ReconstructionOptions options);
 
 /// One row of the report as JSON (report=, quant-compile's report.json).
 nlohmann::json reportJson(const LayerReport &report);

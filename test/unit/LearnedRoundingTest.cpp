@@ -12,6 +12,7 @@
 #include "passes/ptq/LearnedRounding.h"
 #include "support/QntTestContext.h"
 
+#include "qnt/numerics/Encoding.h"
 #include "qnt/runtime/CpuJit.h"
 #include "qnt/support/Random.h"
 
@@ -24,6 +25,7 @@
 #include <cmath>
 
 using namespace mlir;
+namespace nx = ::qnt::numerics;
 namespace rt = ::qnt::runtime;
 
 namespace {
@@ -225,6 +227,46 @@ TEST_F(LearnedRoundingTest, AdaRoundRoundsByTheSignOfVAndItsGradient) {
     }
 }
 
+/// Groups of 4 over 6 columns: the last group of each row has 2 (as GPTQ's
+/// and RTN's ragged groups); at its initialization FlexRound is RTN's.
+TEST_F(LearnedRoundingTest, RaggedGroupsStartAtRoundToNearest) {
+  module = parseSourceString<ModuleOp>(
+      "func.func @q(%w: tensor<3x6xf32>) -> tensor<3x6xf32> {\n"
+      "  return %w : tensor<3x6xf32>\n}\n",
+      &ctx);
+  auto func = *module->getOps<func::FuncOp>().begin();
+  mlir::qnt::LearnableWeightSpec spec{mlir::qnt::LearnedRounding::FlexRound,
+                                      3, 4};
+  auto made = mlir::qnt::makeWeightLearnable(func, 0, spec);
+  ASSERT_TRUE(succeeded(made)) << diagnostics;
+  auto compiled = rt::CompiledModule::compile(*module, {"q"});
+  ASSERT_TRUE(succeeded(compiled)) << diagnostics;
+  ASSERT_TRUE(succeeded((*compiled)->bindParams(mlir::qnt::ParamStore(),
+                                                module->getLoc())));
+  nx::UniformSpec grid;
+  grid.bits = 3;
+  grid.symmetric = false;
+  grid.granularity = nx::Granularity::PerGroup;
+  grid.groupSize = 4;
+  std::vector<float> w = randomWeight(9);
+  w.resize(18);
+  nx::QuantParams params = nx::rtnParams(grid, w.data(), 3, 6);
+  ASSERT_EQ(params.scales.size(), 6u);
+  std::vector<float> d1(6), d2(18, 0.0f), d3(3, 0.0f);
+  for (size_t i = 0; i < 6; ++i)
+    d1[i] = std::log(params.scales[i]);
+  std::vector<rt::HostTensor> results;
+  ASSERT_TRUE(succeeded((*compiled)->call(
+      "q",
+      {tensor({3, 6}, w), tensor({3, 2}, d1), tensor({3, 6}, d2),
+       tensor({3}, d3), tensor({3, 2}, params.zeros)},
+      results, module->getLoc())));
+  std::vector<float> rtn =
+      nx::dequantize(grid, nx::quantizeRTN(grid, w.data(), 3, 6));
+  for (size_t i = 0; i < rtn.size(); ++i)
+    EXPECT_NEAR(results[0].f32()[i], rtn[i], 1e-6) << i;
+}
+
 TEST_F(LearnedRoundingTest, RefusesWeightsItCannotGroup) {
   module = parseSourceString<ModuleOp>(
       "func.func @q(%w: tensor<3x6xf32>, %i: tensor<3xi32>) -> tensor<3x6xf32> {\n"
@@ -232,11 +274,11 @@ TEST_F(LearnedRoundingTest, RefusesWeightsItCannotGroup) {
       &ctx);
   auto func = *module->getOps<func::FuncOp>().begin();
   mlir::qnt::LearnableWeightSpec spec;
-  spec.groupSize = 4;
+  spec.groupSize = -4;
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 0, spec)));
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 1, {})));
   EXPECT_TRUE(failed(mlir::qnt::makeWeightLearnable(func, 2, {})));
-  EXPECT_NE(diagnostics.find("group size 4 does not divide the 6 input channels"),
+  EXPECT_NE(diagnostics.find("group size -4 is not positive"),
             std::string::npos)
       << diagnostics;
   EXPECT_NE(diagnostics.find("must be a static f32 [N, K] tensor"),

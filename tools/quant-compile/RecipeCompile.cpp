@@ -197,7 +197,20 @@ runStep(ModuleOp module, const ParsedStep &step,
   nlohmann::json layers = nlohmann::json::array();
   for (const mlir::qnt::LayerReport &r : (*driver)->reports())
     layers.push_back(mlir::qnt::reportJson(r));
+  nlohmann::json trained = nlohmann::json::array();
+  for (const ptq::ReconstructionReport &r : summary->reconstructions)
+    trained.push_back({{"iterations", r.iterations},
+                       {"stopped_early", r.stoppedEarly},
+                       {"initial_loss", r.initialLoss},
+                       {"final_loss", r.finalLoss},
+                       {"seconds", r.seconds},
+                       {"compile_seconds", r.compileSeconds},
+                       {"forward_seconds", r.forwardSeconds},
+                       {"adjoint_seconds", r.adjointSeconds},
+                       {"trainable_elements", r.trainableElements},
+                       {"optimizer_state_bytes", r.optimizerStateBytes}});
   report["steps"].push_back({{"pipeline", step.pipeline},
+                             {"block_reconstruction", trained},
                              {"block_executions", summary->blockExecutions},
                              {"sequences", summary->sequences},
                              {"tokens", summary->tokens},

@@ -255,6 +255,12 @@ EncodedMatrix quantizeWithParams(const EncodingSpec &spec,
                                  const QuantParams &params, const float *w,
                                  int64_t rows, int64_t cols);
 
+/// The parameters quantizeRTN rounds with (scales, and zeros of asymmetric
+/// uniform encodings, one per scale group in row-major group order): the
+/// initialization of methods that then learn them (FlexRound, AdaRound).
+QuantParams rtnParams(const EncodingSpec &spec, const float *w, int64_t rows,
+                      int64_t cols);
+
 /// Dequantizes an encoded matrix into row-major W[rows][cols].
 /// Throws std::invalid_argument if the components do not match the layout.
 std::vector<float> dequantize(const EncodingSpec &spec,

@@ -12,7 +12,11 @@
 //
 // Cost: block i is run (groups + 1) times per sequence on the quantized
 // stream, once on the float stream, whatever i is; group methods add their
-// module-loss runs.
+// module-loss runs. Block-reconstruction methods (WeightMethodConfig::
+// groupsAreBlocks) quantize a block's layers together: the block is run
+// twice per sequence on the quantized stream and once on the float stream
+// (its outputs are the targets), plus the training steps
+// (BlockReconstruction.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +24,7 @@
 #define QNT_PTQ_SEQUENTIALDRIVER_H
 
 #include "passes/ptq/WeightMethodDriver.h"
+#include "qnt/ptq/BlockReconstruction.h"
 #include "qnt/calibration/Calibrator.h"
 
 namespace qnt::ptq {
@@ -42,6 +47,8 @@ struct SequentialSummary {
   /// Block function calls per block (all sequences together).
   std::vector<int64_t> blockExecutions;
   int64_t sequences = 0, tokens = 0;
+  /// Block reconstruction: what training each block did.
+  std::vector<ReconstructionReport> reconstructions;
   /// The block inputs went to a temporary file.
   bool spilled = false;
   double seconds = 0;
