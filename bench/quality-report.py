@@ -54,6 +54,9 @@ DEFAULT_RECIPES = [
     ("mixed-precision-4.0-gptq-act-f16-scales", "mixed precision + GPTQ act-order", "int2..8, f16 scales, budget 4.0"),
     ("mixed-precision-5.0-gptq-act-f16-scales", "mixed precision + GPTQ act-order", "int2..8, f16 scales, budget 5.0"),
     ("smoothquant-w8a8", "SmoothQuant W8A8", "int8 per-channel, a8 per-token"),
+    ("flexround-w4-pc-asym", "FlexRound", "int4 per-channel"),
+    ("flexround-w3-g32-asym", "FlexRound", "int3 g32"),
+    ("flexround-w2-g32-asym", "FlexRound", "int2 g32"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->

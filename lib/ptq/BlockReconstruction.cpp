@@ -396,11 +396,19 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                        nx::Reduction::RowSumMean,
                        gradient ? gradient->f32() : nullptr);
   };
+  size_t evaluated = options.evaluationSequences > 0
+                         ? std::min<size_t>(options.evaluationSequences,
+                                            data.sequences)
+                         : data.sequences;
+  // (Its forward calls count as evaluation, not as training steps.)
   auto datasetLoss = [&] {
-    double sum = 0;
-    for (size_t s = 0; s < data.sequences; ++s)
+    Clock::time_point begin = Clock::now();
+    double forwardBefore = last.forwardSeconds, sum = 0;
+    for (size_t s = 0; s < evaluated; ++s)
       sum += sequenceLoss(s, nullptr);
-    return sum / double(data.sequences);
+    last.forwardSeconds = forwardBefore;
+    last.evaluationSeconds += secondsSince(begin);
+    return sum / double(evaluated);
   };
   // AdaRound's soft rounding starts at h(V) = the fractional part, that is
   // at the float weight: its loss at round to nearest is that of the hard
@@ -449,6 +457,7 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   double windowSum = 0, bestWindow = INFINITY, running = last.initialLoss;
   int64_t windowsWithoutGain = 0;
   for (int64_t step = 0; step < options.iterations; ++step) {
+    Clock::time_point stepStart = Clock::now();
     for (std::vector<float> &g : gradients)
       std::fill(g.begin(), g.end(), 0.0f);
     double loss = 0;
@@ -499,6 +508,7 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     }
     optimizer.step(schedule.factor(step));
     last.iterations = step + 1;
+    last.stepSeconds.push_back(secondsSince(stepStart));
     running = step == 0 ? loss : 0.95 * running + 0.05 * loss;
     if (progress)
       progress(step + 1, options.iterations, running);

@@ -62,6 +62,9 @@ struct ReconstructionOptions {
   /// iterations) during which the regularizer is off.
   double roundingWeight = 0.01;
   double betaStart = 20, betaEnd = 2, warmup = 0.2;
+  /// Sequences the loss before and after training is measured on (the
+  /// first ones; 0: all).
+  int64_t evaluationSequences = 0;
   /// Prints one line per block (loss before and after) on stderr.
   bool verbose = true;
 };

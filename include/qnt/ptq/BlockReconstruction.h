@@ -48,9 +48,13 @@ struct ReconstructionReport {
   /// quantizers' initialization: round to nearest) and at the end.
   double initialLoss = 0, finalLoss = 0;
   /// Building and compiling the block and its adjoint; the forward calls
-  /// and the adjoint calls (which recompute the forward) of the steps.
-  double compileSeconds = 0, forwardSeconds = 0, adjointSeconds = 0;
+  /// and the adjoint calls (which recompute the forward) of the steps; the
+  /// loss measurements before and after.
+  double compileSeconds = 0, forwardSeconds = 0, adjointSeconds = 0,
+         evaluationSeconds = 0;
   double seconds = 0;
+  /// Each step's seconds (its forward and adjoint calls, the optimizer).
+  std::vector<double> stepSeconds;
   /// Trainable elements and the optimizer's state bytes.
   int64_t trainableElements = 0, optimizerStateBytes = 0;
 };
