@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <sys/resource.h>
 
 using namespace mlir;
@@ -112,8 +113,13 @@ int main(int argc, char **argv) {
   const int64_t distinct = 4;
   for (int64_t s = 0; s < sequencesOpt; ++s) {
     if (s >= distinct) {
-      inputs.push_back(inputs[s % distinct]);
-      targets.push_back(targets[s % distinct]);
+      // Real copies (a HostTensor copy shares its bytes).
+      for (auto *list : {&inputs, &targets}) {
+        const rt::HostTensor &from = (*list)[s % distinct];
+        rt::HostTensor copy(from.getType());
+        std::memcpy(copy.data(), from.data(), from.numBytes());
+        list->push_back(std::move(copy));
+      }
       continue;
     }
     std::vector<int32_t> ids(tokensOpt);

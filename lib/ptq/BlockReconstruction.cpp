@@ -196,6 +196,12 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
     if (!param)
       fail(loc, "block reconstruction: layer '" + name + "' is not a "
                     "parameter weight of @" + func.getSymName());
+    // The driver hands over weights as [N, K]; only a transpose-B matmul
+    // stores them so (a square plain matmul's would pass the shape check
+    // transposed).
+    if (!site->observable)
+      fail(param.getLoc(), "block reconstruction: layer '" + name +
+                               "' is not a transpose-B matmul's weight");
     auto type = dyn_cast<RankedTensorType>(param.getType());
     if (!type || type.getShape() != ArrayRef<int64_t>{layer.rows, layer.cols})
       fail(param.getLoc(), "block reconstruction: the weight of '" + name +
@@ -342,18 +348,21 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   auto callArgs = [&](const HostTensor &x) {
     int64_t tokens = x.getType().getDimSize(0);
     dim = x.getType().getDimSize(1);
+    // Copies: a compiled function may write into its argument buffers, and
+    // `x` may share its bytes with the calibration stream.
+    auto copyOf = [](const HostTensor &t) {
+      HostTensor copy(t.getType());
+      std::memcpy(copy.data(), t.data(), t.numBytes());
+      return copy;
+    };
     std::vector<HostTensor> args;
-    args.push_back(x);
+    args.push_back(copyOf(x));
     args.emplace_back(signature->inputs[1]); // pos = 0
     for (int i = 2; i < 4; ++i)
       args.emplace_back(
           f32Type({tokens, signature->inputs[i].getDimSize(1)}));
-    // Copies: a compiled function may write into its argument buffers.
-    for (const HostTensor &t : tail) {
-      HostTensor copy(t.getType());
-      std::memcpy(copy.data(), t.data(), t.numBytes());
-      args.push_back(std::move(copy));
-    }
+    for (const HostTensor &t : tail)
+      args.push_back(copyOf(t));
     return args;
   };
   auto resultTypes = [&](int64_t tokens) {

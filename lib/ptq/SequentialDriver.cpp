@@ -8,6 +8,7 @@
 
 #include "qnt/ptq/SequentialDriver.h"
 #include "dialects/qnt/QntDialect.h"
+#include "qnt/import/LlamaImporter.h"
 #include "qnt/ptq/BlockReconstruction.h"
 #include "passes/LinearLayers.h"
 #include "qnt/runtime/ModelRunner.h"
@@ -20,6 +21,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -380,7 +382,12 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     floatStream = std::move(*created);
     for (size_t s = 0; s < sequences.size(); ++s) {
       FailureOr<HostTensor> x = inputs->get(s);
-      if (failed(x) || failed(floatStream.set(s, *x)))
+      if (failed(x))
+        return failure();
+      // Its own bytes: the blocks run on each stream in place.
+      HostTensor copy(x->getType());
+      std::memcpy(copy.data(), x->data(), x->numBytes());
+      if (failed(floatStream.set(s, copy)))
         return failure();
     }
   }
@@ -395,6 +402,17 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     // are the targets (and the next block's float inputs); the statistics
     // of the block's layers on the quantized stream feed the report; the
     // trainer quantizes all the block's layers at once.
+    // The block's outputs on the quantized stream, its weights as bound.
+    auto runOutputs = [&]() -> LogicalResult {
+      progress.update(done++, llvm::formatv("block {0}: outputs", layer).str());
+      for (size_t s = 0; s < inputs->size(); ++s) {
+        FailureOr<HostTensor> x = inputs->get(s);
+        if (failed(x) || failed(runBlock(*x, nullptr)) ||
+            failed(inputs->set(s, *x)))
+          return failure();
+      }
+      return success();
+    };
     auto reconstructBlock = [&](int64_t layer) -> LogicalResult {
       progress.update(done, llvm::formatv("block {0}: targets", layer).str());
       mlir::qnt::StatisticsMap stats;
@@ -417,6 +435,9 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       }
       calibration::copySharedStatistics(stats, blockObservations[layer],
                                         observed);
+      // A block none of whose layers is selected is only run.
+      if (layers.empty())
+        return runOutputs();
       ReconstructionData data;
       data.sequences = inputs->size();
       data.input = [&](size_t s) { return inputs->get(s); };
@@ -425,7 +446,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
                                         config.nLayers);
       std::unique_ptr<::qnt::Progress> training;
       BlockReconstructor trainer(
-          *trainingModel, "block" + std::to_string(layer), std::move(data),
+          *trainingModel, mlir::qnt::blockFunctionName(layer), std::move(data),
           [&](int64_t iteration, int64_t iterations, double loss) {
             if (!training)
               training = std::make_unique<::qnt::Progress>(
@@ -456,14 +477,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
             driver.config().passName, label, r.initialLoss, r.finalLoss,
             r.iterations, r.stoppedEarly ? " (stopped early)" : "",
             r.seconds, r.compileSeconds, r.forwardSeconds, r.adjointSeconds);
-      progress.update(done++, llvm::formatv("block {0}: outputs", layer).str());
-      for (size_t s = 0; s < inputs->size(); ++s) {
-        FailureOr<HostTensor> x = inputs->get(s);
-        if (failed(x) || failed(runBlock(*x, nullptr)) ||
-            failed(inputs->set(s, *x)))
-          return failure();
-      }
-      return success();
+      return runOutputs();
     };
     // On the float stream nothing quantized is ever bound, so one pass
     // captures every group's statistics and the block's float outputs,

@@ -35,7 +35,6 @@ struct QntAdaRoundPass : mlir::qnt::impl::QntAdaRoundBase<QntAdaRoundPass>,
     options.seed = seed;
     options.earlyStopPatience = earlyStopPatience;
     options.earlyStopTolerance = earlyStopTolerance;
-    options.verbose = verbose;
     options.roundingWeight = roundingWeight;
     options.betaStart = betaStart;
     options.betaEnd = betaEnd;

@@ -35,7 +35,6 @@ struct QntFlexRoundPass : mlir::qnt::impl::QntFlexRoundBase<QntFlexRoundPass>,
     options.seed = seed;
     options.earlyStopPatience = earlyStopPatience;
     options.earlyStopTolerance = earlyStopTolerance;
-    options.verbose = verbose;
     return options;
   }
 

@@ -65,8 +65,6 @@ struct ReconstructionOptions {
   /// Sequences the loss before and after training is measured on (the
   /// first ones; 0: all).
   int64_t evaluationSequences = 0;
-  /// Prints one line per block (loss before and after) on stderr.
-  bool verbose = true;
 };
 
 /// The arguments makeWeightLearnable added, as argument indices.

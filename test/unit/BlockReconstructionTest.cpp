@@ -163,14 +163,16 @@ TEST_F(BlockReconstructionTest, IterationZeroIsRoundToNearest) {
     }
     if (method == mlir::qnt::LearnedRounding::FlexRound) {
       EXPECT_EQ(differ, 0) << "of " << total;
-      EXPECT_EQ(report.initialLoss, report.finalLoss);
-      EXPECT_NEAR(report.initialLoss, lossWith(results),
-                  1e-4 * report.initialLoss);
     } else {
       // AdaRound rounds up from a fractional part of exactly 1/2, where
       // round half to even may not: nothing else differs.
       EXPECT_LE(differ, total / 1000) << "of " << total;
     }
+    // The loss the trainer measured on its IR at the start (AdaRound's
+    // rounding made hard) is that of the RTN weights run by the float
+    // block.
+    EXPECT_NEAR(report.initialLoss, lossWith(results),
+                1e-4 * report.initialLoss);
     EXPECT_GT(report.initialLoss, 0);
   }
 }
