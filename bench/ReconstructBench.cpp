@@ -32,7 +32,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <sys/resource.h>
 
 using namespace mlir;
@@ -114,12 +113,8 @@ int main(int argc, char **argv) {
   for (int64_t s = 0; s < sequencesOpt; ++s) {
     if (s >= distinct) {
       // Real copies (a HostTensor copy shares its bytes).
-      for (auto *list : {&inputs, &targets}) {
-        const rt::HostTensor &from = (*list)[s % distinct];
-        rt::HostTensor copy(from.getType());
-        std::memcpy(copy.data(), from.data(), from.numBytes());
-        list->push_back(std::move(copy));
-      }
+      for (auto *list : {&inputs, &targets})
+        list->push_back((*list)[s % distinct].deepCopy());
       continue;
     }
     std::vector<int32_t> ids(tokensOpt);

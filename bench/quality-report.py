@@ -57,6 +57,11 @@ DEFAULT_RECIPES = [
     ("flexround-w4-pc-asym", "FlexRound", "int4 per-channel"),
     ("flexround-w3-g32-asym", "FlexRound", "int3 g32"),
     ("flexround-w2-g32-asym", "FlexRound", "int2 g32"),
+    ("adaround-e2m1-g32", "AdaRound", "e2m1 g32"),
+    ("pdquant-w4a8-pc-asym", "PD-Quant", "int4 per-channel, a8 per-token"),
+    ("pdquant-w4a8-pc-asym-nopd", "PD-Quant without PD term", "int4 per-channel, a8 per-token"),
+    ("pdquant-w4a4-pc-asym", "PD-Quant", "int4 per-channel, a4 per-token"),
+    ("pdquant-w4a4-pc-asym-nopd", "PD-Quant without PD term", "int4 per-channel, a4 per-token"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->

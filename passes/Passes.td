@@ -495,7 +495,10 @@ def QntAdaRound : Pass<"qnt-adaround", "::mlir::ModuleOp"> {
     iterations, then with beta annealed from beta-start to beta-end. V
     starts where h(V) equals the fractional part of W / s (round to
     nearest's value); at the end each element rounds up where h(V) >= 1/2
-    and the codes are stored as the standard integer encoding.
+    and the codes are stored as the standard integer encoding. On a
+    minifloat grid (`format`) the scale s is round to nearest's and each
+    element becomes s (L + h(V) (U - L)) between the grid points L <= W / s
+    <= U, stored as the standard minifloat encoding.
 
     Like qnt-flexround it runs block by block under
     `quant-compile --recipe`.
@@ -511,6 +514,80 @@ def QntAdaRound : Pass<"qnt-adaround", "::mlir::ModuleOp"> {
            "Exponent of the regularizer at the last iteration">,
     Option<"warmup", "warmup", "double", /*default=*/"0.2",
            "Fraction of the iterations without the regularizer">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::qnt::QntDialect"
+  ];
+}
+
+def QntPdQuant : Pass<"qnt-pdquant", "::mlir::ModuleOp"> {
+  let summary = "PD-Quant: AdaRound with the prediction difference, block "
+                "by block";
+  let description = [{
+    Quantizes the selected matmul weights with PD-Quant (ALGORITHMS.md §7)
+    adapted to LLaMA blocks: AdaRound's learned rounding (as qnt-adaround)
+    and, with act-bits, a learned clip ratio per layer that multiplies the
+    run-time activation scale (qnt.fake_quant's clip: PD-Quant's learnable
+    activation step size, for per-token scales), trained by Adam on
+
+      |f_q(X_mix) - f_fp(X_dc)|^2 + rounding-weight * rounding term
+      + prediction-weight * KL(softmax(z_fp / T) || softmax(z_q / T))
+
+    z_q: the logits the rest of the float network (the later blocks and
+    the head) computes from the quantized block's output on its
+    quantized-stream input, the gradient carried back through that network
+    by its adjoint; z_fp: the float model's logits. X_mix: QDrop's mixing
+    of the quantized-stream input with the float one
+    (quantized-input-probability). X_dc: the distribution correction,
+    adapted to a network without BatchNorm: each sequence's float block
+    input moved toward the calibration set's per-channel mean and standard
+    deviation (qnt/numerics/DistributionCorrection.h; proximity weight
+    1 / correction-proximity). prediction-weight 0 gives the same run
+    without the prediction difference.
+
+    Like qnt-flexround it runs block by block under
+    `quant-compile --recipe`.
+  }];
+  let options = !listconcat(QntWeightMethodOptions, QntReconstructionOptions, [
+    Option<"learningRate", "lr", "double", /*default=*/"3e-3",
+           "Adam learning rate of the rounding variables (PD-Quant's)">,
+    Option<"roundingWeight", "rounding-weight", "double", /*default=*/"0.01",
+           "Weight of the rounding regularizer">,
+    Option<"betaStart", "beta-start", "double", /*default=*/"20",
+           "Exponent of the regularizer when it starts">,
+    Option<"betaEnd", "beta-end", "double", /*default=*/"2",
+           "Exponent of the regularizer at the last iteration">,
+    Option<"warmup", "warmup", "double", /*default=*/"0.2",
+           "Fraction of the iterations without the regularizer">,
+    Option<"activationLearningRate", "act-lr", "double", /*default=*/"1e-3",
+           "Adam learning rate of the activation clip ratios (0: not "
+           "learned; the reference's 4e-5 is for absolute step sizes)">,
+    Option<"predictionWeight", "prediction-weight", "double",
+           /*default=*/"10",
+           "Weight of the prediction difference (1 / lambda_r, the "
+           "reference's lambda_r = 0.1); 0 leaves it out">,
+    Option<"temperature", "temperature", "double", /*default=*/"4",
+           "Softmax temperature of the prediction difference">,
+    Option<"quantizedInputProbability", "quantized-input-probability",
+           "double", /*default=*/"0.5",
+           "Probability that an element of the squared error's input comes "
+           "from the quantized stream (QDrop); 1: always">,
+    Option<"distributionCorrection", "distribution-correction", "bool",
+           /*default=*/"true",
+           "Correct the float block inputs toward the calibration set's "
+           "per-channel statistics">,
+    Option<"correctionProximity", "correction-proximity", "double",
+           /*default=*/"0.02",
+           "lambda_c: the correction's proximity term weighs 1 / lambda_c">,
+    Option<"correctionIterations", "correction-iterations", "int64_t",
+           /*default=*/"500", "Adam steps of the distribution correction">,
+    Option<"correctionLearningRate", "correction-lr", "double",
+           /*default=*/"1e-3", "Adam learning rate of the correction">
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

@@ -77,6 +77,12 @@ HostTensor::HostTensor(RankedTensorType type) : type(type) {
 HostTensor::HostTensor(RankedTensorType type, const void *data)
     : type(type), view(data) {}
 
+HostTensor HostTensor::deepCopy() const {
+  HostTensor copy(type);
+  std::memcpy(copy.data(), data(), numBytes());
+  return copy;
+}
+
 int64_t HostTensor::numBytes() const {
   return numElements() * elementBytes(type.getElementType());
 }

@@ -217,6 +217,14 @@ LogicalResult FakeQuantOp::verify() {
     if (!type.hasStaticShape() || type.getNumElements() != 1)
       return emitOpError("scale must hold exactly one value, got ") << type;
   }
+  if (Value clip = getClip()) {
+    if (getScale())
+      return emitOpError("a clip ratio applies to run-time scales; it cannot "
+                         "be combined with a static scale");
+    auto type = cast<RankedTensorType>(clip.getType());
+    if (!type.hasStaticShape() || type.getNumElements() != 1)
+      return emitOpError("clip must hold exactly one value, got ") << type;
+  }
   if (Value noise = getNoise()) {
     auto type = cast<RankedTensorType>(noise.getType());
     if (type.getRank() != 1 || type.getDimSize(0) != input.getShape().back() ||

@@ -228,6 +228,10 @@ def Qnt_FakeQuantOp : Qnt_Op<"fake_quant",
     at run time per tensor or per token (per row of the last dimension).
     The optional `noise` (`[K]`) is NoisyQuant's fixed uniform noise, added
     before quantization; the consumer's bias absorbs `noise * W^T`.
+    The optional `clip` (one value, only with run-time scales) multiplies
+    the run-time scale: `s = clip * absmax / (2^(b-1) - 1)`, so that
+    `clip < 1` clips the largest values of each tensor or token. It is the
+    learned step size of PD-Quant (qnt-pdquant) for per-token scales.
 
     ```mlir
     %xq = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>}
@@ -237,12 +241,14 @@ def Qnt_FakeQuantOp : Qnt_Op<"fake_quant",
   let arguments = (ins Qnt_FloatTensor:$input,
                        Optional<TensorOf<[F32]>>:$scale,
                        Optional<Qnt_FloatTensor>:$noise,
+                       Optional<TensorOf<[F32]>>:$clip,
                        ConfinedAttr<I64Attr, [IntMinValue<2>, IntMaxValue<16>]>:$bits,
                        Qnt_ActivationGranularityAttr:$granularity);
   let results = (outs Qnt_FloatTensor:$result);
   let assemblyFormat = [{
     $input (`scale` `(` $scale^ `:` type($scale) `)`)?
-    (`noise` `(` $noise^ `:` type($noise) `)`)? attr-dict `:` type($input)
+    (`noise` `(` $noise^ `:` type($noise) `)`)?
+    (`clip` `(` $clip^ `:` type($clip) `)`)? attr-dict `:` type($input)
   }];
   let hasVerifier = 1;
 }

@@ -9,15 +9,17 @@
 #include "passes/LinearLayers.h"
 #include "passes/autodiff/Adjoint.h"
 #include "qnt/ParamStore.h"
+#include "qnt/numerics/DistributionCorrection.h"
 #include "qnt/numerics/Loss.h"
 #include "qnt/numerics/Optimizer.h"
 #include "qnt/support/Random.h"
 
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
+#include <optional>
 #include <stdexcept>
 
 using namespace mlir;
@@ -41,13 +43,19 @@ constexpr double kZeta = 1.1, kGamma = -0.1;
 /// One layer's learnable quantizer: its fixed and trained tensors.
 struct LearnableLayer {
   const nx::WeightProblem *problem = nullptr;
+  /// The grid: integers (spec) or a minifloat format (AdaRound only).
   const nx::UniformSpec *spec = nullptr;
+  const nx::MinifloatSpec *minifloat = nullptr;
+  /// The layer's matmul in the trained block.
+  Operation *matmul = nullptr;
   int64_t rows = 0, cols = 0, groupSize = 0, groups = 0;
   mlir::qnt::LearnableWeightArgs args;
   /// The zero point z [N, G] as the quantizer clamps with it (-z..qmax-z).
   std::vector<float> zero;
   /// AdaRound's fixed scale s [N, G].
   std::vector<float> scale;
+  /// Minifloat grids: the grid points below and above W / s [N, K].
+  std::vector<float> lower, upper;
   /// The trained tensors in the order of args.trainable: FlexRound d1
   /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K].
   std::vector<std::vector<float>> trained;
@@ -58,7 +66,8 @@ struct LearnableLayer {
 
 /// Elements per group, 0 for one group per row; throws on what the
 /// quantizers cannot express.
-int64_t groupSizeOf(const nx::UniformSpec &spec, const std::string &name) {
+template <typename Spec>
+int64_t groupSizeOf(const Spec &spec, const std::string &name) {
   switch (spec.granularity) {
   case nx::Granularity::PerGroup:
     return spec.groupSize;
@@ -72,10 +81,59 @@ int64_t groupSizeOf(const nx::UniformSpec &spec, const std::string &name) {
                               "per-group scales, not one per tensor");
 }
 
+/// AdaRound's V where h(V) = `fraction`.
+float roundingVariable(double fraction) {
+  return float(-std::log((kZeta - kGamma) / (fraction - kGamma) - 1));
+}
+
+/// The finite values of a minifloat format, ascending.
+std::vector<float> minifloatGrid(const nx::MinifloatSpec &spec) {
+  std::vector<float> grid;
+  for (uint32_t code = 0; code < (1u << nx::minifloatBits(spec)); ++code) {
+    float v = nx::decodeMinifloat(code, spec);
+    if (std::isfinite(v))
+      grid.push_back(v);
+  }
+  llvm::sort(grid);
+  grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
+  return grid;
+}
+
+/// AdaRound on a minifloat grid: round to nearest's scales, the grid points
+/// next to each W / s, and V where h(V) is the position of W / s between
+/// them.
+void initializeMinifloat(LearnableLayer &layer, const nx::EncodingSpec &spec) {
+  const nx::WeightProblem &p = *layer.problem;
+  int64_t n = layer.rows, k = layer.cols, g = layer.groups;
+  layer.scale = nx::rtnParams(spec, p.weight, p.rows, p.cols).scales;
+  std::vector<float> grid = minifloatGrid(*layer.minifloat);
+  layer.lower.resize(n * k);
+  layer.upper.resize(n * k);
+  std::vector<float> v(n * k);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) {
+      int64_t i = r * k + c;
+      float x = p.weight[i] / layer.scale[r * g + layer.groupOf(c)];
+      // Outside the grid both neighbours are its end.
+      auto above = std::upper_bound(grid.begin(), grid.end(), x);
+      float lo = above == grid.begin() ? grid.front() : *(above - 1);
+      float hi = above == grid.end() || lo == x ? lo : *above;
+      if (above == grid.begin())
+        hi = lo;
+      layer.lower[i] = lo;
+      layer.upper[i] = hi;
+      double fraction = hi > lo ? (double(x) - lo) / (double(hi) - lo) : 0.0;
+      v[i] = roundingVariable(fraction);
+    }
+  layer.trained = {std::move(v)};
+}
+
 /// Initializes `layer` from round to nearest's grid: FlexRound's d1 = log s
 /// and D2 = d3 = 0, AdaRound's V where h(V) is the fractional part of W / s.
 void initialize(LearnableLayer &layer, const nx::EncodingSpec &spec,
                 LearnedRounding method) {
+  if (layer.minifloat)
+    return initializeMinifloat(layer, spec);
   const nx::WeightProblem &p = *layer.problem;
   nx::QuantParams grid = nx::rtnParams(spec, p.weight, p.rows, p.cols);
   int64_t n = layer.rows, k = layer.cols, g = layer.groups;
@@ -96,26 +154,28 @@ void initialize(LearnableLayer &layer, const nx::EncodingSpec &spec,
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < k; ++c) {
       float x = p.weight[r * k + c] / layer.scale[r * g + layer.groupOf(c)];
-      double rest = double(x) - std::floor(double(x));
-      v[r * k + c] = float(-std::log((kZeta - kGamma) / (rest - kGamma) - 1));
+      v[r * k + c] = roundingVariable(double(x) - std::floor(double(x)));
     }
   layer.trained = {std::move(v)};
 }
 
 /// The integer (relative to the zero point) the trained quantizer gives
-/// element (r, c), as the IR computes it (float arithmetic), clamped.
+/// element (r, c), as the IR computes it (float arithmetic), clamped; on a
+/// minifloat grid, the grid point.
 float learnedCode(const LearnableLayer &layer, LearnedRounding method,
                   int64_t r, int64_t c) {
   int64_t k = layer.cols, gi = r * layer.groups + layer.groupOf(c);
+  // h(V) >= 1/2 exactly where V >= 0: round up there.
+  bool up = layer.trained[0][r * k + c] >= 0;
+  if (layer.minifloat)
+    return up ? layer.upper[r * k + c] : layer.lower[r * k + c];
   float w = layer.problem->weight[r * k + c], q;
   if (method == LearnedRounding::FlexRound) {
     float exponent = (layer.trained[0][gi] + layer.trained[1][r * k + c]) +
                      layer.trained[2][r];
     q = nx::roundHalfEven(w / std::exp(exponent));
   } else {
-    // h(V) >= 1/2 exactly where V >= 0: round up there.
-    q = std::floor(w / layer.scale[gi]) +
-        (layer.trained[0][r * k + c] >= 0 ? 1.0f : 0.0f);
+    q = std::floor(w / layer.scale[gi]) + (up ? 1.0f : 0.0f);
   }
   float z = layer.zero[gi];
   return std::clamp(q, -z, float(layer.qmax()) - z);
@@ -132,7 +192,7 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
     params.scales[i] = method == LearnedRounding::FlexRound
                            ? std::exp(layer.trained[0][i])
                            : layer.scale[i];
-  if (!layer.spec->symmetric)
+  if (layer.spec && !layer.spec->symmetric)
     params.zeros = layer.zero;
   // The weight the quantizer computes lies on the grid: encoding it with
   // the same parameters recovers its codes.
@@ -151,6 +211,15 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < k; ++c) {
       int64_t gi = r * g + layer.groupOf(c);
+      if (layer.minifloat) {
+        int64_t i = r * k + c;
+        float x = layer.problem->weight[i] / params.scales[gi];
+        float nearest = x - layer.lower[i] <= layer.upper[i] - x
+                            ? layer.lower[i]
+                            : layer.upper[i];
+        moved += nearest != learnedCode(layer, method, r, c);
+        continue;
+      }
       float z = layer.zero[gi];
       float nearest = std::clamp(
           nx::roundHalfEven(layer.problem->weight[r * k + c] /
@@ -208,6 +277,7 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
                                "' is not stored as [N, K] = [" +
                                Twine(layer.rows) + ", " + Twine(layer.cols) +
                                "] (a transpose-B matmul's)");
+    layer.matmul = site->op;
     unsigned index = func.getNumArguments();
     if (failed(func.insertArgument(index, type, DictionaryAttr(),
                                    param.getLoc())))
@@ -218,8 +288,9 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
   SmallVector<unsigned> trainable;
   for (auto [i, layer] : llvm::enumerate(layers)) {
     unsigned weightArg = firstWeight + i;
-    mlir::qnt::LearnableWeightSpec spec{method, layer.spec->bits,
-                                        layer.groupSize};
+    mlir::qnt::LearnableWeightSpec spec{
+        method, layer.spec ? layer.spec->bits : 0, layer.groupSize,
+        /*neighbourGrid=*/layer.minifloat != nullptr};
     FailureOr<mlir::qnt::LearnableWeightArgs> args =
         mlir::qnt::makeWeightLearnable(func, weightArg, spec);
     if (failed(args))
@@ -228,6 +299,40 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
     trainable.append(args->trainable.begin(), args->trainable.end());
   }
   return trainable;
+}
+
+/// The activation quantization the quantized model will run: a
+/// qnt.fake_quant of each layer's input (options.activationBits), with a
+/// clip ratio argument appended per layer when it is learned.
+void writeActivationQuantizers(func::FuncOp func,
+                               ArrayRef<LearnableLayer> layers,
+                               const ReconstructionOptions &options) {
+  if (options.activationBits == 0)
+    return;
+  bool learned = options.activationLearningRate > 0;
+  auto clipType = RankedTensorType::get({1}, Float32Type::get(func.getContext()));
+  auto granularity = options.activationPerToken
+                         ? mlir::qnt::ActivationGranularity::per_token
+                         : mlir::qnt::ActivationGranularity::per_tensor;
+  for (const LearnableLayer &layer : layers) {
+    Operation *matmul = layer.matmul;
+    Value clip;
+    if (learned) {
+      unsigned index = func.getNumArguments();
+      if (failed(func.insertArgument(index, clipType, DictionaryAttr(),
+                                     matmul->getLoc())))
+        fail(func.getLoc(), "block reconstruction: cannot add an argument");
+      clip = func.getArgument(index);
+    }
+    OpBuilder b(matmul);
+    Value in = matmul->getOperand(0);
+    Value quantized = mlir::qnt::FakeQuantOp::create(
+        b, matmul->getLoc(), in.getType(), in, /*scale=*/Value(),
+        /*noise=*/Value(), clip, b.getI64IntegerAttr(options.activationBits),
+        mlir::qnt::ActivationGranularityAttr::get(b.getContext(),
+                                                  granularity));
+    matmul->setOperand(0, quantized);
+  }
 }
 
 } // namespace
@@ -255,6 +360,27 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
         "early-stop-patience >= 0");
   if (data.sequences == 0)
     fail(loc, "block reconstruction: no calibration sequences");
+  bool predicting = options.predictionWeight > 0;
+  bool mixing = options.quantizedInputProbability < 1;
+  bool correcting = options.distributionCorrection;
+  bool learnsClips =
+      options.activationBits > 0 && options.activationLearningRate > 0;
+  if (options.predictionWeight < 0 || !(options.temperature > 0) ||
+      !(options.quantizedInputProbability >= 0 &&
+        options.quantizedInputProbability <= 1) ||
+      options.activationLearningRate < 0 ||
+      (options.activationBits != 0 &&
+       (options.activationBits < 2 || options.activationBits > 16)))
+    throw std::invalid_argument(
+        "prediction-weight must be >= 0, temperature > 0, "
+        "quantized-input-probability in [0, 1], act-lr >= 0 and act-bits 0 "
+        "or 2..16");
+  if ((mixing || correcting) && !data.floatInput)
+    fail(loc, "block reconstruction: input mixing and distribution "
+              "correction need the float stream's block inputs");
+  if (predicting && data.downstream.empty())
+    fail(loc, "block reconstruction: the prediction difference needs the "
+              "functions after the block");
 
   // The layers' quantizers, initialized at round to nearest.
   std::vector<LearnableLayer> layers(problems.size());
@@ -262,37 +388,78 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     LearnableLayer &layer = layers[i];
     layer.problem = &problems[i];
     layer.spec = std::get_if<nx::UniformSpec>(&settings[i].spec);
-    if (!layer.spec)
-      throw std::invalid_argument("learned rounding supports integer grids");
+    layer.minifloat = std::get_if<nx::MinifloatSpec>(&settings[i].spec);
+    if (!layer.spec && !layer.minifloat)
+      throw std::invalid_argument(
+          "learned rounding supports integer and minifloat grids");
+    if (layer.minifloat && options.method != LearnedRounding::AdaRound)
+      throw std::invalid_argument(
+          "FlexRound learns integer grids; minifloat grids are learned by "
+          "AdaRound (qnt-adaround, qnt-pdquant)");
     layer.rows = problems[i].rows;
     layer.cols = problems[i].cols;
-    int64_t group = groupSizeOf(*layer.spec, problems[i].name);
+    int64_t group = layer.spec ? groupSizeOf(*layer.spec, problems[i].name)
+                               : groupSizeOf(*layer.minifloat,
+                                             problems[i].name);
     layer.groupSize = group ? group : layer.cols;
     layer.groups = llvm::divideCeil(layer.cols, layer.groupSize);
     initialize(layer, settings[i].spec, options.method);
   }
 
-  // The block with its quantizers, and its adjoint, compiled.
+  // The block with its quantizers and its adjoint; the float copy of the
+  // block (the corrected inputs' targets) and the rest of the float
+  // network with its adjoints (the prediction difference), compiled.
   OwningOpRef<ModuleOp> module = model.clone();
+  llvm::StringSet<> kept;
+  kept.insert(blockFunction);
+  if (predicting)
+    for (const std::string &name : data.downstream)
+      kept.insert(name);
   for (auto func : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
-    if (func.getSymName() != blockFunction)
+    if (!kept.contains(func.getSymName()))
       func.erase();
   auto func = module->lookupSymbol<func::FuncOp>(blockFunction);
   if (!func)
     fail(loc, "block reconstruction: the model has no function @" +
                   blockFunction);
+  std::vector<std::string> entries = {blockFunction};
+  std::string floatName = blockFunction + "_float";
+  if (correcting) {
+    auto copy = cast<func::FuncOp>(func->clone());
+    copy.setSymName(floatName);
+    module->getBody()->push_back(copy);
+    entries.push_back(floatName);
+  }
   SmallVector<unsigned> trainable =
       writeQuantizers(func, layers, options.method);
+  // One clip argument per layer after the quantizers' arguments.
+  unsigned firstClip = func.getNumArguments();
+  writeActivationQuantizers(func, layers, options);
+  if (learnsClips)
+    for (unsigned a = firstClip; a < func.getNumArguments(); ++a)
+      trainable.push_back(a);
   std::string adjointName = blockFunction + "_adjoint";
   if (failed(mlir::qnt::buildAdjoint(func, trainable, adjointName)))
     throw std::runtime_error("the block's adjoint could not be built");
+  entries.push_back(adjointName);
+  if (predicting)
+    for (const std::string &name : data.downstream) {
+      auto next = module->lookupSymbol<func::FuncOp>(name);
+      if (!next || next.getNumArguments() < 1)
+        fail(loc, "block reconstruction: the model has no function @" + name);
+      if (failed(mlir::qnt::buildAdjoint(next, {0}, name + "_adjoint")))
+        throw std::runtime_error("the adjoint of @" + name +
+                                 " could not be built");
+      entries.push_back(name);
+      entries.push_back(name + "_adjoint");
+    }
   unsigned fixedInputs = func.getNumArguments();
   unsigned numResults = func.getNumResults();
   FailureOr<mlir::qnt::ParamStore> store = mlir::qnt::ParamStore::open(*module);
   if (failed(store))
     throw std::runtime_error("the block's parameters could not be opened");
   FailureOr<std::unique_ptr<CompiledModule>> compiled =
-      CompiledModule::compile(*module, {blockFunction, adjointName});
+      CompiledModule::compile(*module, entries);
   if (failed(compiled) || failed((*compiled)->bindParams(*store, loc)))
     throw std::runtime_error("the block and its adjoint could not be "
                              "compiled");
@@ -301,8 +468,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   last.compileSeconds = secondsSince(start);
 
   // The call's arguments: x, position 0 and empty caches (any other
-  // non-parameter argument of the block is refused), then the weights and
-  // the quantizers' tensors in argument order.
+  // non-parameter argument of the block is refused), then the weights, the
+  // quantizers' tensors in argument order and the clip ratios.
   auto f32Type = [&](ArrayRef<int64_t> shape) {
     return RankedTensorType::get(shape, Float32Type::get(model.getContext()));
   };
@@ -312,19 +479,24 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                       layer.problem->weight);
   // Where in `tail` each trained tensor is, in `trainable` order.
   std::vector<size_t> trainedIndices;
+  auto addOwned = [&](ArrayRef<int64_t> shape, const std::vector<float> &v) {
+    HostTensor t(f32Type(shape));
+    std::copy(v.begin(), v.end(), t.f32());
+    tail.push_back(std::move(t));
+  };
   for (LearnableLayer &layer : layers) {
     size_t first = tail.size();
-    auto addOwned = [&](ArrayRef<int64_t> shape, const std::vector<float> &v) {
-      HostTensor t(f32Type(shape));
-      std::copy(v.begin(), v.end(), t.f32());
-      tail.push_back(std::move(t));
-    };
     int64_t n = layer.rows, k = layer.cols, g = layer.groups;
     if (options.method == LearnedRounding::FlexRound) {
       addOwned({n, g}, layer.trained[0]);
       addOwned({n, k}, layer.trained[1]);
       addOwned({n}, layer.trained[2]);
       addOwned({n, g}, layer.zero);
+    } else if (layer.minifloat) {
+      addOwned({n, k}, layer.trained[0]);
+      addOwned({n, g}, layer.scale);
+      addOwned({n, k}, layer.lower);
+      addOwned({n, k}, layer.upper);
     } else {
       addOwned({n, k}, layer.trained[0]);
       addOwned({n, g}, layer.scale);
@@ -334,6 +506,14 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     for (size_t i = 0; i < count; ++i)
       trainedIndices.push_back(first + i);
   }
+  // The rounding tensors come first among the trained ones, the clip
+  // ratios (one per layer) after them.
+  size_t roundingTensors = trainedIndices.size();
+  if (learnsClips)
+    for (size_t i = 0; i < layers.size(); ++i) {
+      trainedIndices.push_back(tail.size());
+      addOwned({1}, {1.0f});
+    }
   // `tail` no longer grows: pointers into it stay valid.
   std::vector<HostTensor *> trainedTensors;
   for (size_t index : trainedIndices)
@@ -344,46 +524,75 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                   " does not have the imported block's signature (x, pos, "
                   "key cache, value cache) -> (x, key cache, value cache)");
 
-  int64_t dim = 0;
-  auto callArgs = [&](const HostTensor &x) {
-    int64_t tokens = x.getType().getDimSize(0);
-    dim = x.getType().getDimSize(1);
-    // Copies: a compiled function may write into its argument buffers, and
-    // `x` may share its bytes with the calibration stream.
-    auto copyOf = [](const HostTensor &t) {
-      HostTensor copy(t.getType());
-      std::memcpy(copy.data(), t.data(), t.numBytes());
-      return copy;
-    };
-    std::vector<HostTensor> args;
-    args.push_back(copyOf(x));
-    args.emplace_back(signature->inputs[1]); // pos = 0
-    for (int i = 2; i < 4; ++i)
-      args.emplace_back(
-          f32Type({tokens, signature->inputs[i].getDimSize(1)}));
-    for (const HostTensor &t : tail)
-      args.push_back(copyOf(t));
-    return args;
-  };
-  auto resultTypes = [&](int64_t tokens) {
-    SmallVector<RankedTensorType> types;
-    for (RankedTensorType type : signature->results) {
+  // An entry's types with the token dimension set.
+  auto withTokens = [](ArrayRef<RankedTensorType> types, int64_t tokens) {
+    SmallVector<RankedTensorType> set;
+    for (RankedTensorType type : types) {
       SmallVector<int64_t> shape(type.getShape());
       for (int64_t &d : shape)
         if (ShapedType::isDynamic(d))
           d = tokens;
-      types.push_back(RankedTensorType::get(shape, type.getElementType()));
+      set.push_back(RankedTensorType::get(shape, type.getElementType()));
     }
-    return types;
+    return set;
   };
-  auto forward = [&](const HostTensor &x, HostTensor &y) {
+  // x, then zeros (position 0, empty caches) for an entry's other inputs;
+  // the trained block's weights and quantizers follow when `withTail`.
+  auto entryArgs = [&](const std::string &name, const HostTensor &x,
+                       bool withTail) {
+    const runtime::EntrySignature *entry = code.signature(name);
+    int64_t tokens = x.getType().getDimSize(0);
+    size_t count = entry->inputs.size() - (withTail ? tail.size() : 0);
+    SmallVector<RankedTensorType> types =
+        withTokens(ArrayRef(entry->inputs).take_front(count), tokens);
+    // Copies: a compiled function may write into its argument buffers, and
+    // the tensors may share their bytes with the calibration streams.
+    std::vector<HostTensor> args;
+    args.push_back(x.deepCopy());
+    for (size_t i = 1; i < types.size(); ++i)
+      args.emplace_back(types[i]);
+    if (withTail)
+      for (const HostTensor &t : tail)
+        args.push_back(t.deepCopy());
+    return args;
+  };
+  auto run = [&](const std::string &name, const std::vector<HostTensor> &args,
+                 int64_t tokens, double &seconds) {
     std::vector<HostTensor> results;
     Clock::time_point begin = Clock::now();
-    if (failed(code.call(blockFunction, callArgs(x), results, loc,
-                         resultTypes(x.getType().getDimSize(0)))))
-      throw std::runtime_error("the block could not be run");
-    last.forwardSeconds += secondsSince(begin);
-    y = std::move(results[0]);
+    if (failed(code.call(name, args, results, loc,
+                         withTokens(code.signature(name)->results, tokens))))
+      throw std::runtime_error("@" + name + " could not be run");
+    seconds += secondsSince(begin);
+    return results;
+  };
+  auto tokensOf = [](const HostTensor &x) { return x.getType().getDimSize(0); };
+  int64_t dim = signature->inputs[0].getDimSize(1);
+  // The trained block's output on x.
+  auto forward = [&](const HostTensor &x) {
+    return std::move(run(blockFunction, entryArgs(blockFunction, x, true),
+                         tokensOf(x), last.forwardSeconds)[0]);
+  };
+  // The gradients of the trained tensors for the output cotangent `dy`,
+  // added with `weight` to `gradients`.
+  std::vector<std::vector<float>> gradients;
+  auto backward = [&](const HostTensor &x, HostTensor dy, float weight) {
+    std::vector<HostTensor> args = entryArgs(blockFunction, x, true);
+    SmallVector<RankedTensorType> types =
+        withTokens(signature->results, tokensOf(x));
+    args.push_back(std::move(dy));
+    for (unsigned r = 1; r < numResults; ++r)
+      args.emplace_back(types[r]);
+    std::vector<HostTensor> grads;
+    Clock::time_point begin = Clock::now();
+    if (failed(code.call(adjointName, args, grads, loc)))
+      throw std::runtime_error("the block's adjoint could not be run");
+    last.adjointSeconds += secondsSince(begin);
+    for (size_t i = 0; i < gradients.size(); ++i) {
+      const float *g = grads[i].f32();
+      for (size_t j = 0; j < gradients[i].size(); ++j)
+        gradients[i][j] += weight * g[j];
+    }
   };
   auto read = [&](const auto &source, size_t s) {
     FailureOr<HostTensor> tensor = source(s);
@@ -391,33 +600,168 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       throw std::runtime_error("calibration data could not be read");
     return std::move(*tensor);
   };
-  // The reconstruction loss of one sequence, and its gradient.
-  auto sequenceLoss = [&](size_t s, HostTensor *gradient) {
-    HostTensor x = read(data.input, s), target = read(data.target, s), y;
-    forward(x, y);
+
+  // The rest of the float network: logits from the block's output, the
+  // inputs of its functions kept for the way back.
+  auto predict = [&](const HostTensor &y, std::vector<HostTensor> *inputs) {
+    HostTensor h = y;
+    for (const std::string &name : data.downstream) {
+      if (inputs)
+        inputs->push_back(h);
+      h = std::move(run(name, entryArgs(name, h, false), tokensOf(h),
+                        last.predictionSeconds)[0]);
+    }
+    return h;
+  };
+  // The cotangent of the block's output from that of the logits.
+  auto predictBackward = [&](const std::vector<HostTensor> &inputs,
+                             HostTensor cotangent) {
+    for (size_t j = data.downstream.size(); j-- > 0;) {
+      const std::string &name = data.downstream[j];
+      std::vector<HostTensor> args = entryArgs(name, inputs[j], false);
+      SmallVector<RankedTensorType> types =
+          withTokens(code.signature(name)->results, tokensOf(inputs[j]));
+      args.push_back(std::move(cotangent));
+      for (size_t r = 1; r < types.size(); ++r)
+        args.emplace_back(types[r]);
+      cotangent = std::move(run(name + "_adjoint", args, tokensOf(inputs[j]),
+                                last.predictionSeconds)[0]);
+    }
+    return cotangent;
+  };
+  // The float model's logits per sequence (from the float block output),
+  // kept while they fit 1 GiB.
+  std::vector<std::optional<HostTensor>> floatLogits(data.sequences);
+  int64_t keptLogitBytes = 0;
+  auto floatLogitsOf = [&](size_t s) {
+    if (floatLogits[s])
+      return *floatLogits[s];
+    HostTensor logits = predict(read(data.target, s), nullptr);
+    if (keptLogitBytes + int64_t(logits.numBytes()) <= (int64_t(1) << 30)) {
+      keptLogitBytes += logits.numBytes();
+      floatLogits[s] = logits;
+    }
+    return logits;
+  };
+  // The prediction difference of the block's output y and, with
+  // `cotangent`, its gradient (the KL's times predictionWeight).
+  auto predictionDifference = [&](size_t s, const HostTensor &y,
+                                  std::vector<HostTensor> *inputs,
+                                  HostTensor *cotangent) {
+    HostTensor logits = predict(y, inputs), target = floatLogitsOf(s);
+    int64_t rows = tokensOf(logits), vocab = logits.getType().getDimSize(1);
+    if (cotangent)
+      *cotangent = HostTensor(logits.getType());
+    double kl = nx::klDivergenceLoss(logits.f32(), target.f32(), rows, vocab,
+                                     options.temperature,
+                                     cotangent ? cotangent->f32() : nullptr);
+    if (cotangent) {
+      float *g = cotangent->f32();
+      for (int64_t i = 0; i < rows * vocab; ++i)
+        g[i] *= float(options.predictionWeight);
+    }
+    return kl;
+  };
+
+  // Distribution correction: the calibration set's per-channel statistics
+  // of the float block input, then per sequence the corrected input and
+  // the float block's output on it (kept: each is computed once).
+  std::vector<float> populationMean, populationStd;
+  if (correcting) {
+    Clock::time_point begin = Clock::now();
+    nx::ChannelStatistics statistics(dim);
+    for (size_t s = 0; s < data.sequences; ++s) {
+      HostTensor x = read(data.floatInput, s);
+      statistics.add(x.f32(), tokensOf(x));
+    }
+    populationMean = statistics.mean();
+    populationStd = statistics.standardDeviation();
+    last.correctionSeconds += secondsSince(begin);
+  }
+  std::vector<std::optional<HostTensor>> correctedInputs(data.sequences),
+      correctedTargets(data.sequences);
+  auto correctedInput = [&](size_t s) {
+    if (!correctedInputs[s]) {
+      Clock::time_point begin = Clock::now();
+      HostTensor x = read(data.floatInput, s);
+      nx::DistributionCorrectionOptions correction;
+      correction.proximity = options.correctionProximity;
+      correction.iterations = options.correctionIterations;
+      correction.learningRate = options.correctionLearningRate;
+      std::vector<float> corrected = nx::correctDistribution(
+          x.f32(), tokensOf(x), dim, populationMean.data(),
+          populationStd.data(), correction);
+      HostTensor t(x.getType());
+      std::copy(corrected.begin(), corrected.end(), t.f32());
+      correctedInputs[s] = std::move(t);
+      last.correctionSeconds += secondsSince(begin);
+    }
+    return *correctedInputs[s];
+  };
+  // The squared error's target for sequence s.
+  auto targetOf = [&](size_t s) {
+    if (!correcting)
+      return read(data.target, s);
+    if (!correctedTargets[s]) {
+      HostTensor x = correctedInput(s);
+      correctedTargets[s] = std::move(run(floatName, entryArgs(floatName, x,
+                                                               false),
+                                          tokensOf(x),
+                                          last.correctionSeconds)[0]);
+    }
+    return *correctedTargets[s];
+  };
+  // QDrop: the quantized-stream input with each element replaced by the
+  // (corrected) float one with probability 1 - quantizedInputProbability.
+  ::qnt::Xoshiro256 dropRandom(
+      ::qnt::hashCombine(options.seed, 0x71647270ULL));
+  auto mixedInput = [&](size_t s, const HostTensor &quantized) {
+    HostTensor other =
+        correcting ? correctedInput(s) : read(data.floatInput, s);
+    HostTensor mixed = quantized.deepCopy();
+    float *m = mixed.f32();
+    const float *f = other.f32();
+    for (int64_t i = 0; i < mixed.numElements(); ++i)
+      if (dropRandom.uniform() >= options.quantizedInputProbability)
+        m[i] = f[i];
+    return mixed;
+  };
+
+  // The reconstruction loss of one sequence's quantized-stream input
+  // against the float block's output.
+  auto sequenceLoss = [&](size_t s, HostTensor *output) {
+    HostTensor y = forward(read(data.input, s)),
+               target = read(data.target, s);
     if (y.getType() != target.getType())
       fail(loc, "block reconstruction: the block's output does not have "
                 "the target's shape");
-    int64_t tokens = y.getType().getDimSize(0);
-    if (gradient)
-      *gradient = HostTensor(y.getType());
-    return nx::mseLoss(y.f32(), target.f32(), tokens, dim,
-                       nx::Reduction::RowSumMean,
-                       gradient ? gradient->f32() : nullptr);
+    double loss = nx::mseLoss(y.f32(), target.f32(), tokensOf(y), dim,
+                              nx::Reduction::RowSumMean);
+    if (output)
+      *output = std::move(y);
+    return loss;
   };
   size_t evaluated = options.evaluationSequences > 0
                          ? std::min<size_t>(options.evaluationSequences,
                                             data.sequences)
                          : data.sequences;
-  // (Its forward calls count as evaluation, not as training steps.)
-  auto datasetLoss = [&] {
+  // The mean loss (and prediction difference) over the evaluated
+  // sequences; its calls count as evaluation, not as training steps.
+  auto evaluate = [&](double &loss, double &prediction) {
     Clock::time_point begin = Clock::now();
-    double forwardBefore = last.forwardSeconds, sum = 0;
-    for (size_t s = 0; s < evaluated; ++s)
-      sum += sequenceLoss(s, nullptr);
+    double forwardBefore = last.forwardSeconds,
+           predictionBefore = last.predictionSeconds;
+    loss = prediction = 0;
+    for (size_t s = 0; s < evaluated; ++s) {
+      HostTensor y;
+      loss += sequenceLoss(s, &y) / double(evaluated);
+      if (predicting)
+        prediction += predictionDifference(s, y, nullptr, nullptr) /
+                      double(evaluated);
+    }
     last.forwardSeconds = forwardBefore;
+    last.predictionSeconds = predictionBefore;
     last.evaluationSeconds += secondsSince(begin);
-    return sum / double(evaluated);
   };
   // AdaRound's soft rounding starts at h(V) = the fractional part, that is
   // at the float weight: its loss at round to nearest is that of the hard
@@ -434,24 +778,33 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     }
   };
   hardenRounding(true);
-  last.initialLoss = datasetLoss();
+  evaluate(last.initialLoss, last.initialPrediction);
   hardenRounding(false);
 
-  // Adam on the trained tensors, their gradients averaged over a batch.
-  std::vector<std::vector<float>> gradients;
+  // Adam on the trained tensors, their gradients averaged over a batch;
+  // the clip ratios at their own learning rate.
   std::vector<nx::Parameter> parameters;
   for (HostTensor *t : trainedTensors) {
     gradients.emplace_back(t->numElements());
-    parameters.push_back({"", t->f32(), gradients.back().data(),
-                          t->numElements()});
+    parameters.push_back({"", t->f32(), nullptr, t->numElements()});
     last.trainableElements += t->numElements();
   }
   // `gradients` may have moved while it grew.
   for (size_t i = 0; i < parameters.size(); ++i)
     parameters[i].gradient = gradients[i].data();
-  nx::AdamOptions adam;
+  nx::AdamOptions adam, clipAdam;
   adam.learningRate = options.learningRate;
-  nx::Adam optimizer({{"quantizers", adam, parameters}});
+  clipAdam.learningRate = options.activationLearningRate;
+  std::vector<nx::ParameterGroup> groups = {
+      {"quantizers", adam,
+       std::vector<nx::Parameter>(parameters.begin(),
+                                  parameters.begin() + roundingTensors)}};
+  if (learnsClips)
+    groups.push_back(
+        {"activation clips", clipAdam,
+         std::vector<nx::Parameter>(parameters.begin() + roundingTensors,
+                                    parameters.end())});
+  nx::Adam optimizer(std::move(groups));
   last.optimizerStateBytes = optimizer.stateBytes();
   nx::Schedule schedule;
   schedule.kind = nx::Schedule::Kind::Cosine;
@@ -465,6 +818,7 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   int64_t window = std::max<int64_t>(1, options.iterations / 50);
   double windowSum = 0, bestWindow = INFINITY, running = last.initialLoss;
   int64_t windowsWithoutGain = 0;
+  float batchWeight = 1.0f / float(options.batchSequences);
   for (int64_t step = 0; step < options.iterations; ++step) {
     Clock::time_point stepStart = Clock::now();
     for (std::vector<float> &g : gradients)
@@ -476,28 +830,31 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
         next = 0;
       }
       size_t s = order[next++];
-      HostTensor cotangent;
-      loss += sequenceLoss(s, &cotangent) / double(options.batchSequences);
-      // The adjoint: the arguments, then one cotangent per result (zero
-      // for the caches).
-      HostTensor x = read(data.input, s);
-      std::vector<HostTensor> args = callArgs(x);
-      SmallVector<RankedTensorType> types =
-          resultTypes(x.getType().getDimSize(0));
-      args.push_back(std::move(cotangent));
-      for (unsigned r = 1; r < numResults; ++r)
-        args.emplace_back(types[r]);
-      std::vector<HostTensor> grads;
-      Clock::time_point begin = Clock::now();
-      if (failed(code.call(adjointName, args, grads, loc)))
-        throw std::runtime_error("the block's adjoint could not be run");
-      last.adjointSeconds += secondsSince(begin);
-      float weight = 1.0f / float(options.batchSequences);
-      for (size_t i = 0; i < gradients.size(); ++i) {
-        const float *g = grads[i].f32();
-        for (size_t j = 0; j < gradients[i].size(); ++j)
-          gradients[i][j] += weight * g[j];
-      }
+      // The local squared error on the (mixed) input.
+      HostTensor quantized = read(data.input, s);
+      HostTensor x = mixing ? mixedInput(s, quantized) : quantized;
+      HostTensor y = forward(x), target = targetOf(s);
+      if (y.getType() != target.getType())
+        fail(loc, "block reconstruction: the block's output does not have "
+                  "the target's shape");
+      HostTensor cotangent(y.getType());
+      loss += nx::mseLoss(y.f32(), target.f32(), tokensOf(y), dim,
+                          nx::Reduction::RowSumMean, cotangent.f32()) *
+              batchWeight;
+      backward(x, std::move(cotangent), batchWeight);
+      if (!predicting)
+        continue;
+      // The prediction difference of the output on the quantized input,
+      // its gradient carried back through the rest of the float network.
+      HostTensor pure = mixing ? forward(quantized) : y;
+      std::vector<HostTensor> inputs;
+      HostTensor logitsCotangent;
+      loss += options.predictionWeight *
+              predictionDifference(s, pure, &inputs, &logitsCotangent) *
+              batchWeight;
+      backward(quantized,
+               predictBackward(inputs, std::move(logitsCotangent)),
+               batchWeight);
     }
     if (options.method == LearnedRounding::AdaRound &&
         step >= int64_t(options.warmup * double(options.iterations))) {
@@ -505,7 +862,7 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
           nx::annealedBeta(step + 1, options.iterations, options.betaStart,
                            options.betaEnd, options.warmup);
       std::vector<float> regularizer;
-      for (size_t i = 0; i < trainedTensors.size(); ++i) {
+      for (size_t i = 0; i < roundingTensors; ++i) {
         regularizer.resize(gradients[i].size());
         loss += options.roundingWeight *
                 nx::adaRoundRegularizer(trainedTensors[i]->f32(),
@@ -546,16 +903,32 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       std::copy(values, values + trained.size(), trained.begin());
     }
   hardenRounding(true);
-  last.finalLoss = datasetLoss();
+  evaluate(last.finalLoss, last.finalPrediction);
+  // The next block's quantized-stream inputs, as the trained block (its
+  // activation quantization included) computes them.
+  if (data.output)
+    for (size_t s = 0; s < data.sequences; ++s)
+      if (failed(data.output(s, forward(read(data.input, s)))))
+        throw std::runtime_error("the block's outputs could not be stored");
   std::vector<nx::MethodResult> results;
-  for (size_t i = 0; i < layers.size(); ++i)
+  for (size_t i = 0; i < layers.size(); ++i) {
     results.push_back(bake(layers[i], settings[i].spec, options.method));
+    if (learnsClips)
+      results.back().activationClip =
+          trainedTensors[roundingTensors + i]->f32()[0];
+  }
   results.front().remarks.push_back(
       llvm::formatv("block loss {0:E3} at round to nearest, {1:E3} after {2} "
                     "iterations{3}",
                     last.initialLoss, last.finalLoss, last.iterations,
                     last.stoppedEarly ? " (stopped early)" : "")
           .str());
+  if (predicting)
+    results.front().remarks.push_back(
+        llvm::formatv("prediction difference {0:E3} at round to nearest, "
+                      "{1:E3} after training",
+                      last.initialPrediction, last.finalPrediction)
+            .str());
   last.seconds = secondsSince(start);
   return results;
 }

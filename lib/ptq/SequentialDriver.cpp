@@ -21,7 +21,6 @@
 
 #include <unistd.h>
 
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -385,9 +384,7 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       if (failed(x))
         return failure();
       // Its own bytes: the blocks run on each stream in place.
-      HostTensor copy(x->getType());
-      std::memcpy(copy.data(), x->data(), x->numBytes());
-      if (failed(floatStream.set(s, copy)))
+      if (failed(floatStream.set(s, x->deepCopy())))
         return failure();
     }
   }
@@ -423,8 +420,22 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
                         group.observations.end());
         layers.insert(layers.end(), group.layers.begin(), group.layers.end());
       }
+      // The float block inputs, for a trainer that reads them.
+      bool keepFloatInputs =
+          driver.config().reconstructionReadsFloatInputs && !layers.empty();
+      BlockInputs floatInputs;
+      if (keepFloatInputs) {
+        FailureOr<BlockInputs> created =
+            BlockInputs::create(model, inputs->size(), summary.spilled);
+        if (failed(created))
+          return failure();
+        floatInputs = std::move(*created);
+      }
       for (size_t s = 0; s < inputs->size(); ++s) {
         FailureOr<HostTensor> target = floatStream.get(s);
+        if (succeeded(target) && keepFloatInputs &&
+            failed(floatInputs.set(s, target->deepCopy())))
+          return failure();
         FailureOr<HostTensor> x = inputs->get(s);
         if (failed(target) || failed(runBlock(*target, nullptr)) ||
             failed(floatStream.set(s, *target)) || failed(x) ||
@@ -442,6 +453,18 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       data.sequences = inputs->size();
       data.input = [&](size_t s) { return inputs->get(s); };
       data.target = [&](size_t s) { return floatStream.get(s); };
+      if (keepFloatInputs)
+        data.floatInput = [&](size_t s) { return floatInputs.get(s); };
+      // With activation quantization the next block's inputs come from the
+      // trainer (the runner does not quantize activations).
+      bool trainerOutputs = driver.config().actBits > 0;
+      if (trainerOutputs)
+        data.output = [&](size_t s, const HostTensor &y) {
+          return inputs->set(s, y);
+        };
+      for (int64_t later = layer + 1; later < config.nLayers; ++later)
+        data.downstream.push_back(mlir::qnt::blockFunctionName(later));
+      data.downstream.push_back("head");
       std::string label = llvm::formatv("block {0}/{1}", layer + 1,
                                         config.nLayers);
       std::unique_ptr<::qnt::Progress> training;
@@ -473,10 +496,23 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       summary.reconstructions.push_back(r);
       llvm::errs() << llvm::formatv(
             "{0}: {1}: loss {2:E3} -> {3:E3} in {4} iterations{5}, {6:F1} s "
-            "(compile {7:F1}, forward {8:F1}, adjoint {9:F1})\n",
+            "(compile {7:F1}, forward {8:F1}, adjoint {9:F1}",
             driver.config().passName, label, r.initialLoss, r.finalLoss,
             r.iterations, r.stoppedEarly ? " (stopped early)" : "",
             r.seconds, r.compileSeconds, r.forwardSeconds, r.adjointSeconds);
+      if (r.predictionSeconds > 0)
+        llvm::errs() << llvm::formatv(
+            ", rest of the network {0:F1}; prediction difference {1:E3} -> "
+            "{2:E3}",
+            r.predictionSeconds, r.initialPrediction, r.finalPrediction);
+      if (r.correctionSeconds > 0)
+        llvm::errs() << llvm::formatv(", correction {0:F1}",
+                                      r.correctionSeconds);
+      llvm::errs() << ")\n";
+      if (trainerOutputs) {
+        ++summary.blockExecutions[layer];
+        return success();
+      }
       return runOutputs();
     };
     // On the float stream nothing quantized is ever bound, so one pass

@@ -202,8 +202,19 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
       x = addNoise(rewriter, loc, x,
                    convertElementType(rewriter, loc, noise, f32));
 
-    // A scalar scale, or a per-token scale tensor read through a map.
-    Value scalarScale, tokenScales;
+    // A scalar scale, or a per-token scale tensor read through a map; a
+    // run-time scale is multiplied by the clip ratio when there is one.
+    Value scalarScale, tokenScales, clip;
+    if (Value clipTensor = adaptor.getClip()) {
+      auto clipType = cast<RankedTensorType>(clipTensor.getType());
+      SmallVector<Value> zeros(
+          clipType.getRank(), arith::ConstantIndexOp::create(rewriter, loc, 0));
+      clip = tensor::ExtractOp::create(rewriter, loc, clipTensor, zeros);
+    }
+    auto clipped = [&](OpBuilder &b, Location l, Value scale) -> Value {
+      return clip ? arith::MulFOp::create(b, l, scale, clip).getResult()
+                  : scale;
+    };
     if (Value scale = adaptor.getScale()) {
       auto scaleType = cast<RankedTensorType>(scale.getType());
       SmallVector<Value> zeros(
@@ -213,9 +224,11 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
       Value absMax = buildAbsMax(
           rewriter, loc, x, {},
           AffineMap::get(rank, 0, {}, rewriter.getContext()));
-      scalarScale = scaleFromAbsMax(
-          rewriter, loc, tensor::ExtractOp::create(rewriter, loc, absMax),
-          qmax);
+      scalarScale = clipped(
+          rewriter, loc,
+          scaleFromAbsMax(rewriter, loc,
+                          tensor::ExtractOp::create(rewriter, loc, absMax),
+                          qmax));
     } else {
       tokenScales = buildAbsMax(rewriter, loc, x, type.getShape().drop_back(),
                                 dropLastDimMap(rewriter, rank));
@@ -234,8 +247,10 @@ struct LowerFakeQuant : OpConversionPattern<FakeQuantOp> {
     auto generic = linalg::GenericOp::create(
         rewriter, loc, empty.getType(), inputs, empty, maps, iterators,
         [&](OpBuilder &nb, Location nloc, ValueRange args) {
-          Value scale = scalarScale ? scalarScale
-                                    : scaleFromAbsMax(nb, nloc, args[1], qmax);
+          Value scale =
+              scalarScale
+                  ? scalarScale
+                  : clipped(nb, nloc, scaleFromAbsMax(nb, nloc, args[1], qmax));
           Value q = math::RoundEvenOp::create(
               nb, nloc, arith::DivFOp::create(nb, nloc, args[0], scale));
           Value lo = arith::ConstantOp::create(nb, nloc, nb.getF32FloatAttr(qmin));

@@ -26,29 +26,18 @@ struct QntAdaRoundPass : mlir::qnt::impl::QntAdaRoundBase<QntAdaRoundPass>,
                        WeightMethodPass {
   using QntAdaRoundBase::QntAdaRoundBase;
 
-  ReconstructionOptions reconstructionOptions() const {
-    ReconstructionOptions options;
-    options.method = LearnedRounding::AdaRound;
-    options.iterations = iterations;
-    options.learningRate = learningRate;
-    options.batchSequences = batchSequences;
-    options.seed = seed;
-    options.earlyStopPatience = earlyStopPatience;
-    options.earlyStopTolerance = earlyStopTolerance;
-    options.roundingWeight = roundingWeight;
-    options.betaStart = betaStart;
-    options.betaEnd = betaEnd;
-    options.warmup = warmup;
-    return options;
-  }
-
   FailureOr<std::unique_ptr<WeightMethodDriver>>
   createDriver(ModuleOp module) const override {
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-adaround");
     config.groupsAreBlocks = true;
-    return WeightMethodDriver::create(
-        module, std::move(config), "adaround",
-        blockReconstructionMethod(reconstructionOptions()));
+    ReconstructionOptions options =
+        QNT_RECONSTRUCTION_OPTIONS(LearnedRounding::AdaRound, config);
+    options.roundingWeight = roundingWeight;
+    options.betaStart = betaStart;
+    options.betaEnd = betaEnd;
+    options.warmup = warmup;
+    return WeightMethodDriver::create(module, std::move(config), "adaround",
+                                      blockReconstructionMethod(options));
   }
   bool needsStatistics() const override { return true; }
 

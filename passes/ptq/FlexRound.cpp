@@ -26,25 +26,14 @@ struct QntFlexRoundPass : mlir::qnt::impl::QntFlexRoundBase<QntFlexRoundPass>,
                        WeightMethodPass {
   using QntFlexRoundBase::QntFlexRoundBase;
 
-  ReconstructionOptions reconstructionOptions() const {
-    ReconstructionOptions options;
-    options.method = LearnedRounding::FlexRound;
-    options.iterations = iterations;
-    options.learningRate = learningRate;
-    options.batchSequences = batchSequences;
-    options.seed = seed;
-    options.earlyStopPatience = earlyStopPatience;
-    options.earlyStopTolerance = earlyStopTolerance;
-    return options;
-  }
-
   FailureOr<std::unique_ptr<WeightMethodDriver>>
   createDriver(ModuleOp module) const override {
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-flexround");
     config.groupsAreBlocks = true;
-    return WeightMethodDriver::create(
-        module, std::move(config), "flexround",
-        blockReconstructionMethod(reconstructionOptions()));
+    ReconstructionOptions options =
+        QNT_RECONSTRUCTION_OPTIONS(LearnedRounding::FlexRound, config);
+    return WeightMethodDriver::create(module, std::move(config), "flexround",
+                                      blockReconstructionMethod(options));
   }
   bool needsStatistics() const override { return true; }
 

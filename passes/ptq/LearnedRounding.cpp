@@ -19,6 +19,25 @@ using namespace mlir::qnt;
 
 namespace {
 
+/// AdaRound's h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1).
+Value rectifiedSigmoid(OpBuilder &b, Location loc, Value v) {
+  auto constant = [&](double c) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(c)).getResult();
+  };
+  const double zeta = 1.1, gamma = -0.1;
+  Value sigmoid = arith::DivFOp::create(
+      b, loc, constant(1),
+      arith::AddFOp::create(
+          b, loc, constant(1),
+          math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v))));
+  Value stretched = arith::AddFOp::create(
+      b, loc, arith::MulFOp::create(b, loc, sigmoid, constant(zeta - gamma)),
+      constant(gamma));
+  return arith::MinimumFOp::create(
+      b, loc, arith::MaximumFOp::create(b, loc, stretched, constant(0)),
+      constant(1));
+}
+
 /// The body: the quantized element from the weight `w`, the element-wise
 /// parameter `e` (D2 or V), the group's `g` (d1 or s) and zero point `z`,
 /// and for FlexRound the row's `r` (d3).
@@ -45,23 +64,21 @@ Value quantizedElement(OpBuilder &b, Location loc,
     return arith::MulFOp::create(b, loc, math::ExpOp::create(b, loc, g),
                                  clamp(q));
   }
-  // AdaRound: h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1).
-  const double zeta = 1.1, gamma = -0.1;
-  Value sigmoid = arith::DivFOp::create(
-      b, loc, constant(1),
-      arith::AddFOp::create(
-          b, loc, constant(1),
-          math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, e))));
-  Value stretched = arith::AddFOp::create(
-      b, loc, arith::MulFOp::create(b, loc, sigmoid, constant(zeta - gamma)),
-      constant(gamma));
-  Value h = arith::MinimumFOp::create(
-      b, loc, arith::MaximumFOp::create(b, loc, stretched, constant(0)),
-      constant(1));
+  Value h = rectifiedSigmoid(b, loc, e);
   Value floor =
       math::FloorOp::create(b, loc, arith::DivFOp::create(b, loc, w, g));
   return arith::MulFOp::create(
       b, loc, g, clamp(arith::AddFOp::create(b, loc, floor, h)));
+}
+
+/// AdaRound between the grid points `lower` and `upper` of scale `g`.
+Value neighbourElement(OpBuilder &b, Location loc, Value v, Value g,
+                       Value lower, Value upper) {
+  Value step = arith::SubFOp::create(b, loc, upper, lower);
+  Value point = arith::AddFOp::create(
+      b, loc, lower,
+      arith::MulFOp::create(b, loc, rectifiedSigmoid(b, loc, v), step));
+  return arith::MulFOp::create(b, loc, g, point);
 }
 
 } // namespace
@@ -78,7 +95,10 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
     return emitError(weight.getLoc())
            << "a learnable weight must be a static f32 [N, K] tensor, got "
            << weight.getType();
-  if (spec.bits < 1 || spec.bits > 8)
+  if (spec.neighbourGrid && spec.method != LearnedRounding::AdaRound)
+    return emitError(weight.getLoc())
+           << "a neighbour grid is learned by AdaRound only";
+  if (!spec.neighbourGrid && (spec.bits < 1 || spec.bits > 8))
     return emitError(weight.getLoc())
            << "learnable weights have 1 to 8 bits, got " << spec.bits;
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
@@ -97,10 +117,13 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   auto rowType = RankedTensorType::get({rows}, f32);
   Location loc = weight.getLoc();
   bool flex = spec.method == LearnedRounding::FlexRound;
+  bool neighbours = spec.neighbourGrid;
   // New arguments: the trainable ones, then the fixed ones.
   SmallVector<Type> added;
   if (flex)
     added = {groupType, type, rowType, groupType};
+  else if (neighbours)
+    added = {type, groupType, type, type};
   else
     added = {type, groupType, groupType};
   LearnableWeightArgs args;
@@ -112,6 +135,11 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   if (flex) {
     args.trainable = {first, first + 1, first + 2};
     args.zeroPoint = first + 3;
+  } else if (neighbours) {
+    args.trainable = {first};
+    args.scale = first + 1;
+    args.lower = first + 2;
+    args.upper = first + 3;
   } else {
     args.trainable = {first};
     args.scale = first + 1;
@@ -151,16 +179,23 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   Value wView = grouped(weight, &weightReader);
   Value elementwise = grouped(flex ? arg(1) : arg(0));
   Value perGroup = flex ? arg(0) : arg(1);
-  Value zero = flex ? arg(3) : arg(2);
   auto map = [&](ArrayRef<unsigned> dims) {
     SmallVector<AffineExpr> exprs;
     for (unsigned d : dims)
       exprs.push_back(b.getAffineDimExpr(d));
     return AffineMap::get(3, 0, exprs, ctx);
   };
-  SmallVector<Value> inputs = {wView, elementwise, perGroup, zero};
-  SmallVector<AffineMap> maps = {map({0, 1, 2}), map({0, 1, 2}), map({0, 1}),
-                                 map({0, 1})};
+  SmallVector<Value> inputs = {wView, elementwise, perGroup};
+  SmallVector<AffineMap> maps = {map({0, 1, 2}), map({0, 1, 2}), map({0, 1})};
+  if (neighbours) {
+    // The weight only fixes L and U; it stays an input so that its reader
+    // is the one the replacement skips.
+    inputs.append({grouped(arg(2)), grouped(arg(3))});
+    maps.append({map({0, 1, 2}), map({0, 1, 2})});
+  } else {
+    inputs.push_back(flex ? arg(3) : arg(2));
+    maps.push_back(map({0, 1}));
+  }
   if (flex) {
     inputs.push_back(arg(2));
     maps.push_back(map({0}));
@@ -174,8 +209,10 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
           [&](OpBuilder &nb, Location l, ValueRange a) {
             linalg::YieldOp::create(
                 nb, l,
-                quantizedElement(nb, l, spec, a[0], a[1], a[2], a[3],
-                                 flex ? a[4] : Value()));
+                neighbours
+                    ? neighbourElement(nb, l, a[1], a[2], a[3], a[4])
+                    : quantizedElement(nb, l, spec, a[0], a[1], a[2], a[3],
+                                       flex ? a[4] : Value()));
           })
           .getResult(0);
   Value learnable =

@@ -14,6 +14,10 @@
 //    W^ = s * clamp(floor(W / s) + h(V), -z, 2^b-1-z)
 //    h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1), zeta = 1.1,
 //    gamma = -0.1; s [N, G] and z [N, G] fixed, V [N, K] learned.
+//  AdaRound on a non-uniform grid (minifloat):
+//    W^ = s * (L + h(V) (U - L))
+//    with the grid points L <= W / s <= U next to each element given as
+//    fixed [N, K] tensors (L = U beyond the grid's largest magnitude).
 //
 // Rounding is straight-through (the adjoint's rule), the clamp is not.
 // Groups run along K (G = ceil(K / g), or one group per row); when g does
@@ -27,6 +31,8 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
+#include <optional>
+
 namespace mlir::qnt {
 
 enum class LearnedRounding { FlexRound, AdaRound };
@@ -37,6 +43,9 @@ struct LearnableWeightSpec {
   /// Elements per group along K; 0 for one group per row (per channel).
   /// The last group is shorter when it does not divide K.
   int64_t groupSize = 0;
+  /// AdaRound between given neighbouring grid points instead of integers
+  /// (any grid: minifloat formats); `bits` is then unused.
+  bool neighbourGrid = false;
 };
 
 /// How a block's learnable quantizers are trained (block reconstruction,
@@ -65,6 +74,38 @@ struct ReconstructionOptions {
   /// Sequences the loss before and after training is measured on (the
   /// first ones; 0: all).
   int64_t evaluationSequences = 0;
+
+  /// Activation quantization the block runs with while it trains (the
+  /// pass's act-bits; 0: none): a qnt.fake_quant in front of each trained
+  /// layer, as the quantized model has. With activationLearningRate > 0
+  /// its run-time scale is multiplied by a learned clip ratio per layer
+  /// (PD-Quant's learnable activation step size, for run-time scales),
+  /// starting at 1.
+  int64_t activationBits = 0;
+  bool activationPerToken = true;
+  double activationLearningRate = 0;
+
+  /// PD-Quant (ALGORITHMS.md §7). predictionWeight (1 / lambda_r) weighs
+  /// the prediction difference KL(softmax(z_fp / T) || softmax(z_q / T)):
+  /// z_q the logits the rest of the float network computes from the
+  /// block's output on its quantized-stream input, z_fp the float model's;
+  /// 0 leaves the term out.
+  double predictionWeight = 0;
+  double temperature = 4;
+  /// QDrop's input mixing: each element of the input of the local squared
+  /// error comes from the quantized stream with this probability, else
+  /// from the float stream (distribution-corrected when
+  /// distributionCorrection is set); 1: the quantized stream only.
+  double quantizedInputProbability = 1;
+  /// PD-Quant's distribution correction, adapted to LLaMA blocks
+  /// (qnt/numerics/DistributionCorrection.h): the float input of each
+  /// sequence is corrected toward the calibration set's per-channel mean
+  /// and standard deviation; the squared error's target is the float
+  /// block's output on the corrected input.
+  bool distributionCorrection = false;
+  double correctionProximity = 0.02;
+  int64_t correctionIterations = 500;
+  double correctionLearningRate = 1e-3;
 };
 
 /// The arguments makeWeightLearnable added, as argument indices.
@@ -73,8 +114,11 @@ struct LearnableWeightArgs {
   SmallVector<unsigned, 3> trainable;
   /// AdaRound's fixed scale s [N, G] (absent for FlexRound: s1 = exp(d1)).
   std::optional<unsigned> scale;
-  /// The fixed zero point z [N, G] (f32, integral values).
-  unsigned zeroPoint = 0;
+  /// The fixed zero point z [N, G] (f32, integral values); absent on a
+  /// neighbour grid.
+  std::optional<unsigned> zeroPoint;
+  /// Neighbour grid: the grid points below and above, [N, K].
+  std::optional<unsigned> lower, upper;
 };
 
 /// Replaces the uses of argument `weightArg` of `func` (a static f32

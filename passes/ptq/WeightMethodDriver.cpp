@@ -290,8 +290,8 @@ struct WeightMethodDriver::Impl {
                                    const nx::MethodResult &result,
                                    Operation *matmul, Location loc);
   /// Activation quantization (config.actBits): a qnt.fake_quant of
-  /// `matmul`'s input.
-  void emitActivationQuant(Operation *matmul, Location loc);
+  /// `matmul`'s input, its run-time scale multiplied by `clip` (when not 1).
+  void emitActivationQuant(Operation *matmul, float clip, Location loc);
 };
 
 LogicalResult WeightMethodDriver::Impl::parseOverrides() {
@@ -744,15 +744,21 @@ LogicalResult WeightMethodDriver::Impl::emitBiasCorrection(
 }
 
 void WeightMethodDriver::Impl::emitActivationQuant(Operation *matmul,
-                                                   Location loc) {
+                                                   float clip, Location loc) {
   // The matmul's own input (after any smoothing or gather) is what the
   // deployed kernel would quantize.
   OpBuilder b(matmul);
   Value in = matmul->getOperand(0);
   auto granularity = config.actPerToken ? ActivationGranularity::per_token
                                         : ActivationGranularity::per_tensor;
+  Value clipValue;
+  if (clip != 1.0f) {
+    auto type = RankedTensorType::get({1}, b.getF32Type());
+    clipValue = arith::ConstantOp::create(
+        b, loc, type, DenseElementsAttr::get(type, clip));
+  }
   Value quantized = FakeQuantOp::create(
-      b, loc, in.getType(), in, /*scale=*/Value(), /*noise=*/Value(),
+      b, loc, in.getType(), in, /*scale=*/Value(), /*noise=*/Value(), clipValue,
       b.getI64IntegerAttr(config.actBits),
       ActivationGranularityAttr::get(b.getContext(), granularity));
   matmul->setOperand(0, quantized);
@@ -884,6 +890,9 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   }
   if (config.actBits > 0)
     report.encoding += " a" + std::to_string(config.actBits);
+  if (config.actBits > 0 && result.activationClip != 1.0f)
+    report.encoding +=
+        llvm::formatv(" (clip {0:F3})", result.activationClip).str();
   if (p.lowRank) {
     report.bitsPerWeight +=
         double(nx::lowRankStorageBits(p.rows, p.cols, p.lowRank->rank,
@@ -902,7 +911,7 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   // The plan has been followed.
   matmul->removeAttr(kLayerSettingsAttrName);
   if (config.actBits > 0)
-    emitActivationQuant(matmul, loc);
+    emitActivationQuant(matmul, result.activationClip, loc);
   // The bias goes first so that LoRC's add lands between the matmul and it.
   if (config.biasCorrection &&
       failed(emitBiasCorrection(p, result, matmul, loc)))
@@ -1269,10 +1278,15 @@ mlir::qnt::blockReconstructionMethod(ReconstructionOptions options) {
         throw std::invalid_argument(
             "no per-layer option '" +
             layer.methodOptions.begin()->getKey().str() + "'");
-      if (!std::holds_alternative<nx::UniformSpec>(layer.spec))
+      bool minifloat = std::holds_alternative<nx::MinifloatSpec>(layer.spec);
+      if (!std::holds_alternative<nx::UniformSpec>(layer.spec) &&
+          !(minifloat && options.method == LearnedRounding::AdaRound))
         throw std::invalid_argument(
-            "learned rounding supports integer grids; " +
-            nx::describe(layer.spec) + " is not one");
+            std::string(minifloat ? "FlexRound learns integer grids (AdaRound "
+                                    "also minifloat ones)"
+                                  : "learned rounding supports integer and "
+                                    "minifloat grids") +
+            "; " + nx::describe(layer.spec) + " is not one");
     }
     return context.trainer->train(settings, problems, options);
   };

@@ -81,6 +81,9 @@ struct WeightMethodConfig {
   /// block, for block reconstruction) instead of the layers sharing an
   /// input.
   bool groupsAreBlocks = false;
+  /// Block reconstruction: the trainer reads the float stream's block
+  /// inputs (QDrop's mixing, PD-Quant's distribution correction).
+  bool reconstructionReadsFloatInputs = false;
   /// Activation fake-quantization of each quantized layer's input (0: none)
   /// and its scale granularity (an ActivationGranularity value).
   int64_t actBits = 0;
@@ -118,6 +121,25 @@ struct WeightMethodConfig {
     c.actPerToken =                                                            \
         actGranularity == ::mlir::qnt::ActivationGranularity::per_token;      \
     return c;                                                                  \
+  }())
+
+/// The ReconstructionOptions of the block-reconstruction pass (qnt-flexround,
+/// qnt-adaround, qnt-pdquant) whose member function this is used in: the
+/// shared QntReconstructionOptions and `lr`, the activation quantization of
+/// WeightMethodConfig `config`.
+#define QNT_RECONSTRUCTION_OPTIONS(METHOD, CONFIG)                             \
+  ([&] {                                                                       \
+    ::mlir::qnt::ReconstructionOptions o;                                      \
+    o.method = METHOD;                                                         \
+    o.iterations = iterations;                                                 \
+    o.learningRate = learningRate;                                             \
+    o.batchSequences = batchSequences;                                         \
+    o.seed = seed;                                                             \
+    o.earlyStopPatience = earlyStopPatience;                                   \
+    o.earlyStopTolerance = earlyStopTolerance;                                 \
+    o.activationBits = (CONFIG).actBits;                                       \
+    o.activationPerToken = (CONFIG).actPerToken;                               \
+    return o;                                                                  \
   }())
 
 /// What one layer is quantized with, after overrides.

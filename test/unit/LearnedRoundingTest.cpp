@@ -40,13 +40,13 @@ protected:
   /// adjoint with respect to the trainable arguments.
   std::unique_ptr<rt::CompiledModule>
   compile(mlir::qnt::LearnedRounding method,
-          mlir::qnt::LearnableWeightArgs &args) {
+          mlir::qnt::LearnableWeightArgs &args, bool neighbourGrid = false) {
     module = parseSourceString<ModuleOp>(
         "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
         "  return %w : tensor<3x8xf32>\n}\n",
         &ctx);
     auto func = *module->getOps<func::FuncOp>().begin();
-    mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup};
+    mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup, neighbourGrid};
     auto made = mlir::qnt::makeWeightLearnable(func, 0, spec);
     if (failed(made))
       return nullptr;
@@ -223,6 +223,56 @@ TEST_F(LearnedRoundingTest, AdaRoundRoundsByTheSignOfVAndItsGradient) {
                     q <= kQmax - zero[g];
       double expected =
           inside ? dy[i] * scale[g] * 1.2 * sig * (1 - sig) : 0.0;
+      EXPECT_NEAR(grads[0].f32()[i], expected, 1e-5) << i;
+    }
+}
+
+/// AdaRound between given grid points (minifloat grids): W^ = s (L + h(V)
+/// (U - L)), its gradient s (U - L) (zeta - gamma) sigmoid'(V) inside the
+/// stretched sigmoid's clamp.
+TEST_F(LearnedRoundingTest, AdaRoundBetweenNeighboursAndItsGradient) {
+  mlir::qnt::LearnableWeightArgs args;
+  auto m = compile(mlir::qnt::LearnedRounding::AdaRound, args,
+                   /*neighbourGrid=*/true);
+  ASSERT_TRUE(m) << diagnostics;
+  ASSERT_TRUE(args.lower && args.upper && args.scale);
+  EXPECT_FALSE(args.zeroPoint);
+  std::vector<float> w = randomWeight(3), scale(kRows * kGroups),
+                     lower(w.size()), upper(w.size()), v(w.size()),
+                     dy(w.size());
+  ::qnt::Xoshiro256 rng(11);
+  for (float &s : scale)
+    s = float(0.5 + rng.uniform());
+  for (size_t i = 0; i < w.size(); ++i) {
+    lower[i] = float(std::floor(4 * rng.uniform()) * 0.5);
+    upper[i] = lower[i] + (i % 5 ? float(0.5 * (1 + i % 2)) : 0.0f);
+    v[i] = float(4 * (rng.uniform() - 0.5));
+    dy[i] = float(2 * rng.uniform() - 1);
+  }
+  auto args4 = [&](std::vector<float> &vs) {
+    return std::vector<rt::HostTensor>{
+        tensor({kRows, kCols}, w), tensor({kRows, kCols}, vs),
+        tensor({kRows, kGroups}, scale), tensor({kRows, kCols}, lower),
+        tensor({kRows, kCols}, upper)};
+  };
+  std::vector<rt::HostTensor> results, grads;
+  ASSERT_TRUE(succeeded(m->call("q", args4(v), results, module->getLoc())));
+  std::vector<rt::HostTensor> adjointArgs = args4(v);
+  adjointArgs.push_back(tensor({kRows, kCols}, dy));
+  ASSERT_TRUE(succeeded(
+      m->call("q_adjoint", adjointArgs, grads, module->getLoc())));
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = n * kCols + k, g = n * kGroups + k / kGroup;
+      double sig = 1 / (1 + std::exp(-double(v[i])));
+      double stretched = sig * 1.2 - 0.1;
+      double h = std::clamp(stretched, 0.0, 1.0);
+      double step = double(upper[i]) - lower[i];
+      EXPECT_NEAR(results[0].f32()[i], scale[g] * (lower[i] + h * step), 1e-5)
+          << i;
+      bool inside = stretched > 0 && stretched < 1;
+      double expected =
+          inside ? dy[i] * scale[g] * step * 1.2 * sig * (1 - sig) : 0.0;
       EXPECT_NEAR(grads[0].f32()[i], expected, 1e-5) << i;
     }
 }

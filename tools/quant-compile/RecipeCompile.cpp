@@ -198,7 +198,7 @@ runStep(ModuleOp module, const ParsedStep &step,
   for (const mlir::qnt::LayerReport &r : (*driver)->reports())
     layers.push_back(mlir::qnt::reportJson(r));
   nlohmann::json trained = nlohmann::json::array();
-  for (const ptq::ReconstructionReport &r : summary->reconstructions)
+  for (const ptq::ReconstructionReport &r : summary->reconstructions) {
     trained.push_back({{"iterations", r.iterations},
                        {"stopped_early", r.stoppedEarly},
                        {"initial_loss", r.initialLoss},
@@ -209,6 +209,15 @@ runStep(ModuleOp module, const ParsedStep &step,
                        {"adjoint_seconds", r.adjointSeconds},
                        {"trainable_elements", r.trainableElements},
                        {"optimizer_state_bytes", r.optimizerStateBytes}});
+    // PD-Quant's prediction difference and distribution correction.
+    if (r.predictionSeconds > 0) {
+      trained.back()["initial_prediction_difference"] = r.initialPrediction;
+      trained.back()["final_prediction_difference"] = r.finalPrediction;
+      trained.back()["prediction_seconds"] = r.predictionSeconds;
+    }
+    if (r.correctionSeconds > 0)
+      trained.back()["correction_seconds"] = r.correctionSeconds;
+  }
   report["steps"].push_back({{"pipeline", step.pipeline},
                              {"block_reconstruction", trained},
                              {"block_executions", summary->blockExecutions},

@@ -47,6 +47,9 @@ struct MethodResult {
   /// The dequantized weight in the original column order, row-major [N][K]
   /// (the quantized stream runs on it; the report measures it).
   std::vector<float> dequantized;
+  /// Multiplies the run-time scale of the layer's activation quantization
+  /// (qnt.fake_quant's clip, learned by PD-Quant); 1 leaves it out.
+  float activationClip = 1.0f;
   /// Notes for the user (e.g. "damping raised to 0.1").
   std::vector<std::string> remarks;
 };

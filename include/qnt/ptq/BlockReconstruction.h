@@ -38,6 +38,18 @@ struct ReconstructionData {
   std::function<mlir::FailureOr<runtime::HostTensor>(size_t)> input;
   /// The float block's output on the float stream ([T, dim]).
   std::function<mlir::FailureOr<runtime::HostTensor>(size_t)> target;
+  /// The block's input on the float stream; needed for QDrop's mixing and
+  /// the distribution correction (ReconstructionOptions).
+  std::function<mlir::FailureOr<runtime::HostTensor>(size_t)> floatInput;
+  /// Where the trained block's outputs on the quantized stream go (the
+  /// next block's inputs), when the caller wants them from the trainer:
+  /// they include its activation quantization, which the caller's runner
+  /// does not model.
+  std::function<mlir::LogicalResult(size_t, const runtime::HostTensor &)>
+      output;
+  /// The functions after the block, in order: the later blocks, then the
+  /// head; needed for the prediction difference.
+  std::vector<std::string> downstream;
 };
 
 /// What training one block did.
@@ -47,11 +59,18 @@ struct ReconstructionReport {
   /// The loss over every calibration sequence at the start (the
   /// quantizers' initialization: round to nearest) and at the end.
   double initialLoss = 0, finalLoss = 0;
+  /// With the prediction difference: KL(float || quantized) of the model's
+  /// output distributions at the training temperature, over the same
+  /// sequences, at the start and at the end.
+  double initialPrediction = 0, finalPrediction = 0;
   /// Building and compiling the block and its adjoint; the forward calls
   /// and the adjoint calls (which recompute the forward) of the steps; the
   /// loss measurements before and after.
   double compileSeconds = 0, forwardSeconds = 0, adjointSeconds = 0,
          evaluationSeconds = 0;
+  /// The rest of the network's forward and adjoint calls (the prediction
+  /// difference); the distribution correction and its targets.
+  double predictionSeconds = 0, correctionSeconds = 0;
   double seconds = 0;
   /// Each step's seconds (its forward and adjoint calls, the optimizer).
   std::vector<double> stepSeconds;

@@ -66,6 +66,9 @@ public:
   /// element size.
   HostTensor(mlir::RankedTensorType type, const void *data);
 
+  /// An owned copy of the bytes (copying a HostTensor shares them).
+  HostTensor deepCopy() const;
+
   mlir::RankedTensorType getType() const { return type; }
   int64_t numElements() const { return type.getNumElements(); }
   int64_t numBytes() const;

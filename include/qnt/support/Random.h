@@ -12,6 +12,7 @@
 #ifndef QNT_SUPPORT_RANDOM_H
 #define QNT_SUPPORT_RANDOM_H
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>

@@ -694,6 +694,24 @@ func.func @fake_quant_scale_size(%x: tensor<4x8xf32>, %s: tensor<2xf32>) -> tens
 
 // -----
 
+// A clip ratio next to a static scale (it multiplies run-time scales).
+func.func @fake_quant_clip_static(%x: tensor<4x8xf32>, %s: tensor<1xf32>) -> tensor<4x8xf32> {
+  // expected-error@+1 {{'qnt.fake_quant' op a clip ratio applies to run-time scales; it cannot be combined with a static scale}}
+  %y = qnt.fake_quant %x scale(%s : tensor<1xf32>) clip(%s : tensor<1xf32>) {bits = 8, granularity = #qnt<act_granularity per_tensor>} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// A clip ratio with three values.
+func.func @fake_quant_clip_size(%x: tensor<4x8xf32>, %c: tensor<3xf32>) -> tensor<4x8xf32> {
+  // expected-error@+1 {{'qnt.fake_quant' op clip must hold exactly one value, got 'tensor<3xf32>'}}
+  %y = qnt.fake_quant %x clip(%c : tensor<3xf32>) {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
 // A dynamic scale tensor.
 func.func @fake_quant_scale_dynamic(%x: tensor<4x8xf32>, %s: tensor<?xf32>) -> tensor<4x8xf32> {
   // expected-error@+1 {{'qnt.fake_quant' op scale must hold exactly one value, got 'tensor<?xf32>'}}
@@ -779,7 +797,7 @@ func.func @fake_quant_granularity(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 // The result type must match the input type.
 func.func @fake_quant_result_type(%x: tensor<4x8xf32>) -> tensor<4x8xf16> {
   // expected-error@+1 {{'qnt.fake_quant' op failed to verify that all of {input, result} have same type}}
-  %y = "qnt.fake_quant"(%x) <{bits = 8 : i64, granularity = #qnt<act_granularity per_tensor>, operandSegmentSizes = array<i32: 1, 0, 0>}> : (tensor<4x8xf32>) -> tensor<4x8xf16>
+  %y = "qnt.fake_quant"(%x) <{bits = 8 : i64, granularity = #qnt<act_granularity per_tensor>, operandSegmentSizes = array<i32: 1, 0, 0, 0>}> : (tensor<4x8xf32>) -> tensor<4x8xf16>
   return %y : tensor<4x8xf16>
 }
 

@@ -224,20 +224,23 @@ func.func @lowrank_add(%acc: tensor<2x4xf32>, %x: tensor<2x64xf32>, %u: tensor<4
 // attribute form (the op description's #qnt.act_granularity<per_token> does
 // not parse).
 // qnt.fake_quant: per token without scale, per tensor with a static scale,
-// with noise only, and with both scale and noise.
+// with noise only, with both scale and noise, and per token with noise and
+// a clip ratio.
 // CHECK-LABEL: func.func @fake_quant
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<16x64xf32>, %[[S:[^:]*]]: tensor<1xf32>, %[[N:[^:]*]]: tensor<64xf32>)
 // CHECK: %[[A:.*]] = qnt.fake_quant %[[X]] {bits = 8 : i64, granularity = #qnt<act_granularity per_token>} : tensor<16x64xf32>
 // CHECK: %[[B:.*]] = qnt.fake_quant %[[A]] scale(%[[S]] : tensor<1xf32>) {bits = 4 : i64, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
 // CHECK: %[[C:.*]] = qnt.fake_quant %[[B]] noise(%[[N]] : tensor<64xf32>) {bits = 16 : i64, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
 // CHECK: %[[D:.*]] = qnt.fake_quant %[[C]] scale(%[[S]] : tensor<1xf32>) noise(%[[N]] : tensor<64xf32>) {bits = 2 : i64, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
-// CHECK: return %[[D]]
+// CHECK: %[[E:.*]] = qnt.fake_quant %[[D]] noise(%[[N]] : tensor<64xf32>) clip(%[[S]] : tensor<1xf32>) {bits = 4 : i64, granularity = #qnt<act_granularity per_token>} : tensor<16x64xf32>
+// CHECK: return %[[E]]
 func.func @fake_quant(%x: tensor<16x64xf32>, %s: tensor<1xf32>, %n: tensor<64xf32>) -> tensor<16x64xf32> {
   %a = qnt.fake_quant %x {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<16x64xf32>
   %b = qnt.fake_quant %a scale(%s : tensor<1xf32>) {bits = 4, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
   %c = qnt.fake_quant %b noise(%n : tensor<64xf32>) {bits = 16, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
   %d = qnt.fake_quant %c scale(%s : tensor<1xf32>) noise(%n : tensor<64xf32>) {bits = 2, granularity = #qnt<act_granularity per_tensor>} : tensor<16x64xf32>
-  return %d : tensor<16x64xf32>
+  %e = qnt.fake_quant %d noise(%n : tensor<64xf32>) clip(%s : tensor<1xf32>) {bits = 4, granularity = #qnt<act_granularity per_token>} : tensor<16x64xf32>
+  return %e : tensor<16x64xf32>
 }
 
 // A dequant result is an ordinary tensor: it can feed a plain linalg.matmul.

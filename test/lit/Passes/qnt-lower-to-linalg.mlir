@@ -457,6 +457,26 @@ func.func @fake_quant_per_token(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 
 // -----
 
+// fake_quant per token with a clip ratio: extracted once, it multiplies
+// each token's run-time scale before the division.
+// CHECK-LABEL: func.func @fake_quant_clip
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<4x8xf32>, %[[C:[^:]*]]: tensor<1xf32>)
+// CHECK: %[[CLIP:.*]] = tensor.extract %[[C]][%{{.*}}] : tensor<1xf32>
+// CHECK: %[[ABSMAX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]
+// CHECK: linalg.generic {{.*}} ins(%[[X]], %[[ABSMAX]] : tensor<4x8xf32>, tensor<4xf32>)
+// CHECK: ^bb0(%[[XI:.*]]: f32, %[[AI:.*]]: f32, %{{.*}}: f32):
+// CHECK: %[[RAW:.*]] = arith.select
+// CHECK: %[[SCALE:.*]] = arith.mulf %[[RAW]], %[[CLIP]] : f32
+// CHECK: arith.divf %[[XI]], %[[SCALE]] : f32
+// CHECK: math.roundeven
+// CHECK: arith.mulf %{{.*}}, %[[SCALE]] : f32
+func.func @fake_quant_clip(%x: tensor<4x8xf32>, %c: tensor<1xf32>) -> tensor<4x8xf32> {
+  %y = qnt.fake_quant %x clip(%c : tensor<1xf32>) {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
 // fake_quant with a static scale, 4 bits: the scale is extracted once, no
 // reduction, clamp to [-8, 7].
 // CHECK-LABEL: func.func @fake_quant_static_scale
