@@ -69,8 +69,9 @@ defvar QntWeightMethodOptions = [
                       "8-bit codes, one symmetric scale per factor row"))}]>,
   Option<"actBits", "act-bits", "int64_t", /*default=*/"0",
          "Activations: quantize each quantized layer's input to this many "
-         "bits (symmetric, scale from the input's absmax at run time), a "
-         "qnt.fake_quant before the matmul (0: float inputs)">,
+         "bits (symmetric, scale from the input's absmax at run time, times "
+         "the clip ratio qnt-pdquant learns), a qnt.fake_quant before the "
+         "matmul (0: float inputs)">,
   Option<"actGranularity", "act-granularity",
          "::mlir::qnt::ActivationGranularity",
          /*default=*/"::mlir::qnt::ActivationGranularity::per_token",
@@ -434,7 +435,8 @@ defvar QntReconstructionOptions = [
   Option<"batchSequences", "batch-sequences", "int64_t", /*default=*/"1",
          "Calibration sequences per step (gradients averaged)">,
   Option<"seed", "seed", "uint64_t", /*default=*/"0",
-         "Seeds the order in which calibration sequences are drawn">,
+         "Seeds the order in which calibration sequences are drawn (and "
+         "qnt-pdquant's input mixing)">,
   Option<"earlyStopPatience", "early-stop-patience", "int64_t",
          /*default=*/"0",
          "Stop a block after this many windows (1/50 of the iterations) "

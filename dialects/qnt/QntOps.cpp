@@ -7,6 +7,7 @@
 
 #include "dialects/qnt/QntDialect.h"
 
+#include "mlir/IR/Matchers.h"
 #include "llvm/IR/Intrinsics.h"
 
 #include "llvm/ADT/StringSet.h"
@@ -224,6 +225,11 @@ LogicalResult FakeQuantOp::verify() {
     auto type = cast<RankedTensorType>(clip.getType());
     if (!type.hasStaticShape() || type.getNumElements() != 1)
       return emitOpError("clip must hold exactly one value, got ") << type;
+    DenseFPElementsAttr value;
+    if (matchPattern(clip, m_Constant(&value)) &&
+        !((*value.value_begin<APFloat>()).convertToDouble() > 0))
+      return emitOpError("clip must be positive, got ")
+             << (*value.value_begin<APFloat>()).convertToDouble();
   }
   if (Value noise = getNoise()) {
     auto type = cast<RankedTensorType>(noise.getType());

@@ -37,6 +37,9 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// The smallest learned activation clip ratio.
+constexpr float kMinimumClip = 1e-3f;
+
 /// AdaRound's rectified sigmoid stretch (LearnedRounding.h).
 constexpr double kZeta = 1.1, kGamma = -0.1;
 
@@ -381,6 +384,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   if (predicting && data.downstream.empty())
     fail(loc, "block reconstruction: the prediction difference needs the "
               "functions after the block");
+  last.predicted = predicting;
+  last.corrected = correcting;
 
   // The layers' quantizers, initialized at round to nearest.
   std::vector<LearnableLayer> layers(problems.size());
@@ -678,8 +683,18 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     populationStd = statistics.standardDeviation();
     last.correctionSeconds += secondsSince(begin);
   }
+  // Kept while they fit 1 GiB (both together), else recomputed.
   std::vector<std::optional<HostTensor>> correctedInputs(data.sequences),
       correctedTargets(data.sequences);
+  int64_t keptCorrectionBytes = 0;
+  auto keep = [&](std::optional<HostTensor> &slot, HostTensor tensor) {
+    if (keptCorrectionBytes + int64_t(tensor.numBytes()) <=
+        (int64_t(1) << 30)) {
+      keptCorrectionBytes += tensor.numBytes();
+      slot = tensor;
+    }
+    return tensor;
+  };
   auto correctedInput = [&](size_t s) {
     if (!correctedInputs[s]) {
       Clock::time_point begin = Clock::now();
@@ -693,8 +708,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
           populationStd.data(), correction);
       HostTensor t(x.getType());
       std::copy(corrected.begin(), corrected.end(), t.f32());
-      correctedInputs[s] = std::move(t);
       last.correctionSeconds += secondsSince(begin);
+      return keep(correctedInputs[s], std::move(t));
     }
     return *correctedInputs[s];
   };
@@ -704,10 +719,9 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       return read(data.target, s);
     if (!correctedTargets[s]) {
       HostTensor x = correctedInput(s);
-      correctedTargets[s] = std::move(run(floatName, entryArgs(floatName, x,
-                                                               false),
-                                          tokensOf(x),
-                                          last.correctionSeconds)[0]);
+      return keep(correctedTargets[s],
+                  std::move(run(floatName, entryArgs(floatName, x, false),
+                                tokensOf(x), last.correctionSeconds)[0]));
     }
     return *correctedTargets[s];
   };
@@ -873,6 +887,10 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       }
     }
     optimizer.step(schedule.factor(step));
+    // A clip ratio at or below 0 would divide by zero or flip the grid.
+    for (size_t i = roundingTensors; i < trainedTensors.size(); ++i)
+      trainedTensors[i]->f32()[0] =
+          std::max(trainedTensors[i]->f32()[0], kMinimumClip);
     last.iterations = step + 1;
     last.stepSeconds.push_back(secondsSince(stepStart));
     running = step == 0 ? loss : 0.95 * running + 0.05 * loss;

@@ -355,11 +355,13 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
     summary.tokens += sequence.size();
   // Block inputs (and, on the float stream, the float outputs next to
   // them) are spilled when they do not fit the budget.
-  int64_t inputBytes = summary.tokens * config.dim * int64_t(sizeof(float)) *
-                       (options.stream == calibration::Stream::Float ||
-                                reconstruct
-                            ? 2
-                            : 1);
+  // (A trainer that reads the float block inputs keeps a third stream.)
+  int64_t streams =
+      reconstruct && driver.config().reconstructionReadsFloatInputs ? 3
+      : options.stream == calibration::Stream::Float || reconstruct ? 2
+                                                                     : 1;
+  int64_t inputBytes =
+      summary.tokens * config.dim * int64_t(sizeof(float)) * streams;
   summary.spilled = options.memoryBudgetBytes >= 0 &&
                     inputBytes > options.memoryBudgetBytes;
   FailureOr<BlockInputs> inputs =
@@ -458,6 +460,13 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
       // With activation quantization the next block's inputs come from the
       // trainer (the runner does not quantize activations).
       bool trainerOutputs = driver.config().actBits > 0;
+      // The trainer's block has no LoRC term: the stream would not be the
+      // model's.
+      if (trainerOutputs && driver.config().lorcRank > 0)
+        return model.emitError(driver.config().passName)
+               << ": block reconstruction with act-bits does not combine "
+                  "with lorc-rank (the trained block the next inputs come "
+                  "from has no low-rank term)";
       if (trainerOutputs)
         data.output = [&](size_t s, const HostTensor &y) {
           return inputs->set(s, y);
@@ -500,17 +509,20 @@ runSequential(ModuleOp model, mlir::qnt::WeightMethodDriver &driver,
             driver.config().passName, label, r.initialLoss, r.finalLoss,
             r.iterations, r.stoppedEarly ? " (stopped early)" : "",
             r.seconds, r.compileSeconds, r.forwardSeconds, r.adjointSeconds);
-      if (r.predictionSeconds > 0)
+      if (r.predicted)
         llvm::errs() << llvm::formatv(
             ", rest of the network {0:F1}; prediction difference {1:E3} -> "
             "{2:E3}",
             r.predictionSeconds, r.initialPrediction, r.finalPrediction);
-      if (r.correctionSeconds > 0)
+      if (r.corrected)
         llvm::errs() << llvm::formatv(", correction {0:F1}",
                                       r.correctionSeconds);
       llvm::errs() << ")\n";
       if (trainerOutputs) {
-        ++summary.blockExecutions[layer];
+        // The trainer ran the block once per sequence for them.
+        summary.blockExecutions[layer] += inputs->size();
+        progress.update(done++,
+                        llvm::formatv("block {0}: outputs", layer).str());
         return success();
       }
       return runOutputs();

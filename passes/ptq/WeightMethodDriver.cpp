@@ -1282,10 +1282,10 @@ mlir::qnt::blockReconstructionMethod(ReconstructionOptions options) {
       if (!std::holds_alternative<nx::UniformSpec>(layer.spec) &&
           !(minifloat && options.method == LearnedRounding::AdaRound))
         throw std::invalid_argument(
-            std::string(minifloat ? "FlexRound learns integer grids (AdaRound "
-                                    "also minifloat ones)"
-                                  : "learned rounding supports integer and "
-                                    "minifloat grids") +
+            std::string(minifloat || options.method != LearnedRounding::AdaRound
+                            ? "FlexRound learns integer grids (AdaRound also "
+                              "minifloat ones)"
+                            : "AdaRound learns integer and minifloat grids") +
             "; " + nx::describe(layer.spec) + " is not one");
     }
     return context.trainer->train(settings, problems, options);

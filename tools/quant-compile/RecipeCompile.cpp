@@ -210,12 +210,12 @@ runStep(ModuleOp module, const ParsedStep &step,
                        {"trainable_elements", r.trainableElements},
                        {"optimizer_state_bytes", r.optimizerStateBytes}});
     // PD-Quant's prediction difference and distribution correction.
-    if (r.predictionSeconds > 0) {
+    if (r.predicted) {
       trained.back()["initial_prediction_difference"] = r.initialPrediction;
       trained.back()["final_prediction_difference"] = r.finalPrediction;
       trained.back()["prediction_seconds"] = r.predictionSeconds;
     }
-    if (r.correctionSeconds > 0)
+    if (r.corrected)
       trained.back()["correction_seconds"] = r.correctionSeconds;
   }
   report["steps"].push_back({{"pipeline", step.pipeline},

@@ -63,6 +63,9 @@ struct ReconstructionReport {
   /// output distributions at the training temperature, over the same
   /// sequences, at the start and at the end.
   double initialPrediction = 0, finalPrediction = 0;
+  /// Whether the prediction difference and the distribution correction
+  /// were part of the objective.
+  bool predicted = false, corrected = false;
   /// Building and compiling the block and its adjoint; the forward calls
   /// and the adjoint calls (which recompute the forward) of the steps; the
   /// loss measurements before and after.

@@ -712,6 +712,16 @@ func.func @fake_quant_clip_size(%x: tensor<4x8xf32>, %c: tensor<3xf32>) -> tenso
 
 // -----
 
+// A constant clip ratio that is not positive.
+func.func @fake_quant_clip_zero(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %c = arith.constant dense<0.0> : tensor<1xf32>
+  // expected-error@+1 {{'qnt.fake_quant' op clip must be positive, got 0}}
+  %y = qnt.fake_quant %x clip(%c : tensor<1xf32>) {bits = 8, granularity = #qnt<act_granularity per_token>} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
 // A dynamic scale tensor.
 func.func @fake_quant_scale_dynamic(%x: tensor<4x8xf32>, %s: tensor<?xf32>) -> tensor<4x8xf32> {
   // expected-error@+1 {{'qnt.fake_quant' op scale must hold exactly one value, got 'tensor<?xf32>'}}
