@@ -168,17 +168,18 @@ void initialize(LearnableLayer &layer, const nx::EncodingSpec &spec,
 float learnedCode(const LearnableLayer &layer, LearnedRounding method,
                   int64_t r, int64_t c) {
   int64_t k = layer.cols, gi = r * layer.groups + layer.groupOf(c);
-  // h(V) >= 1/2 exactly where V >= 0: round up there.
-  bool up = layer.trained[0][r * k + c] >= 0;
+  // AdaRound: h(V) >= 1/2 exactly where V >= 0: round up there (V is
+  // [N, K]; FlexRound's first tensor is d1 [N, G]).
+  auto roundsUp = [&] { return layer.trained[0][r * k + c] >= 0; };
   if (layer.minifloat)
-    return up ? layer.upper[r * k + c] : layer.lower[r * k + c];
+    return roundsUp() ? layer.upper[r * k + c] : layer.lower[r * k + c];
   float w = layer.problem->weight[r * k + c], q;
   if (method == LearnedRounding::FlexRound) {
     float exponent = (layer.trained[0][gi] + layer.trained[1][r * k + c]) +
                      layer.trained[2][r];
     q = nx::roundHalfEven(w / std::exp(exponent));
   } else {
-    q = std::floor(w / layer.scale[gi]) + (up ? 1.0f : 0.0f);
+    q = std::floor(w / layer.scale[gi]) + (roundsUp() ? 1.0f : 0.0f);
   }
   float z = layer.zero[gi];
   return std::clamp(q, -z, float(layer.qmax()) - z);
