@@ -58,6 +58,7 @@ DEFAULT_RECIPES = [
     ("flexround-w3-g32-asym", "FlexRound", "int3 g32"),
     ("flexround-w2-g32-asym", "FlexRound", "int2 g32"),
     ("adaround-e2m1-g32", "AdaRound", "e2m1 g32"),
+    ("flexround-e2m1-g32", "FlexRound", "e2m1 g32"),
     ("pdquant-w4a8-pc-asym", "PD-Quant", "int4 per-channel, a8 per-token"),
     ("pdquant-w4a8-pc-asym-nopd", "PD-Quant without PD term", "int4 per-channel, a8 per-token"),
     ("pdquant-w4a4-pc-asym", "PD-Quant", "int4 per-channel, a4 per-token"),

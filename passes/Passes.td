@@ -467,8 +467,10 @@ def QntFlexRound : Pass<"qnt-flexround", "::mlir::ModuleOp"> {
 
     It trains on calibration data, so it runs block by block under
     `quant-compile --recipe` (docs/Recipes.md); run alone it reports that.
-    Integer grids only (per channel or per group, ragged last groups
-    included).
+    Integer grids per channel or per group (ragged last groups included),
+    and minifloat grids (`format`): there W^ = exp(d1) * Q(W / exp(d1 + D2
+    + d3)) with Q rounding to the format's values (no zero point), stored
+    as the standard minifloat encoding.
   }];
   let options = !listconcat(QntWeightMethodOptions, QntReconstructionOptions, [
     Option<"learningRate", "lr", "double", /*default=*/"3e-3",

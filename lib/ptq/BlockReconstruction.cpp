@@ -46,7 +46,7 @@ constexpr double kZeta = 1.1, kGamma = -0.1;
 /// One layer's learnable quantizer: its fixed and trained tensors.
 struct LearnableLayer {
   const nx::WeightProblem *problem = nullptr;
-  /// The grid: integers (spec) or a minifloat format (AdaRound only).
+  /// The grid: integers (spec) or a minifloat format.
   const nx::UniformSpec *spec = nullptr;
   const nx::MinifloatSpec *minifloat = nullptr;
   /// The layer's matmul in the trained block.
@@ -57,8 +57,10 @@ struct LearnableLayer {
   std::vector<float> zero;
   /// AdaRound's fixed scale s [N, G].
   std::vector<float> scale;
-  /// Minifloat grids: the grid points below and above W / s [N, K].
+  /// Minifloat grids: AdaRound's grid points below and above W / s
+  /// [N, K]; FlexRound's format.
   std::vector<float> lower, upper;
+  mlir::qnt::MinifloatGrid grid;
   /// The trained tensors in the order of args.trainable: FlexRound d1
   /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K].
   std::vector<std::vector<float>> trained;
@@ -102,6 +104,18 @@ std::vector<float> minifloatGrid(const nx::MinifloatSpec &spec) {
   return grid;
 }
 
+/// The format of `spec` as FlexRound's rounding takes it (the subnormal
+/// spacing read from the smallest positive value).
+mlir::qnt::MinifloatGrid gridOf(const nx::MinifloatSpec &spec) {
+  std::vector<float> values = minifloatGrid(spec);
+  float smallest = *std::upper_bound(values.begin(), values.end(), 0.0f);
+  mlir::qnt::MinifloatGrid grid;
+  grid.mantissaBits = spec.mantissaBits;
+  grid.minExponent = int(std::lround(std::log2(smallest))) + spec.mantissaBits;
+  grid.maxValue = nx::minifloatMax(spec);
+  return grid;
+}
+
 /// AdaRound on a minifloat grid: round to nearest's scales, the grid points
 /// next to each W / s, and V where h(V) is the position of W / s between
 /// them.
@@ -135,15 +149,20 @@ void initializeMinifloat(LearnableLayer &layer, const nx::EncodingSpec &spec) {
 /// and D2 = d3 = 0, AdaRound's V where h(V) is the fractional part of W / s.
 void initialize(LearnableLayer &layer, const nx::EncodingSpec &spec,
                 LearnedRounding method) {
-  if (layer.minifloat)
+  if (layer.minifloat && method == LearnedRounding::AdaRound)
     return initializeMinifloat(layer, spec);
+  if (layer.minifloat)
+    layer.grid = gridOf(*layer.minifloat);
   const nx::WeightProblem &p = *layer.problem;
   nx::QuantParams grid = nx::rtnParams(spec, p.weight, p.rows, p.cols);
   int64_t n = layer.rows, k = layer.cols, g = layer.groups;
-  float symmetricZero = float(int64_t(1) << (layer.spec->bits - 1));
-  layer.zero.resize(n * g);
-  for (int64_t i = 0; i < n * g; ++i)
-    layer.zero[i] = layer.spec->symmetric ? symmetricZero : grid.zeros[i];
+  // (A minifloat grid has no zero point.)
+  if (layer.spec) {
+    float symmetricZero = float(int64_t(1) << (layer.spec->bits - 1));
+    layer.zero.resize(n * g);
+    for (int64_t i = 0; i < n * g; ++i)
+      layer.zero[i] = layer.spec->symmetric ? symmetricZero : grid.zeros[i];
+  }
   if (method == LearnedRounding::FlexRound) {
     std::vector<float> d1(n * g);
     for (int64_t i = 0; i < n * g; ++i)
@@ -171,12 +190,15 @@ float learnedCode(const LearnableLayer &layer, LearnedRounding method,
   // AdaRound: h(V) >= 1/2 exactly where V >= 0: round up there (V is
   // [N, K]; FlexRound's first tensor is d1 [N, G]).
   auto roundsUp = [&] { return layer.trained[0][r * k + c] >= 0; };
-  if (layer.minifloat)
+  if (layer.minifloat && method == LearnedRounding::AdaRound)
     return roundsUp() ? layer.upper[r * k + c] : layer.lower[r * k + c];
   float w = layer.problem->weight[r * k + c], q;
   if (method == LearnedRounding::FlexRound) {
     float exponent = (layer.trained[0][gi] + layer.trained[1][r * k + c]) +
                      layer.trained[2][r];
+    if (layer.minifloat)
+      return mlir::qnt::roundToMinifloatGrid(w / std::exp(exponent),
+                                             layer.grid);
     q = nx::roundHalfEven(w / std::exp(exponent));
   } else {
     q = std::floor(w / layer.scale[gi]) + (roundsUp() ? 1.0f : 0.0f);
@@ -192,10 +214,15 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
   int64_t n = layer.rows, k = layer.cols, g = layer.groups;
   nx::QuantParams params;
   params.scales.resize(n * g);
+  // The scales as the encoding stores them (f16/bf16 rounding), so that the
+  // baked weights are the codes times what the model will read.
+  nx::ScaleStorage storage =
+      layer.spec ? layer.spec->scaleStorage : layer.minifloat->scaleStorage;
   for (int64_t i = 0; i < n * g; ++i)
-    params.scales[i] = method == LearnedRounding::FlexRound
-                           ? std::exp(layer.trained[0][i])
-                           : layer.scale[i];
+    params.scales[i] = nx::storedScale(method == LearnedRounding::FlexRound
+                                           ? std::exp(layer.trained[0][i])
+                                           : layer.scale[i],
+                                       storage);
   if (layer.spec && !layer.spec->symmetric)
     params.zeros = layer.zero;
   // The weight the quantizer computes lies on the grid: encoding it with
@@ -215,6 +242,12 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < k; ++c) {
       int64_t gi = r * g + layer.groupOf(c);
+      if (layer.minifloat && method == LearnedRounding::FlexRound) {
+        float nearest = mlir::qnt::roundToMinifloatGrid(
+            layer.problem->weight[r * k + c] / params.scales[gi], layer.grid);
+        moved += nearest != learnedCode(layer, method, r, c);
+        continue;
+      }
       if (layer.minifloat) {
         int64_t i = r * k + c;
         float x = layer.problem->weight[i] / params.scales[gi];
@@ -292,9 +325,12 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
   SmallVector<unsigned> trainable;
   for (auto [i, layer] : llvm::enumerate(layers)) {
     unsigned weightArg = firstWeight + i;
+    bool minifloat = layer.minifloat != nullptr;
     mlir::qnt::LearnableWeightSpec spec{
         method, layer.spec ? layer.spec->bits : 0, layer.groupSize,
-        /*neighbourGrid=*/layer.minifloat != nullptr};
+        /*neighbourGrid=*/minifloat && method == LearnedRounding::AdaRound};
+    if (minifloat && method == LearnedRounding::FlexRound)
+      spec.minifloat = layer.grid;
     FailureOr<mlir::qnt::LearnableWeightArgs> args =
         mlir::qnt::makeWeightLearnable(func, weightArg, spec);
     if (failed(args))
@@ -398,10 +434,6 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     if (!layer.spec && !layer.minifloat)
       throw std::invalid_argument(
           "learned rounding supports integer and minifloat grids");
-    if (layer.minifloat && options.method != LearnedRounding::AdaRound)
-      throw std::invalid_argument(
-          "FlexRound learns integer grids; minifloat grids are learned by "
-          "AdaRound (qnt-adaround, qnt-pdquant)");
     layer.rows = problems[i].rows;
     layer.cols = problems[i].cols;
     int64_t group = layer.spec ? groupSizeOf(*layer.spec, problems[i].name)
@@ -497,7 +529,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       addOwned({n, g}, layer.trained[0]);
       addOwned({n, k}, layer.trained[1]);
       addOwned({n}, layer.trained[2]);
-      addOwned({n, g}, layer.zero);
+      if (!layer.minifloat)
+        addOwned({n, g}, layer.zero);
     } else if (layer.minifloat) {
       addOwned({n, k}, layer.trained[0]);
       addOwned({n, g}, layer.scale);

@@ -9,10 +9,14 @@
 
 #include "passes/ptq/LearnedRounding.h"
 
+#include "qnt/numerics/Encoding.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -38,6 +42,64 @@ Value rectifiedSigmoid(OpBuilder &b, Location loc, Value v) {
       constant(1));
 }
 
+/// The largest binade exponent of `grid` (2^e <= maxValue).
+int maxExponent(const MinifloatGrid &grid) {
+  return int(std::floor(std::log2(grid.maxValue)));
+}
+
+/// Whether a tie between 2^e and 2^(e+1) of a format without mantissa
+/// bits goes down: ties go to the even code, as the minifloat codec rounds,
+/// and the code of 2^e is e - minExponent + 1.
+bool tieGoesDown(const MinifloatGrid &grid, int e) {
+  return grid.mantissaBits == 0 && (e - grid.minExponent) % 2 != 0;
+}
+
+/// Q(y): the step of |y|'s binade chosen by comparisons (a select chain,
+/// constant between binade edges), y rounded to it as the minifloat codec
+/// rounds, clamped to the grid.
+Value roundToGrid(OpBuilder &b, Location loc, const MinifloatGrid &grid,
+                  Value y) {
+  auto constant = [&](double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)).getResult();
+  };
+  auto flag = [&](bool v) {
+    return arith::ConstantOp::create(b, loc, b.getBoolAttr(v)).getResult();
+  };
+  Value magnitude = math::AbsFOp::create(b, loc, y);
+  Value step = constant(std::ldexp(1.0, grid.minExponent - grid.mantissaBits));
+  Value downOnTie = flag(false);
+  for (int e = grid.minExponent + 1; e <= maxExponent(grid); ++e) {
+    Value inBinade = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGE,
+                                           magnitude,
+                                           constant(std::ldexp(1.0, e)));
+    step = arith::SelectOp::create(
+        b, loc, inBinade, constant(std::ldexp(1.0, e - grid.mantissaBits)),
+        step);
+    if (grid.mantissaBits == 0)
+      downOnTie = arith::SelectOp::create(b, loc, inBinade,
+                                          flag(tieGoesDown(grid, e)), downOnTie);
+  }
+  Value steps = arith::DivFOp::create(b, loc, y, step);
+  Value code = math::RoundEvenOp::create(b, loc, steps);
+  if (grid.mantissaBits == 0) {
+    // Without mantissa bits round-half-even on y / step always rounds a tie
+    // (|y / step| = 1.5) up; the codec goes to the even code.
+    Value tie = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                      math::AbsFOp::create(b, loc, steps),
+                                      constant(1.5));
+    Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                           steps, constant(0));
+    code = arith::SelectOp::create(
+        b, loc, arith::AndIOp::create(b, loc, tie, downOnTie),
+        arith::SelectOp::create(b, loc, positive, constant(1), constant(-1)),
+        code);
+  }
+  Value rounded = arith::MulFOp::create(b, loc, code, step);
+  return arith::MinimumFOp::create(
+      b, loc, arith::MaximumFOp::create(b, loc, rounded, constant(-grid.maxValue)),
+      constant(grid.maxValue));
+}
+
 /// The body: the quantized element from the weight `w`, the element-wise
 /// parameter `e` (D2 or V), the group's `g` (d1 or s) and zero point `z`,
 /// and for FlexRound the row's `r` (d3).
@@ -47,6 +109,15 @@ Value quantizedElement(OpBuilder &b, Location loc,
   auto constant = [&](double v) {
     return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)).getResult();
   };
+  if (spec.minifloat) {
+    // FlexRound on a minifloat grid: no zero point.
+    Value exponent = arith::AddFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, g, e), r);
+    Value divided = arith::DivFOp::create(
+        b, loc, w, math::ExpOp::create(b, loc, exponent));
+    return arith::MulFOp::create(b, loc, math::ExpOp::create(b, loc, g),
+                                 roundToGrid(b, loc, *spec.minifloat, divided));
+  }
   double qmax = double((int64_t(1) << spec.bits) - 1);
   Value lo = arith::NegFOp::create(b, loc, z);
   Value hi = arith::SubFOp::create(b, loc, constant(qmax), z);
@@ -98,7 +169,17 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   if (spec.neighbourGrid && spec.method != LearnedRounding::AdaRound)
     return emitError(weight.getLoc())
            << "a neighbour grid is learned by AdaRound only";
-  if (!spec.neighbourGrid && (spec.bits < 1 || spec.bits > 8))
+  if (spec.minifloat && spec.method != LearnedRounding::FlexRound)
+    return emitError(weight.getLoc())
+           << "a minifloat rounding grid is learned by FlexRound only (AdaRound "
+              "takes a neighbour grid)";
+  if (spec.minifloat && !(spec.minifloat->maxValue > 0 &&
+                          spec.minifloat->mantissaBits >= 0))
+    return emitError(weight.getLoc())
+           << "a minifloat rounding grid needs a positive largest value and "
+              "mantissa bits >= 0";
+  if (!spec.neighbourGrid && !spec.minifloat &&
+      (spec.bits < 1 || spec.bits > 8))
     return emitError(weight.getLoc())
            << "learnable weights have 1 to 8 bits, got " << spec.bits;
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
@@ -118,9 +199,12 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   Location loc = weight.getLoc();
   bool flex = spec.method == LearnedRounding::FlexRound;
   bool neighbours = spec.neighbourGrid;
+  bool minifloat = spec.minifloat.has_value();
   // New arguments: the trainable ones, then the fixed ones.
   SmallVector<Type> added;
-  if (flex)
+  if (flex && minifloat)
+    added = {groupType, type, rowType};
+  else if (flex)
     added = {groupType, type, rowType, groupType};
   else if (neighbours)
     added = {type, groupType, type, type};
@@ -134,7 +218,8 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   auto arg = [&](unsigned i) { return func.getArgument(first + i); };
   if (flex) {
     args.trainable = {first, first + 1, first + 2};
-    args.zeroPoint = first + 3;
+    if (!minifloat)
+      args.zeroPoint = first + 3;
   } else if (neighbours) {
     args.trainable = {first};
     args.scale = first + 1;
@@ -192,7 +277,7 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
     // is the one the replacement skips.
     inputs.append({grouped(arg(2)), grouped(arg(3))});
     maps.append({map({0, 1, 2}), map({0, 1, 2})});
-  } else {
+  } else if (!minifloat) {
     inputs.push_back(flex ? arg(3) : arg(2));
     maps.push_back(map({0, 1}));
   }
@@ -209,8 +294,10 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
           [&](OpBuilder &nb, Location l, ValueRange a) {
             linalg::YieldOp::create(
                 nb, l,
-                neighbours
-                    ? neighbourElement(nb, l, a[1], a[2], a[3], a[4])
+                neighbours ? neighbourElement(nb, l, a[1], a[2], a[3], a[4])
+                : minifloat
+                    ? quantizedElement(nb, l, spec, a[0], a[1], a[2], Value(),
+                                       a[3])
                     : quantizedElement(nb, l, spec, a[0], a[1], a[2], a[3],
                                        flex ? a[4] : Value()));
           })
@@ -222,4 +309,22 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
                                                sizes, unit);
   weight.replaceAllUsesExcept(learnable, weightReader);
   return args;
+}
+
+float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
+  // As roundToGrid: the same comparisons, division and products in float.
+  float magnitude = std::fabs(y);
+  float step = float(std::ldexp(1.0, grid.minExponent - grid.mantissaBits));
+  bool downOnTie = false;
+  for (int e = grid.minExponent + 1; e <= maxExponent(grid); ++e)
+    if (magnitude >= float(std::ldexp(1.0, e))) {
+      step = float(std::ldexp(1.0, e - grid.mantissaBits));
+      downOnTie = tieGoesDown(grid, e);
+    }
+  float steps = y / step;
+  float code = downOnTie && std::fabs(steps) == 1.5f
+                   ? (steps > 0 ? 1.0f : -1.0f)
+                   : ::qnt::numerics::roundHalfEven(steps);
+  float max = float(grid.maxValue);
+  return std::min(std::max(code * step, -max), max);
 }

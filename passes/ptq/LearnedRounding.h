@@ -14,6 +14,11 @@
 //    W^ = s * clamp(floor(W / s) + h(V), -z, 2^b-1-z)
 //    h(V) = clamp(sigmoid(V) (zeta - gamma) + gamma, 0, 1), zeta = 1.1,
 //    gamma = -0.1; s [N, G] and z [N, G] fixed, V [N, K] learned.
+//  FlexRound on a minifloat grid:
+//    W^ = exp(d1) * Q(W / exp(d1 + D2 + d3)), no zero point
+//    Q(y) = clamp(step(y) roundeven(y / step(y)), -max, max), step(y) the
+//    spacing of the format's binade holding |y| (piecewise constant, its
+//    gradient 0, so the rounding is straight-through as on integers).
 //  AdaRound on a non-uniform grid (minifloat):
 //    W^ = s * (L + h(V) (U - L))
 //    with the grid points L <= W / s <= U next to each element given as
@@ -37,6 +42,19 @@ namespace mlir::qnt {
 
 enum class LearnedRounding { FlexRound, AdaRound };
 
+/// A minifloat format as FlexRound's rounding needs it: the spacing of the
+/// values in [2^e, 2^(e+1)) is 2^(e - mantissaBits) for e >= minExponent
+/// (below 2^minExponent, the subnormals, 2^(minExponent - mantissaBits)),
+/// and the largest magnitude is maxValue.
+struct MinifloatGrid {
+  int mantissaBits = 1;
+  int minExponent = 0;
+  double maxValue = 6;
+};
+
+/// Q(y) of MinifloatGrid `grid` in the same float arithmetic as the IR.
+float roundToMinifloatGrid(float y, const MinifloatGrid &grid);
+
 struct LearnableWeightSpec {
   LearnedRounding method = LearnedRounding::FlexRound;
   int64_t bits = 4;
@@ -46,6 +64,9 @@ struct LearnableWeightSpec {
   /// AdaRound between given neighbouring grid points instead of integers
   /// (any grid: minifloat formats); `bits` is then unused.
   bool neighbourGrid = false;
+  /// FlexRound rounding to a minifloat grid instead of integers (no zero
+  /// point); `bits` is then unused.
+  std::optional<MinifloatGrid> minifloat;
 };
 
 /// How a block's learnable quantizers are trained (block reconstruction,

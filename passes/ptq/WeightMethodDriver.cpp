@@ -1278,15 +1278,11 @@ mlir::qnt::blockReconstructionMethod(ReconstructionOptions options) {
         throw std::invalid_argument(
             "no per-layer option '" +
             layer.methodOptions.begin()->getKey().str() + "'");
-      bool minifloat = std::holds_alternative<nx::MinifloatSpec>(layer.spec);
       if (!std::holds_alternative<nx::UniformSpec>(layer.spec) &&
-          !(minifloat && options.method == LearnedRounding::AdaRound))
+          !std::holds_alternative<nx::MinifloatSpec>(layer.spec))
         throw std::invalid_argument(
-            std::string(minifloat || options.method != LearnedRounding::AdaRound
-                            ? "FlexRound learns integer grids (AdaRound also "
-                              "minifloat ones)"
-                            : "AdaRound learns integer and minifloat grids") +
-            "; " + nx::describe(layer.spec) + " is not one");
+            "learned rounding supports integer and minifloat grids; " +
+            nx::describe(layer.spec) + " is not one");
     }
     return context.trainer->train(settings, problems, options);
   };

@@ -22,7 +22,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 
 using namespace mlir;
 namespace nx = ::qnt::numerics;
@@ -40,13 +42,15 @@ protected:
   /// adjoint with respect to the trainable arguments.
   std::unique_ptr<rt::CompiledModule>
   compile(mlir::qnt::LearnedRounding method,
-          mlir::qnt::LearnableWeightArgs &args, bool neighbourGrid = false) {
+          mlir::qnt::LearnableWeightArgs &args, bool neighbourGrid = false,
+          std::optional<mlir::qnt::MinifloatGrid> minifloat = std::nullopt) {
     module = parseSourceString<ModuleOp>(
         "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
         "  return %w : tensor<3x8xf32>\n}\n",
         &ctx);
     auto func = *module->getOps<func::FuncOp>().begin();
-    mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup, neighbourGrid};
+    mlir::qnt::LearnableWeightSpec spec{method, kBits, kGroup, neighbourGrid,
+                                        minifloat};
     auto made = mlir::qnt::makeWeightLearnable(func, 0, spec);
     if (failed(made))
       return nullptr;
@@ -275,6 +279,200 @@ TEST_F(LearnedRoundingTest, AdaRoundBetweenNeighboursAndItsGradient) {
           inside ? dy[i] * scale[g] * step * 1.2 * sig * (1 - sig) : 0.0;
       EXPECT_NEAR(grads[0].f32()[i], expected, 1e-5) << i;
     }
+}
+
+/// FlexRound's minifloat rounding against the project's E2M1 codec, and
+/// the quantizer at its initialization against RTN on that grid; away from
+/// it, its gradients against the closed form (rounding straight-through:
+/// dW^/dD2 = -exp(d1) u inside the grid's range, 0 where it clamps).
+TEST_F(LearnedRoundingTest, FlexRoundOnAMinifloatGrid) {
+  nx::MinifloatSpec e2m1;
+  e2m1.exponentBits = 2;
+  e2m1.mantissaBits = 1;
+  mlir::qnt::MinifloatGrid grid; // E2M1: spacing 0.5 below 2, max 6
+  grid.mantissaBits = 1;
+  grid.minExponent = 0;
+  grid.maxValue = nx::minifloatMax(e2m1);
+  ASSERT_EQ(grid.maxValue, 6.0);
+  // Every value between two grid points rounds as the codec does (ties
+  // excepted: 0.25 steps off a point).
+  int compared = 0;
+  for (int i = -1000; i <= 1000; ++i) {
+    float x = float(i) * 0.0071f;
+    float codec = nx::decodeMinifloat(nx::encodeMinifloat(x, e2m1), e2m1);
+    float mine = mlir::qnt::roundToMinifloatGrid(x, grid);
+    if (std::fabs(std::fabs(x - codec) - std::fabs(x - mine)) > 1e-6f)
+      ADD_FAILURE() << x << ": codec " << codec << ", grid " << mine;
+    compared += mine == codec;
+  }
+  EXPECT_GT(compared, 1990);
+
+  mlir::qnt::LearnableWeightArgs args;
+  auto m = compile(mlir::qnt::LearnedRounding::FlexRound, args, false, grid);
+  ASSERT_TRUE(m) << diagnostics;
+  ASSERT_EQ(args.trainable.size(), 3u);
+  EXPECT_FALSE(args.zeroPoint);
+  std::vector<float> w = randomWeight(4), d1(kRows * kGroups),
+                     d2(w.size(), 0.0f), d3(kRows, 0.0f);
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t g = 0; g < kGroups; ++g) {
+      float absmax = 0;
+      for (int64_t j = 0; j < kGroup; ++j)
+        absmax = std::max(absmax, std::fabs(w[n * kCols + g * kGroup + j]));
+      d1[n * kGroups + g] = std::log(absmax / 6.0f);
+    }
+  auto call = [&](const char *name, std::vector<rt::HostTensor> extra,
+                  std::vector<rt::HostTensor> &out) {
+    std::vector<rt::HostTensor> in = {
+        tensor({kRows, kCols}, w), tensor({kRows, kGroups}, d1),
+        tensor({kRows, kCols}, d2), tensor({kRows}, d3)};
+    in.insert(in.end(), extra.begin(), extra.end());
+    return m->call(name, in, out, module->getLoc());
+  };
+  std::vector<rt::HostTensor> results;
+  ASSERT_TRUE(succeeded(call("q", {}, results)));
+  for (int64_t i = 0; i < kRows * kCols; ++i) {
+    float s = std::exp(d1[(i / kCols) * kGroups + (i % kCols) / kGroup]);
+    float rtn =
+        s * nx::decodeMinifloat(nx::encodeMinifloat(w[i] / s, e2m1), e2m1);
+    EXPECT_NEAR(results[0].f32()[i], rtn, 1e-6) << i;
+  }
+
+  ::qnt::Xoshiro256 rng(6);
+  for (float &x : d2)
+    x = float(0.3 * (rng.uniform() - 0.5));
+  for (float &x : d1)
+    x -= 0.3f; // a finer grid: some elements clamp at +-6
+  std::vector<float> dy(w.size());
+  for (float &x : dy)
+    x = float(2 * rng.uniform() - 1);
+  std::vector<rt::HostTensor> grads;
+  ASSERT_TRUE(succeeded(call("q_adjoint", {tensor({kRows, kCols}, dy)}, grads)));
+  int clamped = 0;
+  for (int64_t n = 0; n < kRows; ++n)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = n * kCols + k, g = n * kGroups + k / kGroup;
+      double s1 = std::exp(double(d1[g]));
+      double u = w[i] / std::exp(double(d1[g]) + d2[i] + d3[n]);
+      // Inside: the rounded value before the clamp is at most 6 (at 6 the
+      // clamp's tie passes the gradient on).
+      mlir::qnt::MinifloatGrid unclamped = grid;
+      unclamped.maxValue = 1e30;
+      bool inside =
+          std::fabs(mlir::qnt::roundToMinifloatGrid(float(u), unclamped)) <=
+          6.0f;
+      clamped += !inside;
+      EXPECT_NEAR(grads[1].f32()[i], inside ? -dy[i] * s1 * u : 0.0, 1e-5)
+          << i;
+    }
+  EXPECT_GT(clamped, 0);
+}
+
+/// FlexRound's grid of `spec`: binades from the format's smallest normal
+/// exponent 1 - bias (bias 2^(E-1) - 1), its largest value from the codec.
+mlir::qnt::MinifloatGrid gridFor(const nx::MinifloatSpec &spec) {
+  mlir::qnt::MinifloatGrid grid;
+  grid.mantissaBits = spec.mantissaBits;
+  grid.minExponent = 1 - ((1 << (spec.exponentBits - 1)) - 1);
+  grid.maxValue = nx::minifloatMax(spec);
+  return grid;
+}
+
+/// The grid points of `spec` and every midpoint (a tie), their negatives,
+/// and values past the largest one.
+std::vector<float> pointsAndTies(const nx::MinifloatSpec &spec) {
+  std::vector<float> values;
+  for (uint32_t code = 0; code < (1u << nx::minifloatBits(spec)); ++code) {
+    float v = nx::decodeMinifloat(code, spec);
+    if (std::isfinite(v) && v >= 0)
+      values.push_back(v);
+  }
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  std::vector<float> probes;
+  for (size_t i = 0; i < values.size(); ++i) {
+    probes.push_back(values[i]);
+    if (i + 1 < values.size())
+      probes.push_back((values[i] + values[i + 1]) / 2);
+  }
+  probes.push_back(values.back() * 1.25f);
+  probes.push_back(values.back() * 3);
+  size_t positive = probes.size();
+  for (size_t i = 0; i < positive; ++i)
+    probes.push_back(-probes[i]);
+  return probes;
+}
+
+/// The host twin of FlexRound's minifloat rounding is the codec's rounding,
+/// ties included, for every format the dialect has.
+TEST_F(LearnedRoundingTest, MinifloatRoundingIsTheCodecsForEveryFormat) {
+  int formats = 0;
+  for (int e = 1; e <= 5; ++e)
+    for (int m = 0; m <= 5; ++m)
+      for (nx::MinifloatSpecial special :
+           {nx::MinifloatSpecial::Finite, nx::MinifloatSpecial::Ocp}) {
+        bool ocp = special == nx::MinifloatSpecial::Ocp;
+        if (e + m < 2 || e + m > 7 ||
+            (ocp && !(e == 4 && m == 3) && !(e == 5 && m == 2)))
+          continue;
+        nx::MinifloatSpec spec;
+        spec.exponentBits = e;
+        spec.mantissaBits = m;
+        spec.special = special;
+        mlir::qnt::MinifloatGrid grid = gridFor(spec);
+        ++formats;
+        for (float x : pointsAndTies(spec)) {
+          float codec =
+              nx::decodeMinifloat(nx::encodeMinifloat(x, spec), spec);
+          EXPECT_EQ(mlir::qnt::roundToMinifloatGrid(x, grid), codec)
+              << "E" << e << "M" << m << (ocp ? " ocp" : "") << " at " << x;
+        }
+      }
+  EXPECT_EQ(formats, 25); // 23 finite formats, OCP E4M3 and E5M2
+}
+
+/// The compiled quantizer at d1 = D2 = d3 = 0 is Q(W): the codec's rounding
+/// for ties too, on a format without mantissa bits (ties alternate between
+/// rounding up and down) and on E5M2 (the longest binade chain).
+TEST_F(LearnedRoundingTest, CompiledMinifloatRoundingMatchesTheCodec) {
+  for (auto [e, m] : {std::pair{2, 0}, std::pair{3, 0}, std::pair{5, 2}}) {
+    nx::MinifloatSpec spec;
+    spec.exponentBits = e;
+    spec.mantissaBits = m;
+    mlir::qnt::LearnableWeightArgs args;
+    auto compiled = compile(mlir::qnt::LearnedRounding::FlexRound, args,
+                            false, gridFor(spec));
+    ASSERT_TRUE(compiled) << diagnostics;
+    std::vector<float> probes = pointsAndTies(spec);
+    std::vector<float> d1(kRows * kGroups, 0.0f), d3(kRows, 0.0f);
+    for (size_t first = 0; first < probes.size(); first += kRows * kCols) {
+      std::vector<float> w(kRows * kCols, 0.0f), d2(w.size(), 0.0f);
+      for (size_t i = 0; i < w.size() && first + i < probes.size(); ++i)
+        w[i] = probes[first + i];
+      std::vector<rt::HostTensor> out;
+      ASSERT_TRUE(succeeded(compiled->call(
+          "q",
+          {tensor({kRows, kCols}, w), tensor({kRows, kGroups}, d1),
+           tensor({kRows, kCols}, d2), tensor({kRows}, d3)},
+          out, module->getLoc())));
+      for (size_t i = 0; i < w.size(); ++i)
+        EXPECT_EQ(out[0].f32()[i],
+                  nx::decodeMinifloat(nx::encodeMinifloat(w[i], spec), spec))
+            << "E" << e << "M" << m << " at " << w[i];
+    }
+  }
+}
+
+/// A minifloat grid without a positive largest value is refused.
+TEST_F(LearnedRoundingTest, RefusesAnEmptyMinifloatGrid) {
+  mlir::qnt::MinifloatGrid grid;
+  grid.maxValue = 0;
+  mlir::qnt::LearnableWeightArgs args;
+  EXPECT_FALSE(compile(mlir::qnt::LearnedRounding::FlexRound, args, false,
+                       grid));
+  EXPECT_NE(diagnostics.find("needs a positive largest value"),
+            std::string::npos)
+      << diagnostics;
 }
 
 /// Groups of 4 over 6 columns: the last group of each row has 2 (as GPTQ's
