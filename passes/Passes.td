@@ -250,6 +250,63 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
   ];
 }
 
+def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
+  let summary = "AQLM additive-codebook quantization of matmul weights";
+  let description = [{
+    Quantizes the selected matmul weights with AQLM (ALGORITHMS.md §10):
+    each row is a scale times, per input group of `in-group-size` columns,
+    the sum of one word from each of `codebooks` codebooks of
+    2^`code-bits` words (`#qnt.codebook`). Scales start at the row norms
+    and the codebooks at residual k-means; then phases of Adam on codebooks
+    and scales (betas (0, 0.95), amsgrad) alternate with a beam search
+    over the codes that uses the closed-form change of the layer's output
+    error tr(dW H dW^T), H = X^T X / T, until a phase improves it by less
+    than `relative-tolerance`. The result is the best state seen.
+
+    The int-grid options (`bits`, `format`, `group-size`, ...) do not
+    apply; per-layer overrides take `codebooks`, `code-bits`,
+    `in-group-size` and `beam-size` (a group size must divide the layer's
+    input channels). Bits per weight count the codes, the codebooks and
+    the scales.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-aqlm{
+        stats=stats.safetensors codebooks=2 code-bits=8 in-group-size=8
+        output=model-aqlm.safetensors})'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"numCodebooks", "codebooks", "int", /*default=*/"2",
+           "Codebooks M (their words are added)">,
+    Option<"codeBits", "code-bits", "int", /*default=*/"8",
+           "Bits B per code: 2^B words per codebook">,
+    Option<"inGroupSize", "in-group-size", "int64_t", /*default=*/"8",
+           "Input channels per codebook word">,
+    Option<"beamSize", "beam-size", "int", /*default=*/"1",
+           "Hypotheses kept per row by the beam search">,
+    Option<"kmeansIterations", "kmeans-iterations", "int", /*default=*/"100",
+           "Lloyd iterations of the residual k-means initialization">,
+    Option<"maxEpochs", "max-epochs", "int", /*default=*/"100",
+           "Most Adam phases (each followed by a beam search pass)">,
+    Option<"adamSteps", "adam-steps", "int", /*default=*/"100",
+           "Adam steps on codebooks and scales per phase">,
+    Option<"learningRate", "lr", "double", /*default=*/"1e-4",
+           "Adam learning rate of the codebook phases">,
+    Option<"relativeTolerance", "relative-tolerance", "double",
+           /*default=*/"0.01",
+           "Stop when a phase leaves loss / previous loss above 1 - this">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seeds k-means and the beam search's group order">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
+
 //===----------------------------------------------------------------------===//
 // Transforms
 //===----------------------------------------------------------------------===//

@@ -140,6 +140,39 @@ std::vector<float> storedScales(const std::vector<float> &scales,
   return stored;
 }
 
+/// The scales and codebooks of a codebook encoding: sizes and values.
+void checkCodebookParams(const std::string &what, const CodebookSpec &s,
+                         const QuantParams &p, int64_t rows) {
+  ParamSizes want;
+  want.scales = rows;
+  want.codebooks = s.numCodebooks * (int64_t(1) << s.codeBits) * s.groupSize;
+  checkParamSizes(what, p, want);
+  checkValues(what, "scales", p.scales, /*nonzero=*/true);
+  checkValues(what, "codebooks", p.codebooks, /*nonzero=*/false);
+}
+
+/// The components of a codebook encoding from its codes, row-major
+/// [N][G][M], laid out as `s` stores them.
+EncodedMatrix packCodebookEncoding(const CodebookSpec &s, const QuantParams &p,
+                                   const std::vector<uint32_t> &rowMajor,
+                                   int64_t rows, int64_t cols) {
+  const int64_t numGroups = cols / s.groupSize, m = s.numCodebooks;
+  // Zero-filled: the padding of a tiled layout holds code 0.
+  std::vector<uint32_t> codes(
+      componentLayout(s, rows, cols)[0].numElements(), 0);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t j = 0; j < numGroups; ++j)
+      for (int64_t book = 0; book < m; ++book)
+        codes[s.codeIndex(rows, cols, n, j, book)] =
+            rowMajor[(n * numGroups + j) * m + book];
+  std::vector<uint8_t> codeBytes =
+      s.codeBits <= 8 ? std::vector<uint8_t>(codes.begin(), codes.end())
+                      : detail::u16Bytes(codes);
+  return assemble(s, rows, cols,
+                  {std::move(codeBytes), detail::f32Bytes(p.codebooks),
+                   detail::f32Bytes(p.scales)});
+}
+
 /// quantizeWithParams for one (already verified) spec.
 struct ParamEncoder {
   const QuantParams &p;
@@ -204,18 +237,11 @@ struct ParamEncoder {
   }
 
   EncodedMatrix operator()(const CodebookSpec &s) const {
+    checkCodebookParams(what, s, p, rows);
     const int64_t numCodes = int64_t(1) << s.codeBits;
     const int64_t g = s.groupSize, numGroups = cols / g, m = s.numCodebooks;
-    ParamSizes want;
-    want.scales = rows;
-    want.codebooks = m * numCodes * g;
-    checkParamSizes(what, p, want);
-    checkValues(what, "scales", p.scales, /*nonzero=*/true);
-    checkValues(what, "codebooks", p.codebooks, /*nonzero=*/false);
-
-    // Zero-filled: the padding of a tiled layout holds code 0.
-    std::vector<uint32_t> codes(
-        componentLayout(s, rows, cols)[0].numElements(), 0);
+    // Row-major [N][G][M], as encodeWithCodes takes them.
+    std::vector<uint32_t> codes(rows * numGroups * m, 0);
     std::vector<double> residual(g);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t j = 0; j < numGroups; ++j) {
@@ -237,18 +263,12 @@ struct ParamEncoder {
               best = c;
             }
           }
-          codes[s.codeIndex(rows, cols, n, j, book)] =
-              static_cast<uint32_t>(best);
+          codes[(n * numGroups + j) * m + book] = static_cast<uint32_t>(best);
           for (int64_t t = 0; t < g; ++t)
             residual[t] -= words[best * g + t];
         }
       }
-    std::vector<uint8_t> codeBytes =
-        s.codeBits <= 8 ? std::vector<uint8_t>(codes.begin(), codes.end())
-                        : detail::u16Bytes(codes);
-    return assemble(s, rows, cols,
-                    {std::move(codeBytes), detail::f32Bytes(p.codebooks),
-                     detail::f32Bytes(p.scales)});
+    return packCodebookEncoding(s, p, codes, rows, cols);
   }
 
   EncodedMatrix operator()(const BinarySpec &s) const {
@@ -359,6 +379,25 @@ EncodedMatrix quantizeWithParams(const EncodingSpec &spec,
   return std::visit(ParamEncoder{params, w, rows, cols,
                                  "quantizeWithParams(" + describe(spec) + ")"},
                     spec);
+}
+
+EncodedMatrix encodeWithCodes(const CodebookSpec &spec,
+                              const QuantParams &params,
+                              const std::vector<uint32_t> &codes,
+                              int64_t rows, int64_t cols) {
+  detail::requireValidSpec(spec, rows, cols);
+  const std::string what = "encodeWithCodes(" + describe(spec) + ")";
+  checkCodebookParams(what, spec, params, rows);
+  const int64_t want = rows * (cols / spec.groupSize) * spec.numCodebooks;
+  if (static_cast<int64_t>(codes.size()) != want)
+    fail(what + ": " + std::to_string(codes.size()) + " codes, expected " +
+         std::to_string(want));
+  for (size_t i = 0; i < codes.size(); ++i)
+    if (codes[i] >> spec.codeBits)
+      fail(what + ": code " + std::to_string(codes[i]) + " at " +
+           std::to_string(i) + " does not fit " +
+           std::to_string(spec.codeBits) + " bits");
+  return packCodebookEncoding(spec, params, codes, rows, cols);
 }
 
 //===----------------------------------------------------------------------===//

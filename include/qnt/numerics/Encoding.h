@@ -255,6 +255,15 @@ EncodedMatrix quantizeWithParams(const EncodingSpec &spec,
                                  const QuantParams &params, const float *w,
                                  int64_t rows, int64_t cols);
 
+/// A codebook encoding with caller-chosen codes (AQLM's beam search):
+/// `codes` row-major [N][K/g][M], each below 2^B; scales [N] and codebooks
+/// [M][2^B][g] from `params`. Throws std::invalid_argument on sizes or
+/// codes that do not fit.
+EncodedMatrix encodeWithCodes(const CodebookSpec &spec,
+                              const QuantParams &params,
+                              const std::vector<uint32_t> &codes,
+                              int64_t rows, int64_t cols);
+
 /// The parameters quantizeRTN rounds with (scales, and zeros of asymmetric
 /// uniform encodings, one per scale group in row-major group order): the
 /// initialization of methods that then learn them (FlexRound, AdaRound).

@@ -1,0 +1,132 @@
+//===- Aqlm.h - Additive quantization of language models --------*- C++ -*-===//
+//
+// AQLM (ALGORITHMS.md §10, Vahe1994/AQLM): each row n of W is a scale s_n
+// times, per input group j of g columns, a sum of M codebook words:
+//
+//   W^[n, jg:(j+1)g] = s_n * sum_m C_m[b(n, j, m)],   C_m in R^{2^B x g}.
+//
+// The objective is the layer's output error on the calibration inputs,
+// tr(dW H dW^T) with dW = W^ - W and H = X^T X / T (double). The method
+// alternates Adam on the codebooks and scales (codes fixed) with a beam
+// search over the codes (codebooks fixed) until an Adam phase improves the
+// objective by less than a relative tolerance.
+//
+// The beam search uses the closed form of the objective's change when one
+// code changes. With R = W - W^ for one row and d = s (C_m[c] - C_m[b]) the
+// change of W^ on group J,
+//
+//   L(R - d) - L(R) = s^2 C_m[c] H_JJ C_m[c]^T - 2 s C_m[c] . u + const,
+//   u = (R H)_J + H_JJ s C_m[b]   (the residual without the part, times H),
+//
+// so with C_m[c] H_JJ C_m[c]^T computed once per (group, codebook, code) a
+// candidate costs one g-long dot product.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_NUMERICS_AQLM_H
+#define QNT_NUMERICS_AQLM_H
+
+#include "qnt/numerics/Encoding.h"
+#include "qnt/numerics/Method.h"
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <vector>
+
+namespace qnt::numerics {
+
+/// The learned state of one weight under a codebook encoding.
+struct AdditiveCodes {
+  CodebookSpec spec;
+  int64_t rows = 0, cols = 0;
+  std::vector<float> scales;    ///< s [N]
+  std::vector<float> codebooks; ///< C [M][2^B][g]
+  std::vector<uint32_t> codes;  ///< b [N][K/g][M]
+
+  int64_t groups() const { return cols / spec.groupSize; }
+  int64_t numCodes() const { return int64_t(1) << spec.codeBits; }
+  uint32_t code(int64_t n, int64_t j, int m) const {
+    return codes[(n * groups() + j) * spec.numCodebooks + m];
+  }
+  const float *word(int m, uint32_t c) const {
+    return codebooks.data() + (m * numCodes() + c) * spec.groupSize;
+  }
+  /// W^ row-major [N][K].
+  std::vector<float> reconstruct() const;
+  /// The standard codebook encoding of this state.
+  EncodedMatrix encode() const;
+};
+
+/// AQLM's initialization: s_n = ||W_n||_2 (a zero row gets 1), then
+/// residual k-means on the rows' groups of W / s, one codebook after the
+/// other (Lloyd's iterations from distinct sampled groups, seeded).
+AdditiveCodes initializeAdditiveCodes(const CodebookSpec &spec, const float *w,
+                                      int64_t rows, int64_t cols,
+                                      int kmeansIterations, uint64_t seed);
+
+/// tr(dW H dW^T), dW = W^ - W, in double.
+double additiveObjective(const AdditiveCodes &state, const float *w,
+                         const Eigen::MatrixXd &hessian);
+
+/// The change of the objective when code (n, j, m) becomes `c`, by the
+/// closed form the beam search uses (tests compare it with the objective
+/// recomputed).
+double codeChangeLoss(const AdditiveCodes &state, const float *w,
+                      const Eigen::MatrixXd &hessian, int64_t n, int64_t j,
+                      int m, uint32_t c);
+
+struct BeamSearchOptions {
+  /// Hypotheses kept per row (the reference's beam_size, default 1).
+  int beamSize = 1;
+  /// Seeds the order of the input groups (the reference shuffles them).
+  uint64_t seed = 0;
+};
+
+/// One pass of the beam search over every (group, codebook) position of
+/// every row, codebooks and scales fixed. The current codes are one of the
+/// hypotheses, so the objective never increases. Returns the objective.
+double beamSearchCodes(AdditiveCodes &state, const float *w,
+                       const Eigen::MatrixXd &hessian,
+                       const BeamSearchOptions &options);
+
+struct CodebookUpdateOptions {
+  int steps = 100;
+  /// The reference's Adam: lr 1e-4, betas (0, 0.95), amsgrad.
+  double learningRate = 1e-4;
+};
+
+/// Adam on the codebooks and scales (codes fixed) minimizing
+/// tr(dW H dW^T) / N. Returns the objective tr(dW H dW^T) after the steps.
+double updateCodebooks(AdditiveCodes &state, const float *w,
+                       const Eigen::MatrixXd &hessian,
+                       const CodebookUpdateOptions &options);
+
+struct AqlmOptions {
+  int beamSize = 1;
+  int kmeansIterations = 100;
+  /// Adam phases (each followed by a beam search pass).
+  int maxEpochs = 100;
+  CodebookUpdateOptions codebookUpdate;
+  /// Stop when an Adam phase leaves loss / previous loss above 1 - this.
+  double relativeTolerance = 0.01;
+  uint64_t seed = 0;
+};
+
+/// The whole layer: initialization, then Adam phases and beam search passes
+/// until the relative tolerance or maxEpochs; the state with the lowest
+/// objective seen (never worse than the initialization). `hessian` is
+/// X^T X / T.
+AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
+                               int64_t rows, int64_t cols,
+                               const Eigen::MatrixXd &hessian,
+                               const AqlmOptions &options);
+
+/// AQLM as a weight method: the Hessian from the problem's statistics
+/// (required), the result encoded with the learned codes.
+MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
+                     const AqlmOptions &options);
+
+} // namespace qnt::numerics
+
+#endif // QNT_NUMERICS_AQLM_H

@@ -1,0 +1,518 @@
+//===- Aqlm.cpp - Additive quantization of language models ----------------===//
+//
+// See Aqlm.h. The reference is Vahe1994/AQLM (src/aq.py, src/beam_search_l2.py,
+// src/kmeans.py); ALGORITHMS.md §10 has its defaults.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/numerics/Aqlm.h"
+#include "qnt/numerics/Optimizer.h"
+#include "qnt/support/Random.h"
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+namespace qnt::numerics {
+
+namespace {
+
+using RowMajorD =
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+void requireShape(const CodebookSpec &spec, int64_t rows, int64_t cols) {
+  std::string error = verifySpec(spec, rows, cols);
+  if (!error.empty())
+    throw std::invalid_argument("AQLM: " + error);
+}
+
+void requireHessian(const Eigen::MatrixXd &hessian, int64_t cols) {
+  if (hessian.rows() != cols || hessian.cols() != cols)
+    throw std::invalid_argument(
+        "AQLM: the Hessian is " + std::to_string(hessian.rows()) + "x" +
+        std::to_string(hessian.cols()) + ", the weight has " +
+        std::to_string(cols) + " input channels");
+}
+
+/// dW = W^ - W as doubles.
+RowMajorD weightError(const AdditiveCodes &state, const float *w) {
+  std::vector<float> wq = state.reconstruct();
+  RowMajorD error(state.rows, state.cols);
+  for (int64_t i = 0; i < state.rows * state.cols; ++i)
+    error.data()[i] = double(wq[i]) - double(w[i]);
+  return error;
+}
+
+/// One row's k-means assignment: the nearest of `centers` [numCenters][g].
+int64_t nearestCenter(const double *x, const std::vector<double> &centers,
+                      int64_t numCenters, int64_t g) {
+  int64_t best = 0;
+  double bestDistance = std::numeric_limits<double>::infinity();
+  for (int64_t c = 0; c < numCenters; ++c) {
+    double distance = 0;
+    for (int64_t t = 0; t < g; ++t) {
+      double d = x[t] - centers[c * g + t];
+      distance += d * d;
+    }
+    if (distance < bestDistance) { // strict: ties keep the lower center
+      bestDistance = distance;
+      best = c;
+    }
+  }
+  return best;
+}
+
+/// Lloyd's k-means of `points` [P][g] with `numCenters` centers started at
+/// distinct sampled points (repeated when there are fewer points); an empty
+/// cluster keeps its center. Returns the assignment, fills `centers`.
+std::vector<int64_t> kmeans(const std::vector<double> &points, int64_t g,
+                            int64_t numCenters, int iterations,
+                            Xoshiro256 &rng, std::vector<double> &centers) {
+  const int64_t numPoints = int64_t(points.size()) / g;
+  std::vector<int64_t> order(numPoints);
+  std::iota(order.begin(), order.end(), 0);
+  // A partial Fisher-Yates: the first numCenters entries are a sample.
+  int64_t sampled = std::min(numPoints, numCenters);
+  for (int64_t i = 0; i < sampled; ++i)
+    std::swap(order[i], order[i + int64_t(rng.below(numPoints - i))]);
+  centers.assign(numCenters * g, 0.0);
+  for (int64_t c = 0; c < numCenters; ++c)
+    std::copy_n(points.data() + order[c % sampled] * g, g,
+                centers.data() + c * g);
+  std::vector<int64_t> assignment(numPoints, -1);
+  for (int it = 0; it < iterations; ++it) {
+    bool changed = false;
+#pragma omp parallel for schedule(static) reduction(|| : changed)
+    for (int64_t p = 0; p < numPoints; ++p) {
+      int64_t c = nearestCenter(points.data() + p * g, centers, numCenters, g);
+      changed = changed || c != assignment[p];
+      assignment[p] = c;
+    }
+    if (!changed)
+      break;
+    std::vector<double> sums(numCenters * g, 0.0);
+    std::vector<int64_t> counts(numCenters, 0);
+    for (int64_t p = 0; p < numPoints; ++p) {
+      ++counts[assignment[p]];
+      for (int64_t t = 0; t < g; ++t)
+        sums[assignment[p] * g + t] += points[p * g + t];
+    }
+    for (int64_t c = 0; c < numCenters; ++c)
+      if (counts[c])
+        for (int64_t t = 0; t < g; ++t)
+          centers[c * g + t] = sums[c * g + t] / double(counts[c]);
+  }
+  return assignment;
+}
+
+/// One hypothesis of a row's beam: its codes [G][M], residual R = W - W^,
+/// R H, and objective R H R^T.
+struct Hypothesis {
+  std::vector<uint32_t> codes;
+  Eigen::VectorXd residual, residualTimesH;
+  double loss = 0;
+};
+
+Hypothesis rowHypothesis(const AdditiveCodes &state, const float *w,
+                         const std::vector<float> &wq,
+                         const Eigen::MatrixXd &hessian, int64_t n) {
+  const int64_t k = state.cols, perRow = state.groups() * state.spec.numCodebooks;
+  Hypothesis h;
+  h.codes.assign(state.codes.begin() + n * perRow,
+                 state.codes.begin() + (n + 1) * perRow);
+  h.residual.resize(k);
+  for (int64_t c = 0; c < k; ++c)
+    h.residual[c] = double(w[n * k + c]) - double(wq[n * k + c]);
+  h.residualTimesH = hessian * h.residual; // H symmetric: (R H)^T = H R^T
+  h.loss = h.residual.dot(h.residualTimesH);
+  return h;
+}
+
+/// What the candidates of one position (group j, codebook m) share for a
+/// hypothesis: u = (R H)_J + H_JJ q_old and the terms of the change that do
+/// not depend on the new code.
+struct PositionTerms {
+  Eigen::VectorXd u;
+  double removal = 0; // 2 q_old . (R H)_J + q_old H_JJ q_old
+};
+
+PositionTerms positionTerms(const AdditiveCodes &state,
+                            const Eigen::MatrixXd &hessianJJ,
+                            const Hypothesis &h, double scale, int64_t j,
+                            int m) {
+  const int64_t g = state.spec.groupSize;
+  const float *old = state.word(m, h.codes[j * state.spec.numCodebooks + m]);
+  Eigen::VectorXd qOld(g);
+  for (int64_t t = 0; t < g; ++t)
+    qOld[t] = scale * double(old[t]);
+  Eigen::VectorXd rhJ = h.residualTimesH.segment(j * g, g);
+  Eigen::VectorXd hq = hessianJJ * qOld;
+  PositionTerms terms;
+  terms.u = rhJ + hq;
+  terms.removal = 2 * qOld.dot(rhJ) + qOld.dot(hq);
+  return terms;
+}
+
+/// The closed-form change of the objective for the new code `c`.
+double candidateChange(const AdditiveCodes &state, const PositionTerms &terms,
+                       double energy, double scale, int m, uint32_t c) {
+  const int64_t g = state.spec.groupSize;
+  const float *word = state.word(m, c);
+  double dot = 0;
+  for (int64_t t = 0; t < g; ++t)
+    dot += double(word[t]) * terms.u[t];
+  return scale * scale * energy - 2 * scale * dot + terms.removal;
+}
+
+/// C_m[c] H_JJ C_m[c]^T for every code of codebook m.
+std::vector<double> wordEnergies(const AdditiveCodes &state,
+                                 const Eigen::MatrixXd &hessianJJ, int m) {
+  const int64_t g = state.spec.groupSize;
+  std::vector<double> energies(state.numCodes());
+  Eigen::VectorXd word(g);
+  for (int64_t c = 0; c < state.numCodes(); ++c) {
+    const float *values = state.word(m, uint32_t(c));
+    for (int64_t t = 0; t < g; ++t)
+      word[t] = values[t];
+    energies[c] = word.dot(hessianJJ * word);
+  }
+  return energies;
+}
+
+/// Moves hypothesis `h` to code `c` at (j, m): R and R H follow.
+void applyChange(const AdditiveCodes &state, const Eigen::MatrixXd &hessian,
+                 Hypothesis &h, double scale, int64_t j, int m, uint32_t c,
+                 double change) {
+  const int64_t g = state.spec.groupSize;
+  uint32_t &code = h.codes[j * state.spec.numCodebooks + m];
+  const float *old = state.word(m, code), *next = state.word(m, c);
+  for (int64_t t = 0; t < g; ++t) {
+    double d = scale * (double(next[t]) - double(old[t]));
+    h.residual[j * g + t] -= d;
+    h.residualTimesH -= d * hessian.col(j * g + t);
+  }
+  code = c;
+  h.loss += change;
+}
+
+struct Candidate {
+  double loss;
+  int64_t parent;
+  uint32_t code;
+  bool operator<(const Candidate &o) const {
+    if (loss != o.loss)
+      return loss < o.loss;
+    if (parent != o.parent)
+      return parent < o.parent;
+    return code < o.code;
+  }
+};
+
+/// The next beam of one row at position (j, m).
+std::vector<Hypothesis> advanceBeam(const AdditiveCodes &state,
+                                    const Eigen::MatrixXd &hessian,
+                                    const Eigen::MatrixXd &hessianJJ,
+                                    const std::vector<double> &energies,
+                                    std::vector<Hypothesis> beam, double scale,
+                                    int64_t j, int m, int beamSize) {
+  const int numBooks = state.spec.numCodebooks;
+  if (beamSize == 1 && beam.size() == 1) {
+    // Greedy: the best code for the one hypothesis, changed in place.
+    Hypothesis &h = beam[0];
+    PositionTerms terms = positionTerms(state, hessianJJ, h, scale, j, m);
+    uint32_t current = h.codes[j * numBooks + m], best = current;
+    double bestChange = 0;
+    for (int64_t c = 0; c < state.numCodes(); ++c) {
+      double change = candidateChange(state, terms, energies[c], scale, m,
+                                      uint32_t(c));
+      if (change < bestChange) {
+        bestChange = change;
+        best = uint32_t(c);
+      }
+    }
+    if (best != current)
+      applyChange(state, hessian, h, scale, j, m, best, bestChange);
+    return beam;
+  }
+  std::vector<Candidate> candidates;
+  candidates.reserve(beam.size() * state.numCodes());
+  for (size_t b = 0; b < beam.size(); ++b) {
+    PositionTerms terms = positionTerms(state, hessianJJ, beam[b], scale, j, m);
+    uint32_t current = beam[b].codes[j * numBooks + m];
+    for (int64_t c = 0; c < state.numCodes(); ++c) {
+      // Keeping the code changes nothing: exactly 0, so that the objective
+      // never grows by the rounding of the closed form.
+      double change = uint32_t(c) == current
+                          ? 0.0
+                          : candidateChange(state, terms, energies[c], scale,
+                                            m, uint32_t(c));
+      candidates.push_back({beam[b].loss + change, int64_t(b), uint32_t(c)});
+    }
+  }
+  // A code vector occurs at most once per parent, so the best beamSize^2
+  // candidates hold the best beamSize distinct ones.
+  size_t considered =
+      std::min(candidates.size(), size_t(beamSize) * size_t(beamSize));
+  std::partial_sort(candidates.begin(), candidates.begin() + considered,
+                    candidates.end());
+  std::vector<Hypothesis> next;
+  for (size_t i = 0; i < considered && int(next.size()) < beamSize; ++i) {
+    const Candidate &cand = candidates[i];
+    Hypothesis h = beam[cand.parent];
+    uint32_t current = h.codes[j * numBooks + m];
+    if (cand.code != current)
+      applyChange(state, hessian, h, scale, j, m, cand.code,
+                  cand.loss - beam[cand.parent].loss);
+    bool duplicate = std::any_of(next.begin(), next.end(),
+                                 [&](const Hypothesis &o) {
+                                   return o.codes == h.codes;
+                                 });
+    if (!duplicate)
+      next.push_back(std::move(h));
+  }
+  return next;
+}
+
+} // namespace
+
+std::vector<float> AdditiveCodes::reconstruct() const {
+  const int64_t g = spec.groupSize;
+  std::vector<float> wq(rows * cols, 0.0f);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t j = 0; j < groups(); ++j) {
+      float *out = wq.data() + n * cols + j * g;
+      for (int m = 0; m < spec.numCodebooks; ++m) {
+        const float *values = word(m, code(n, j, m));
+        for (int64_t t = 0; t < g; ++t)
+          out[t] += values[t];
+      }
+      for (int64_t t = 0; t < g; ++t)
+        out[t] *= scales[n];
+    }
+  return wq;
+}
+
+EncodedMatrix AdditiveCodes::encode() const {
+  QuantParams params;
+  params.scales = scales;
+  params.codebooks = codebooks;
+  return encodeWithCodes(spec, params, codes, rows, cols);
+}
+
+AdditiveCodes initializeAdditiveCodes(const CodebookSpec &spec, const float *w,
+                                      int64_t rows, int64_t cols,
+                                      int kmeansIterations, uint64_t seed) {
+  requireShape(spec, rows, cols);
+  if (kmeansIterations < 0)
+    throw std::invalid_argument("AQLM: k-means iterations must be >= 0");
+  AdditiveCodes state;
+  state.spec = spec;
+  state.rows = rows;
+  state.cols = cols;
+  const int64_t g = spec.groupSize, numGroups = state.groups();
+  const int numBooks = spec.numCodebooks;
+  state.scales.resize(rows);
+  for (int64_t n = 0; n < rows; ++n) {
+    double norm = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      norm += double(w[n * cols + c]) * double(w[n * cols + c]);
+    state.scales[n] = norm > 0 ? float(std::sqrt(norm)) : 1.0f;
+  }
+  // The groups of W / s, the first codebook's points; each later codebook
+  // clusters what the earlier ones left.
+  std::vector<double> residual(rows * cols);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t c = 0; c < cols; ++c)
+      residual[n * cols + c] = double(w[n * cols + c]) / state.scales[n];
+  state.codebooks.assign(numBooks * state.numCodes() * g, 0.0f);
+  state.codes.assign(rows * numGroups * numBooks, 0);
+  Xoshiro256 rng(seed);
+  for (int m = 0; m < numBooks; ++m) {
+    std::vector<double> centers;
+    std::vector<int64_t> assignment = kmeans(
+        residual, g, state.numCodes(), std::max(kmeansIterations, 1), rng,
+        centers);
+    for (int64_t i = 0; i < state.numCodes() * g; ++i)
+      state.codebooks[m * state.numCodes() * g + i] = float(centers[i]);
+    for (int64_t p = 0; p < rows * numGroups; ++p) {
+      state.codes[p * numBooks + m] = uint32_t(assignment[p]);
+      const float *word = state.word(m, uint32_t(assignment[p]));
+      for (int64_t t = 0; t < g; ++t)
+        residual[p * g + t] -= double(word[t]);
+    }
+  }
+  return state;
+}
+
+double additiveObjective(const AdditiveCodes &state, const float *w,
+                         const Eigen::MatrixXd &hessian) {
+  requireHessian(hessian, state.cols);
+  RowMajorD error = weightError(state, w);
+  return (error * hessian).cwiseProduct(error).sum();
+}
+
+double codeChangeLoss(const AdditiveCodes &state, const float *w,
+                      const Eigen::MatrixXd &hessian, int64_t n, int64_t j,
+                      int m, uint32_t c) {
+  requireHessian(hessian, state.cols);
+  const int64_t g = state.spec.groupSize;
+  Hypothesis h = rowHypothesis(state, w, state.reconstruct(), hessian, n);
+  Eigen::MatrixXd hessianJJ = hessian.block(j * g, j * g, g, g);
+  PositionTerms terms = positionTerms(state, hessianJJ, h, state.scales[n], j, m);
+  std::vector<double> energies = wordEnergies(state, hessianJJ, m);
+  return candidateChange(state, terms, energies[c], state.scales[n], m, c);
+}
+
+double beamSearchCodes(AdditiveCodes &state, const float *w,
+                       const Eigen::MatrixXd &hessian,
+                       const BeamSearchOptions &options) {
+  requireHessian(hessian, state.cols);
+  if (options.beamSize < 1)
+    throw std::invalid_argument("AQLM: the beam size must be >= 1, got " +
+                                std::to_string(options.beamSize));
+  const int64_t g = state.spec.groupSize, numGroups = state.groups();
+  const int numBooks = state.spec.numCodebooks;
+  std::vector<int64_t> order(numGroups);
+  std::iota(order.begin(), order.end(), 0);
+  Xoshiro256 rng(options.seed);
+  rng.shuffle(order);
+  std::vector<float> wq = state.reconstruct();
+  // Rows are independent; a chunk of them walks the groups together so that
+  // the word energies of a group are computed once per chunk.
+  constexpr int64_t kChunkRows = 64;
+  for (int64_t first = 0; first < state.rows; first += kChunkRows) {
+    int64_t last = std::min(state.rows, first + kChunkRows);
+    std::vector<std::vector<Hypothesis>> beams(last - first);
+    for (int64_t n = first; n < last; ++n)
+      beams[n - first] = {rowHypothesis(state, w, wq, hessian, n)};
+    for (int64_t j : order) {
+      Eigen::MatrixXd hessianJJ = hessian.block(j * g, j * g, g, g);
+      for (int m = 0; m < numBooks; ++m) {
+        std::vector<double> energies = wordEnergies(state, hessianJJ, m);
+#pragma omp parallel for schedule(dynamic)
+        for (int64_t n = first; n < last; ++n)
+          beams[n - first] =
+              advanceBeam(state, hessian, hessianJJ, energies,
+                          std::move(beams[n - first]), state.scales[n], j, m,
+                          options.beamSize);
+      }
+    }
+    for (int64_t n = first; n < last; ++n) {
+      const std::vector<Hypothesis> &beam = beams[n - first];
+      const Hypothesis &best = *std::min_element(
+          beam.begin(), beam.end(),
+          [](const Hypothesis &a, const Hypothesis &b) { return a.loss < b.loss; });
+      std::copy(best.codes.begin(), best.codes.end(),
+                state.codes.begin() + n * numGroups * numBooks);
+    }
+  }
+  return additiveObjective(state, w, hessian);
+}
+
+double updateCodebooks(AdditiveCodes &state, const float *w,
+                       const Eigen::MatrixXd &hessian,
+                       const CodebookUpdateOptions &options) {
+  requireHessian(hessian, state.cols);
+  if (options.steps < 0)
+    throw std::invalid_argument("AQLM: codebook steps must be >= 0");
+  const int64_t g = state.spec.groupSize, numGroups = state.groups();
+  const int numBooks = state.spec.numCodebooks;
+  std::vector<float> codebookGradient(state.codebooks.size()),
+      scaleGradient(state.scales.size());
+  AdamOptions adam;
+  adam.learningRate = options.learningRate;
+  adam.beta1 = 0;
+  adam.beta2 = 0.95;
+  adam.amsgrad = true;
+  Adam optimizer({{"codebooks",
+                   adam,
+                   {{"codebooks", state.codebooks.data(),
+                     codebookGradient.data(),
+                     int64_t(state.codebooks.size())},
+                    {"scales", state.scales.data(), scaleGradient.data(),
+                     int64_t(state.scales.size())}}}});
+  for (int step = 0; step < options.steps; ++step) {
+    // L = tr(dW H dW^T) / N: dL/dW^ = 2 dW H / N.
+    RowMajorD gradient =
+        (weightError(state, w) * hessian) * (2.0 / double(state.rows));
+    std::fill(codebookGradient.begin(), codebookGradient.end(), 0.0f);
+    for (int64_t n = 0; n < state.rows; ++n) {
+      double scaleSum = 0;
+      for (int64_t j = 0; j < numGroups; ++j) {
+        const double *gw = gradient.data() + n * state.cols + j * g;
+        for (int m = 0; m < numBooks; ++m) {
+          uint32_t c = state.code(n, j, m);
+          float *gc = codebookGradient.data() +
+                      (m * state.numCodes() + c) * g;
+          const float *word = state.word(m, c);
+          for (int64_t t = 0; t < g; ++t) {
+            gc[t] += float(state.scales[n] * gw[t]);
+            scaleSum += gw[t] * double(word[t]);
+          }
+        }
+      }
+      scaleGradient[n] = float(scaleSum);
+    }
+    optimizer.step();
+  }
+  return additiveObjective(state, w, hessian);
+}
+
+AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
+                               int64_t rows, int64_t cols,
+                               const Eigen::MatrixXd &hessian,
+                               const AqlmOptions &options) {
+  requireHessian(hessian, cols);
+  if (options.maxEpochs < 0 || !(options.relativeTolerance >= 0))
+    throw std::invalid_argument(
+        "AQLM: max epochs and the relative tolerance must be >= 0");
+  AdditiveCodes state = initializeAdditiveCodes(
+      spec, w, rows, cols, options.kmeansIterations, options.seed);
+  // Adam may overshoot (its first steps are lr-sized whatever the
+  // gradient): the best state seen is the result.
+  AdditiveCodes best = state;
+  double bestLoss = additiveObjective(state, w, hessian);
+  auto keepIfBest = [&](double loss) {
+    if (loss < bestLoss) {
+      bestLoss = loss;
+      best = state;
+    }
+  };
+  double previous = std::numeric_limits<double>::infinity();
+  for (int epoch = 0; epoch < options.maxEpochs; ++epoch) {
+    double loss = updateCodebooks(state, w, hessian, options.codebookUpdate);
+    keepIfBest(loss);
+    if (loss > previous * (1 - options.relativeTolerance))
+      break;
+    previous = loss;
+    BeamSearchOptions beam;
+    beam.beamSize = options.beamSize;
+    beam.seed = options.seed + uint64_t(epoch) + 1;
+    keepIfBest(beamSearchCodes(state, w, hessian, beam));
+  }
+  return best;
+}
+
+MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
+                     const AqlmOptions &options) {
+  if (!problem.stats || problem.stats->count <= 0 ||
+      problem.stats->hessian.rows() != problem.cols)
+    throw std::invalid_argument("AQLM: layer '" + problem.name +
+                                "' needs calibration statistics with the "
+                                "input Hessian");
+  Eigen::MatrixXd hessian =
+      problem.stats->fullHessian() / double(problem.stats->count);
+  AdditiveCodes state = quantizeAdditive(spec, problem.weight, problem.rows,
+                                         problem.cols, hessian, options);
+  MethodResult result;
+  result.spec = spec;
+  result.encoded = state.encode();
+  result.dequantized = state.reconstruct();
+  return result;
+}
+
+} // namespace qnt::numerics
