@@ -227,6 +227,8 @@ std::vector<Hypothesis> advanceBeam(const AdditiveCodes &state,
     uint32_t current = h.codes[j * numBooks + m], best = current;
     double bestChange = 0;
     for (int64_t c = 0; c < state.numCodes(); ++c) {
+      if (uint32_t(c) == current)
+        continue; // its change is exactly 0 (bestChange's start)
       double change = candidateChange(state, terms, energies[c], scale, m,
                                       uint32_t(c));
       if (change < bestChange) {
@@ -413,53 +415,74 @@ double beamSearchCodes(AdditiveCodes &state, const float *w,
   return additiveObjective(state, w, hessian);
 }
 
-double updateCodebooks(AdditiveCodes &state, const float *w,
-                       const Eigen::MatrixXd &hessian,
-                       const CodebookUpdateOptions &options) {
-  requireHessian(hessian, state.cols);
-  if (options.steps < 0)
-    throw std::invalid_argument("AQLM: codebook steps must be >= 0");
-  const int64_t g = state.spec.groupSize, numGroups = state.groups();
-  const int numBooks = state.spec.numCodebooks;
-  std::vector<float> codebookGradient(state.codebooks.size()),
-      scaleGradient(state.scales.size());
+namespace {
+AdamOptions codebookAdam(const CodebookUpdateOptions &options) {
   AdamOptions adam;
   adam.learningRate = options.learningRate;
   adam.beta1 = 0;
   adam.beta2 = 0.95;
   adam.amsgrad = true;
-  Adam optimizer({{"codebooks",
-                   adam,
-                   {{"codebooks", state.codebooks.data(),
-                     codebookGradient.data(),
-                     int64_t(state.codebooks.size())},
-                    {"scales", state.scales.data(), scaleGradient.data(),
-                     int64_t(state.scales.size())}}}});
-  for (int step = 0; step < options.steps; ++step) {
-    // L = tr(dW H dW^T) / N: dL/dW^ = 2 dW H / N.
+  return adam;
+}
+} // namespace
+
+CodebookOptimizer::CodebookOptimizer(AdditiveCodes &state,
+                                     const CodebookUpdateOptions &options)
+    : state_(state), codebookGradient_(state.codebooks.size()),
+      scaleGradient_(state.scales.size()),
+      adam_({{"codebooks",
+              codebookAdam(options),
+              {{"codebooks", state.codebooks.data(), codebookGradient_.data(),
+                int64_t(state.codebooks.size())},
+               {"scales", state.scales.data(), scaleGradient_.data(),
+                int64_t(state.scales.size())}}}}) {
+  if (options.steps < 0 || !(options.learningRate > 0))
+    throw std::invalid_argument(
+        "AQLM: codebook steps must be >= 0 and the learning rate > 0");
+}
+
+double CodebookOptimizer::run(const float *w, const Eigen::MatrixXd &hessian,
+                              int steps) {
+  AdditiveCodes &state = state_;
+  requireHessian(hessian, state.cols);
+  const int64_t g = state.spec.groupSize, numGroups = state.groups();
+  const int numBooks = state.spec.numCodebooks;
+  // Summed over every (row, group) using a word: in double, then handed to
+  // Adam as float.
+  std::vector<double> codebookSum(state.codebooks.size());
+  for (int step = 0; step < steps; ++step) {
+    // L = tr(dW H dW^T) / N: dL/dW^ = 2 dW H / N; W^ = s sum_m C_m[b], so
+    // dL/dC_m[b] = s dL/dW^ and dL/ds = dL/dW^ . sum_m C_m[b].
     RowMajorD gradient =
         (weightError(state, w) * hessian) * (2.0 / double(state.rows));
-    std::fill(codebookGradient.begin(), codebookGradient.end(), 0.0f);
+    std::fill(codebookSum.begin(), codebookSum.end(), 0.0);
     for (int64_t n = 0; n < state.rows; ++n) {
       double scaleSum = 0;
       for (int64_t j = 0; j < numGroups; ++j) {
         const double *gw = gradient.data() + n * state.cols + j * g;
         for (int m = 0; m < numBooks; ++m) {
           uint32_t c = state.code(n, j, m);
-          float *gc = codebookGradient.data() +
-                      (m * state.numCodes() + c) * g;
+          double *gc = codebookSum.data() + (m * state.numCodes() + c) * g;
           const float *word = state.word(m, c);
           for (int64_t t = 0; t < g; ++t) {
-            gc[t] += float(state.scales[n] * gw[t]);
+            gc[t] += double(state.scales[n]) * gw[t];
             scaleSum += gw[t] * double(word[t]);
           }
         }
       }
-      scaleGradient[n] = float(scaleSum);
+      scaleGradient_[n] = float(scaleSum);
     }
-    optimizer.step();
+    for (size_t i = 0; i < codebookSum.size(); ++i)
+      codebookGradient_[i] = float(codebookSum[i]);
+    adam_.step();
   }
   return additiveObjective(state, w, hessian);
+}
+
+double updateCodebooks(AdditiveCodes &state, const float *w,
+                       const Eigen::MatrixXd &hessian,
+                       const CodebookUpdateOptions &options) {
+  return CodebookOptimizer(state, options).run(w, hessian, options.steps);
 }
 
 AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
@@ -467,9 +490,10 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
                                const Eigen::MatrixXd &hessian,
                                const AqlmOptions &options) {
   requireHessian(hessian, cols);
-  if (options.maxEpochs < 0 || !(options.relativeTolerance >= 0))
+  if (options.maxEpochs < 0 || !(options.relativeTolerance >= 0) ||
+      !(options.relativeTolerance < 1))
     throw std::invalid_argument(
-        "AQLM: max epochs and the relative tolerance must be >= 0");
+        "AQLM: max epochs must be >= 0 and the relative tolerance in [0, 1)");
   AdditiveCodes state = initializeAdditiveCodes(
       spec, w, rows, cols, options.kmeansIterations, options.seed);
   // Adam may overshoot (its first steps are lr-sized whatever the
@@ -482,11 +506,18 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
       best = state;
     }
   };
+  // One optimizer for the whole run (its moments and AMSGrad maximum carry
+  // over from phase to phase, as the reference's).
+  CodebookOptimizer optimizer(state, options.codebookUpdate);
   double previous = std::numeric_limits<double>::infinity();
   for (int epoch = 0; epoch < options.maxEpochs; ++epoch) {
-    double loss = updateCodebooks(state, w, hessian, options.codebookUpdate);
+    double loss = optimizer.run(w, hessian, options.codebookUpdate.steps);
+    if (std::isnan(loss))
+      throw std::runtime_error("AQLM: the objective became NaN");
     keepIfBest(loss);
-    if (loss > previous * (1 - options.relativeTolerance))
+    // Stop when this phase (Adam, after the last beam search) is not 1 -
+    // tolerance below the previous one; an exact fit stops at once.
+    if (!(loss < previous * (1 - options.relativeTolerance)) || loss == 0)
       break;
     previous = loss;
     BeamSearchOptions beam;

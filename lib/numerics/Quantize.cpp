@@ -392,10 +392,13 @@ EncodedMatrix encodeWithCodes(const CodebookSpec &spec,
   if (static_cast<int64_t>(codes.size()) != want)
     fail(what + ": " + std::to_string(codes.size()) + " codes, expected " +
          std::to_string(want));
-  for (size_t i = 0; i < codes.size(); ++i)
+  const int64_t numGroups = cols / spec.groupSize, m = spec.numCodebooks;
+  for (int64_t i = 0; i < want; ++i)
     if (codes[i] >> spec.codeBits)
-      fail(what + ": code " + std::to_string(codes[i]) + " at " +
-           std::to_string(i) + " does not fit " +
+      fail(what + ": code " + std::to_string(codes[i]) + " of row " +
+           std::to_string(i / (numGroups * m)) + ", group " +
+           std::to_string(i / m % numGroups) + ", codebook " +
+           std::to_string(i % m) + " does not fit " +
            std::to_string(spec.codeBits) + " bits");
   return packCodebookEncoding(spec, params, codes, rows, cols);
 }

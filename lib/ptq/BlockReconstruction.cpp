@@ -104,18 +104,6 @@ std::vector<float> minifloatGrid(const nx::MinifloatSpec &spec) {
   return grid;
 }
 
-/// The format of `spec` as FlexRound's rounding takes it (the subnormal
-/// spacing read from the smallest positive value).
-mlir::qnt::MinifloatGrid gridOf(const nx::MinifloatSpec &spec) {
-  std::vector<float> values = minifloatGrid(spec);
-  float smallest = *std::upper_bound(values.begin(), values.end(), 0.0f);
-  mlir::qnt::MinifloatGrid grid;
-  grid.mantissaBits = spec.mantissaBits;
-  grid.minExponent = int(std::lround(std::log2(smallest))) + spec.mantissaBits;
-  grid.maxValue = nx::minifloatMax(spec);
-  return grid;
-}
-
 /// AdaRound on a minifloat grid: round to nearest's scales, the grid points
 /// next to each W / s, and V where h(V) is the position of W / s between
 /// them.
@@ -152,7 +140,7 @@ void initialize(LearnableLayer &layer, const nx::EncodingSpec &spec,
   if (layer.minifloat && method == LearnedRounding::AdaRound)
     return initializeMinifloat(layer, spec);
   if (layer.minifloat)
-    layer.grid = gridOf(*layer.minifloat);
+    layer.grid = mlir::qnt::minifloatGridOf(*layer.minifloat);
   const nx::WeightProblem &p = *layer.problem;
   nx::QuantParams grid = nx::rtnParams(spec, p.weight, p.rows, p.cols);
   int64_t n = layer.rows, k = layer.cols, g = layer.groups;

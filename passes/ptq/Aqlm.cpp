@@ -35,7 +35,8 @@ AqlmSettings layerSettings(AqlmSettings s, const LayerSettings &settings) {
     StringRef key = entry.getKey(), value = entry.getValue();
     auto integer = [&](auto &out) {
       int64_t parsed;
-      if (value.getAsInteger(10, parsed))
+      // Every option is small and positive; the numerics check the rest.
+      if (value.getAsInteger(10, parsed) || parsed < 1 || parsed > (1 << 20))
         throw std::invalid_argument("bad value '" + value.str() +
                                     "' for AQLM option " + key.str());
       out = decltype(out + 0)(parsed);

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -173,11 +174,14 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
     return emitError(weight.getLoc())
            << "a minifloat rounding grid is learned by FlexRound only (AdaRound "
               "takes a neighbour grid)";
-  if (spec.minifloat && !(spec.minifloat->maxValue > 0 &&
-                          spec.minifloat->mantissaBits >= 0))
+  if (spec.minifloat &&
+      !(spec.minifloat->maxValue > 0 && std::isfinite(spec.minifloat->maxValue) &&
+        spec.minifloat->mantissaBits >= 0 &&
+        spec.minifloat->minExponent - spec.minifloat->mantissaBits >= -149))
     return emitError(weight.getLoc())
-           << "a minifloat rounding grid needs a positive largest value and "
-              "mantissa bits >= 0";
+           << "a minifloat rounding grid needs a positive finite largest "
+              "value, mantissa bits >= 0 and a subnormal step of at least "
+              "2^-149";
   if (!spec.neighbourGrid && !spec.minifloat &&
       (spec.bits < 1 || spec.bits > 8))
     return emitError(weight.getLoc())
@@ -316,7 +320,8 @@ float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
   float magnitude = std::fabs(y);
   float step = float(std::ldexp(1.0, grid.minExponent - grid.mantissaBits));
   bool downOnTie = false;
-  for (int e = grid.minExponent + 1; e <= maxExponent(grid); ++e)
+  const int top = maxExponent(grid);
+  for (int e = grid.minExponent + 1; e <= top; ++e)
     if (magnitude >= float(std::ldexp(1.0, e))) {
       step = float(std::ldexp(1.0, e - grid.mantissaBits));
       downOnTie = tieGoesDown(grid, e);
@@ -327,4 +332,20 @@ float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
                    : ::qnt::numerics::roundHalfEven(steps);
   float max = float(grid.maxValue);
   return std::min(std::max(code * step, -max), max);
+}
+
+MinifloatGrid mlir::qnt::minifloatGridOf(const ::qnt::numerics::MinifloatSpec &spec) {
+  namespace nx = ::qnt::numerics;
+  // The smallest positive value is the subnormal step 2^(minExponent - M).
+  float smallest = std::numeric_limits<float>::infinity();
+  for (uint32_t code = 0; code < (1u << nx::minifloatBits(spec)); ++code) {
+    float v = nx::decodeMinifloat(code, spec);
+    if (v > 0 && v < smallest)
+      smallest = v;
+  }
+  MinifloatGrid grid;
+  grid.mantissaBits = spec.mantissaBits;
+  grid.minExponent = int(std::lround(std::log2(smallest))) + spec.mantissaBits;
+  grid.maxValue = nx::minifloatMax(spec);
+  return grid;
 }

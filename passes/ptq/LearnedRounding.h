@@ -34,6 +34,8 @@
 #ifndef QNT_PASSES_PTQ_LEARNEDROUNDING_H
 #define QNT_PASSES_PTQ_LEARNEDROUNDING_H
 
+#include "qnt/numerics/Encoding.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <optional>
@@ -54,6 +56,10 @@ struct MinifloatGrid {
 
 /// Q(y) of MinifloatGrid `grid` in the same float arithmetic as the IR.
 float roundToMinifloatGrid(float y, const MinifloatGrid &grid);
+
+/// The grid of a minifloat format (its subnormal step read from the
+/// smallest positive value the codec decodes).
+MinifloatGrid minifloatGridOf(const ::qnt::numerics::MinifloatSpec &spec);
 
 struct LearnableWeightSpec {
   LearnedRounding method = LearnedRounding::FlexRound;

@@ -177,7 +177,6 @@ TEST(AqlmTest, CodebookUpdatesLowerTheObjective) {
   options.learningRate = 1e-3;
   double updated = updateCodebooks(state, w.data(), h, options);
   EXPECT_LT(updated, 0.9 * initial);
-  // The whole method ends no worse than its initialization.
   AqlmOptions aqlm;
   aqlm.beamSize = 2;
   aqlm.kmeansIterations = 10;
@@ -186,11 +185,13 @@ TEST(AqlmTest, CodebookUpdatesLowerTheObjective) {
   aqlm.seed = 15;
   AdditiveCodes learned = quantizeAdditive(codebooks(1, 4, 8), w.data(), rows,
                                            cols, h, aqlm);
-  EXPECT_LT(additiveObjective(learned, w.data(), h), 0.9 * initial);
+  // Beyond its first Adam phase (the call above, from the same start): the
+  // beam searches and later phases gain more.
+  EXPECT_LT(additiveObjective(learned, w.data(), h), 0.9 * updated);
 }
 
 TEST(AqlmTest, KmeansInitializationFitsTheWeights) {
-  // 2 rows of 4 groups each equal to one of 2 patterns: 1 codebook of 2
+  // 2 rows of 4 groups each equal to one of 2 patterns: 1 codebook of 4
   // words recovers them exactly (the scale is the row norm).
   const int64_t rows = 2, cols = 16;
   std::vector<float> w(rows * cols);
@@ -222,10 +223,23 @@ TEST(AqlmTest, CodesRoundTripThroughTheEncodingBitForBit) {
 TEST(AqlmTest, RefusesCodesThatDoNotFit) {
   CodebookSpec spec = codebooks(1, 4, 4);
   AdditiveCodes state = randomState(spec, 2, 8, 22);
+  auto encodeError = [&] {
+    try {
+      state.encode();
+    } catch (const std::invalid_argument &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
   state.codes[3] = 16;
-  EXPECT_THROW(state.encode(), std::invalid_argument);
+  EXPECT_NE(encodeError().find("code 16 of row 1, group 1, codebook 0 does "
+                               "not fit 4 bits"),
+            std::string::npos)
+      << encodeError();
+  state.codes[3] = 15;
   state.codes.pop_back();
-  EXPECT_THROW(state.encode(), std::invalid_argument);
+  EXPECT_NE(encodeError().find("3 codes, expected 4"), std::string::npos)
+      << encodeError();
   WeightProblem problem;
   problem.name = "layers.0.attention.wq";
   std::vector<float> w = randomWeight(2, 8, 23);

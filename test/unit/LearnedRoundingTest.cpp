@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 using namespace mlir;
@@ -404,7 +405,9 @@ std::vector<float> pointsAndTies(const nx::MinifloatSpec &spec) {
 }
 
 /// The host twin of FlexRound's minifloat rounding is the codec's rounding,
-/// ties included, for every format the dialect has.
+/// ties included, for every format the dialect has; the grid block
+/// reconstruction reads from a format is the one derived here from its
+/// bias.
 TEST_F(LearnedRoundingTest, MinifloatRoundingIsTheCodecsForEveryFormat) {
   int formats = 0;
   for (int e = 1; e <= 5; ++e)
@@ -420,6 +423,11 @@ TEST_F(LearnedRoundingTest, MinifloatRoundingIsTheCodecsForEveryFormat) {
         spec.mantissaBits = m;
         spec.special = special;
         mlir::qnt::MinifloatGrid grid = gridFor(spec);
+        mlir::qnt::MinifloatGrid used = mlir::qnt::minifloatGridOf(spec);
+        EXPECT_EQ(used.mantissaBits, grid.mantissaBits);
+        EXPECT_EQ(used.minExponent, grid.minExponent)
+            << "E" << e << "M" << m << (ocp ? " ocp" : "");
+        EXPECT_EQ(used.maxValue, grid.maxValue);
         ++formats;
         for (float x : pointsAndTies(spec)) {
           float codec =
@@ -463,16 +471,22 @@ TEST_F(LearnedRoundingTest, CompiledMinifloatRoundingMatchesTheCodec) {
   }
 }
 
-/// A minifloat grid without a positive largest value is refused.
+/// Minifloat grids without a positive finite largest value, or with a step
+/// below float's, are refused.
 TEST_F(LearnedRoundingTest, RefusesAnEmptyMinifloatGrid) {
-  mlir::qnt::MinifloatGrid grid;
-  grid.maxValue = 0;
-  mlir::qnt::LearnableWeightArgs args;
-  EXPECT_FALSE(compile(mlir::qnt::LearnedRounding::FlexRound, args, false,
-                       grid));
-  EXPECT_NE(diagnostics.find("needs a positive largest value"),
-            std::string::npos)
-      << diagnostics;
+  mlir::qnt::MinifloatGrid empty, infinite, tiny;
+  empty.maxValue = 0;
+  infinite.maxValue = std::numeric_limits<double>::infinity();
+  tiny.minExponent = -160;
+  for (const auto &grid : {empty, infinite, tiny}) {
+    diagnostics.clear();
+    mlir::qnt::LearnableWeightArgs args;
+    EXPECT_FALSE(compile(mlir::qnt::LearnedRounding::FlexRound, args, false,
+                         grid));
+    EXPECT_NE(diagnostics.find("needs a positive finite largest value"),
+              std::string::npos)
+        << diagnostics;
+  }
 }
 
 /// Groups of 4 over 6 columns: the last group of each row has 2 (as GPTQ's

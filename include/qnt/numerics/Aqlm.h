@@ -8,8 +8,9 @@
 // The objective is the layer's output error on the calibration inputs,
 // tr(dW H dW^T) with dW = W^ - W and H = X^T X / T (double). The method
 // alternates Adam on the codebooks and scales (codes fixed) with a beam
-// search over the codes (codebooks fixed) until an Adam phase improves the
-// objective by less than a relative tolerance.
+// search over the codes (codebooks fixed) until the objective after an Adam
+// phase is less than a relative tolerance below the one after the previous
+// phase (the beam search in between).
 //
 // The beam search uses the closed form of the objective's change when one
 // code changes. With R = W - W^ for one row and d = s (C_m[c] - C_m[b]) the
@@ -28,6 +29,7 @@
 
 #include "qnt/numerics/Encoding.h"
 #include "qnt/numerics/Method.h"
+#include "qnt/numerics/Optimizer.h"
 
 #include <Eigen/Core>
 
@@ -96,8 +98,23 @@ struct CodebookUpdateOptions {
   double learningRate = 1e-4;
 };
 
-/// Adam on the codebooks and scales (codes fixed) minimizing
-/// tr(dW H dW^T) / N. Returns the objective tr(dW H dW^T) after the steps.
+/// Adam on the codebooks and scales of `state` (codes fixed) minimizing
+/// tr(dW H dW^T) / N; its moments persist across run() calls. `state`'s
+/// codebooks and scales must not be resized while it lives.
+class CodebookOptimizer {
+public:
+  CodebookOptimizer(AdditiveCodes &state, const CodebookUpdateOptions &options);
+  /// `steps` updates; returns the objective tr(dW H dW^T) after them.
+  double run(const float *w, const Eigen::MatrixXd &hessian, int steps);
+
+private:
+  AdditiveCodes &state_;
+  std::vector<float> codebookGradient_, scaleGradient_;
+  Adam adam_;
+};
+
+/// One phase of a fresh CodebookOptimizer. Returns the objective
+/// tr(dW H dW^T) after the steps.
 double updateCodebooks(AdditiveCodes &state, const float *w,
                        const Eigen::MatrixXd &hessian,
                        const CodebookUpdateOptions &options);
