@@ -250,6 +250,43 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
   ];
 }
 
+def QntPtq161 : Pass<"qnt-ptq161", "::mlir::ModuleOp"> {
+  let summary = "PTQ1.61: salient input channels at 4 bits, the rest binarized";
+  let description = [{
+    Quantizes the selected matmul weights as PTQ1.61 starts (ALGORITHMS.md
+    §5): the input channels whose activation absmax is among the top
+    `ratio` (the reference's rule: at least the floor(ratio K)-th largest)
+    keep `salient-bits`-bit asymmetric per-row integers, with the row's
+    min and max taken over the whole row as the reference does; the other
+    channels are binarized per row, alpha_r sign(W - mu_r) + mu_r with mu_r
+    and alpha_r the means of the row's non-salient non-zero entries and of
+    their magnitudes. The encoding is `#qnt.salient` with its channel map.
+
+    This is the method without its block training (alpha and the row and
+    column rescaling learned on the block loss), which comes next; the
+    absmax comes from `stats=<file>` or, under `quant-compile --recipe`,
+    from the quantized stream.
+
+    ```
+    quant-opt model.mlir --pass-pipeline='builtin.module(qnt-ptq161{
+        stats=stats.safetensors ratio=0.2 output=model-ptq161.safetensors})'
+    ```
+  }];
+  let options = !listconcat(QntWeightMethodOptions, [
+    Option<"ratio", "ratio", "double", /*default=*/"0.2",
+           "Share of input channels kept salient (by activation absmax)">,
+    Option<"salientBits", "salient-bits", "int", /*default=*/"4",
+           "Bits of the salient channels' asymmetric per-row integers">
+  ]);
+  let statistics = [
+    Statistic<"numQuantized", "weights-quantized", "Weights quantized">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::qnt::QntDialect"
+  ];
+}
+
 def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
   let summary = "AQLM additive-codebook quantization of matmul weights";
   let description = [{

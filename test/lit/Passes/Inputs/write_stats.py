@@ -3,6 +3,7 @@
 # Each layer gets a K x K Hessian (row-major, K = sqrt(entries)), absmax of
 # ones, mean_abs of ones or the values after '@' (LAYER=H...@M0,M1,...), the
 # signed mean when given after '#' (LAYER=H...#E0,E1,... or H...@M...#E...),
+# absmax of the values after '!' when given (last: LAYER=H...!A0,A1,...),
 # and a count.
 import json, math, struct, sys
 
@@ -12,13 +13,15 @@ fmt = sys.argv[sys.argv.index("--format") + 1] if "--format" in sys.argv else "q
 tensors = []
 for entry in spec.split(";"):
     name, values = entry.split("=")
+    values, _, absmaxes = values.partition("!")
     values, _, signed = values.partition("#")
     values, _, means = values.partition("@")
     h = [float(v) for v in values.split(",")]
     k = int(round(math.sqrt(len(h))))
     m = [float(v) for v in means.split(",")] if means else [1.0] * k
     tensors.append((name + ".hessian", "F32", [k, k], struct.pack("<%df" % len(h), *h)))
-    tensors.append((name + ".absmax", "F32", [k], struct.pack("<%df" % k, *([1.0] * k))))
+    a = [float(v) for v in absmaxes.split(",")] if absmaxes else [1.0] * k
+    tensors.append((name + ".absmax", "F32", [k], struct.pack("<%df" % k, *a)))
     tensors.append((name + ".mean_abs", "F32", [k], struct.pack("<%df" % k, *m)))
     if signed:
         e = [float(v) for v in signed.split(",")]

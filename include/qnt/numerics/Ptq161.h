@@ -1,0 +1,60 @@
+//===- Ptq161.h - PTQ1.61 salient mask and binarized rest -------*- C++ -*-===//
+//
+// PTQ1.61 (ALGORITHMS.md §5, zjq0455/PTQ1.61): a 1-D structured mask keeps
+// the input channels with the largest activation absmax at 4 bits
+// (asymmetric per row, min/max over the whole row as the reference code
+// computes them) and binarizes the others per row,
+//
+//   W^[r, j] = alpha_r sign(W[r, j] - mu_r) + mu_r      (j not salient)
+//
+// with mu_r and alpha_r the means of the row's non-salient non-zero entries
+// and of their magnitudes. This is the method's starting point; its block
+// training of alpha and the row and column rescaling comes with the trainer.
+// The encoding is `#qnt.salient` with a channel map (the salient channels
+// need not be contiguous in storage order: the map is the permutation).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QNT_NUMERICS_PTQ161_H
+#define QNT_NUMERICS_PTQ161_H
+
+#include "qnt/numerics/Encoding.h"
+#include "qnt/numerics/Method.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace qnt::numerics {
+
+/// The reference's mask: channel j is salient when absmax[j] is at least
+/// the floor(ratio K)-th entry (from 0) of absmax sorted in decreasing
+/// order, so floor(ratio K) + 1 channels, more on ties. `ratio` in [0, 1).
+std::vector<bool> salientChannels(const std::vector<float> &absmax,
+                                  double ratio);
+
+/// The channel map of `#qnt.salient` for a mask: salient channel k is
+/// salient column c (map[k] = c), the others rest column c (map[k] =
+/// -1 - c), columns in increasing channel order.
+std::vector<int32_t> salientChannelMap(const std::vector<bool> &salient);
+
+/// PTQ1.61's starting point for W [rows, cols] as a salient encoding:
+/// `salientBits`-bit asymmetric per-row integers on the salient channels
+/// (scales from the whole row's min and max), per-row binarization with
+/// offset on the rest. Throws when every channel, or none, is salient.
+struct SalientBinarization {
+  EncodingSpec spec;
+  QuantParams params;
+};
+SalientBinarization initializePtq161(const float *w, int64_t rows,
+                                     int64_t cols,
+                                     const std::vector<bool> &salient,
+                                     int salientBits = 4);
+
+/// PTQ1.61's starting point as a weight method: the mask from the
+/// problem's activation absmax (statistics required).
+MethodResult runPtq161Initialization(const WeightProblem &problem,
+                                     double ratio, int salientBits = 4);
+
+} // namespace qnt::numerics
+
+#endif // QNT_NUMERICS_PTQ161_H

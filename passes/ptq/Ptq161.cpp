@@ -1,0 +1,65 @@
+//===- Ptq161.cpp - PTQ1.61 salient channels and binarized rest -*- C++ -*-===//
+//
+// Implements qnt-ptq161: the weight-method driver with PTQ1.61's starting
+// point (numerics::runPtq161Initialization): the salient mask from the
+// activation absmax, 4-bit salient channels and the binarized rest. The
+// block training of the binarization (alpha and the row and column
+// rescaling) is not part of it yet.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+#include "passes/ptq/WeightMethodPass.h"
+#include "qnt/numerics/Ptq161.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+
+namespace mlir::qnt {
+#define GEN_PASS_DEF_QNTPTQ161
+#include "passes/Passes.h.inc"
+} // namespace mlir::qnt
+
+using namespace mlir;
+using namespace mlir::qnt;
+namespace nx = ::qnt::numerics;
+
+namespace {
+
+struct QntPtq161Pass : mlir::qnt::impl::QntPtq161Base<QntPtq161Pass>,
+                       WeightMethodPass {
+  using QntPtq161Base::QntPtq161Base;
+
+  FailureOr<std::unique_ptr<WeightMethodDriver>>
+  createDriver(ModuleOp module) const override {
+    if (!(ratio >= 0 && ratio < 1))
+      return module.emitError("qnt-ptq161: ratio must be in [0, 1), got ")
+             << double(ratio);
+    if (salientBits < 2 || salientBits > 8)
+      return module.emitError("qnt-ptq161: salient-bits must be in 2..8, got ")
+             << int64_t(salientBits);
+    WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-ptq161");
+    config.needsStatistics = true;
+    double r = ratio;
+    int bits = salientBits;
+    return WeightMethodDriver::create(
+        module, std::move(config), "ptq161",
+        [r, bits](const LayerSettings &settings,
+                  const nx::WeightProblem &problem) {
+          if (!settings.methodOptions.empty())
+            throw std::invalid_argument(
+                "qnt-ptq161 has no per-layer option '" +
+                settings.methodOptions.begin()->getKey().str() + "'");
+          return nx::runPtq161Initialization(problem, r, bits);
+        });
+  }
+  bool needsStatistics() const override { return true; }
+
+  void runOnOperation() override {
+    FailureOr<size_t> quantized = quantizeModule(getOperation());
+    if (failed(quantized))
+      return signalPassFailure();
+    numQuantized = *quantized;
+  }
+};
+
+} // namespace

@@ -1,0 +1,111 @@
+//===- Ptq161Test.cpp - PTQ1.61's mask and starting point -----------------===//
+//
+// The mask against ranks counted directly, the channel map against the
+// encoding's split, and the starting weight against the reference's
+// formulas computed element by element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qnt/numerics/Ptq161.h"
+#include "qnt/support/Random.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace qnt::numerics;
+
+namespace {
+
+TEST(Ptq161Test, MaskIsTheTopRatioChannelsByAbsmax) {
+  qnt::Xoshiro256 rng(1);
+  for (int64_t k : {5, 64, 172})
+    for (double ratio : {0.0, 0.2, 0.5, 0.9}) {
+      std::vector<float> absmax(k);
+      for (float &a : absmax)
+        a = float(rng.below(40)) / 4; // ties on purpose
+      std::vector<bool> mask = salientChannels(absmax, ratio);
+      const int64_t top = int64_t(std::floor(ratio * double(k)));
+      int64_t count = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        // Salient exactly when at most floor(ratio K) channels are larger.
+        int64_t larger = 0;
+        for (int64_t i = 0; i < k; ++i)
+          larger += absmax[i] > absmax[j];
+        EXPECT_EQ(mask[j], larger <= top) << "K " << k << " ratio " << ratio;
+        count += mask[j];
+      }
+      EXPECT_GE(count, top + 1);
+    }
+  EXPECT_THROW(salientChannels({1, 2}, 1.0), std::invalid_argument);
+}
+
+TEST(Ptq161Test, StartingPointIsTheReferenceFormula) {
+  const int64_t rows = 4, cols = 10;
+  qnt::Xoshiro256 rng(2);
+  std::vector<float> w(rows * cols);
+  for (float &v : w)
+    v = float(2 * rng.uniform() - 1);
+  w[3 * cols + 1] = 0; // a zero entry is left out of mu and alpha
+  std::vector<bool> salient(cols, false);
+  salient[2] = salient[7] = true;
+  SalientBinarization init = initializePtq161(w.data(), rows, cols, salient);
+  // The channel map lists salient 2 and 7 as columns 0 and 1.
+  EXPECT_EQ(init.params.channelMap,
+            (std::vector<int32_t>{-1, -2, 0, -3, -4, -5, -6, 1, -7, -8}));
+  EncodedMatrix encoded = quantizeWithParams(init.spec, init.params, w.data(),
+                                             rows, cols);
+  std::vector<float> wq = dequantize(init.spec, encoded);
+  for (int64_t r = 0; r < rows; ++r) {
+    float lo = 0, hi = 0; // over the whole row, range including 0
+    double sum = 0, magnitude = 0;
+    int count = 0;
+    for (int64_t k = 0; k < cols; ++k) {
+      float v = w[r * cols + k];
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      if (!salient[k] && v != 0) {
+        sum += v;
+        magnitude += std::fabs(v);
+        ++count;
+      }
+    }
+    float scale = (hi - lo) / 15, zero = std::nearbyint(-lo / scale);
+    float mu = float(sum / count), alpha = float(magnitude / count);
+    for (int64_t k = 0; k < cols; ++k) {
+      float v = w[r * cols + k], expected;
+      if (salient[k])
+        expected =
+            scale * (std::clamp(std::nearbyint(v / scale) + zero, 0.0f, 15.0f) -
+                     zero);
+      else
+        expected = alpha * (v >= mu ? 1.0f : -1.0f) + mu;
+      EXPECT_NEAR(wq[r * cols + k], expected, 1e-6) << r << "," << k;
+    }
+  }
+  // Both parts are needed.
+  EXPECT_THROW(initializePtq161(w.data(), rows, cols,
+                                std::vector<bool>(cols, true)),
+               std::invalid_argument);
+  EXPECT_THROW(initializePtq161(w.data(), rows, cols,
+                                std::vector<bool>(cols, false)),
+               std::invalid_argument);
+}
+
+TEST(Ptq161Test, NeedsTheActivationAbsmax) {
+  std::vector<float> w(8, 1.0f);
+  WeightProblem problem;
+  problem.name = "layers.1.feed_forward.w2";
+  problem.weight = w.data();
+  problem.rows = 2;
+  problem.cols = 4;
+  try {
+    runPtq161Initialization(problem, 0.2);
+    ADD_FAILURE() << "no statistics accepted";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_NE(std::string(e.what()).find("layers.1.feed_forward.w2"),
+              std::string::npos);
+  }
+}
+
+} // namespace
