@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/numerics/Aqlm.h"
+#include "NumericsInternal.h"
 #include "qnt/numerics/Optimizer.h"
 #include "qnt/support/Random.h"
 
@@ -47,25 +48,6 @@ RowMajorD weightError(const AdditiveCodes &state, const float *w) {
   return error;
 }
 
-/// One row's k-means assignment: the nearest of `centers` [numCenters][g].
-int64_t nearestCenter(const double *x, const std::vector<double> &centers,
-                      int64_t numCenters, int64_t g) {
-  int64_t best = 0;
-  double bestDistance = std::numeric_limits<double>::infinity();
-  for (int64_t c = 0; c < numCenters; ++c) {
-    double distance = 0;
-    for (int64_t t = 0; t < g; ++t) {
-      double d = x[t] - centers[c * g + t];
-      distance += d * d;
-    }
-    if (distance < bestDistance) { // strict: ties keep the lower center
-      bestDistance = distance;
-      best = c;
-    }
-  }
-  return best;
-}
-
 /// Lloyd's k-means of `points` [P][g] with `numCenters` centers started at
 /// distinct sampled points (repeated when there are fewer points); an empty
 /// cluster keeps its center. Returns the assignment, fills `centers`.
@@ -88,7 +70,8 @@ std::vector<int64_t> kmeans(const std::vector<double> &points, int64_t g,
     bool changed = false;
 #pragma omp parallel for schedule(static) reduction(|| : changed)
     for (int64_t p = 0; p < numPoints; ++p) {
-      int64_t c = nearestCenter(points.data() + p * g, centers, numCenters, g);
+      int64_t c =
+          detail::nearestWord(points.data() + p * g, centers.data(), numCenters, g);
       changed = changed || c != assignment[p];
       assignment[p] = c;
     }
@@ -283,18 +266,13 @@ std::vector<Hypothesis> advanceBeam(const AdditiveCodes &state,
 
 std::vector<float> AdditiveCodes::reconstruct() const {
   const int64_t g = spec.groupSize;
-  std::vector<float> wq(rows * cols, 0.0f);
+  std::vector<float> wq(rows * cols);
   for (int64_t n = 0; n < rows; ++n)
-    for (int64_t j = 0; j < groups(); ++j) {
-      float *out = wq.data() + n * cols + j * g;
-      for (int m = 0; m < spec.numCodebooks; ++m) {
-        const float *values = word(m, code(n, j, m));
-        for (int64_t t = 0; t < g; ++t)
-          out[t] += values[t];
-      }
-      for (int64_t t = 0; t < g; ++t)
-        out[t] *= scales[n];
-    }
+    for (int64_t j = 0; j < groups(); ++j)
+      detail::decodeCodebookGroup(
+          codebooks.data(), numCodes(), g, spec.numCodebooks,
+          codes.data() + (n * groups() + j) * spec.numCodebooks, scales[n],
+          wq.data() + n * cols + j * g);
   return wq;
 }
 

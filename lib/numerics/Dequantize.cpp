@@ -116,16 +116,11 @@ struct Dequantizer {
     std::vector<float> scales = detail::floatValues(c[2]);
     std::vector<float> out(rows * cols);
     for (int64_t n = 0; n < rows; ++n)
-      for (int64_t j = 0; j < numGroups; ++j) {
-        const uint32_t *groupCodes =
-            codes.data() + s.codeIndex(rows, cols, n, j, 0);
-        for (int64_t t = 0; t < g; ++t) {
-          float acc = 0.0f;
-          for (int64_t book = 0; book < m; ++book)
-            acc += books[(book * numCodes + groupCodes[book]) * g + t];
-          out[n * cols + j * g + t] = scales[n] * acc;
-        }
-      }
+      for (int64_t j = 0; j < numGroups; ++j)
+        detail::decodeCodebookGroup(
+            books.data(), numCodes, g, m,
+            codes.data() + s.codeIndex(rows, cols, n, j, 0), scales[n],
+            out.data() + n * cols + j * g);
     return out;
   }
 

@@ -102,6 +102,10 @@ float minifloatMax(const MinifloatSpec &spec) {
   return tableFor(spec).positive.back();
 }
 
+const std::vector<float> &minifloatValues(const MinifloatSpec &spec) {
+  return tableFor(spec).positive;
+}
+
 uint32_t encodeMinifloat(float x, const MinifloatSpec &spec) {
   const MinifloatTable &t = tableFor(spec);
   if (std::isnan(x))

@@ -12,6 +12,7 @@
 #include "qnt/numerics/Encoding.h"
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,43 @@ std::vector<float> gatherColumns(const float *w, int64_t rows, int64_t cols,
 
 /// Throws when `spec` is not valid for a W[rows][cols] matrix.
 void requireValidSpec(const EncodingSpec &spec, int64_t rows, int64_t cols);
+
+/// The index of the word of `words` [count][g] nearest to `x` [g] in
+/// squared distance (double); ties keep the lower index. The codebook
+/// encoder's assignment and AQLM's k-means.
+template <typename Word>
+int64_t nearestWord(const double *x, const Word *words, int64_t count,
+                    int64_t g) {
+  int64_t best = 0;
+  double bestDistance = std::numeric_limits<double>::infinity();
+  for (int64_t c = 0; c < count; ++c) {
+    double distance = 0.0;
+    for (int64_t t = 0; t < g; ++t) {
+      double d = x[t] - double(words[c * g + t]);
+      distance += d * d;
+    }
+    if (distance < bestDistance) {
+      bestDistance = distance;
+      best = c;
+    }
+  }
+  return best;
+}
+
+/// One group of a codebook weight: out[t] = scale * sum_m
+/// books[m][groupCodes[m]][t] (float, books summed in order), as
+/// dequantization and AQLM's reconstruction compute it.
+inline void decodeCodebookGroup(const float *books, int64_t numCodes,
+                                int64_t g, int64_t numBooks,
+                                const uint32_t *groupCodes, float scale,
+                                float *out) {
+  for (int64_t t = 0; t < g; ++t) {
+    float acc = 0.0f;
+    for (int64_t book = 0; book < numBooks; ++book)
+      acc += books[(book * numCodes + groupCodes[book]) * g + t];
+    out[t] = scale * acc;
+  }
+}
 
 } // namespace qnt::numerics::detail
 

@@ -250,19 +250,8 @@ struct ParamEncoder {
           residual[t] = w[n * cols + j * g + t] / p.scales[n];
         for (int64_t book = 0; book < m; ++book) {
           const float *words = p.codebooks.data() + book * numCodes * g;
-          int64_t best = 0;
-          double bestDistance = std::numeric_limits<double>::infinity();
-          for (int64_t c = 0; c < numCodes; ++c) {
-            double distance = 0.0;
-            for (int64_t t = 0; t < g; ++t) {
-              double d = residual[t] - words[c * g + t];
-              distance += d * d;
-            }
-            if (distance < bestDistance) { // strict: ties keep the lower code
-              bestDistance = distance;
-              best = c;
-            }
-          }
+          int64_t best =
+              detail::nearestWord(residual.data(), words, numCodes, g);
           codes[(n * numGroups + j) * m + book] = static_cast<uint32_t>(best);
           for (int64_t t = 0; t < g; ++t)
             residual[t] -= words[best * g + t];

@@ -91,16 +91,14 @@ float roundingVariable(double fraction) {
   return float(-std::log((kZeta - kGamma) / (fraction - kGamma) - 1));
 }
 
-/// The finite values of a minifloat format, ascending.
+/// The finite values of a minifloat format, ascending: the codec's
+/// non-negative ones mirrored.
 std::vector<float> minifloatGrid(const nx::MinifloatSpec &spec) {
+  const std::vector<float> &positive = nx::minifloatValues(spec);
   std::vector<float> grid;
-  for (uint32_t code = 0; code < (1u << nx::minifloatBits(spec)); ++code) {
-    float v = nx::decodeMinifloat(code, spec);
-    if (std::isfinite(v))
-      grid.push_back(v);
-  }
-  llvm::sort(grid);
-  grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
+  for (auto v = positive.rbegin(); v + 1 != positive.rend(); ++v)
+    grid.push_back(-*v);
+  grid.insert(grid.end(), positive.begin(), positive.end());
   return grid;
 }
 

@@ -17,7 +17,6 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <cmath>
-#include <limits>
 
 using namespace mlir;
 using namespace mlir::qnt;
@@ -336,13 +335,9 @@ float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
 
 MinifloatGrid mlir::qnt::minifloatGridOf(const ::qnt::numerics::MinifloatSpec &spec) {
   namespace nx = ::qnt::numerics;
-  // The smallest positive value is the subnormal step 2^(minExponent - M).
-  float smallest = std::numeric_limits<float>::infinity();
-  for (uint32_t code = 0; code < (1u << nx::minifloatBits(spec)); ++code) {
-    float v = nx::decodeMinifloat(code, spec);
-    if (v > 0 && v < smallest)
-      smallest = v;
-  }
+  // The smallest positive value (code 1) is the subnormal step
+  // 2^(minExponent - M).
+  float smallest = nx::minifloatValues(spec)[1];
   MinifloatGrid grid;
   grid.mantissaBits = spec.mantissaBits;
   grid.minExponent = int(std::lround(std::log2(smallest))) + spec.mantissaBits;

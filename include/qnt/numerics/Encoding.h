@@ -213,6 +213,9 @@ int minifloatBits(const MinifloatSpec &spec);
 float decodeMinifloat(uint32_t code, const MinifloatSpec &spec);
 /// Largest finite value of the format.
 float minifloatMax(const MinifloatSpec &spec);
+/// The format's non-negative finite values, increasing: 0, the subnormals,
+/// then the normals up to minifloatMax (the value of code c is entry c).
+const std::vector<float> &minifloatValues(const MinifloatSpec &spec);
 /// Nearest finite code to x, ties to the code with an even mantissa,
 /// saturating to +-max. NaN maps to +0.
 uint32_t encodeMinifloat(float x, const MinifloatSpec &spec);
