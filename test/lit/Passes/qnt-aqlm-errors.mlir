@@ -5,22 +5,25 @@
 // RUN: %python %S/Inputs/write_stats.py %t/s.safetensors "exact.linear0=1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1"
 
 // RUN: not quant-opt %s --qnt-aqlm 2>&1 | FileCheck %s --check-prefix=NO-STATS
-// NO-STATS: [[@LINE+12]]:8: error: qnt-aqlm: no statistics for layer 'exact.linear0'; give stats=<file> from quant-calibrate
+// NO-STATS: [[@LINE+14]]:8: error: qnt-aqlm: no statistics for layer 'exact.linear0'; give stats=<file> from quant-calibrate
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=3" -o %t/out.mlir 2>&1 | FileCheck %s --check-prefix=GROUP
 // RUN: not test -e %t/out.mlir
-// GROUP: [[@LINE+13]]:8: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: group size 3 does not divide 8 input channels
+// GROUP: [[@LINE+16]]:8: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: group size 3 does not divide 8 input channels
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors code-bits=17" 2>&1 | FileCheck %s --check-prefix=BITS
 // BITS: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: codebook code bits must be in 1..16, got 17
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors overrides=exact:beams=2" 2>&1 | FileCheck %s --check-prefix=OPTION
 // OPTION: unknown AQLM option 'beams' (codebooks, code-bits, in-group-size, beam-size)
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors beam-size=0" 2>&1 | FileCheck %s --check-prefix=BEAM
 // BEAM: error: qnt-aqlm: beam-size must be >= 1
+// The group-size error, located on the matmul, under -verify-diagnostics.
+// RUN: quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=3" -verify-diagnostics -o /dev/null
 
 func.func @exact(%x: tensor<3x8xf32>) -> tensor<3x2xf32> {
   %w = arith.constant dense<[[3.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf32>
   %zero = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<3x2xf32>
   %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<3x2xf32>) -> tensor<3x2xf32>
+  // expected-error@+1 {{'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: group size 3 does not divide 8 input channels}}
   %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
                                       affine_map<(m, n, k) -> (n, k)>,
                                       affine_map<(m, n, k) -> (m, n)>]

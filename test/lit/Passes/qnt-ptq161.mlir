@@ -15,6 +15,7 @@
 // RUN: quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=0.25" | FileCheck %s
 // RUN: not quant-opt %s --qnt-ptq161 2>&1 | FileCheck %s --check-prefix=NO-STATS
 // NO-STATS: error: qnt-ptq161: no statistics for layer 'mask.linear0'
+// RUN: quant-opt %s --qnt-ptq161 -verify-diagnostics -o /dev/null
 // RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=1" 2>&1 | FileCheck %s --check-prefix=RATIO
 // RATIO: error: qnt-ptq161: ratio must be in [0, 1), got 1
 // RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors salient-bits=1" 2>&1 | FileCheck %s --check-prefix=BITS
@@ -30,6 +31,7 @@
 // CHECK-DAG: %[[MU:.*]] = arith.constant dense<{{\[}}[0.000000e+00], [1.000000e+00]]> : tensor<2x1xf32>
 // CHECK: qnt.dequant #qnt.salient<num_salient = 2, salient = #qnt.uniform<bits = 4, mode = asymmetric>, rest = #qnt.binary<mode = asymmetric>>(%[[MAP]], %[[CODES]], %[[SCALES]], %[[ZEROS]], %[[SIGNS]], %[[ALPHA]], %[[MU]])
 func.func @mask(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  // expected-error@+1 {{qnt-ptq161: no statistics for layer 'mask.linear0'}}
   %w = arith.constant dense<[[1.0, 2.0, -1.0, 4.0], [0.5, 0.0, 1.5, -3.0]]> : tensor<2x4xf32>
   %zero = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<3x2xf32>
