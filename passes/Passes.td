@@ -253,30 +253,53 @@ def QntGptq : Pass<"qnt-gptq", "::mlir::ModuleOp"> {
 def QntPtq161 : Pass<"qnt-ptq161", "::mlir::ModuleOp"> {
   let summary = "PTQ1.61: salient input channels at 4 bits, the rest binarized";
   let description = [{
-    Quantizes the selected matmul weights as PTQ1.61 starts (ALGORITHMS.md
-    §5): the input channels whose activation absmax is among the top
-    `ratio` (the reference's rule: at least the floor(ratio K)-th largest)
-    keep `salient-bits`-bit asymmetric per-row integers, with the row's
-    min and max taken over the whole row as the reference does; the other
-    channels are binarized per row, alpha_r sign(W - mu_r) + mu_r with mu_r
-    and alpha_r the means of the row's non-salient non-zero entries and of
-    their magnitudes. The encoding is `#qnt.salient` with its channel map.
+    Quantizes the selected matmul weights with PTQ1.61 (ALGORITHMS.md §5):
+    the input channels whose activation absmax is among the top `ratio`
+    (the reference's rule: at least the floor(ratio K)-th largest) keep
+    `salient-bits`-bit asymmetric per-row integers, with the row's min and
+    max taken over the whole row as the reference does; the other channels
+    are binarized per row, r1_r r2_j (alpha_r sign(W - mu_r) + mu_r), with
+    mu_r and alpha_r starting as the means of the row's non-salient non-zero
+    entries and of their magnitudes and r1 = r2 = 1.
 
-    This is the method without its block training (alpha and the row and
-    column rescaling learned on the block loss), which comes next; the
-    absmax comes from `stats=<file>` or, under `quant-compile --recipe`,
-    from the quantized stream.
+    With `epochs` > 0 (the reference's 20) each transformer block then
+    learns alpha (`lr`), the row rescaling r1 and the column rescaling r2
+    (`rescale-lr`) by Adam at constant learning rates on the reference's
+    loss: the mean squared error and -log |mean cosine along the hidden
+    dimension| of the block's output on its quantized-stream input, against
+    the float block's output on the float stream and against the float
+    block's output on the same quantized-stream input; an epoch is one step
+    per `batch-sequences` calibration sequences. The gradients come from
+    the block's IR (qnt-differentiate), as for qnt-flexround, so it runs
+    block by block under `quant-compile --recipe` (docs/Recipes.md); run
+    alone it needs `epochs=0`. Training stores r1 in alpha and mu and r2 as
+    the layer's input scale (a `qnt.smooth` of 1 / r2 before the matmul).
+    The encoding is `#qnt.salient` with its channel map. The absmax comes
+    from `stats=<file>` or, under `quant-compile --recipe`, from the
+    quantized stream.
 
     ```
     quant-opt model.mlir --pass-pipeline='builtin.module(qnt-ptq161{
-        stats=stats.safetensors ratio=0.2 output=model-ptq161.safetensors})'
+        stats=stats.safetensors ratio=0.2 epochs=0
+        output=model-ptq161.safetensors})'
     ```
   }];
   let options = !listconcat(QntWeightMethodOptions, [
     Option<"ratio", "ratio", "double", /*default=*/"0.2",
            "Share of input channels kept salient (by activation absmax)">,
     Option<"salientBits", "salient-bits", "int", /*default=*/"4",
-           "Bits of the salient channels' asymmetric per-row integers">
+           "Bits of the salient channels' asymmetric per-row integers">,
+    Option<"epochs", "epochs", "int64_t", /*default=*/"20",
+           "Passes over the calibration sequences per transformer block; 0 "
+           "keeps the starting point (no training)">,
+    Option<"batchSequences", "batch-sequences", "int64_t", /*default=*/"1",
+           "Calibration sequences per step (gradients averaged)">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seeds the order in which calibration sequences are drawn">,
+    Option<"learningRate", "lr", "double", /*default=*/"5e-4",
+           "Adam learning rate of the binarization scales alpha">,
+    Option<"rescaleLearningRate", "rescale-lr", "double", /*default=*/"1e-3",
+           "Adam learning rate of the row and column rescaling r1, r2">
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

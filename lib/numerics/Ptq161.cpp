@@ -98,16 +98,109 @@ SalientBinarization initializePtq161(const float *w, int64_t rows,
   return out;
 }
 
-MethodResult runPtq161Initialization(const WeightProblem &problem,
+SalientBinarizationTensors
+salientBinarizationTensors(const SalientBinarization &init, const float *w,
+                           int64_t rows, int64_t cols) {
+  if (!std::holds_alternative<SalientSpec>(init.spec) ||
+      !init.params.restParams)
+    throw std::invalid_argument("PTQ1.61: not a salient binarization");
+  const std::vector<int32_t> &map = init.params.channelMap;
+  if (int64_t(map.size()) != cols)
+    throw std::invalid_argument("PTQ1.61: the channel map does not match "
+                                "the weight");
+  // The salient part as the encoding stores it: encode and decode it.
+  EncodedMatrix encoded =
+      quantizeWithParams(init.spec, init.params, w, rows, cols);
+  std::vector<float> decoded = dequantize(init.spec, encoded);
+  const QuantParams &rest = *init.params.restParams;
+  SalientBinarizationTensors t;
+  t.salientWeight.assign(rows * cols, 0.0f);
+  t.signs.assign(rows * cols, 0.0f);
+  t.restMask.assign(cols, 0.0f);
+  t.offset = rest.offsets;
+  t.alpha = rest.scales;
+  for (int64_t k = 0; k < cols; ++k)
+    t.restMask[k] = map[k] < 0 ? 1.0f : 0.0f;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k) {
+      int64_t i = r * cols + k;
+      if (map[k] >= 0)
+        t.salientWeight[i] = decoded[i];
+      else
+        t.signs[i] = w[i] >= rest.offsets[r] ? 1.0f : -1.0f;
+    }
+  return t;
+}
+
+MethodResult bakeSalientBinarization(const SalientBinarization &init,
+                                     const float *w, int64_t rows,
+                                     int64_t cols,
+                                     const std::vector<float> &alpha,
+                                     const std::vector<float> &r1,
+                                     const std::vector<float> &r2) {
+  if (int64_t(alpha.size()) != rows || int64_t(r1.size()) != rows ||
+      int64_t(r2.size()) != cols)
+    throw std::invalid_argument("PTQ1.61: alpha and r1 need one value per "
+                                "row, r2 one per input channel");
+  SalientBinarizationTensors t = salientBinarizationTensors(init, w, rows, cols);
+  std::vector<float> inputScale(cols, 1.0f);
+  for (int64_t k = 0; k < cols; ++k)
+    if (t.restMask[k] != 0) {
+      if (!(r2[k] > 0) || !std::isfinite(1.0f / r2[k]))
+        throw std::invalid_argument(
+            "PTQ1.61: the column scale of input channel " + std::to_string(k) +
+            " is " + std::to_string(r2[k]) + "; it must be positive");
+      inputScale[k] = 1.0f / r2[k];
+    }
+  // The stored matrix E = W^ diag(s): salient columns Q(W), rest columns
+  // alpha' S + mu' with alpha' = r1 alpha, mu' = r1 mu. The binarization's
+  // bit is e >= mu', so |alpha'| keeps the sign of alpha' S.
+  QuantParams params = init.params;
+  auto rest = std::make_shared<QuantParams>(*init.params.restParams);
+  std::vector<float> stored(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    float scaledAlpha = r1[r] * alpha[r], scaledMu = r1[r] * t.offset[r];
+    rest->scales[r] = std::fabs(scaledAlpha);
+    rest->offsets[r] = scaledMu;
+    for (int64_t k = 0; k < cols; ++k) {
+      int64_t i = r * cols + k;
+      stored[i] = t.restMask[k] != 0 ? scaledAlpha * t.signs[i] + scaledMu
+                                     : w[i];
+    }
+  }
+  params.restParams = rest;
+  MethodResult result;
+  result.spec = init.spec;
+  result.encoded = quantizeWithParams(init.spec, params, stored.data(), rows,
+                                      cols);
+  std::vector<float> decoded = dequantize(init.spec, result.encoded);
+  result.dequantized.resize(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k)
+      result.dequantized[r * cols + k] =
+          decoded[r * cols + k] / inputScale[k];
+  bool scaled = std::any_of(inputScale.begin(), inputScale.end(),
+                            [](float s) { return s != 1.0f; });
+  if (scaled)
+    result.inputScale = std::move(inputScale);
+  return result;
+}
+
+SalientBinarization initializePtq161(const WeightProblem &problem,
                                      double ratio, int salientBits) {
   if (!problem.stats ||
       int64_t(problem.stats->absmax.size()) != problem.cols)
     throw std::invalid_argument("PTQ1.61: layer '" + problem.name +
                                 "' needs calibration statistics with the "
                                 "input absmax");
-  SalientBinarization init = initializePtq161(
-      problem.weight, problem.rows, problem.cols,
-      salientChannels(problem.stats->absmax, ratio), salientBits);
+  return initializePtq161(problem.weight, problem.rows, problem.cols,
+                          salientChannels(problem.stats->absmax, ratio),
+                          salientBits);
+}
+
+MethodResult runPtq161Initialization(const WeightProblem &problem,
+                                     double ratio, int salientBits) {
+  SalientBinarization init = initializePtq161(problem, ratio, salientBits);
   MethodResult result;
   result.spec = init.spec;
   result.encoded = quantizeWithParams(init.spec, init.params, problem.weight,

@@ -12,6 +12,7 @@
 #include "qnt/numerics/DistributionCorrection.h"
 #include "qnt/numerics/Loss.h"
 #include "qnt/numerics/Optimizer.h"
+#include "qnt/numerics/Ptq161.h"
 #include "qnt/support/Random.h"
 
 #include "llvm/ADT/StringSet.h"
@@ -40,6 +41,10 @@ double secondsSince(Clock::time_point start) {
 /// The smallest learned activation clip ratio.
 constexpr float kMinimumClip = 1e-3f;
 
+/// The smallest PTQ1.61 column rescaling r2: it becomes the input scale
+/// 1 / r2, which must be positive (bakeSalientBinarization).
+constexpr float kMinimumColumnScale = 1e-3f;
+
 /// AdaRound's rectified sigmoid stretch (LearnedRounding.h).
 constexpr double kZeta = 1.1, kGamma = -0.1;
 
@@ -61,8 +66,13 @@ struct LearnableLayer {
   /// [N, K]; FlexRound's format.
   std::vector<float> lower, upper;
   mlir::qnt::MinifloatGrid grid;
+  /// PTQ1.61: the starting point (mask, salient part, mu) and the
+  /// learnable weight's fixed tensors.
+  std::optional<nx::SalientBinarization> salient;
+  nx::SalientBinarizationTensors binarization;
   /// The trained tensors in the order of args.trainable: FlexRound d1
-  /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K].
+  /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K]; PTQ1.61 alpha [N],
+  /// r1 [N], r2 [K].
   std::vector<std::vector<float>> trained;
 
   int64_t groupOf(int64_t k) const { return k / groupSize; }
@@ -129,6 +139,19 @@ void initializeMinifloat(LearnableLayer &layer, const nx::EncodingSpec &spec) {
       v[i] = roundingVariable(fraction);
     }
   layer.trained = {std::move(v)};
+}
+
+/// PTQ1.61's starting point: the mask from the layer's activation absmax,
+/// alpha from the binarization, r1 = r2 = 1.
+void initializeSalient(LearnableLayer &layer,
+                       const ReconstructionOptions &options) {
+  const nx::WeightProblem &p = *layer.problem;
+  layer.salient =
+      nx::initializePtq161(p, options.salientRatio, options.salientBits);
+  layer.binarization =
+      nx::salientBinarizationTensors(*layer.salient, p.weight, p.rows, p.cols);
+  layer.trained = {layer.binarization.alpha, std::vector<float>(p.rows, 1.0f),
+                   std::vector<float>(p.cols, 1.0f)};
 }
 
 /// Initializes `layer` from round to nearest's grid: FlexRound's d1 = log s
@@ -258,6 +281,18 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
   return result;
 }
 
+/// The trained layer as a standard encoding (PTQ1.61: #qnt.salient with
+/// r2 as the input scale).
+nx::MethodResult bakeLayer(const LearnableLayer &layer,
+                           const nx::EncodingSpec &spec,
+                           LearnedRounding method) {
+  if (method != LearnedRounding::SalientBinarization)
+    return bake(layer, spec, method);
+  return nx::bakeSalientBinarization(
+      *layer.salient, layer.problem->weight, layer.rows, layer.cols,
+      layer.trained[0], layer.trained[1], layer.trained[2]);
+}
+
 /// Reports on `loc` and throws: the caller (the weight-method driver)
 /// names the layers.
 [[noreturn]] void fail(Location loc, const Twine &message) {
@@ -311,6 +346,15 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
   SmallVector<unsigned> trainable;
   for (auto [i, layer] : llvm::enumerate(layers)) {
     unsigned weightArg = firstWeight + i;
+    if (method == LearnedRounding::SalientBinarization) {
+      FailureOr<mlir::qnt::SalientBinarizationArgs> args =
+          mlir::qnt::makeSalientBinarizationLearnable(func, weightArg);
+      if (failed(args))
+        throw std::runtime_error("the learnable binarization could not be "
+                                 "built");
+      trainable.append(args->trainable.begin(), args->trainable.end());
+      continue;
+    }
     bool minifloat = layer.minifloat != nullptr;
     mlir::qnt::LearnableWeightSpec spec{
         method, layer.spec ? layer.spec->bits : 0, layer.groupSize,
@@ -407,6 +451,23 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   if (predicting && data.downstream.empty())
     fail(loc, "block reconstruction: the prediction difference needs the "
               "functions after the block");
+  bool salient = options.method == LearnedRounding::SalientBinarization;
+  if (salient && (predicting || mixing || correcting))
+    throw std::invalid_argument(
+        "PTQ1.61's block training has its own loss: it does not combine "
+        "with the prediction difference, input mixing or distribution "
+        "correction");
+  if (salient && !(options.rescaleLearningRate > 0))
+    throw std::invalid_argument("the rescaling learning rate must be > 0");
+  if (options.epochs < 0)
+    throw std::invalid_argument("epochs must be >= 0");
+  // The references count epochs over the calibration set.
+  int64_t iterations =
+      options.epochs > 0
+          ? options.epochs *
+                int64_t(llvm::divideCeil(data.sequences,
+                                         uint64_t(options.batchSequences)))
+          : options.iterations;
   last.predicted = predicting;
   last.corrected = correcting;
 
@@ -415,13 +476,17 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   for (size_t i = 0; i < problems.size(); ++i) {
     LearnableLayer &layer = layers[i];
     layer.problem = &problems[i];
+    layer.rows = problems[i].rows;
+    layer.cols = problems[i].cols;
+    if (salient) {
+      initializeSalient(layer, options);
+      continue;
+    }
     layer.spec = std::get_if<nx::UniformSpec>(&settings[i].spec);
     layer.minifloat = std::get_if<nx::MinifloatSpec>(&settings[i].spec);
     if (!layer.spec && !layer.minifloat)
       throw std::invalid_argument(
           "learned rounding supports integer and minifloat grids");
-    layer.rows = problems[i].rows;
-    layer.cols = problems[i].cols;
     int64_t group = layer.spec ? groupSizeOf(*layer.spec, problems[i].name)
                                : groupSizeOf(*layer.minifloat,
                                              problems[i].name);
@@ -448,7 +513,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                   blockFunction);
   std::vector<std::string> entries = {blockFunction};
   std::string floatName = blockFunction + "_float";
-  if (correcting) {
+  // (PTQ1.61's second target is the float block on the quantized stream.)
+  if (correcting || salient) {
     auto copy = cast<func::FuncOp>(func->clone());
     copy.setSymName(floatName);
     module->getBody()->push_back(copy);
@@ -511,7 +577,16 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   for (LearnableLayer &layer : layers) {
     size_t first = tail.size();
     int64_t n = layer.rows, k = layer.cols, g = layer.groups;
-    if (options.method == LearnedRounding::FlexRound) {
+    if (salient) {
+      const nx::SalientBinarizationTensors &b = layer.binarization;
+      addOwned({n}, layer.trained[0]);
+      addOwned({n}, layer.trained[1]);
+      addOwned({k}, layer.trained[2]);
+      addOwned({n, k}, b.salientWeight);
+      addOwned({n, k}, b.signs);
+      addOwned({n}, b.offset);
+      addOwned({k}, b.restMask);
+    } else if (options.method == LearnedRounding::FlexRound) {
       addOwned({n, g}, layer.trained[0]);
       addOwned({n, k}, layer.trained[1]);
       addOwned({n}, layer.trained[2]);
@@ -527,7 +602,8 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       addOwned({n, g}, layer.scale);
       addOwned({n, g}, layer.zero);
     }
-    size_t count = options.method == LearnedRounding::FlexRound ? 3 : 1;
+    size_t count =
+        options.method == LearnedRounding::AdaRound ? 1 : 3;
     for (size_t i = 0; i < count; ++i)
       trainedIndices.push_back(first + i);
   }
@@ -761,16 +837,62 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     return mixed;
   };
 
-  // The reconstruction loss of one sequence's quantized-stream input
-  // against the float block's output.
-  auto sequenceLoss = [&](size_t s, HostTensor *output) {
-    HostTensor y = forward(read(data.input, s)),
-               target = read(data.target, s);
+  // PTQ1.61's second target: the float block's output on the
+  // quantized-stream input (kept under the same cap).
+  std::vector<std::optional<HostTensor>> quantizedInputTargets(
+      data.sequences);
+  auto quantizedInputTarget = [&](size_t s) {
+    if (!quantizedInputTargets[s]) {
+      HostTensor x = read(data.input, s);
+      return keep(quantizedInputTargets[s],
+                  std::move(run(floatName, entryArgs(floatName, x, false),
+                                tokensOf(x), last.targetSeconds)[0]));
+    }
+    return *quantizedInputTargets[s];
+  };
+  // The block loss of output y of sequence s against `target` and, with
+  // `gradient`, dL/dy. FlexRound and AdaRound: the squared error summed
+  // over features and averaged over tokens. PTQ1.61: the reference's
+  // MSE (mean over elements) and -log |mean row cosine| against `target`
+  // and against the float block's output on the quantized-stream input.
+  std::vector<float> termGradient;
+  auto blockLoss = [&](size_t s, const HostTensor &y, const HostTensor &target,
+                       float *gradient) {
     if (y.getType() != target.getType())
       fail(loc, "block reconstruction: the block's output does not have "
                 "the target's shape");
-    double loss = nx::mseLoss(y.f32(), target.f32(), tokensOf(y), dim,
-                              nx::Reduction::RowSumMean);
+    int64_t tokens = tokensOf(y);
+    if (!salient)
+      return nx::mseLoss(y.f32(), target.f32(), tokens, dim,
+                         nx::Reduction::RowSumMean, gradient);
+    HostTensor second = quantizedInputTarget(s);
+    size_t count = size_t(tokens * dim);
+    if (gradient)
+      std::fill(gradient, gradient + count, 0.0f);
+    termGradient.resize(count);
+    float *term = gradient ? termGradient.data() : nullptr;
+    auto addTerm = [&](double value) {
+      if (gradient)
+        for (size_t i = 0; i < count; ++i)
+          gradient[i] += termGradient[i];
+      return value;
+    };
+    double loss = 0;
+    const HostTensor *targets[] = {&target, &second};
+    for (const HostTensor *t : targets) {
+      loss += addTerm(nx::mseLoss(y.f32(), t->f32(), tokens, dim,
+                                  nx::Reduction::Mean, term));
+      loss += addTerm(
+          nx::negLogCosineLoss(y.f32(), t->f32(), tokens, dim, term));
+    }
+    return loss;
+  };
+
+  // The loss of one sequence's quantized-stream input against the float
+  // block's output.
+  auto sequenceLoss = [&](size_t s, HostTensor *output) {
+    HostTensor y = forward(read(data.input, s));
+    double loss = blockLoss(s, y, read(data.target, s), nullptr);
     if (output)
       *output = std::move(y);
     return loss;
@@ -829,10 +951,22 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   nx::AdamOptions adam, clipAdam;
   adam.learningRate = options.learningRate;
   clipAdam.learningRate = options.activationLearningRate;
-  std::vector<nx::ParameterGroup> groups = {
-      {"quantizers", adam,
-       std::vector<nx::Parameter>(parameters.begin(),
-                                  parameters.begin() + roundingTensors)}};
+  std::vector<nx::ParameterGroup> groups;
+  if (salient) {
+    // PTQ1.61: alpha at its learning rate, r1 and r2 at theirs.
+    nx::AdamOptions rescale;
+    rescale.learningRate = options.rescaleLearningRate;
+    std::vector<nx::Parameter> scales, rescaling;
+    for (size_t i = 0; i < roundingTensors; ++i)
+      (i % 3 == 0 ? scales : rescaling).push_back(parameters[i]);
+    groups.push_back({"binarization scales", adam, std::move(scales)});
+    groups.push_back({"rescaling", rescale, std::move(rescaling)});
+  } else {
+    groups.push_back(
+        {"quantizers", adam,
+         std::vector<nx::Parameter>(parameters.begin(),
+                                    parameters.begin() + roundingTensors)});
+  }
   if (learnsClips)
     groups.push_back(
         {"activation clips", clipAdam,
@@ -841,19 +975,21 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   nx::Adam optimizer(std::move(groups));
   last.optimizerStateBytes = optimizer.stateBytes();
   nx::Schedule schedule;
-  schedule.kind = nx::Schedule::Kind::Cosine;
-  schedule.totalSteps = std::max<int64_t>(options.iterations, 1);
+  // (PTQ1.61's reference keeps its learning rates constant.)
+  schedule.kind =
+      salient ? nx::Schedule::Kind::Constant : nx::Schedule::Kind::Cosine;
+  schedule.totalSteps = std::max<int64_t>(iterations, 1);
 
   ::qnt::Xoshiro256 random(::qnt::hashCombine(options.seed, 0x626c6f636bULL));
   std::vector<size_t> order(data.sequences);
   for (size_t s = 0; s < order.size(); ++s)
     order[s] = s;
   size_t next = order.size();
-  int64_t window = std::max<int64_t>(1, options.iterations / 50);
+  int64_t window = std::max<int64_t>(1, iterations / 50);
   double windowSum = 0, bestWindow = INFINITY, running = last.initialLoss;
   int64_t windowsWithoutGain = 0;
   float batchWeight = 1.0f / float(options.batchSequences);
-  for (int64_t step = 0; step < options.iterations; ++step) {
+  for (int64_t step = 0; step < iterations; ++step) {
     Clock::time_point stepStart = Clock::now();
     for (std::vector<float> &g : gradients)
       std::fill(g.begin(), g.end(), 0.0f);
@@ -867,14 +1003,9 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       // The local squared error on the (mixed) input.
       HostTensor quantized = read(data.input, s);
       HostTensor x = mixing ? mixedInput(s, quantized) : quantized;
-      HostTensor y = forward(x), target = targetOf(s);
-      if (y.getType() != target.getType())
-        fail(loc, "block reconstruction: the block's output does not have "
-                  "the target's shape");
+      HostTensor y = forward(x);
       HostTensor cotangent(y.getType());
-      loss += nx::mseLoss(y.f32(), target.f32(), tokensOf(y), dim,
-                          nx::Reduction::RowSumMean, cotangent.f32()) *
-              batchWeight;
+      loss += blockLoss(s, y, targetOf(s), cotangent.f32()) * batchWeight;
       backward(x, std::move(cotangent), batchWeight);
       if (!predicting)
         continue;
@@ -891,9 +1022,9 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                batchWeight);
     }
     if (options.method == LearnedRounding::AdaRound &&
-        step >= int64_t(options.warmup * double(options.iterations))) {
+        step >= int64_t(options.warmup * double(iterations))) {
       double beta =
-          nx::annealedBeta(step + 1, options.iterations, options.betaStart,
+          nx::annealedBeta(step + 1, iterations, options.betaStart,
                            options.betaEnd, options.warmup);
       std::vector<float> regularizer;
       for (size_t i = 0; i < roundingTensors; ++i) {
@@ -911,11 +1042,18 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     for (size_t i = roundingTensors; i < trainedTensors.size(); ++i)
       trainedTensors[i]->f32()[0] =
           std::max(trainedTensors[i]->f32()[0], kMinimumClip);
+    // PTQ1.61's column scales r2 (every layer's third tensor) stay positive.
+    if (salient)
+      for (size_t i = 2; i < roundingTensors; i += 3) {
+        float *r2 = trainedTensors[i]->f32();
+        for (int64_t j = 0; j < trainedTensors[i]->numElements(); ++j)
+          r2[j] = std::max(r2[j], kMinimumColumnScale);
+      }
     last.iterations = step + 1;
     last.stepSeconds.push_back(secondsSince(stepStart));
     running = step == 0 ? loss : 0.95 * running + 0.05 * loss;
     if (progress)
-      progress(step + 1, options.iterations, running);
+      progress(step + 1, iterations, running);
     windowSum += loss;
     if ((step + 1) % window == 0) {
       double mean = windowSum / double(window);
@@ -950,16 +1088,17 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
         throw std::runtime_error("the block's outputs could not be stored");
   std::vector<nx::MethodResult> results;
   for (size_t i = 0; i < layers.size(); ++i) {
-    results.push_back(bake(layers[i], settings[i].spec, options.method));
+    results.push_back(bakeLayer(layers[i], settings[i].spec, options.method));
     if (learnsClips)
       results.back().activationClip =
           trainedTensors[roundingTensors + i]->f32()[0];
   }
   results.front().remarks.push_back(
-      llvm::formatv("block loss {0:E3} at round to nearest, {1:E3} after {2} "
+      llvm::formatv("block loss {0:E3} at {4}, {1:E3} after {2} "
                     "iterations{3}",
                     last.initialLoss, last.finalLoss, last.iterations,
-                    last.stoppedEarly ? " (stopped early)" : "")
+                    last.stoppedEarly ? " (stopped early)" : "",
+                    salient ? "the starting point" : "round to nearest")
           .str());
   if (predicting)
     results.front().remarks.push_back(

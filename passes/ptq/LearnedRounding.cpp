@@ -314,6 +314,71 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   return args;
 }
 
+FailureOr<SalientBinarizationArgs>
+mlir::qnt::makeSalientBinarizationLearnable(func::FuncOp func,
+                                            unsigned weightArg) {
+  if (weightArg >= func.getNumArguments())
+    return func.emitOpError() << "has no argument #" << weightArg;
+  Value weight = func.getArgument(weightArg);
+  auto type = dyn_cast<RankedTensorType>(weight.getType());
+  if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+      !type.getElementType().isF32())
+    return emitError(weight.getLoc())
+           << "a learnable weight must be a static f32 [N, K] tensor, got "
+           << weight.getType();
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  Type f32 = Float32Type::get(func.getContext());
+  auto rowType = RankedTensorType::get({rows}, f32);
+  auto colType = RankedTensorType::get({cols}, f32);
+  Location loc = weight.getLoc();
+  // alpha, r1, r2 (trainable), then Wsal, S, mu, m (fixed).
+  SmallVector<Type> added = {rowType, rowType, colType, type,
+                             type,    rowType, colType};
+  unsigned first = func.getNumArguments();
+  for (auto [i, t] : llvm::enumerate(added))
+    if (failed(func.insertArgument(first + i, t, DictionaryAttr(), loc)))
+      return failure();
+  SalientBinarizationArgs args;
+  args.trainable = {first, first + 1, first + 2};
+  args.salientWeight = first + 3;
+  args.signs = first + 4;
+  args.offset = first + 5;
+  args.restMask = first + 6;
+  auto arg = [&](unsigned i) { return func.getArgument(first + i); };
+
+  OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+  MLIRContext *ctx = func.getContext();
+  auto map = [&](ArrayRef<unsigned> dims) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : dims)
+      exprs.push_back(b.getAffineDimExpr(d));
+    return AffineMap::get(2, 0, exprs, ctx);
+  };
+  SmallVector<Value> inputs = {arg(0), arg(1), arg(2), arg(3),
+                               arg(4), arg(5), arg(6)};
+  SmallVector<AffineMap> maps = {map({0}),    map({0}),    map({1}),
+                                 map({0, 1}), map({0, 1}), map({0}),
+                                 map({1}),    map({0, 1})};
+  Value empty = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
+  SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+  Value learnable =
+      linalg::GenericOp::create(
+          b, loc, type, inputs, empty, maps, parallel,
+          [&](OpBuilder &nb, Location l, ValueRange a) {
+            // a: alpha, r1, r2, Wsal, S, mu, m.
+            Value binary = arith::AddFOp::create(
+                nb, l, arith::MulFOp::create(nb, l, a[0], a[4]),
+                arith::MulFOp::create(nb, l, a[5], a[6]));
+            Value rescaled = arith::MulFOp::create(
+                nb, l, arith::MulFOp::create(nb, l, a[1], a[2]), binary);
+            linalg::YieldOp::create(
+                nb, l, arith::AddFOp::create(nb, l, a[3], rescaled).getResult());
+          })
+          .getResult(0);
+  weight.replaceAllUsesWith(learnable);
+  return args;
+}
+
 float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
   // As roundToGrid: the same comparisons, division and products in float.
   float magnitude = std::fabs(y);

@@ -42,7 +42,11 @@
 
 namespace mlir::qnt {
 
-enum class LearnedRounding { FlexRound, AdaRound };
+/// The block-trained weight quantizers: FlexRound and AdaRound learn the
+/// rounding of a uniform or minifloat grid (makeWeightLearnable);
+/// SalientBinarization learns PTQ1.61's binarization scale and row and
+/// column rescaling (makeSalientBinarizationLearnable).
+enum class LearnedRounding { FlexRound, AdaRound, SalientBinarization };
 
 /// A minifloat format as FlexRound's rounding needs it: the spacing of the
 /// values in [2^e, 2^(e+1)) is 2^(e - mantissaBits) for e >= minExponent
@@ -98,6 +102,20 @@ struct ReconstructionOptions {
   /// iterations) during which the regularizer is off.
   double roundingWeight = 0.01;
   double betaStart = 20, betaEnd = 2, warmup = 0.2;
+  /// PTQ1.61 (SalientBinarization): the share of input channels kept
+  /// salient, their bits, and the learning rate of the row and column
+  /// rescaling r1, r2 (learningRate is alpha's). Its loss is the
+  /// reference's: MSE (mean over elements) and -log |mean row cosine|
+  /// against the float block's output on the float stream, and the same
+  /// two terms against the float block's output on the quantized-stream
+  /// input, with a constant learning rate.
+  double salientRatio = 0.2;
+  int salientBits = 4;
+  double rescaleLearningRate = 1e-3;
+  /// When > 0, iterations = epochs passes over the calibration sequences
+  /// (ceil(sequences / batchSequences) steps each), as the references
+  /// count them.
+  int64_t epochs = 0;
   /// Sequences the loss before and after training is measured on (the
   /// first ones; 0: all).
   int64_t evaluationSequences = 0;
@@ -155,6 +173,25 @@ struct LearnableWeightArgs {
 FailureOr<LearnableWeightArgs>
 makeWeightLearnable(func::FuncOp func, unsigned weightArg,
                     const LearnableWeightSpec &spec);
+
+/// The arguments makeSalientBinarizationLearnable added.
+struct SalientBinarizationArgs {
+  /// alpha [N], r1 [N], r2 [K], in this order.
+  SmallVector<unsigned, 3> trainable;
+  /// The fixed salient part Q(W) masked to the salient channels [N, K],
+  /// signs sign(W - mu) masked to the rest [N, K], mu [N], and the rest
+  /// mask [K] (1 on binarized channels, 0 on salient ones).
+  unsigned salientWeight = 0, signs = 0, offset = 0, restMask = 0;
+};
+
+/// PTQ1.61's learnable weight (ALGORITHMS.md §5): replaces the uses of
+/// argument `weightArg` (a static f32 [N, K] tensor) by
+///   W^[r, j] = Wsal[r, j] + r1_r r2_j (alpha_r S[r, j] + mu_r m_j)
+/// computed from new trailing arguments (SalientBinarizationArgs). Every
+/// operation is differentiable: no straight-through estimate is needed.
+/// Emits a located error and changes nothing on failure.
+FailureOr<SalientBinarizationArgs>
+makeSalientBinarizationLearnable(func::FuncOp func, unsigned weightArg);
 
 } // namespace mlir::qnt
 

@@ -1,10 +1,11 @@
 //===- Ptq161.cpp - PTQ1.61 salient channels and binarized rest -*- C++ -*-===//
 //
 // Implements qnt-ptq161: the weight-method driver with PTQ1.61's starting
-// point (numerics::runPtq161Initialization): the salient mask from the
-// activation absmax, 4-bit salient channels and the binarized rest. The
-// block training of the binarization (alpha and the row and column
-// rescaling) is not part of it yet.
+// point (numerics::runPtq161Initialization: the salient mask from the
+// activation absmax, 4-bit salient channels and the binarized rest) and,
+// with epochs > 0, its block training by the sequential driver's trainer
+// (qnt/ptq/BlockReconstruction.h with LearnedRounding::
+// SalientBinarization).
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,8 +38,28 @@ struct QntPtq161Pass : mlir::qnt::impl::QntPtq161Base<QntPtq161Pass>,
     if (salientBits < 2 || salientBits > 8)
       return module.emitError("qnt-ptq161: salient-bits must be in 2..8, got ")
              << int64_t(salientBits);
+    if (epochs < 0 || batchSequences < 1 || !(learningRate > 0) ||
+        !(rescaleLearningRate > 0))
+      return module.emitError("qnt-ptq161: epochs must be >= 0, "
+                              "batch-sequences >= 1, lr and rescale-lr > 0");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-ptq161");
     config.needsStatistics = true;
+    if (epochs > 0) {
+      config.groupsAreBlocks = true;
+      ReconstructionOptions options;
+      options.method = LearnedRounding::SalientBinarization;
+      options.epochs = epochs;
+      options.batchSequences = batchSequences;
+      options.seed = seed;
+      options.learningRate = learningRate;
+      options.rescaleLearningRate = rescaleLearningRate;
+      options.salientRatio = ratio;
+      options.salientBits = salientBits;
+      options.activationBits = config.actBits;
+      options.activationPerToken = config.actPerToken;
+      return WeightMethodDriver::create(module, std::move(config), "ptq161",
+                                        blockReconstructionMethod(options));
+    }
     double r = ratio;
     int bits = salientBits;
     return WeightMethodDriver::create(

@@ -1278,7 +1278,9 @@ mlir::qnt::blockReconstructionMethod(ReconstructionOptions options) {
         throw std::invalid_argument(
             "no per-layer option '" +
             layer.methodOptions.begin()->getKey().str() + "'");
-      if (!std::holds_alternative<nx::UniformSpec>(layer.spec) &&
+      // (PTQ1.61 makes its own encoding.)
+      if (options.method != LearnedRounding::SalientBinarization &&
+          !std::holds_alternative<nx::UniformSpec>(layer.spec) &&
           !std::holds_alternative<nx::MinifloatSpec>(layer.spec))
         throw std::invalid_argument(
             "learned rounding supports integer and minifloat grids; " +

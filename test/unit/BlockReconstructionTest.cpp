@@ -10,7 +10,9 @@
 //    bakes, run by the float block (the IR quantizer and the baking agree);
 //  - training lowers it;
 //  - PD-Quant's prediction difference at the start is the KL of the model
-//    with the RTN block, run by the float runner, and training lowers it.
+//    with the RTN block, run by the float runner, and training lowers it;
+//  - PTQ1.61 starts at its starting point, reports the loss (computed
+//    here) of the weights it bakes, and training lowers it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +24,7 @@
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/SyntheticModel.h"
 #include "qnt/numerics/Loss.h"
+#include "qnt/numerics/Ptq161.h"
 #include "qnt/runtime/ModelRunner.h"
 
 #include <gtest/gtest.h>
@@ -101,15 +104,22 @@ protected:
     problems.clear();
     for (size_t i = 0; i < names.size(); ++i)
       problems.push_back({names[i], weights[i].data(), shapes[i].first,
-                          shapes[i].second, nullptr});
+                          shapes[i].second,
+                          layerStats.empty() ? nullptr : &layerStats[i]});
     ::qnt::ptq::ReconstructionData data;
     data.sequences = inputs.size();
-    data.input = [&](size_t s) { return FailureOr<rt::HostTensor>(inputs[s]); };
+    const std::vector<rt::HostTensor> &stream =
+        quantizedInputs.empty() ? inputs : quantizedInputs;
+    data.input = [&stream](size_t s) {
+      return FailureOr<rt::HostTensor>(stream[s]);
+    };
     data.target = [&](size_t s) {
       return FailureOr<rt::HostTensor>(targets[s]);
     };
-    // The block's float input is the embedding (the quantized stream's).
-    data.floatInput = data.input;
+    // The block's float input is the embedding.
+    data.floatInput = [&](size_t s) {
+      return FailureOr<rt::HostTensor>(inputs[s]);
+    };
     if (outputs) {
       outputs->assign(inputs.size(), rt::HostTensor());
       data.output = [outputs](size_t s, const rt::HostTensor &y) {
@@ -166,7 +176,38 @@ protected:
   std::vector<std::pair<int64_t, int64_t>> shapes;
   std::vector<mlir::qnt::LayerSettings> settings;
   std::vector<nx::WeightProblem> problems;
+  /// When set: the layers' statistics, and block inputs on the quantized
+  /// stream other than the embeddings.
+  std::vector<nx::LayerStatistics> layerStats;
+  std::vector<rt::HostTensor> quantizedInputs;
 };
+
+/// PTQ1.61's loss, computed here: the mean squared error and
+/// -log |mean over tokens of the cosine along the features| of `y`
+/// against each target.
+double ptq161Loss(const rt::HostTensor &y,
+                  std::initializer_list<const rt::HostTensor *> targets) {
+  int64_t rows = y.getType().getDimSize(0), cols = y.getType().getDimSize(1);
+  double loss = 0;
+  for (const rt::HostTensor *target : targets) {
+    const float *a = y.f32(), *b = target->f32();
+    double squares = 0, cosines = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      double dot = 0, aa = 0, bb = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        double u = a[r * cols + c], v = b[r * cols + c];
+        squares += (u - v) * (u - v);
+        dot += u * v;
+        aa += u * u;
+        bb += v * v;
+      }
+      cosines += dot / std::sqrt(aa * bb);
+    }
+    loss += squares / double(rows * cols) -
+            std::log(std::fabs(cosines / double(rows)));
+  }
+  return loss;
+}
 
 TEST_F(BlockReconstructionTest, IterationZeroIsRoundToNearest) {
   for (auto method : {mlir::qnt::LearnedRounding::FlexRound,
@@ -392,6 +433,92 @@ TEST_F(BlockReconstructionTest, FlexRoundLearnsMinifloatGrids) {
   ASSERT_EQ(results.size(), names.size()) << diagnostics;
   EXPECT_LT(report.finalLoss, 0.9 * report.initialLoss);
   EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-3 * report.finalLoss);
+}
+
+TEST_F(BlockReconstructionTest, Ptq161TrainsItsBinarizationOnItsLoss) {
+  // The quantized stream: the embeddings perturbed, so that the two
+  // targets (the float block on the float and on the quantized stream)
+  // differ. The mask comes from a made-up absmax.
+  for (const rt::HostTensor &x : inputs) {
+    rt::HostTensor q = x.deepCopy();
+    for (int64_t i = 0; i < q.numElements(); ++i)
+      q.f32()[i] *= 1.0f + 0.05f * float((i * 7) % 5 - 2);
+    quantizedInputs.push_back(std::move(q));
+  }
+  std::vector<rt::HostTensor> secondTargets;
+  for (const rt::HostTensor &q : quantizedInputs) {
+    rt::HostTensor y = q.deepCopy();
+    ASSERT_TRUE(succeeded(float_->block(0, y, 0)));
+    secondTargets.push_back(std::move(y));
+  }
+  for (const auto &[rows, cols] : shapes) {
+    nx::LayerStatistics stats;
+    stats.channels = cols;
+    for (int64_t k = 0; k < cols; ++k)
+      stats.absmax.push_back(float((k * 37) % cols) + 1.0f);
+    layerStats.push_back(std::move(stats));
+  }
+  // The loss of the weights in `results` run by the float block.
+  auto lossOf = [&](const std::vector<nx::MethodResult> &results) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      rt::HostTensor w(float_->paramType(names[i]));
+      std::copy(results[i].dequantized.begin(),
+                results[i].dequantized.end(), w.f32());
+      EXPECT_TRUE(succeeded(float_->rebindParam(names[i], std::move(w))));
+    }
+    double sum = 0;
+    for (size_t s = 0; s < inputs.size(); ++s) {
+      rt::HostTensor y = quantizedInputs[s].deepCopy();
+      EXPECT_TRUE(succeeded(float_->block(0, y, 0)));
+      sum += ptq161Loss(y, {&targets[s], &secondTargets[s]});
+    }
+    return sum / double(inputs.size());
+  };
+
+  mlir::qnt::ReconstructionOptions options;
+  options.method = mlir::qnt::LearnedRounding::SalientBinarization;
+  options.iterations = 0;
+  ::qnt::ptq::ReconstructionReport report;
+  std::vector<nx::MethodResult> results = train(options, report);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  // Iteration 0 is the starting point.
+  std::vector<nx::MethodResult> start;
+  for (size_t i = 0; i < names.size(); ++i) {
+    start.push_back(nx::runPtq161Initialization(problems[i], 0.2));
+    EXPECT_EQ(results[i].dequantized, start[i].dequantized) << names[i];
+    EXPECT_TRUE(results[i].inputScale.empty());
+  }
+  EXPECT_NEAR(report.initialLoss, lossOf(start), 1e-4 * report.initialLoss);
+
+  // Two epochs over the four sequences are eight steps.
+  options.epochs = 2;
+  options.learningRate = 5e-3;
+  options.rescaleLearningRate = 1e-2;
+  results = train(options, report);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_EQ(report.iterations, 8);
+  EXPECT_LT(report.finalLoss, 0.95 * report.initialLoss);
+  // What is baked is what was measured: the effective weights (the stored
+  // ones divided by the input scale 1 / r2) give the reported loss.
+  EXPECT_NEAR(report.finalLoss, lossOf(results), 1e-4 * report.finalLoss);
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_TRUE(std::holds_alternative<nx::SalientSpec>(results[i].spec));
+    const std::vector<float> &scale = results[i].inputScale;
+    ASSERT_EQ(int64_t(scale.size()), shapes[i].second) << names[i];
+    int64_t moved = 0;
+    for (int64_t k = 0; k < shapes[i].second; ++k) {
+      EXPECT_GT(scale[k], 0.0f);
+      moved += scale[k] != 1.0f;
+    }
+    // Only the binarized channels learn a column scale.
+    int64_t salient = std::get<nx::SalientSpec>(results[i].spec).numSalient;
+    EXPECT_LE(moved, shapes[i].second - salient) << names[i];
+    EXPECT_GT(moved, 0) << names[i];
+  }
+
+  // Its own loss does not mix with PD-Quant's terms.
+  options.predictionWeight = 1;
+  EXPECT_THROW(train(options, report), std::invalid_argument);
 }
 
 TEST_F(BlockReconstructionTest, RefusesWhatItCannotLearn) {

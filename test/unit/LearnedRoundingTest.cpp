@@ -489,6 +489,76 @@ TEST_F(LearnedRoundingTest, RefusesAnEmptyMinifloatGrid) {
   }
 }
 
+/// PTQ1.61's weight W^ = Wsal + r1 r2 (alpha S + mu m) and its gradients
+/// against the closed forms: dL/dalpha_r = sum_j g r1 r2_j S, dL/dr1_r =
+/// sum_j g r2_j B, dL/dr2_j = sum_r g r1_r B with B = alpha S + mu m.
+TEST_F(LearnedRoundingTest, SalientBinarizationAndItsGradients) {
+  module = parseSourceString<ModuleOp>(
+      "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
+      "  return %w : tensor<3x8xf32>\n}\n",
+      &ctx);
+  auto func = *module->getOps<func::FuncOp>().begin();
+  auto made = mlir::qnt::makeSalientBinarizationLearnable(func, 0);
+  ASSERT_TRUE(succeeded(made)) << diagnostics;
+  ASSERT_TRUE(succeeded(
+      mlir::qnt::buildAdjoint(func, made->trainable, "q_adjoint")))
+      << diagnostics;
+  auto compiled = rt::CompiledModule::compile(*module, {"q", "q_adjoint"});
+  ASSERT_TRUE(succeeded(compiled)) << diagnostics;
+  ASSERT_TRUE(succeeded((*compiled)->bindParams(mlir::qnt::ParamStore(),
+                                                module->getLoc())));
+  ::qnt::Xoshiro256 rng(7);
+  auto random = [&](int64_t n, double lo, double hi) {
+    std::vector<float> v(n);
+    for (float &x : v)
+      x = float(lo + (hi - lo) * rng.uniform());
+    return v;
+  };
+  std::vector<float> w = randomWeight(8), alpha = random(kRows, 0.2, 1),
+                     r1 = random(kRows, 0.5, 1.5), r2 = random(kCols, 0.5, 1.5),
+                     mu = random(kRows, -0.2, 0.2), dy = random(w.size(), -1, 1);
+  std::vector<float> mask(kCols), wsal(w.size()), signs(w.size());
+  for (int64_t k = 0; k < kCols; ++k)
+    mask[k] = (k == 2 || k == 5) ? 0.0f : 1.0f; // channels 2 and 5 salient
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = r * kCols + k;
+      wsal[i] = mask[k] ? 0.0f : std::nearbyint(w[i] * 8) / 8;
+      signs[i] = mask[k] ? (w[i] >= mu[r] ? 1.0f : -1.0f) : 0.0f;
+    }
+  std::vector<rt::HostTensor> in = {
+      tensor({kRows, kCols}, w),     tensor({kRows}, alpha),
+      tensor({kRows}, r1),           tensor({kCols}, r2),
+      tensor({kRows, kCols}, wsal),  tensor({kRows, kCols}, signs),
+      tensor({kRows}, mu),           tensor({kCols}, mask)};
+  std::vector<rt::HostTensor> out, grads;
+  ASSERT_TRUE(succeeded((*compiled)->call("q", in, out, module->getLoc())));
+  in.push_back(tensor({kRows, kCols}, dy));
+  ASSERT_TRUE(
+      succeeded((*compiled)->call("q_adjoint", in, grads, module->getLoc())));
+  ASSERT_EQ(grads.size(), 3u);
+  std::vector<double> gAlpha(kRows, 0), gR1(kRows, 0), gR2(kCols, 0);
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = r * kCols + k;
+      double binary = double(alpha[r]) * signs[i] + double(mu[r]) * mask[k];
+      EXPECT_NEAR(out[0].f32()[i], wsal[i] + double(r1[r]) * r2[k] * binary,
+                  1e-6)
+          << i;
+      gAlpha[r] += double(dy[i]) * r1[r] * r2[k] * signs[i];
+      gR1[r] += double(dy[i]) * r2[k] * binary;
+      gR2[k] += double(dy[i]) * r1[r] * binary;
+    }
+  for (int64_t r = 0; r < kRows; ++r) {
+    EXPECT_NEAR(grads[0].f32()[r], gAlpha[r], 1e-5) << r;
+    EXPECT_NEAR(grads[1].f32()[r], gR1[r], 1e-5) << r;
+  }
+  for (int64_t k = 0; k < kCols; ++k)
+    EXPECT_NEAR(grads[2].f32()[k], gR2[k], 1e-5) << k;
+  // The salient channels get no r2 gradient: nothing there depends on it.
+  EXPECT_EQ(grads[2].f32()[2], 0.0f);
+}
+
 /// Groups of 4 over 6 columns: the last group of each row has 2 (as GPTQ's
 /// and RTN's ragged groups); at its initialization FlexRound is RTN's.
 TEST_F(LearnedRoundingTest, RaggedGroupsStartAtRoundToNearest) {

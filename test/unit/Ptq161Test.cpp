@@ -92,6 +92,70 @@ TEST(Ptq161Test, StartingPointIsTheReferenceFormula) {
                std::invalid_argument);
 }
 
+/// Baking folds r1 into the rest's alpha and mu and r2 into the input
+/// scale; the stored encoding, divided by that scale, is the trained
+/// weight W^ = Wsal + r1 r2 (alpha S + mu m).
+TEST(Ptq161Test, BakingIsTheTrainedWeight) {
+  const int64_t rows = 3, cols = 8;
+  qnt::Xoshiro256 rng(3);
+  std::vector<float> w(rows * cols);
+  for (float &v : w)
+    v = float(2 * rng.uniform() - 1);
+  std::vector<bool> salient(cols, false);
+  salient[1] = salient[6] = true;
+  SalientBinarization init = initializePtq161(w.data(), rows, cols, salient);
+  SalientBinarizationTensors t =
+      salientBinarizationTensors(init, w.data(), rows, cols);
+  std::vector<float> start = dequantize(
+      init.spec, quantizeWithParams(init.spec, init.params, w.data(), rows,
+                                    cols));
+  // At the start (alpha from the initialization, r1 = r2 = 1) the tensors
+  // give the initialization's weight, and baking changes nothing.
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    int64_t r = i / cols, k = i % cols;
+    float formula =
+        t.salientWeight[i] + t.alpha[r] * t.signs[i] + t.offset[r] * t.restMask[k];
+    EXPECT_FLOAT_EQ(formula, start[i]) << i;
+  }
+  MethodResult same = bakeSalientBinarization(
+      init, w.data(), rows, cols, t.alpha, std::vector<float>(rows, 1.0f),
+      std::vector<float>(cols, 1.0f));
+  EXPECT_TRUE(same.inputScale.empty());
+  EXPECT_EQ(same.dequantized, start);
+
+  // Trained values, one alpha negative (its sign moves into the bits).
+  std::vector<float> alpha = {0.7f, -0.4f, 0.2f}, r1 = {1.1f, 0.9f, 1.3f},
+                     r2(cols);
+  for (float &v : r2)
+    v = float(0.5 + rng.uniform());
+  MethodResult baked =
+      bakeSalientBinarization(init, w.data(), rows, cols, alpha, r1, r2);
+  ASSERT_EQ(baked.inputScale.size(), size_t(cols));
+  std::vector<float> stored = dequantize(baked.spec, baked.encoded);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k) {
+      int64_t i = r * cols + k;
+      double trained =
+          t.salientWeight[i] +
+          double(r1[r]) * r2[k] *
+              (double(alpha[r]) * t.signs[i] + double(t.offset[r]) * t.restMask[k]);
+      EXPECT_NEAR(baked.dequantized[i], trained, 1e-5) << i;
+      EXPECT_FLOAT_EQ(baked.inputScale[k], salient[k] ? 1.0f : 1.0f / r2[k]);
+      // The stored weight is W^ diag(s): the layer divides its input by s.
+      EXPECT_NEAR(stored[i], trained * baked.inputScale[k], 1e-5) << i;
+    }
+  // A non-positive column scale on a binarized channel has no exact place.
+  r2[3] = -0.5f;
+  EXPECT_THROW(
+      bakeSalientBinarization(init, w.data(), rows, cols, alpha, r1, r2),
+      std::invalid_argument);
+  // On a salient channel r2 is unused.
+  r2[3] = 1.0f;
+  r2[1] = 0.0f;
+  EXPECT_NO_THROW(
+      bakeSalientBinarization(init, w.data(), rows, cols, alpha, r1, r2));
+}
+
 TEST(Ptq161Test, NeedsTheActivationAbsmax) {
   std::vector<float> w(8, 1.0f);
   WeightProblem problem;

@@ -217,6 +217,9 @@ runStep(ModuleOp module, const ParsedStep &step,
     }
     if (r.corrected)
       trained.back()["correction_seconds"] = r.correctionSeconds;
+    // PTQ1.61's second target.
+    if (r.targetSeconds > 0)
+      trained.back()["target_seconds"] = r.targetSeconds;
   }
   report["steps"].push_back({{"pipeline", step.pipeline},
                              {"block_reconstruction", trained},

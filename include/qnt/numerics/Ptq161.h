@@ -50,6 +50,37 @@ SalientBinarization initializePtq161(const float *w, int64_t rows,
                                      const std::vector<bool> &salient,
                                      int salientBits = 4);
 
+/// The starting point of `problem`'s weight, its mask from the problem's
+/// activation absmax; throws std::invalid_argument without statistics.
+SalientBinarization initializePtq161(const WeightProblem &problem,
+                                     double ratio, int salientBits = 4);
+
+/// The fixed tensors of PTQ1.61's learnable weight (row-major, as
+/// makeSalientBinarizationLearnable takes them): the salient part Q(W) on
+/// the salient channels and 0 elsewhere [N, K], the signs sign(W - mu) on
+/// the rest (+1 where W = mu, as the encoding's bit w >= mu) and 0 on the
+/// salient channels [N, K], mu [N] and the rest mask [K]; alpha [N] starts
+/// the training.
+struct SalientBinarizationTensors {
+  std::vector<float> salientWeight, signs, offset, restMask, alpha;
+};
+SalientBinarizationTensors
+salientBinarizationTensors(const SalientBinarization &init, const float *w,
+                           int64_t rows, int64_t cols);
+
+/// The trained weight W^ = Wsal + r1 r2 (alpha S + mu m) as a standard
+/// encoding: r1 folded into the rest's alpha and mu, r2 into the input
+/// scale 1 / r2 (1 on salient channels; MethodResult::inputScale, folded
+/// into the producer). r2 must be positive: a negative column scale has no
+/// exact place in a per-row binarization. Throws std::invalid_argument on
+/// sizes or a non-positive r2.
+MethodResult bakeSalientBinarization(const SalientBinarization &init,
+                                     const float *w, int64_t rows,
+                                     int64_t cols,
+                                     const std::vector<float> &alpha,
+                                     const std::vector<float> &r1,
+                                     const std::vector<float> &r2);
+
 /// PTQ1.61's starting point as a weight method: the mask from the
 /// problem's activation absmax (statistics required).
 MethodResult runPtq161Initialization(const WeightProblem &problem,

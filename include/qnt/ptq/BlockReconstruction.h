@@ -1,7 +1,8 @@
 //===- BlockReconstruction.h - Learned rounding on a block's IR -*- C++ -*-===//
 //
-// The trainer behind qnt-flexround and qnt-adaround (block reconstruction,
-// ../shared/docs/ALGORITHMS.md §9 and §15). For one transformer block it
+// The trainer behind qnt-flexround, qnt-adaround, qnt-pdquant and
+// qnt-ptq161 (block reconstruction, ../shared/docs/ALGORITHMS.md §5, §7, §9
+// and §15). For one transformer block it
 //  1. clones the block's function from the imported model and turns the
 //     weights of the layers to train into arguments;
 //  2. writes each one's learnable quantizer into the IR
@@ -10,11 +11,13 @@
 //  3. compiles both with the CPU pipeline (the same kernels as inference);
 //  4. runs Adam: per step, the forward on a calibration sequence's block
 //     input (quantized stream), the squared error against the float block's
-//     output (float stream) summed over features and averaged over tokens,
+//     output (float stream) summed over features and averaged over tokens
+//     (PTQ1.61: its reference's four terms, ReconstructionOptions),
 //     then the adjoint with that error's gradient as the cotangent of the
 //     block's output (zero for its key and value caches);
-//  5. bakes the learned quantizers into standard integer encodings (codes,
-//     scales, zero points): nothing learned remains at run time.
+//  5. bakes the learned quantizers into standard encodings (codes, scales,
+//     zero points; PTQ1.61's #qnt.salient and input scale): nothing
+//     learned remains at run time.
 // There is no second model of the block: what is differentiated is the IR
 // that the quantized model runs, with the quantizer in front of each
 // weight.
@@ -74,6 +77,9 @@ struct ReconstructionReport {
   /// The rest of the network's forward and adjoint calls (the prediction
   /// difference); the distribution correction and its targets.
   double predictionSeconds = 0, correctionSeconds = 0;
+  /// PTQ1.61's second target: the float block on the quantized-stream
+  /// inputs.
+  double targetSeconds = 0;
   double seconds = 0;
   /// Each step's seconds (its forward and adjoint calls, the optimizer).
   std::vector<double> stepSeconds;

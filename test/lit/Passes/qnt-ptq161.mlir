@@ -12,14 +12,19 @@
 
 // RUN: rm -rf %t && mkdir -p %t
 // RUN: %python %S/Inputs/write_stats.py %t/s.safetensors "mask.linear0=1,0,0,0,0,1,0,0,0,0,1,0,0,0,0,1!1,5,2,3"
-// RUN: quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=0.25" | FileCheck %s
-// RUN: not quant-opt %s --qnt-ptq161 2>&1 | FileCheck %s --check-prefix=NO-STATS
+// RUN: quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=0.25 epochs=0" | FileCheck %s
+// RUN: not quant-opt %s --qnt-ptq161=epochs=0 2>&1 | FileCheck %s --check-prefix=NO-STATS
 // NO-STATS: error: qnt-ptq161: no statistics for layer 'mask.linear0'
-// RUN: quant-opt %s --qnt-ptq161 -verify-diagnostics -o /dev/null
-// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=1" 2>&1 | FileCheck %s --check-prefix=RATIO
+// RUN: quant-opt %s --qnt-ptq161=epochs=0 -verify-diagnostics -o /dev/null
+// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=1 epochs=0" 2>&1 | FileCheck %s --check-prefix=RATIO
 // RATIO: error: qnt-ptq161: ratio must be in [0, 1), got 1
-// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors salient-bits=1" 2>&1 | FileCheck %s --check-prefix=BITS
+// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors salient-bits=1 epochs=0" 2>&1 | FileCheck %s --check-prefix=BITS
 // BITS: error: qnt-ptq161: salient-bits must be in 2..8, got 1
+// Training needs the sequential driver's calibration streams:
+// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors ratio=0.25" 2>&1 | FileCheck %s --check-prefix=TRAIN
+// TRAIN: error: {{.*}}trains each transformer block on calibration data; run it block by block with quant-compile --recipe
+// RUN: not quant-opt %s --qnt-ptq161="stats=%t/s.safetensors epochs=-1" 2>&1 | FileCheck %s --check-prefix=EPOCHS
+// EPOCHS: error: qnt-ptq161: epochs must be >= 0, batch-sequences >= 1, lr and rescale-lr > 0
 
 // CHECK-LABEL: func.func @mask
 // CHECK-DAG: %[[MAP:.*]] = arith.constant dense<[-1, 0, -2, 1]> : tensor<4xi32>
