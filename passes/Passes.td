@@ -289,6 +289,11 @@ def QntPtq161 : Pass<"qnt-ptq161", "::mlir::ModuleOp"> {
            "Share of input channels kept salient (by activation absmax)">,
     Option<"salientBits", "salient-bits", "int", /*default=*/"4",
            "Bits of the salient channels' asymmetric per-row integers">,
+    Option<"errorFeedback", "error-feedback", "bool", /*default=*/"false",
+           "Start from GPTQ-style error feedback: binarized channels first, "
+           "then salient ones, each one's error spread over the channels "
+           "not yet quantized through the inverse Hessian (not in the "
+           "reference)">,
     Option<"epochs", "epochs", "int64_t", /*default=*/"20",
            "Passes over the calibration sequences per transformer block; 0 "
            "keeps the starting point (no training)">,
@@ -299,7 +304,15 @@ def QntPtq161 : Pass<"qnt-ptq161", "::mlir::ModuleOp"> {
     Option<"learningRate", "lr", "double", /*default=*/"5e-4",
            "Adam learning rate of the binarization scales alpha">,
     Option<"rescaleLearningRate", "rescale-lr", "double", /*default=*/"1e-3",
-           "Adam learning rate of the row and column rescaling r1, r2">
+           "Adam learning rate of the row and column rescaling r1, r2">,
+    Option<"predictionWeight", "prediction-weight", "double",
+           /*default=*/"0",
+           "Weight of PD-Quant's prediction difference added to the loss: "
+           "KL(softmax(z_fp / T) || softmax(z_q / T)) of the logits the rest "
+           "of the float network computes from the block's output (not in "
+           "the reference; 0 leaves it out)">,
+    Option<"temperature", "temperature", "double", /*default=*/"4",
+           "Softmax temperature of the prediction difference">
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

@@ -7,6 +7,8 @@
 
 #include "qnt/numerics/Ptq161.h"
 
+#include <Eigen/Cholesky>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -98,6 +100,86 @@ SalientBinarization initializePtq161(const float *w, int64_t rows,
   return out;
 }
 
+std::vector<float> compensateSalientBinarization(SalientBinarization &init,
+                                                 const WeightProblem &problem,
+                                                 double percDamp) {
+  const int64_t rows = problem.rows, cols = problem.cols;
+  if (!problem.stats || problem.stats->hessian.rows() != cols ||
+      problem.stats->hessian.cols() != cols)
+    throw std::invalid_argument("PTQ1.61: error feedback on layer '" +
+                                problem.name + "' needs its Hessian");
+  const std::vector<int32_t> &map = init.params.channelMap;
+  const QuantParams &rest = *init.params.restParams;
+  const auto &grid = std::get<UniformSpec>(
+      *std::get<SalientSpec>(init.spec).salient);
+  // Binarized channels first, then the salient ones, each in channel order.
+  std::vector<int64_t> order;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t k = 0; k < cols; ++k)
+      if ((map[k] >= 0) == (pass == 1))
+        order.push_back(k);
+  const int64_t numRest = cols - std::get<SalientSpec>(init.spec).numSalient;
+  Eigen::MatrixXd h =
+      problem.stats->hessian.selfadjointView<Eigen::Lower>();
+  // A channel the calibration never saw gets a unit diagonal (GPTQ's rule).
+  for (int64_t k = 0; k < cols; ++k)
+    if (h(k, k) == 0)
+      h(k, k) = 1;
+  h.diagonal().array() += percDamp * h.diagonal().mean();
+  Eigen::MatrixXd permuted(cols, cols);
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      permuted(i, j) = h(order[i], order[j]);
+  Eigen::LLT<Eigen::MatrixXd> factor(permuted);
+  if (factor.info() != Eigen::Success)
+    throw std::invalid_argument("PTQ1.61: the Hessian of layer '" +
+                                problem.name + "' is not positive definite");
+  Eigen::MatrixXd inverse =
+      factor.solve(Eigen::MatrixXd::Identity(cols, cols));
+  Eigen::LLT<Eigen::MatrixXd> inverseFactor(inverse);
+  if (inverseFactor.info() != Eigen::Success)
+    throw std::invalid_argument("PTQ1.61: the inverse Hessian of layer '" +
+                                problem.name + "' is not positive definite");
+  Eigen::MatrixXd u = inverseFactor.matrixU();
+  Eigen::MatrixXd w(rows, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < cols; ++i)
+      w(r, i) = problem.weight[r * cols + order[i]];
+  std::vector<float> adjusted(rows * cols);
+  const double qmax = double((int64_t(1) << grid.bits) - 1);
+  QuantParams salient;
+  for (int64_t i = 0; i < cols; ++i) {
+    if (i == numRest) {
+      // The salient scales from the row as it now is (the reference's
+      // whole-row min and max).
+      std::vector<float> current(rows * cols);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j)
+          current[r * cols + order[j]] = float(w(r, j));
+      salient = rtnParams(grid, current.data(), rows, cols);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float v = float(w(r, i));
+      adjusted[r * cols + order[i]] = v;
+      double q;
+      if (i < numRest) {
+        q = v >= rest.offsets[r] ? rest.offsets[r] + rest.scales[r]
+                                 : rest.offsets[r] - rest.scales[r];
+      } else {
+        double s = salient.scales[r], z = salient.zeros[r];
+        q = s == 0 ? 0.0
+                   : s * std::clamp(double(roundHalfEven(v / float(s))), -z,
+                                    qmax - z);
+      }
+      double error = (double(v) - q) / u(i, i);
+      for (int64_t j = i + 1; j < cols; ++j)
+        w(r, j) -= error * u(i, j);
+    }
+  }
+  init.params.salientParams = std::make_shared<QuantParams>(salient);
+  return adjusted;
+}
+
 SalientBinarizationTensors
 salientBinarizationTensors(const SalientBinarization &init, const float *w,
                            int64_t rows, int64_t cols) {
@@ -181,8 +263,11 @@ MethodResult bakeSalientBinarization(const SalientBinarization &init,
           decoded[r * cols + k] / inputScale[k];
   bool scaled = std::any_of(inputScale.begin(), inputScale.end(),
                             [](float s) { return s != 1.0f; });
-  if (scaled)
+  if (scaled) {
+    // Kept as the layer's qnt.smooth: K f32 values.
+    result.extraStorageBits = 32 * cols;
     result.inputScale = std::move(inputScale);
+  }
   return result;
 }
 
@@ -199,12 +284,17 @@ SalientBinarization initializePtq161(const WeightProblem &problem,
 }
 
 MethodResult runPtq161Initialization(const WeightProblem &problem,
-                                     double ratio, int salientBits) {
+                                     double ratio, int salientBits,
+                                     bool compensate) {
   SalientBinarization init = initializePtq161(problem, ratio, salientBits);
+  std::vector<float> adjusted;
+  if (compensate)
+    adjusted = compensateSalientBinarization(init, problem);
   MethodResult result;
   result.spec = init.spec;
-  result.encoded = quantizeWithParams(init.spec, init.params, problem.weight,
-                                      problem.rows, problem.cols);
+  result.encoded = quantizeWithParams(
+      init.spec, init.params, compensate ? adjusted.data() : problem.weight,
+      problem.rows, problem.cols);
   result.dequantized = dequantize(init.spec, result.encoded);
   return result;
 }

@@ -70,6 +70,9 @@ struct LearnableLayer {
   /// learnable weight's fixed tensors.
   std::optional<nx::SalientBinarization> salient;
   nx::SalientBinarizationTensors binarization;
+  /// The weight the starting point encodes: the layer's, or with error
+  /// feedback the one each channel had when it was quantized.
+  std::vector<float> encodedWeight;
   /// The trained tensors in the order of args.trainable: FlexRound d1
   /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K]; PTQ1.61 alpha [N],
   /// r1 [N], r2 [K].
@@ -148,8 +151,12 @@ void initializeSalient(LearnableLayer &layer,
   const nx::WeightProblem &p = *layer.problem;
   layer.salient =
       nx::initializePtq161(p, options.salientRatio, options.salientBits);
-  layer.binarization =
-      nx::salientBinarizationTensors(*layer.salient, p.weight, p.rows, p.cols);
+  layer.encodedWeight =
+      options.salientErrorFeedback
+          ? nx::compensateSalientBinarization(*layer.salient, p)
+          : std::vector<float>(p.weight, p.weight + p.rows * p.cols);
+  layer.binarization = nx::salientBinarizationTensors(
+      *layer.salient, layer.encodedWeight.data(), p.rows, p.cols);
   layer.trained = {layer.binarization.alpha, std::vector<float>(p.rows, 1.0f),
                    std::vector<float>(p.cols, 1.0f)};
 }
@@ -289,7 +296,7 @@ nx::MethodResult bakeLayer(const LearnableLayer &layer,
   if (method != LearnedRounding::SalientBinarization)
     return bake(layer, spec, method);
   return nx::bakeSalientBinarization(
-      *layer.salient, layer.problem->weight, layer.rows, layer.cols,
+      *layer.salient, layer.encodedWeight.data(), layer.rows, layer.cols,
       layer.trained[0], layer.trained[1], layer.trained[2]);
 }
 
@@ -452,11 +459,10 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     fail(loc, "block reconstruction: the prediction difference needs the "
               "functions after the block");
   bool salient = options.method == LearnedRounding::SalientBinarization;
-  if (salient && (predicting || mixing || correcting))
+  if (salient && (mixing || correcting))
     throw std::invalid_argument(
-        "PTQ1.61's block training has its own loss: it does not combine "
-        "with the prediction difference, input mixing or distribution "
-        "correction");
+        "PTQ1.61's block training has its own targets: it does not combine "
+        "with input mixing or distribution correction");
   if (salient && !(options.rescaleLearningRate > 0))
     throw std::invalid_argument("the rescaling learning rate must be > 0");
   if (options.epochs < 0)
@@ -1102,9 +1108,10 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
           .str());
   if (predicting)
     results.front().remarks.push_back(
-        llvm::formatv("prediction difference {0:E3} at round to nearest, "
-                      "{1:E3} after training",
-                      last.initialPrediction, last.finalPrediction)
+        llvm::formatv("prediction difference {0:E3} at {2}, {1:E3} after "
+                      "training",
+                      last.initialPrediction, last.finalPrediction,
+                      salient ? "the starting point" : "round to nearest")
             .str());
   last.seconds = secondsSince(start);
   return results;

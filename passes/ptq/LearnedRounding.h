@@ -111,6 +111,9 @@ struct ReconstructionOptions {
   /// input, with a constant learning rate.
   double salientRatio = 0.2;
   int salientBits = 4;
+  /// Start from the error-fed starting point
+  /// (numerics::compensateSalientBinarization; not in the reference).
+  bool salientErrorFeedback = false;
   double rescaleLearningRate = 1e-3;
   /// When > 0, iterations = epochs passes over the calibration sequences
   /// (ceil(sequences / batchSequences) steps each), as the references

@@ -55,6 +55,9 @@ struct QntPtq161Pass : mlir::qnt::impl::QntPtq161Base<QntPtq161Pass>,
       options.rescaleLearningRate = rescaleLearningRate;
       options.salientRatio = ratio;
       options.salientBits = salientBits;
+      options.salientErrorFeedback = errorFeedback;
+      options.predictionWeight = predictionWeight;
+      options.temperature = temperature;
       options.activationBits = config.actBits;
       options.activationPerToken = config.actPerToken;
       return WeightMethodDriver::create(module, std::move(config), "ptq161",
@@ -62,15 +65,16 @@ struct QntPtq161Pass : mlir::qnt::impl::QntPtq161Base<QntPtq161Pass>,
     }
     double r = ratio;
     int bits = salientBits;
+    bool feedback = errorFeedback;
     return WeightMethodDriver::create(
         module, std::move(config), "ptq161",
-        [r, bits](const LayerSettings &settings,
+        [r, bits, feedback](const LayerSettings &settings,
                   const nx::WeightProblem &problem) {
           if (!settings.methodOptions.empty())
             throw std::invalid_argument(
                 "qnt-ptq161 has no per-layer option '" +
                 settings.methodOptions.begin()->getKey().str() + "'");
-          return nx::runPtq161Initialization(problem, r, bits);
+          return nx::runPtq161Initialization(problem, r, bits, feedback);
         });
   }
   bool needsStatistics() const override { return true; }

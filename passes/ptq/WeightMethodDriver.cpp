@@ -873,7 +873,11 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   report.encoding = nx::describe(result.spec);
   report.rows = p.rows;
   report.cols = p.cols;
-  report.bitsPerWeight = nx::bitsPerWeight(result.spec, p.rows, p.cols);
+  report.bitsPerWeight = nx::bitsPerWeight(result.spec, p.rows, p.cols) +
+                         double(result.extraStorageBits) /
+                             double(p.rows * p.cols);
+  if (result.extraStorageBits > 0)
+    report.encoding += " + input scale";
   report.remarks = result.remarks;
   if (p.stats && p.stats->count > 0 && p.stats->hessian.size()) {
     report.relativeError = nx::relativeOutputError(

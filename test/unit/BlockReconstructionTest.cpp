@@ -516,8 +516,18 @@ TEST_F(BlockReconstructionTest, Ptq161TrainsItsBinarizationOnItsLoss) {
     EXPECT_GT(moved, 0) << names[i];
   }
 
-  // Its own loss does not mix with PD-Quant's terms.
-  options.predictionWeight = 1;
+  // With PD-Quant's prediction difference added (not in the reference), it
+  // is measured from the starting point and training lowers it.
+  options.predictionWeight = 10;
+  results = train(options, report);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_TRUE(report.predicted);
+  EXPECT_GT(report.initialPrediction, 0);
+  EXPECT_LT(report.finalPrediction, report.initialPrediction);
+  options.predictionWeight = 0;
+
+  // Its targets are the two streams' own: no QDrop mixing.
+  options.quantizedInputProbability = 0.5;
   EXPECT_THROW(train(options, report), std::invalid_argument);
 }
 

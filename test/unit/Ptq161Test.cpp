@@ -1,8 +1,9 @@
 //===- Ptq161Test.cpp - PTQ1.61's mask and starting point -----------------===//
 //
 // The mask against ranks counted directly, the channel map against the
-// encoding's split, and the starting weight against the reference's
-// formulas computed element by element.
+// encoding's split, the starting weight against the reference's formulas
+// computed element by element, and the error feedback against the direct
+// least-squares solve it stands for.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +11,8 @@
 #include "qnt/support/Random.h"
 
 #include <gtest/gtest.h>
+
+#include <Eigen/Dense>
 
 #include <cmath>
 
@@ -121,6 +124,7 @@ TEST(Ptq161Test, BakingIsTheTrainedWeight) {
       init, w.data(), rows, cols, t.alpha, std::vector<float>(rows, 1.0f),
       std::vector<float>(cols, 1.0f));
   EXPECT_TRUE(same.inputScale.empty());
+  EXPECT_EQ(same.extraStorageBits, 0);
   EXPECT_EQ(same.dequantized, start);
 
   // Trained values, one alpha negative (its sign moves into the bits).
@@ -131,6 +135,8 @@ TEST(Ptq161Test, BakingIsTheTrainedWeight) {
   MethodResult baked =
       bakeSalientBinarization(init, w.data(), rows, cols, alpha, r1, r2);
   ASSERT_EQ(baked.inputScale.size(), size_t(cols));
+  // The input scale is stored with the layer: K f32 values.
+  EXPECT_EQ(baked.extraStorageBits, 32 * cols);
   std::vector<float> stored = dequantize(baked.spec, baked.encoded);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k) {
@@ -154,6 +160,79 @@ TEST(Ptq161Test, BakingIsTheTrainedWeight) {
   r2[1] = 0.0f;
   EXPECT_NO_THROW(
       bakeSalientBinarization(init, w.data(), rows, cols, alpha, r1, r2));
+}
+
+// Error feedback quantizes the binarized channels, then the salient ones;
+// when channel i's turn comes, the channels not yet quantized (F) hold the
+// minimizer of the Hessian-weighted error given the quantized ones (Q):
+// w_F + (H_FF)^-1 H_FQ (w_Q - q_Q), H damped by 1% of its mean diagonal.
+// Checked by solving that system directly for every i, against the
+// recursion through the inverse Hessian's Cholesky factor.
+TEST(Ptq161Test, ErrorFeedbackIsTheLeastSquaresUpdate) {
+  const int64_t rows = 3, cols = 9, tokens = 40;
+  qnt::Xoshiro256 rng(5);
+  std::vector<float> w(rows * cols);
+  for (float &v : w)
+    v = float(2 * rng.uniform() - 1);
+  Eigen::MatrixXd x(tokens, cols);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t k = 0; k < cols; ++k)
+      x(t, k) = (2 * rng.uniform() - 1) * (k == 4 ? 3 : 1) +
+                (k == 6 ? x(t, 1) : 0); // correlated channels
+  LayerStatistics stats;
+  stats.channels = cols;
+  stats.hessian = x.transpose() * x;
+  std::vector<bool> salient(cols, false);
+  salient[4] = salient[6] = true;
+  WeightProblem problem{"layer", w.data(), rows, cols, &stats};
+  SalientBinarization init = initializePtq161(w.data(), rows, cols, salient);
+  std::vector<float> adjusted = compensateSalientBinarization(init, problem);
+  const QuantParams &rest = *init.params.restParams;
+  const QuantParams &sal = *init.params.salientParams;
+  auto quantized = [&](int64_t r, int64_t k) -> double {
+    double v = adjusted[r * cols + k];
+    if (!salient[k])
+      return v >= rest.offsets[r] ? rest.offsets[r] + rest.scales[r]
+                                  : rest.offsets[r] - rest.scales[r];
+    double q = std::nearbyint(v / sal.scales[r]);
+    return sal.scales[r] * std::clamp(q, -double(sal.zeros[r]),
+                                      15 - double(sal.zeros[r]));
+  };
+  Eigen::MatrixXd h = stats.hessian;
+  h.diagonal().array() += 0.01 * h.diagonal().mean();
+  std::vector<int64_t> order = {0, 1, 2, 3, 5, 7, 8, 4, 6};
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < cols; ++i) {
+      std::vector<int64_t> done(order.begin(), order.begin() + i),
+          free(order.begin() + i, order.end());
+      Eigen::MatrixXd hff(free.size(), free.size());
+      Eigen::MatrixXd hfq(free.size(), done.size());
+      Eigen::VectorXd gap(done.size());
+      for (size_t a = 0; a < free.size(); ++a) {
+        for (size_t b = 0; b < free.size(); ++b)
+          hff(a, b) = h(free[a], free[b]);
+        for (size_t b = 0; b < done.size(); ++b)
+          hfq(a, b) = h(free[a], done[b]);
+      }
+      for (size_t b = 0; b < done.size(); ++b)
+        gap(b) = w[r * cols + done[b]] - quantized(r, done[b]);
+      Eigen::VectorXd shift = hff.ldlt().solve(hfq * gap);
+      EXPECT_NEAR(adjusted[r * cols + free[0]],
+                  w[r * cols + free[0]] + shift(0), 1e-4)
+          << "row " << r << " channel " << free[0];
+    }
+  // The encoding of the adjusted weight makes the same decisions.
+  std::vector<float> decoded = dequantize(
+      init.spec, quantizeWithParams(init.spec, init.params, adjusted.data(),
+                                    rows, cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k)
+      EXPECT_NEAR(decoded[r * cols + k], quantized(r, k), 1e-6);
+  // Without a Hessian it refuses.
+  LayerStatistics none;
+  WeightProblem bare{"bare", w.data(), rows, cols, &none};
+  EXPECT_THROW(compensateSalientBinarization(init, bare),
+               std::invalid_argument);
 }
 
 TEST(Ptq161Test, NeedsTheActivationAbsmax) {

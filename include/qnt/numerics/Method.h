@@ -44,6 +44,12 @@ struct MethodResult {
   /// layer's input must be divided by s (qnt.smooth), which is exact:
   /// x W^T = (x / s) (W diag(s))^T. Not combined with a permutation.
   std::vector<float> inputScale;
+  /// Bits stored with the layer that its encoding does not hold: a
+  /// method's own input scale that stays a qnt.smooth constant of the
+  /// layer (PTQ1.61's column scales), counted in its bits per weight. 0
+  /// when the scale is meant to be folded into the producer (AWQ,
+  /// SmoothQuant).
+  int64_t extraStorageBits = 0;
   /// The dequantized weight in the original column order, row-major [N][K]
   /// (the quantized stream runs on it; the report measures it).
   std::vector<float> dequantized;

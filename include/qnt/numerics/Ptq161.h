@@ -55,6 +55,21 @@ SalientBinarization initializePtq161(const float *w, int64_t rows,
 SalientBinarization initializePtq161(const WeightProblem &problem,
                                      double ratio, int salientBits = 4);
 
+/// GPTQ-style error feedback for the starting point (not in the
+/// reference; ALGORITHMS.md §1 applied to §5's quantizer): the binarized
+/// channels are quantized first, one at a time in channel order, then the
+/// salient ones, and the error of each spreads over the channels not yet
+/// quantized through the upper Cholesky factor of the inverse Hessian
+/// (damped by `percDamp` of its mean diagonal). The binarization keeps
+/// `init`'s mu and alpha; the salient channels' min/max scales are taken
+/// from the updated row when their turn comes. Returns the weight each
+/// channel had when it was quantized, from which `init` (updated in place)
+/// encodes the same decisions: signs (w >= mu) and salient codes. Throws
+/// std::invalid_argument without a Hessian of the right size.
+std::vector<float> compensateSalientBinarization(SalientBinarization &init,
+                                                 const WeightProblem &problem,
+                                                 double percDamp = 0.01);
+
 /// The fixed tensors of PTQ1.61's learnable weight (row-major, as
 /// makeSalientBinarizationLearnable takes them): the salient part Q(W) on
 /// the salient channels and 0 elsewhere [N, K], the signs sign(W - mu) on
@@ -70,8 +85,10 @@ salientBinarizationTensors(const SalientBinarization &init, const float *w,
 
 /// The trained weight W^ = Wsal + r1 r2 (alpha S + mu m) as a standard
 /// encoding: r1 folded into the rest's alpha and mu, r2 into the input
-/// scale 1 / r2 (1 on salient channels; MethodResult::inputScale, folded
-/// into the producer). r2 must be positive: a negative column scale has no
+/// scale 1 / r2 (1 on salient channels; MethodResult::inputScale, a
+/// qnt.smooth of the layer whose K f32 values count as extraStorageBits:
+/// the layers that share an input learn different r2, so no producer can
+/// absorb them all). r2 must be positive: a negative column scale has no
 /// exact place in a per-row binarization. Throws std::invalid_argument on
 /// sizes or a non-positive r2.
 MethodResult bakeSalientBinarization(const SalientBinarization &init,
@@ -84,7 +101,8 @@ MethodResult bakeSalientBinarization(const SalientBinarization &init,
 /// PTQ1.61's starting point as a weight method: the mask from the
 /// problem's activation absmax (statistics required).
 MethodResult runPtq161Initialization(const WeightProblem &problem,
-                                     double ratio, int salientBits = 4);
+                                     double ratio, int salientBits = 4,
+                                     bool compensate = false);
 
 } // namespace qnt::numerics
 
