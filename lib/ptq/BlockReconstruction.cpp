@@ -815,17 +815,23 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     }
     return *correctedInputs[s];
   };
+  // The float block's output on the input `inputOf(s)`, kept in `slot`
+  // under the cap; its time added to `seconds`.
+  auto floatBlockOutput = [&](std::optional<HostTensor> &slot,
+                              const auto &inputOf, size_t s,
+                              double &seconds) {
+    if (slot)
+      return *slot;
+    HostTensor x = inputOf(s);
+    return keep(slot, std::move(run(floatName, entryArgs(floatName, x, false),
+                                    tokensOf(x), seconds)[0]));
+  };
   // The squared error's target for sequence s.
   auto targetOf = [&](size_t s) {
     if (!correcting)
       return read(data.target, s);
-    if (!correctedTargets[s]) {
-      HostTensor x = correctedInput(s);
-      return keep(correctedTargets[s],
-                  std::move(run(floatName, entryArgs(floatName, x, false),
-                                tokensOf(x), last.correctionSeconds)[0]));
-    }
-    return *correctedTargets[s];
+    return floatBlockOutput(correctedTargets[s], correctedInput, s,
+                            last.correctionSeconds);
   };
   // QDrop: the quantized-stream input with each element replaced by the
   // (corrected) float one with probability 1 - quantizedInputProbability.
@@ -847,14 +853,10 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   // quantized-stream input (kept under the same cap).
   std::vector<std::optional<HostTensor>> quantizedInputTargets(
       data.sequences);
+  auto quantizedInput = [&](size_t s) { return read(data.input, s); };
   auto quantizedInputTarget = [&](size_t s) {
-    if (!quantizedInputTargets[s]) {
-      HostTensor x = read(data.input, s);
-      return keep(quantizedInputTargets[s],
-                  std::move(run(floatName, entryArgs(floatName, x, false),
-                                tokensOf(x), last.targetSeconds)[0]));
-    }
-    return *quantizedInputTargets[s];
+    return floatBlockOutput(quantizedInputTargets[s], quantizedInput, s,
+                            last.targetSeconds);
   };
   // The block loss of output y of sequence s against `target` and, with
   // `gradient`, dL/dy. FlexRound and AdaRound: the squared error summed

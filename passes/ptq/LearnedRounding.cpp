@@ -152,11 +152,10 @@ Value neighbourElement(OpBuilder &b, Location loc, Value v, Value g,
   return arith::MulFOp::create(b, loc, g, point);
 }
 
-} // namespace
-
-FailureOr<LearnableWeightArgs>
-mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
-                               const LearnableWeightSpec &spec) {
+/// The type of argument `weightArg` of `func`, which a learnable weight
+/// replaces: a static f32 [N, K] tensor; a located error otherwise.
+FailureOr<RankedTensorType> learnableWeightType(func::FuncOp func,
+                                                unsigned weightArg) {
   if (weightArg >= func.getNumArguments())
     return func.emitOpError() << "has no argument #" << weightArg;
   Value weight = func.getArgument(weightArg);
@@ -166,6 +165,30 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
     return emitError(weight.getLoc())
            << "a learnable weight must be a static f32 [N, K] tensor, got "
            << weight.getType();
+  return type;
+}
+
+/// Appends arguments of `types` to `func`; returns the index of the first.
+FailureOr<unsigned> appendArguments(func::FuncOp func, ArrayRef<Type> types,
+                                    Location loc) {
+  unsigned first = func.getNumArguments();
+  for (auto [i, t] : llvm::enumerate(types))
+    if (failed(func.insertArgument(first + i, t, DictionaryAttr(), loc)))
+      return failure();
+  return first;
+}
+
+} // namespace
+
+FailureOr<LearnableWeightArgs>
+mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
+                               const LearnableWeightSpec &spec) {
+  FailureOr<RankedTensorType> weightType =
+      learnableWeightType(func, weightArg);
+  if (failed(weightType))
+    return failure();
+  Value weight = func.getArgument(weightArg);
+  RankedTensorType type = *weightType;
   if (spec.neighbourGrid && spec.method != LearnedRounding::AdaRound)
     return emitError(weight.getLoc())
            << "a neighbour grid is learned by AdaRound only";
@@ -214,10 +237,10 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
   else
     added = {type, groupType, groupType};
   LearnableWeightArgs args;
-  unsigned first = func.getNumArguments();
-  for (auto [i, t] : llvm::enumerate(added))
-    if (failed(func.insertArgument(first + i, t, DictionaryAttr(), loc)))
-      return failure();
+  FailureOr<unsigned> appended = appendArguments(func, added, loc);
+  if (failed(appended))
+    return failure();
+  unsigned first = *appended;
   auto arg = [&](unsigned i) { return func.getArgument(first + i); };
   if (flex) {
     args.trainable = {first, first + 1, first + 2};
@@ -317,15 +340,12 @@ mlir::qnt::makeWeightLearnable(func::FuncOp func, unsigned weightArg,
 FailureOr<SalientBinarizationArgs>
 mlir::qnt::makeSalientBinarizationLearnable(func::FuncOp func,
                                             unsigned weightArg) {
-  if (weightArg >= func.getNumArguments())
-    return func.emitOpError() << "has no argument #" << weightArg;
+  FailureOr<RankedTensorType> weightType =
+      learnableWeightType(func, weightArg);
+  if (failed(weightType))
+    return failure();
   Value weight = func.getArgument(weightArg);
-  auto type = dyn_cast<RankedTensorType>(weight.getType());
-  if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
-      !type.getElementType().isF32())
-    return emitError(weight.getLoc())
-           << "a learnable weight must be a static f32 [N, K] tensor, got "
-           << weight.getType();
+  RankedTensorType type = *weightType;
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
   Type f32 = Float32Type::get(func.getContext());
   auto rowType = RankedTensorType::get({rows}, f32);
@@ -334,10 +354,10 @@ mlir::qnt::makeSalientBinarizationLearnable(func::FuncOp func,
   // alpha, r1, r2 (trainable), then Wsal, S, mu, m (fixed).
   SmallVector<Type> added = {rowType, rowType, colType, type,
                              type,    rowType, colType};
-  unsigned first = func.getNumArguments();
-  for (auto [i, t] : llvm::enumerate(added))
-    if (failed(func.insertArgument(first + i, t, DictionaryAttr(), loc)))
-      return failure();
+  FailureOr<unsigned> appended = appendArguments(func, added, loc);
+  if (failed(appended))
+    return failure();
+  unsigned first = *appended;
   SalientBinarizationArgs args;
   args.trainable = {first, first + 1, first + 2};
   args.salientWeight = first + 3;
