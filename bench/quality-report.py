@@ -65,6 +65,8 @@ DEFAULT_RECIPES = [
     ("pdquant-w4a4-pc-asym-nopd", "PD-Quant without PD term", "int4 per-channel, a4 per-token"),
     ("ptq161-r0.2", "PTQ1.61", "20% int4 + binarized rest"),
     ("ptq161-r0.2-ef-pd", "PTQ1.61 + error feedback + PD", "20% int4 + binarized rest"),
+    ("aqlm-1x8-g4", "AQLM", "1x8 g4, codebook per layer"),
+    ("aqlm-1x8-g4-shared", "AQLM", "1x8 g4, one shared codebook"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->

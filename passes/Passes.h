@@ -53,6 +53,14 @@ enum class UnfoldableScales {
   Keep, ///< search one and keep the qnt.smooth at run time
 };
 
+/// qnt-aqlm's `share-codebooks`: which layers store one set of codebooks.
+enum class CodebookSharing {
+  None,  ///< each layer its own
+  Block, ///< the layers of one decoder block (layers.<n>.*)
+  Kind,  ///< the layers of one kind across blocks (every attention.wq)
+  Model, ///< every quantized layer
+};
+
 /// qnt-mixed-precision's `noise-model`.
 enum class NoiseModel {
   Trace,    ///< Delta^2 / 12 times the Hessian trace of each scale group

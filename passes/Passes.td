@@ -342,6 +342,19 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
     input channels). Bits per weight count the codes, the codebooks and
     the scales.
 
+    `share-codebooks` stores one set of codebooks for several layers (the
+    layers of a block, of a kind across blocks, or of the whole model), so
+    that a small model is not dominated by codebook storage. The shared
+    codebooks are residual k-means over the groups of all those layers'
+    weights (each row divided by its RMS), fitted before any of them is
+    quantized and fixed from then on: each layer alternates beam searches
+    over its codes with the closed-form least-squares row scales on its
+    own statistics (up to `max-epochs` passes, stopped by
+    `relative-tolerance`; `adam-steps` and `lr` do not apply). They are one parameter (`aqlm.codebooks` model-wide,
+    else `aqlm.codebooks.<block or kind>`) read by every sharing matmul,
+    and each layer's bits per weight carry its share of them (by weight
+    count). Layers that share codebooks must have the same configuration.
+
     ```
     quant-opt model.mlir --pass-pipeline='builtin.module(qnt-aqlm{
         stats=stats.safetensors codebooks=2 code-bits=8 in-group-size=8
@@ -369,7 +382,19 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
            /*default=*/"0.01",
            "Stop when a phase leaves loss / previous loss above 1 - this">,
     Option<"seed", "seed", "uint64_t", /*default=*/"0",
-           "Seeds k-means and the beam search's group order">
+           "Seeds k-means and the beam search's group order">,
+    Option<"shareCodebooks", "share-codebooks", "::mlir::qnt::CodebookSharing",
+           /*default=*/"::mlir::qnt::CodebookSharing::None",
+           "Which layers store one set of codebooks",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::qnt::CodebookSharing::None, "none",
+                        "each layer its own"),
+             clEnumValN(::mlir::qnt::CodebookSharing::Block, "block",
+                        "the layers of one decoder block"),
+             clEnumValN(::mlir::qnt::CodebookSharing::Kind, "kind",
+                        "the layers of one kind across blocks"),
+             clEnumValN(::mlir::qnt::CodebookSharing::Model, "model",
+                        "every quantized layer"))}]>
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

@@ -283,6 +283,51 @@ EncodedMatrix AdditiveCodes::encode() const {
   return encodeWithCodes(spec, params, codes, rows, cols);
 }
 
+namespace {
+
+/// Residual k-means: codebook m clusters what codebooks 0..m-1 left of
+/// `residual` [P][g] (updated in place). Fills `codebooks` [M][2^B][g] and,
+/// when given, `codes` [P][M].
+void residualKmeans(std::vector<double> &residual, const CodebookSpec &spec,
+                    int kmeansIterations, uint64_t seed,
+                    std::vector<float> &codebooks,
+                    std::vector<uint32_t> *codes) {
+  const int64_t g = spec.groupSize, numCodes = int64_t(1) << spec.codeBits;
+  const int64_t numPoints = int64_t(residual.size()) / g;
+  const int numBooks = spec.numCodebooks;
+  codebooks.assign(numBooks * numCodes * g, 0.0f);
+  if (codes)
+    codes->assign(numPoints * numBooks, 0);
+  Xoshiro256 rng(seed);
+  for (int m = 0; m < numBooks; ++m) {
+    std::vector<double> centers;
+    std::vector<int64_t> assignment =
+        kmeans(residual, g, numCodes, std::max(kmeansIterations, 1), rng,
+               centers);
+    float *book = codebooks.data() + m * numCodes * g;
+    for (int64_t i = 0; i < numCodes * g; ++i)
+      book[i] = float(centers[i]);
+    for (int64_t p = 0; p < numPoints; ++p) {
+      if (codes)
+        (*codes)[p * numBooks + m] = uint32_t(assignment[p]);
+      for (int64_t t = 0; t < g; ++t)
+        residual[p * g + t] -= double(book[assignment[p] * g + t]);
+    }
+  }
+}
+
+/// The groups of W / s as points [N * K/g][g].
+std::vector<double> scaledGroups(const float *w, int64_t rows, int64_t cols,
+                                 const std::vector<float> &scales) {
+  std::vector<double> points(rows * cols);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t c = 0; c < cols; ++c)
+      points[n * cols + c] = double(w[n * cols + c]) / double(scales[n]);
+  return points;
+}
+
+} // namespace
+
 AdditiveCodes initializeAdditiveCodes(const CodebookSpec &spec, const float *w,
                                       int64_t rows, int64_t cols,
                                       int kmeansIterations, uint64_t seed) {
@@ -293,8 +338,6 @@ AdditiveCodes initializeAdditiveCodes(const CodebookSpec &spec, const float *w,
   state.spec = spec;
   state.rows = rows;
   state.cols = cols;
-  const int64_t g = spec.groupSize, numGroups = state.groups();
-  const int numBooks = spec.numCodebooks;
   state.scales.resize(rows);
   for (int64_t n = 0; n < rows; ++n) {
     double norm = 0;
@@ -304,27 +347,9 @@ AdditiveCodes initializeAdditiveCodes(const CodebookSpec &spec, const float *w,
   }
   // The groups of W / s, the first codebook's points; each later codebook
   // clusters what the earlier ones left.
-  std::vector<double> residual(rows * cols);
-  for (int64_t n = 0; n < rows; ++n)
-    for (int64_t c = 0; c < cols; ++c)
-      residual[n * cols + c] = double(w[n * cols + c]) / state.scales[n];
-  state.codebooks.assign(numBooks * state.numCodes() * g, 0.0f);
-  state.codes.assign(rows * numGroups * numBooks, 0);
-  Xoshiro256 rng(seed);
-  for (int m = 0; m < numBooks; ++m) {
-    std::vector<double> centers;
-    std::vector<int64_t> assignment = kmeans(
-        residual, g, state.numCodes(), std::max(kmeansIterations, 1), rng,
-        centers);
-    for (int64_t i = 0; i < state.numCodes() * g; ++i)
-      state.codebooks[m * state.numCodes() * g + i] = float(centers[i]);
-    for (int64_t p = 0; p < rows * numGroups; ++p) {
-      state.codes[p * numBooks + m] = uint32_t(assignment[p]);
-      const float *word = state.word(m, uint32_t(assignment[p]));
-      for (int64_t t = 0; t < g; ++t)
-        residual[p * g + t] -= double(word[t]);
-    }
-  }
+  std::vector<double> residual = scaledGroups(w, rows, cols, state.scales);
+  residualKmeans(residual, spec, kmeansIterations, seed, state.codebooks,
+                 &state.codes);
   return state;
 }
 
@@ -506,17 +531,176 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
   return best;
 }
 
-MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
-                     const AqlmOptions &options) {
+namespace {
+/// X^T X / T of the problem's statistics (required).
+Eigen::MatrixXd layerHessian(const WeightProblem &problem) {
   if (!problem.stats || problem.stats->count <= 0 ||
       problem.stats->hessian.rows() != problem.cols)
     throw std::invalid_argument("AQLM: layer '" + problem.name +
                                 "' needs calibration statistics with the "
                                 "input Hessian");
-  Eigen::MatrixXd hessian =
-      problem.stats->fullHessian() / double(problem.stats->count);
+  return problem.stats->fullHessian() / double(problem.stats->count);
+}
+} // namespace
+
+MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
+                     const AqlmOptions &options) {
+  Eigen::MatrixXd hessian = layerHessian(problem);
   AdditiveCodes state = quantizeAdditive(spec, problem.weight, problem.rows,
                                          problem.cols, hessian, options);
+  MethodResult result;
+  result.spec = spec;
+  result.encoded = state.encode();
+  result.dequantized = state.reconstruct();
+  return result;
+}
+
+std::vector<float> rowRmsScales(const float *w, int64_t rows, int64_t cols) {
+  std::vector<float> scales(rows);
+  for (int64_t n = 0; n < rows; ++n) {
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      sum += double(w[n * cols + c]) * double(w[n * cols + c]);
+    scales[n] = sum > 0 ? float(std::sqrt(sum / double(cols))) : 1.0f;
+  }
+  return scales;
+}
+
+SharedCodebookFit::SharedCodebookFit(const CodebookSpec &spec,
+                                     int64_t maxPoints)
+    : spec_(spec), maxPoints_(maxPoints) {
+  if (maxPoints < 1)
+    throw std::invalid_argument("AQLM: shared codebooks need >= 1 point");
+}
+
+void SharedCodebookFit::add(const float *w, int64_t rows, int64_t cols) {
+  requireShape(spec_, rows, cols);
+  const int64_t g = spec_.groupSize;
+  std::vector<double> groups =
+      scaledGroups(w, rows, cols, rowRmsScales(w, rows, cols));
+  for (int64_t p = 0; p < rows * cols / g; ++p, ++seen_) {
+    if (seen_ % stride_ != 0)
+      continue;
+    points_.insert(points_.end(), groups.begin() + p * g,
+                   groups.begin() + (p + 1) * g);
+    if (int64_t(points_.size()) / g < maxPoints_)
+      continue;
+    // Full: keep every other point (those at multiples of twice the
+    // stride, point 0 first) and sample half as often from now on.
+    int64_t kept = 0;
+    for (int64_t i = 0; i < int64_t(points_.size()) / g; i += 2, ++kept)
+      std::copy_n(points_.begin() + i * g, g, points_.begin() + kept * g);
+    points_.resize(kept * g);
+    stride_ *= 2;
+  }
+  weights_ += rows * cols;
+}
+
+std::vector<float> SharedCodebookFit::fit(int kmeansIterations,
+                                          uint64_t seed) const {
+  if (points_.empty())
+    throw std::invalid_argument("AQLM: shared codebooks need a weight");
+  if (kmeansIterations < 0)
+    throw std::invalid_argument("AQLM: k-means iterations must be >= 0");
+  std::vector<double> residual = points_;
+  std::vector<float> codebooks;
+  residualKmeans(residual, spec_, kmeansIterations, seed, codebooks, nullptr);
+  return codebooks;
+}
+
+double fitScales(AdditiveCodes &state, const float *w,
+                 const Eigen::MatrixXd &hessian) {
+  requireHessian(hessian, state.cols);
+  const int64_t k = state.cols;
+  // The unscaled reconstruction c: with scale 1 per row.
+  AdditiveCodes unit = state;
+  std::fill(unit.scales.begin(), unit.scales.end(), 1.0f);
+  std::vector<float> words = unit.reconstruct();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < state.rows; ++n) {
+    Eigen::VectorXd c(k), x(k);
+    for (int64_t i = 0; i < k; ++i) {
+      c[i] = words[n * k + i];
+      x[i] = w[n * k + i];
+    }
+    Eigen::VectorXd hc = hessian * c;
+    double energy = c.dot(hc);
+    if (energy > 0)
+      state.scales[n] = float(x.dot(hc) / energy);
+  }
+  return additiveObjective(state, w, hessian);
+}
+
+AdditiveCodes quantizeWithCodebooks(const CodebookSpec &spec,
+                                    const std::vector<float> &codebooks,
+                                    const float *w, int64_t rows, int64_t cols,
+                                    const Eigen::MatrixXd &hessian,
+                                    const AqlmOptions &options) {
+  requireShape(spec, rows, cols);
+  requireHessian(hessian, cols);
+  if (options.maxEpochs < 0 || !(options.relativeTolerance >= 0) ||
+      !(options.relativeTolerance < 1))
+    throw std::invalid_argument(
+        "AQLM: max epochs must be >= 0 and the relative tolerance in [0, 1)");
+  AdditiveCodes state;
+  state.spec = spec;
+  state.rows = rows;
+  state.cols = cols;
+  if (int64_t(codebooks.size()) !=
+      spec.numCodebooks * state.numCodes() * spec.groupSize)
+    throw std::invalid_argument(
+        "AQLM: the shared codebooks hold " + std::to_string(codebooks.size()) +
+        " values, " + describe(EncodingSpec(spec)) + " needs " +
+        std::to_string(spec.numCodebooks * state.numCodes() * spec.groupSize));
+  state.codebooks = codebooks;
+  state.scales = rowRmsScales(w, rows, cols);
+  // The codes k-means would give these groups: the nearest word of each
+  // codebook in turn, on what the earlier ones left.
+  const int64_t g = spec.groupSize, numPoints = rows * cols / g;
+  const int numBooks = spec.numCodebooks;
+  std::vector<double> residual = scaledGroups(w, rows, cols, state.scales);
+  state.codes.assign(numPoints * numBooks, 0);
+  for (int m = 0; m < numBooks; ++m) {
+    const float *book = state.word(m, 0);
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < numPoints; ++p) {
+      int64_t c = detail::nearestWord(residual.data() + p * g, book,
+                                      state.numCodes(), g);
+      state.codes[p * numBooks + m] = uint32_t(c);
+      for (int64_t t = 0; t < g; ++t)
+        residual[p * g + t] -= double(book[c * g + t]);
+    }
+  }
+  double loss = fitScales(state, w, hessian);
+  AdditiveCodes best = state;
+  double bestLoss = loss, previous = loss;
+  for (int epoch = 0; epoch < options.maxEpochs && loss > 0; ++epoch) {
+    BeamSearchOptions beam;
+    beam.beamSize = options.beamSize;
+    beam.seed = options.seed + uint64_t(epoch) + 1;
+    beamSearchCodes(state, w, hessian, beam);
+    loss = fitScales(state, w, hessian);
+    if (std::isnan(loss))
+      throw std::runtime_error("AQLM: the objective became NaN");
+    if (loss < bestLoss) {
+      bestLoss = loss;
+      best = state;
+    }
+    if (!(loss < previous * (1 - options.relativeTolerance)))
+      break;
+    previous = loss;
+  }
+  return best;
+}
+
+MethodResult runAqlmWithCodebooks(const CodebookSpec &spec,
+                                  const std::vector<float> &codebooks,
+                                  const WeightProblem &problem,
+                                  const AqlmOptions &options) {
+  Eigen::MatrixXd hessian = layerHessian(problem);
+  AdditiveCodes state = quantizeWithCodebooks(
+      spec, codebooks, problem.weight, problem.rows, problem.cols, hessian,
+      options);
   MethodResult result;
   result.spec = spec;
   result.encoded = state.encode();

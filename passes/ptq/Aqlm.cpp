@@ -11,6 +11,9 @@
 #include "qnt/numerics/Aqlm.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "llvm/Support/Regex.h"
+
+#include <map>
 
 namespace mlir::qnt {
 #define GEN_PASS_DEF_QNTAQLM
@@ -57,6 +60,92 @@ AqlmSettings layerSettings(AqlmSettings s, const LayerSettings &settings) {
   return s;
 }
 
+/// The sharing group of layer `name`, "" when it shares with no other:
+/// for a decoder layer "<prefix>layers.<n>.<kind>.weight", its block
+/// "<prefix>layers.<n>" or its kind "<kind>"; any other layer shares only
+/// model-wide.
+std::string sharingGroup(CodebookSharing sharing, StringRef name) {
+  if (sharing == CodebookSharing::None)
+    return "";
+  if (sharing == CodebookSharing::Model)
+    return "model";
+  static const llvm::Regex decoderLayer("^(.*layers\\.[0-9]+)\\.(.+)$");
+  SmallVector<StringRef, 3> parts;
+  if (!decoderLayer.match(name, &parts))
+    return "";
+  if (sharing == CodebookSharing::Block)
+    return parts[1].str();
+  StringRef kind = parts[2];
+  kind.consume_back(".weight");
+  return kind.str();
+}
+
+/// One set of shared codebooks: fitted before any of its layers is
+/// quantized, from all of them.
+struct SharedCodebooks {
+  nx::CodebookSpec spec;
+  std::string firstLayer;
+  std::unique_ptr<nx::SharedCodebookFit> fit;
+  std::vector<float> codebooks;
+  int64_t numWeights = 0;
+};
+
+bool sameConfiguration(const nx::CodebookSpec &a, const nx::CodebookSpec &b) {
+  return a.numCodebooks == b.numCodebooks && a.codeBits == b.codeBits &&
+         a.groupSize == b.groupSize;
+}
+
+/// Fits every sharing group's codebooks from the selected layers' float
+/// weights; errors on a layer whose configuration differs from its group's.
+LogicalResult fitSharedCodebooks(
+    WeightMethodDriver &driver, CodebookSharing sharing,
+    const AqlmSettings &defaults,
+    std::map<std::string, SharedCodebooks> &groups) {
+  LogicalResult visited = driver.visitWeights(
+      [&](const LayerSettings &settings, const nx::WeightProblem &problem,
+          Location loc) -> LogicalResult {
+        std::string key = sharingGroup(sharing, problem.name);
+        if (key.empty())
+          return success();
+        AqlmSettings s;
+        try {
+          s = layerSettings(defaults, settings);
+        } catch (const std::invalid_argument &e) {
+          return emitError(loc) << "qnt-aqlm: layer '" << problem.name
+                                << "': " << e.what();
+        }
+        SharedCodebooks &group = groups[key];
+        if (!group.fit) {
+          group.spec = s.spec;
+          group.firstLayer = problem.name;
+          group.fit = std::make_unique<nx::SharedCodebookFit>(s.spec);
+        } else if (!sameConfiguration(group.spec, s.spec)) {
+          return emitError(loc)
+                 << "qnt-aqlm: layer '" << problem.name << "' ("
+                 << nx::describe(s.spec) << ") cannot share codebooks with '"
+                 << group.firstLayer << "' (" << nx::describe(group.spec)
+                 << "): layers that share codebooks need the same codebooks, "
+                    "code-bits and in-group-size";
+        }
+        try {
+          group.fit->add(problem.weight, problem.rows, problem.cols);
+        } catch (const std::invalid_argument &e) {
+          return emitError(loc) << "qnt-aqlm: layer '" << problem.name
+                                << "': " << e.what();
+        }
+        return success();
+      });
+  if (failed(visited))
+    return failure();
+  for (auto &[key, group] : groups) {
+    group.codebooks = group.fit->fit(defaults.options.kmeansIterations,
+                                     defaults.options.seed);
+    group.numWeights = group.fit->numWeights();
+    group.fit.reset();
+  }
+  return success();
+}
+
 struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
                      WeightMethodPass {
   using QntAqlmBase::QntAqlmBase;
@@ -81,13 +170,33 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
           "and adam-steps >= 0, lr > 0 and relative-tolerance >= 0");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-aqlm");
     config.needsStatistics = true;
-    return WeightMethodDriver::create(
+    // Filled once the driver has found the layers, before any is quantized.
+    auto groups = std::make_shared<std::map<std::string, SharedCodebooks>>();
+    CodebookSharing sharing = shareCodebooks;
+    auto driver = WeightMethodDriver::create(
         module, std::move(config), "aqlm",
-        [defaults](const LayerSettings &settings,
-                   const nx::WeightProblem &problem) {
+        [defaults, groups, sharing](const LayerSettings &settings,
+                                    const nx::WeightProblem &problem) {
           AqlmSettings s = layerSettings(defaults, settings);
-          return nx::runAqlm(s.spec, problem, s.options);
+          std::string key = sharingGroup(sharing, problem.name);
+          if (key.empty())
+            return nx::runAqlm(s.spec, problem, s.options);
+          const SharedCodebooks &group = groups->at(key);
+          nx::MethodResult result = nx::runAqlmWithCodebooks(
+              s.spec, group.codebooks, problem, s.options);
+          // Component 1 is the codebooks (componentLayout's order).
+          double bits = 8.0 * double(result.encoded.components[1].bytes.size());
+          result.sharedComponents.push_back(
+              {1, key == "model" ? "aqlm.codebooks" : "aqlm.codebooks." + key,
+               bits * double(problem.rows * problem.cols) /
+                   double(group.numWeights)});
+          return result;
         });
+    if (failed(driver) || sharing == CodebookSharing::None)
+      return driver;
+    if (failed(fitSharedCodebooks(**driver, sharing, defaults, *groups)))
+      return failure();
+    return driver;
   }
   bool needsStatistics() const override { return true; }
 

@@ -253,6 +253,9 @@ struct WeightMethodDriver::Impl {
     /// LoRC factors, when configured.
     std::optional<nx::LowRankFactors> lowRank;
   };
+  /// The weight, its settings and their checks (no statistics).
+  FailureOr<Prepared> readWeight(const WeightSite &site);
+  /// readWeight, then the layer's statistics and their checks.
   FailureOr<Prepared> prepare(const WeightSite &site,
                               const StatisticsMap *stats);
   LogicalResult commit(const Prepared &p, const nx::MethodResult &result,
@@ -271,6 +274,10 @@ struct WeightMethodDriver::Impl {
   FailureOr<Value> materialize(OpBuilder &b, Location loc,
                                const nx::Component &component,
                                StringRef paramName, StringRef prefix = "");
+  /// The tensor `name` of the output file.
+  FailureOr<Value> materializeNamed(OpBuilder &b, Location loc,
+                                    const nx::Component &component,
+                                    const std::string &name);
   /// Returns the matmul now computing the layer (it may be rebuilt).
   Operation *rewrite(const WeightSite &site, const nx::MethodResult &result,
                      ArrayRef<Value> components, int64_t rows, int64_t cols,
@@ -406,9 +413,19 @@ WeightMethodDriver::Impl::materialize(OpBuilder &b, Location loc,
                b, loc, DenseElementsAttr::getFromRawBuffer(type, raw))
         .getResult();
   }
-  std::string name = (paramName + "." + prefix + layout.name).str();
-  // A parameter shared by several matmuls quantizes to the same bytes;
-  // store it once.
+  return materializeNamed(b, loc, component,
+                          (paramName + "." + prefix + layout.name).str());
+}
+
+FailureOr<Value>
+WeightMethodDriver::Impl::materializeNamed(OpBuilder &b, Location loc,
+                                           const nx::Component &component,
+                                           const std::string &name) {
+  const nx::ComponentLayout &layout = component.layout;
+  auto type = RankedTensorType::get(
+      layout.shape, elementTypeOf(b.getContext(), layout.dtype));
+  // A parameter shared by several matmuls (a weight read twice, or a
+  // method's shared component) has the same bytes each time; store it once.
   std::string message;
   if (writtenParams.insert(name).second &&
       !writer.add(name, toFileDType(layout.dtype), layout.shape,
@@ -765,8 +782,7 @@ void WeightMethodDriver::Impl::emitActivationQuant(Operation *matmul,
 }
 
 FailureOr<WeightMethodDriver::Impl::Prepared>
-WeightMethodDriver::Impl::prepare(const WeightSite &site,
-                                  const StatisticsMap *stats) {
+WeightMethodDriver::Impl::readWeight(const WeightSite &site) {
   Prepared p;
   p.site = &site;
   p.begin = std::chrono::steady_clock::now();
@@ -822,7 +838,19 @@ WeightMethodDriver::Impl::prepare(const WeightSite &site,
            << config.passName << " cannot store its " << rows << "x" << cols
            << " weight " << quotedName << " as "
            << nx::describe(p.settings.spec) << ": " << problem;
+  return p;
+}
 
+FailureOr<WeightMethodDriver::Impl::Prepared>
+WeightMethodDriver::Impl::prepare(const WeightSite &site,
+                                  const StatisticsMap *stats) {
+  FailureOr<Prepared> read = readWeight(site);
+  if (failed(read))
+    return failure();
+  Prepared &p = *read;
+  Location loc = site.source->getLoc();
+  std::string quotedName = "'" + site.name + "'";
+  const int64_t cols = p.cols;
   if (stats) {
     auto it = stats->find(site.name);
     if (it != stats->end())
@@ -861,8 +889,27 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
 
   OpBuilder b(site.matmul);
   SmallVector<Value> components;
-  for (const nx::Component &component : result.encoded.components) {
-    FailureOr<Value> value = materialize(b, loc, component, p.paramName);
+  // Shared components are charged their share instead of their size.
+  double sharedBits = 0, chargedBits = 0;
+  std::vector<const std::string *> sharedNames(
+      result.encoded.components.size(), nullptr);
+  for (const nx::MethodResult::SharedComponent &shared :
+       result.sharedComponents) {
+    if (shared.index >= sharedNames.size() || shared.name.empty())
+      return linalg::MatmulOp(site.matmul).emitOpError()
+             << config.passName << ": the method shared component "
+             << shared.index << " of " << sharedNames.size();
+    sharedNames[shared.index] = &shared.name;
+    sharedBits += 8.0 * double(result.encoded.components[shared.index]
+                                   .bytes.size());
+    chargedBits += shared.chargedBits;
+  }
+  for (size_t i = 0; i < result.encoded.components.size(); ++i) {
+    const nx::Component &component = result.encoded.components[i];
+    FailureOr<Value> value =
+        sharedNames[i] && !p.paramName.empty()
+            ? materializeNamed(b, loc, component, *sharedNames[i])
+            : materialize(b, loc, component, p.paramName);
     if (failed(value))
       return failure();
     components.push_back(*value);
@@ -873,11 +920,16 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   report.encoding = nx::describe(result.spec);
   report.rows = p.rows;
   report.cols = p.cols;
-  report.bitsPerWeight = nx::bitsPerWeight(result.spec, p.rows, p.cols) +
-                         double(result.extraStorageBits) /
-                             double(p.rows * p.cols);
+  report.bitsPerWeight =
+      nx::bitsPerWeight(result.spec, p.rows, p.cols) +
+      (double(result.extraStorageBits) - sharedBits + chargedBits) /
+          double(p.rows * p.cols);
   if (result.extraStorageBits > 0)
     report.encoding += " + input scale";
+  for (const nx::MethodResult::SharedComponent &shared :
+       result.sharedComponents)
+    report.encoding +=
+        " shared " + result.encoded.components[shared.index].layout.name;
   report.remarks = result.remarks;
   if (p.stats && p.stats->count > 0 && p.stats->hessian.size()) {
     report.relativeError = nx::relativeOutputError(
@@ -1315,6 +1367,23 @@ FailureOr<StatisticsMap> mlir::qnt::readStatistics(ModuleOp module,
   if (!io::readStatisticsFile(path.str(), file, &message))
     return module.emitError(passName + ": ") << message;
   return std::move(file.layers);
+}
+
+LogicalResult WeightMethodDriver::visitWeights(
+    llvm::function_ref<LogicalResult(const LayerSettings &,
+                                     const nx::WeightProblem &, Location)>
+        visit) {
+  for (const std::string &name : names) {
+    const WeightSite &site = impl->sites.at(name);
+    FailureOr<Impl::Prepared> p = impl->readWeight(site);
+    if (failed(p))
+      return failure();
+    nx::WeightProblem problem{name, p->values.data(), p->rows, p->cols,
+                              nullptr};
+    if (failed(visit(p->settings, problem, site.source->getLoc())))
+      return failure();
+  }
+  return success();
 }
 
 LogicalResult WeightMethodDriver::run() {

@@ -292,6 +292,17 @@ public:
            ModuleEvaluator *evaluator = nullptr,
            BlockTrainer *trainer = nullptr);
 
+  /// Calls `visit` with the settings and the float weight (N x K, without
+  /// statistics) of every selected layer, in IR order, one at a time, for
+  /// methods whose state spans layers (AQLM's shared codebooks); stops at
+  /// the first failure. `visit` reports its own errors at the location it
+  /// gets (the weight's).
+  LogicalResult
+  visitWeights(llvm::function_ref<LogicalResult(
+                   const LayerSettings &, const ::qnt::numerics::WeightProblem &,
+                   Location)>
+                   visit);
+
   /// True for group methods.
   bool quantizesGroups() const;
   /// True for planning methods.

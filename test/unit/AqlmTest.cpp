@@ -13,8 +13,10 @@
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 using namespace qnt::numerics;
 
@@ -260,3 +262,147 @@ TEST(AqlmTest, RefusesCodesThatDoNotFit) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Shared codebooks
+//===----------------------------------------------------------------------===//
+
+TEST(AqlmSharedTest, FittedScalesAreTheLeastSquaresOnes) {
+  // The objective is a quadratic in each row's scale: at the fitted scale
+  // its derivative vanishes, so moving any one scale either way raises it.
+  const int64_t rows = 6, cols = 16;
+  std::vector<float> w = randomWeight(rows, cols, 31);
+  Eigen::MatrixXd h = randomHessian(cols, 32);
+  AdditiveCodes state = randomState(codebooks(2, 3, 4), rows, cols, 33);
+  double before = additiveObjective(state, w.data(), h);
+  double fitted = fitScales(state, w.data(), h);
+  EXPECT_LT(fitted, before);
+  EXPECT_NEAR(fitted, additiveObjective(state, w.data(), h), 1e-9 * before);
+  for (int64_t n = 0; n < rows; ++n)
+    for (float factor : {0.999f, 1.001f}) {
+      AdditiveCodes moved = state;
+      moved.scales[n] *= factor;
+      EXPECT_GT(additiveObjective(moved, w.data(), h), fitted) << n;
+    }
+  // Against the closed form computed directly for row 0.
+  AdditiveCodes unit = state;
+  std::fill(unit.scales.begin(), unit.scales.end(), 1.0f);
+  std::vector<float> c = unit.reconstruct();
+  Eigen::VectorXd cv(cols), wv(cols);
+  for (int64_t i = 0; i < cols; ++i) {
+    cv[i] = c[i];
+    wv[i] = w[i];
+  }
+  EXPECT_NEAR(state.scales[0], cv.dot(h * wv) / cv.dot(h * cv), 1e-6);
+}
+
+TEST(AqlmSharedTest, SharedCodebooksFitTheGroupsOfEveryLayer) {
+  // Two layers of different K built from 4 patterns: every row of either,
+  // divided by its RMS, is made of the patterns (each pattern has RMS 1 and
+  // every row repeats them), so 8 shared words represent both exactly.
+  const float patterns[4][4] = {{1, -1, 1, -1},
+                                {1, 1, -1, -1},
+                                {-1, 1, 1, -1},
+                                {1, 1, 1, 1}};
+  auto layer = [&](int64_t rows, int64_t cols, int offset) {
+    std::vector<float> w(rows * cols);
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t j = 0; j < cols / 4; ++j)
+        for (int64_t t = 0; t < 4; ++t)
+          w[n * cols + j * 4 + t] =
+              patterns[(n + j + offset) % 4][t] * float(n + 1);
+    return w;
+  };
+  std::vector<float> a = layer(3, 8, 0), b = layer(5, 12, 1);
+  CodebookSpec spec = codebooks(1, 3, 4);
+  SharedCodebookFit fit(spec);
+  fit.add(a.data(), 3, 8);
+  fit.add(b.data(), 5, 12);
+  EXPECT_EQ(fit.numWeights(), 3 * 8 + 5 * 12);
+  std::vector<float> shared = fit.fit(20, 3);
+  ASSERT_EQ(shared.size(), 32u);
+  AqlmOptions options;
+  options.maxEpochs = 3;
+  for (auto [w, rows, cols] : {std::tuple{&a, 3, 8}, std::tuple{&b, 5, 12}}) {
+    Eigen::MatrixXd h = randomHessian(cols, 40 + cols);
+    AdditiveCodes state = quantizeWithCodebooks(spec, shared, w->data(), rows,
+                                                cols, h, options);
+    EXPECT_EQ(state.codebooks, shared); // fixed, bit for bit
+    std::vector<float> wq = state.reconstruct();
+    for (int64_t i = 0; i < rows * cols; ++i)
+      EXPECT_NEAR(wq[i], (*w)[i], 1e-5) << cols << " at " << i;
+  }
+}
+
+TEST(AqlmSharedTest, FixedCodebookSearchNeverIncreasesTheObjective) {
+  // Codebooks fitted on other weights: the layer's result is never worse
+  // than its starting point (nearest words, fitted scales) and improves on
+  // it, each beam pass and scale fit being non-increasing.
+  const int64_t rows = 12, cols = 32;
+  CodebookSpec spec = codebooks(2, 3, 4);
+  std::vector<float> other = randomWeight(20, cols, 51);
+  SharedCodebookFit fit(spec);
+  fit.add(other.data(), 20, cols);
+  std::vector<float> shared = fit.fit(10, 52);
+  std::vector<float> w = randomWeight(rows, cols, 53);
+  Eigen::MatrixXd h = randomHessian(cols, 54);
+  AqlmOptions start;
+  start.maxEpochs = 0;
+  double initial = additiveObjective(
+      quantizeWithCodebooks(spec, shared, w.data(), rows, cols, h, start),
+      w.data(), h);
+  AqlmOptions options;
+  options.maxEpochs = 10;
+  options.relativeTolerance = 0;
+  options.beamSize = 2;
+  AdditiveCodes learned =
+      quantizeWithCodebooks(spec, shared, w.data(), rows, cols, h, options);
+  double final = additiveObjective(learned, w.data(), h);
+  EXPECT_LT(final, 0.95 * initial);
+  // One more pass from the result changes nothing for the worse.
+  AdditiveCodes again = learned;
+  BeamSearchOptions beam;
+  beam.beamSize = 2;
+  EXPECT_LE(beamSearchCodes(again, w.data(), h, beam), final * (1 + 1e-12));
+  EXPECT_LE(fitScales(again, w.data(), h), final * (1 + 1e-12));
+}
+
+TEST(AqlmSharedTest, PointSamplingKeepsEvenlySpacedGroups) {
+  // Ten groups on the unit circle at angles 0, 0.1, ..., 0.9 (one row of
+  // one group each), with room for 3 points: the fit keeps groups 0, 1, 2,
+  // is full and keeps 0, 2 (every other) sampling every 2nd group from
+  // now on; 4 fills it again (0, 2, 4 -> 0, 4, every 4th); 8 fills it again
+  // (0, 4, 8 -> 0, 8). k-means with 2 words on those 2 points returns them.
+  CodebookSpec spec = codebooks(1, 1, 2);
+  std::vector<float> w;
+  for (int n = 0; n < 10; ++n) {
+    w.push_back(float(std::cos(0.1 * n)));
+    w.push_back(float(std::sin(0.1 * n)));
+  }
+  SharedCodebookFit fit(spec, 3);
+  fit.add(w.data(), 10, 2);
+  std::vector<float> words = fit.fit(5, 1);
+  ASSERT_EQ(words.size(), 4u);
+  std::vector<std::pair<float, float>> found = {{words[0], words[1]},
+                                                {words[2], words[3]}};
+  std::sort(found.begin(), found.end());
+  const double r = std::sqrt(2.0); // W / RMS of a unit 2-vector
+  EXPECT_NEAR(found[0].first, r * std::cos(0.8), 1e-6);
+  EXPECT_NEAR(found[0].second, r * std::sin(0.8), 1e-6);
+  EXPECT_NEAR(found[1].first, r * std::cos(0.0), 1e-6);
+  EXPECT_NEAR(found[1].second, r * std::sin(0.0), 1e-6);
+}
+
+TEST(AqlmSharedTest, RefusesCodebooksOfTheWrongSize) {
+  std::vector<float> w = randomWeight(2, 8, 61);
+  Eigen::MatrixXd h = randomHessian(8, 62);
+  std::vector<float> shared(4 * 4 - 1, 0.5f);
+  try {
+    quantizeWithCodebooks(codebooks(1, 2, 4), shared, w.data(), 2, 8, h, {});
+    FAIL() << "no error";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_NE(std::string(e.what()).find("hold 15 values"), std::string::npos)
+        << e.what();
+  }
+}
+

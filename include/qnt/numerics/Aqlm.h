@@ -144,6 +144,71 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
 MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
                      const AqlmOptions &options);
 
+//===----------------------------------------------------------------------===//
+// Codebooks shared by several layers
+//===----------------------------------------------------------------------===//
+//
+// A small model cannot afford a codebook per layer (stories260K's 64x64
+// layers hold 16 times more codebook than codes at 2x8 g8). Layers may
+// instead share one set of codebooks, stored once. The codebooks are then
+// fixed while each layer is quantized (the layers are quantized one block
+// after the other on the quantized stream, and a codebook that later layers
+// changed would change the earlier layers' weights): the per-layer state is
+// the codes and the row scales.
+
+/// The row scales the shared codebooks are fitted at: each row's RMS (a
+/// zero row gets 1), so that layers of different K give groups of one
+/// magnitude.
+std::vector<float> rowRmsScales(const float *w, int64_t rows, int64_t cols);
+
+/// Fits codebooks shared by several weights, seen one at a time: residual
+/// k-means, as initializeAdditiveCodes, over the groups of every W /
+/// rowRmsScales(W). At most `maxPoints` groups are kept, evenly spaced over
+/// the sequence of all groups (when more arrive, every other one is
+/// dropped and the spacing doubles), so that memory stays bounded on a
+/// large model.
+class SharedCodebookFit {
+public:
+  explicit SharedCodebookFit(const CodebookSpec &spec,
+                             int64_t maxPoints = int64_t(1) << 20);
+  /// Adds the groups of a [rows][cols] weight (its shape must suit spec).
+  void add(const float *w, int64_t rows, int64_t cols);
+  /// Weights added so far.
+  int64_t numWeights() const { return weights_; }
+  /// Codebooks [M][2^B][g] (needs at least one weight).
+  std::vector<float> fit(int kmeansIterations, uint64_t seed) const;
+
+private:
+  CodebookSpec spec_;
+  int64_t maxPoints_;
+  int64_t stride_ = 1, seen_ = 0, weights_ = 0;
+  std::vector<double> points_;
+};
+
+/// The row scales that minimize tr(dW H dW^T) for the current codes and
+/// codebooks, each in closed form: s_n = (c_n H w_n^T) / (c_n H c_n^T),
+/// c_n the row's sum of words. A row with c_n H c_n^T = 0 keeps its scale.
+/// Returns the objective.
+double fitScales(AdditiveCodes &state, const float *w,
+                 const Eigen::MatrixXd &hessian);
+
+/// One layer under fixed codebooks [M][2^B][g]: codes by residual nearest
+/// words of W / rowRmsScales(W) and least-squares scales, then beam-search
+/// passes, each followed by fitScales, until a pass gains less than the
+/// relative tolerance (or maxEpochs). Neither step increases the
+/// objective; the codebooks come back unchanged.
+AdditiveCodes quantizeWithCodebooks(const CodebookSpec &spec,
+                                    const std::vector<float> &codebooks,
+                                    const float *w, int64_t rows, int64_t cols,
+                                    const Eigen::MatrixXd &hessian,
+                                    const AqlmOptions &options);
+
+/// quantizeWithCodebooks as a weight method (statistics required).
+MethodResult runAqlmWithCodebooks(const CodebookSpec &spec,
+                                  const std::vector<float> &codebooks,
+                                  const WeightProblem &problem,
+                                  const AqlmOptions &options);
+
 } // namespace qnt::numerics
 
 #endif // QNT_NUMERICS_AQLM_H

@@ -50,6 +50,17 @@ struct MethodResult {
   /// when the scale is meant to be folded into the producer (AWQ,
   /// SmoothQuant).
   int64_t extraStorageBits = 0;
+  /// Components of `encoded` stored once for several layers (AQLM's shared
+  /// codebooks): the driver stores each under `name` (one parameter every
+  /// layer sharing it reads) and charges this layer `chargedBits` of it in
+  /// place of its whole size; the charges of the layers sharing a component
+  /// sum to its size.
+  struct SharedComponent {
+    size_t index = 0;
+    std::string name;
+    double chargedBits = 0;
+  };
+  std::vector<SharedComponent> sharedComponents;
   /// The dequantized weight in the original column order, row-major [N][K]
   /// (the quantized stream runs on it; the report measures it).
   std::vector<float> dequantized;
