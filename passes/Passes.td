@@ -337,7 +337,9 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
     than `relative-tolerance`. The result is the best state seen.
 
     The int-grid options (`bits`, `format`, `group-size`, ...) do not
-    apply; per-layer overrides take `codebooks`, `code-bits`,
+    apply, except `scale-type` (f16 row scales, the codes and the other
+    scales chosen for the rounded values); per-layer overrides take
+    `codebooks`, `code-bits`,
     `in-group-size` and `beam-size` (a group size must divide the layer's
     input channels). Bits per weight count the codes, the codebooks and
     the scales.

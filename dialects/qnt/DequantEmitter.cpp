@@ -441,7 +441,8 @@ Value CodebookEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
         sb.toIndex(sb.widen(load(b, loc, /*codes=*/0, codeAt)));
     sum = sb.fadd({sum, load(b, loc, /*codebooks=*/1, {codebook, code, within})});
   }
-  return sb.fmul({sum, load(b, loc, /*scales=*/2, {row, sb.index(0)})});
+  return sb.fmul(
+      {sum, loadScale(b, loc, load, /*scales=*/2, {row, sb.index(0)})});
 }
 
 //===----------------------------------------------------------------------===//

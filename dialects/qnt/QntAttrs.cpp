@@ -104,7 +104,7 @@ LogicalResult
 CodebookEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                              int64_t numCodebooks, int64_t codeBits,
                              int64_t groupSize, int64_t tileRows,
-                             int64_t tileGroups) {
+                             int64_t tileGroups, ScaleType) {
   // toSpec() narrows to int, and the emitters unroll over the codebooks.
   if (numCodebooks < 1 || numCodebooks > nx::kMaxCodebooks)
     return emitError() << "codebook encoding needs 1.." << nx::kMaxCodebooks
@@ -182,6 +182,7 @@ nx::EncodingSpec CodebookEncodingAttr::toSpec() const {
   spec.groupSize = getGroupSize();
   spec.tileRows = getTileRows();
   spec.tileGroups = getTileGroups();
+  spec.scaleStorage = toHost(getScaleType());
   return spec;
 }
 
@@ -234,7 +235,8 @@ mlir::qnt::encodingFromSpec(MLIRContext *ctx, const nx::EncodingSpec &spec) {
         else if constexpr (std::is_same_v<T, nx::CodebookSpec>)
           return CodebookEncodingAttr::get(ctx, s.numCodebooks, s.codeBits,
                                            s.groupSize, s.tileRows,
-                                           s.tileGroups);
+                                           s.tileGroups,
+                                           fromHost(s.scaleStorage));
         else if constexpr (std::is_same_v<T, nx::BinarySpec>)
           return BinaryEncodingAttr::get(ctx, mode(!s.withOffset),
                                          fromHost(s.granularity), s.groupSize);

@@ -116,7 +116,7 @@ def Qnt_CodebookEncodingAttr
 
     Components: `codes` (`[N, K/g, M]`, `i8` for `code_bits <= 8` else
     `i16`, unsigned), `codebooks` (`f32`, `[M, 2^B, g]`), `scales` (`f32`,
-    `[N, 1]`).
+    or `f16` with `scale_type = f16`; `[N, 1]`).
 
     With `tile_rows = R, tile_groups = G` the codes are stored in tiles of
     R rows by G groups instead, shape `[ceil(K/g/G), ceil(N/R), G, R, M]`:
@@ -139,7 +139,8 @@ def Qnt_CodebookEncodingAttr
     DefaultValuedParameter<"int64_t", "0",
         "rows per tile of codes (0: row-major codes)">:$tile_rows,
     DefaultValuedParameter<"int64_t", "0",
-        "groups per tile of codes (0: row-major codes)">:$tile_groups
+        "groups per tile of codes (0: row-major codes)">:$tile_groups,
+    Qnt_ScaleTypeParameter:$scale_type
   );
 }
 

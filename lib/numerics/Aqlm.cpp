@@ -548,6 +548,9 @@ MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
   Eigen::MatrixXd hessian = layerHessian(problem);
   AdditiveCodes state = quantizeAdditive(spec, problem.weight, problem.rows,
                                          problem.cols, hessian, options);
+  // What is stored is what the model runs (Adam's scales are f32).
+  for (float &scale : state.scales)
+    scale = storedScale(scale, spec.scaleStorage);
   MethodResult result;
   result.spec = spec;
   result.encoded = state.encode();
@@ -626,7 +629,8 @@ double fitScales(AdditiveCodes &state, const float *w,
     Eigen::VectorXd hc = hessian * c;
     double energy = c.dot(hc);
     if (energy > 0)
-      state.scales[n] = float(x.dot(hc) / energy);
+      state.scales[n] = storedScale(float(x.dot(hc) / energy),
+                                    state.spec.scaleStorage);
   }
   return additiveObjective(state, w, hessian);
 }

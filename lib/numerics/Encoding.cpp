@@ -248,7 +248,7 @@ struct LayoutBuilder {
             {"codebooks",
              DType::F32,
              {s.numCodebooks, int64_t(1) << s.codeBits, s.groupSize}},
-            {"scales", DType::F32, {rows, 1}}};
+            {"scales", scaleDType(s.scaleStorage), {rows, 1}}};
   }
 
   std::vector<ComponentLayout> operator()(const BinarySpec &s) const {
@@ -347,7 +347,7 @@ struct Describer {
     if (s.tiled())
       name += " tiles " + std::to_string(s.tileRows) + "x" +
               std::to_string(s.tileGroups);
-    return name;
+    return name + scaleSuffix(s.scaleStorage);
   }
 
   std::string operator()(const BinarySpec &s) const {

@@ -170,7 +170,8 @@ EncodedMatrix packCodebookEncoding(const CodebookSpec &s, const QuantParams &p,
                       : detail::u16Bytes(codes);
   return assemble(s, rows, cols,
                   {std::move(codeBytes), detail::f32Bytes(p.codebooks),
-                   detail::f32Bytes(p.scales)});
+                   detail::scaleBytes(storedScales(p.scales, s.scaleStorage),
+                                      s.scaleStorage)});
 }
 
 /// quantizeWithParams for one (already verified) spec.
@@ -243,11 +244,12 @@ struct ParamEncoder {
     // Row-major [N][G][M], as encodeWithCodes takes them.
     std::vector<uint32_t> codes(rows * numGroups * m, 0);
     std::vector<double> residual(g);
+    const std::vector<float> scales = storedScales(p.scales, s.scaleStorage);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t j = 0; j < numGroups; ++j) {
         // Work in scale units: the codebooks approximate W / scale[n].
         for (int64_t t = 0; t < g; ++t)
-          residual[t] = w[n * cols + j * g + t] / p.scales[n];
+          residual[t] = w[n * cols + j * g + t] / scales[n];
         for (int64_t book = 0; book < m; ++book) {
           const float *words = p.codebooks.data() + book * numCodes * g;
           int64_t best =

@@ -605,6 +605,8 @@ std::string mlir::qnt::codebookLutLimitation(CodebookEncodingAttr encoding) {
   if (groups > kMaxTileGroups)
     return "lookup tables need tile_groups <= 128 (i16 sums), got " +
            std::to_string(groups);
+  if (encoding.getScaleType() != ScaleType::f32)
+    return "lookup tables need f32 row scales";
   return "";
 }
 

@@ -170,6 +170,7 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
           "and adam-steps >= 0, lr > 0 and relative-tolerance >= 0");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-aqlm");
     config.needsStatistics = true;
+    defaults.spec.scaleStorage = config.scaleStorage;
     // Filled once the driver has found the layers, before any is quantized.
     auto groups = std::make_shared<std::map<std::string, SharedCodebooks>>();
     CodebookSharing sharing = shareCodebooks;

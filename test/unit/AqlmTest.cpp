@@ -406,3 +406,44 @@ TEST(AqlmSharedTest, RefusesCodebooksOfTheWrongSize) {
   }
 }
 
+
+TEST(AqlmSharedTest, HalfPrecisionScalesAreWhatTheLayerRuns) {
+  // With f16 scales the fitted scales are rounded before the codes are
+  // searched: the stored component is f16 and decodes, bit for bit, to the
+  // weight the method reports; the objective stays close to f32's.
+  const int64_t rows = 8, cols = 16;
+  std::vector<float> w = randomWeight(rows, cols, 71);
+  Eigen::MatrixXd h = randomHessian(cols, 72);
+  LayerStatistics stats(cols);
+  stats.count = 1;
+  stats.hessian = h;
+  CodebookSpec half = codebooks(1, 4, 4), single = half;
+  half.scaleStorage = ScaleStorage::F16;
+  SharedCodebookFit fit(half);
+  fit.add(w.data(), rows, cols);
+  std::vector<float> shared = fit.fit(10, 73);
+  WeightProblem problem{"layer", w.data(), rows, cols, &stats};
+  MethodResult rounded = runAqlmWithCodebooks(half, shared, problem, {});
+  MethodResult exact = runAqlmWithCodebooks(single, shared, problem, {});
+  ASSERT_EQ(rounded.encoded.components.size(), 3u);
+  EXPECT_EQ(rounded.encoded.components[2].layout.dtype, DType::F16);
+  EXPECT_EQ(rounded.encoded.components[2].bytes.size(), size_t(2 * rows));
+  EXPECT_EQ(exact.encoded.components[2].layout.dtype, DType::F32);
+  std::vector<float> decoded = dequantize(half, rounded.encoded);
+  ASSERT_EQ(decoded.size(), rounded.dequantized.size());
+  for (size_t i = 0; i < decoded.size(); ++i)
+    ASSERT_EQ(decoded[i], rounded.dequantized[i]) << i;
+  EXPECT_EQ(describe(EncodingSpec(half)), "aqlm 1x4 g4 f16-scales");
+  auto objective = [&](const std::vector<float> &wq) {
+    double sum = 0;
+    for (int64_t a = 0; a < rows; ++a)
+      for (int64_t i = 0; i < cols; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          sum += (wq[a * cols + i] - w[a * cols + i]) * h(i, j) *
+                 (wq[a * cols + j] - w[a * cols + j]);
+    return sum;
+  };
+  EXPECT_LT(objective(rounded.dequantized),
+            1.01 * objective(exact.dequantized));
+  EXPECT_NE(rounded.dequantized, exact.dequantized);
+}

@@ -280,7 +280,8 @@ TEST(CodebookLutLimits, EncodingsTheKernelDoesNotTake) {
   MLIRContext ctx;
   ctx.loadDialect<mlir::qnt::QntDialect>();
   auto attr = [&](int64_t m, int64_t bits, int64_t r, int64_t g) {
-    return mlir::qnt::CodebookEncodingAttr::get(&ctx, m, bits, 8, r, g);
+    return mlir::qnt::CodebookEncodingAttr::get(&ctx, m, bits, 8, r, g,
+                                                 mlir::qnt::ScaleType::f32);
   };
   EXPECT_EQ(mlir::qnt::codebookLutLimitation(attr(2, 8, 128, 16)), "");
   EXPECT_EQ(mlir::qnt::codebookLutLimitation(attr(2, 4, 32, 128)), "");
@@ -290,6 +291,9 @@ TEST(CodebookLutLimits, EncodingsTheKernelDoesNotTake) {
   EXPECT_NE(mlir::qnt::codebookLutLimitation(attr(2, 8, 48, 16)), "");
   EXPECT_NE(mlir::qnt::codebookLutLimitation(attr(2, 8, 256, 16)), "");
   EXPECT_NE(mlir::qnt::codebookLutLimitation(attr(2, 8, 128, 129)), "");
+  EXPECT_EQ(mlir::qnt::codebookLutLimitation(mlir::qnt::CodebookEncodingAttr::get(
+                &ctx, 2, 8, 8, 128, 16, mlir::qnt::ScaleType::f16)),
+            "lookup tables need f32 row scales");
 }
 
 } // namespace

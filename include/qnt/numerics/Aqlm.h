@@ -140,7 +140,8 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
                                const AqlmOptions &options);
 
 /// AQLM as a weight method: the Hessian from the problem's statistics
-/// (required), the result encoded with the learned codes.
+/// (required), the result encoded with the learned codes (the scales
+/// rounded to the spec's storage).
 MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
                      const AqlmOptions &options);
 
@@ -187,8 +188,8 @@ private:
 
 /// The row scales that minimize tr(dW H dW^T) for the current codes and
 /// codebooks, each in closed form: s_n = (c_n H w_n^T) / (c_n H c_n^T),
-/// c_n the row's sum of words. A row with c_n H c_n^T = 0 keeps its scale.
-/// Returns the objective.
+/// c_n the row's sum of words, rounded to the spec's scale storage. A row
+/// with c_n H c_n^T = 0 keeps its scale. Returns the objective.
 double fitScales(AdditiveCodes &state, const float *w,
                  const Eigen::MatrixXd &hessian);
 

@@ -84,6 +84,7 @@ struct CodebookSpec {
   int64_t groupSize = 8;   // g, divides K
   int64_t tileRows = 0;    // Rt; 0 with tileGroups 0: row-major codes
   int64_t tileGroups = 0;  // Gt
+  ScaleStorage scaleStorage = ScaleStorage::F32; // of the row scales
 
   bool tiled() const { return tileRows > 0; }
   /// Whether (tileRows, tileGroups) is a layout: both 0 (row-major), or

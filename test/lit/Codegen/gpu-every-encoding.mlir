@@ -76,8 +76,9 @@ func.func @aqlm_2x8(%x: tensor<?x96xf16>, %c: tensor<40x12x2xi8>, %b: tensor<2x2
   return %y : tensor<?x40xf16>
 }
 
-func.func @aqlm_1x16(%x: tensor<?x96xf32>, %c: tensor<40x12x1xi16>, %b: tensor<1x65536x8xf32>, %s: tensor<40x1xf32>) -> tensor<?x40xf32> {
-  %y = qnt.matmul %x, #qnt.codebook<num_codebooks = 1, code_bits = 16, group_size = 8>(%c, %b, %s) : (tensor<?x96xf32>, tensor<40x12x1xi16>, tensor<1x65536x8xf32>, tensor<40x1xf32>) -> tensor<?x40xf32>
+// (with half-precision row scales)
+func.func @aqlm_1x16(%x: tensor<?x96xf32>, %c: tensor<40x12x1xi16>, %b: tensor<1x65536x8xf32>, %s: tensor<40x1xf16>) -> tensor<?x40xf32> {
+  %y = qnt.matmul %x, #qnt.codebook<num_codebooks = 1, code_bits = 16, group_size = 8, scale_type = f16>(%c, %b, %s) : (tensor<?x96xf32>, tensor<40x12x1xi16>, tensor<1x65536x8xf32>, tensor<40x1xf16>) -> tensor<?x40xf32>
   return %y : tensor<?x40xf32>
 }
 

@@ -296,6 +296,15 @@ func.func @wrong_scales_type(%c: tensor<4x64xi8>, %s: tensor<4x1xf16>) -> tensor
 
 // -----
 
+// A codebook encoding with f32 row scales given f16 ones.
+func.func @wrong_codebook_scales_type(%c: tensor<4x16x1xi8>, %b: tensor<1x256x4xf32>, %s: tensor<4x1xf16>) -> tensor<4x64xf32> {
+  // expected-error@+1 {{component #2 ('scales') of a 4x64 weight must be 'tensor<4x1xf32>', got 'tensor<4x1xf16>'}}
+  %w = qnt.dequant #qnt.codebook<num_codebooks = 1, code_bits = 8, group_size = 4>(%c, %b, %s) : (tensor<4x16x1xi8>, tensor<1x256x4xf32>, tensor<4x1xf16>) -> tensor<4x64xf32>
+  return %w : tensor<4x64xf32>
+}
+
+// -----
+
 // i32 zero points: zero points are i8.
 func.func @wrong_zeros_type(%c: tensor<4x32xi8>, %s: tensor<4x1xf32>, %z: tensor<4x1xi32>) -> tensor<4x64xf32> {
   // expected-error@+1 {{component #2 ('zeros') of a 4x64 weight must be 'tensor<4x1xi8>', got 'tensor<4x1xi32>'}}

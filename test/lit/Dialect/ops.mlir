@@ -112,6 +112,14 @@ func.func @codebook_2x8(%codes: tensor<4x8x2xi8>, %codebooks: tensor<2x256x8xf32
   return %w : tensor<4x64xf32>
 }
 
+// Half-precision row scales: the scales component is f16.
+// CHECK-LABEL: func.func @codebook_f16_scales
+// CHECK: qnt.dequant #qnt.codebook<num_codebooks = 1, code_bits = 8, group_size = 4, scale_type = f16>(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<4x16x1xi8>, tensor<1x256x4xf32>, tensor<4x1xf16>) -> tensor<4x64xf32>
+func.func @codebook_f16_scales(%codes: tensor<4x16x1xi8>, %codebooks: tensor<1x256x4xf32>, %scales: tensor<4x1xf16>) -> tensor<4x64xf32> {
+  %w = qnt.dequant #qnt.codebook<num_codebooks = 1, code_bits = 8, group_size = 4, scale_type = f16>(%codes, %codebooks, %scales) : (tensor<4x16x1xi8>, tensor<1x256x4xf32>, tensor<4x1xf16>) -> tensor<4x64xf32>
+  return %w : tensor<4x64xf32>
+}
+
 // Binary without offsets (symmetric, the default), per channel: signs [4, 8].
 // CHECK-LABEL: func.func @binary_symmetric
 // CHECK: qnt.dequant #qnt.binary<>(%{{.*}}, %{{.*}}) : (tensor<4x8xi8>, tensor<4x1xf32>) -> tensor<4x64xf32>

@@ -40,6 +40,7 @@ std::vector<nx::EncodingSpec> sampleEncodings() {
           nx::CodebookSpec{1, 12, 4},
           // Tiled codes with padding rows and groups at most shapes.
           nx::CodebookSpec{2, 6, 4, 32, 3},
+          nx::CodebookSpec{1, 8, 4, 0, 0, nx::ScaleStorage::F16},
           nx::BinarySpec{true, G::PerGroup, 16},
           nx::BinarySpec{false, G::PerChannel, 0},
           nx::BitPlaneSpec{3, G::PerGroup, 32},
