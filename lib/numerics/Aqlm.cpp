@@ -628,9 +628,15 @@ double fitScales(AdditiveCodes &state, const float *w,
     }
     Eigen::VectorXd hc = hessian * c;
     double energy = c.dot(hc);
-    if (energy > 0)
-      state.scales[n] = storedScale(float(x.dot(hc) / energy),
-                                    state.spec.scaleStorage);
+    float scale = state.scales[n];
+    if (energy > 0) {
+      scale = float(x.dot(hc) / energy);
+      // A zero row's least-squares scale is 0, which no encoding stores:
+      // the smallest normal float keeps the row at (almost) zero.
+      if (scale == 0.0f)
+        scale = std::numeric_limits<float>::min();
+    }
+    state.scales[n] = storedScale(scale, state.spec.scaleStorage);
   }
   return additiveObjective(state, w, hessian);
 }

@@ -11,6 +11,7 @@
 #include "qnt/numerics/Aqlm.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Regex.h"
 
 #include <map>
@@ -34,6 +35,10 @@ struct AqlmSettings {
 
 /// `defaults` with the per-layer options of `settings` applied.
 AqlmSettings layerSettings(AqlmSettings s, const LayerSettings &settings) {
+  // scale-type is the driver's own option (pass-wide and per layer): it
+  // arrives in the layer's integer spec.
+  if (const auto *grid = std::get_if<nx::UniformSpec>(&settings.spec))
+    s.spec.scaleStorage = grid->scaleStorage;
   for (const auto &entry : settings.methodOptions) {
     StringRef key = entry.getKey(), value = entry.getValue();
     auto integer = [&](auto &out) {
@@ -85,6 +90,8 @@ std::string sharingGroup(CodebookSharing sharing, StringRef name) {
 struct SharedCodebooks {
   nx::CodebookSpec spec;
   std::string firstLayer;
+  /// The parameter they are stored as.
+  std::string paramName;
   std::unique_ptr<nx::SharedCodebookFit> fit;
   std::vector<float> codebooks;
   int64_t numWeights = 0;
@@ -98,7 +105,7 @@ bool sameConfiguration(const nx::CodebookSpec &a, const nx::CodebookSpec &b) {
 /// Fits every sharing group's codebooks from the selected layers' float
 /// weights; errors on a layer whose configuration differs from its group's.
 LogicalResult fitSharedCodebooks(
-    WeightMethodDriver &driver, CodebookSharing sharing,
+    ModuleOp module, WeightMethodDriver &driver, CodebookSharing sharing,
     const AqlmSettings &defaults,
     std::map<std::string, SharedCodebooks> &groups) {
   LogicalResult visited = driver.visitWeights(
@@ -137,7 +144,17 @@ LogicalResult fitSharedCodebooks(
       });
   if (failed(visited))
     return failure();
+  // Parameter names no earlier step used (a second step sharing
+  // codebooks must not read the first one's).
+  llvm::StringSet<> taken;
+  module.walk([&](ParamOp param) { taken.insert(param.getName()); });
   for (auto &[key, group] : groups) {
+    std::string base =
+        key == "model" ? "aqlm.codebooks" : "aqlm.codebooks." + key;
+    group.paramName = base;
+    for (int suffix = 1; taken.contains(group.paramName); ++suffix)
+      group.paramName = base + "." + std::to_string(suffix);
+    taken.insert(group.paramName);
     group.codebooks = group.fit->fit(defaults.options.kmeansIterations,
                                      defaults.options.seed);
     group.numWeights = group.fit->numWeights();
@@ -188,14 +205,15 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
           // Component 1 is the codebooks (componentLayout's order).
           double bits = 8.0 * double(result.encoded.components[1].bytes.size());
           result.sharedComponents.push_back(
-              {1, key == "model" ? "aqlm.codebooks" : "aqlm.codebooks." + key,
+              {1, group.paramName,
                bits * double(problem.rows * problem.cols) /
                    double(group.numWeights)});
           return result;
         });
     if (failed(driver) || sharing == CodebookSharing::None)
       return driver;
-    if (failed(fitSharedCodebooks(**driver, sharing, defaults, *groups)))
+    if (failed(
+            fitSharedCodebooks(module, **driver, sharing, defaults, *groups)))
       return failure();
     return driver;
   }

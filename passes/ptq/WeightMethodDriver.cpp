@@ -889,7 +889,9 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
 
   OpBuilder b(site.matmul);
   SmallVector<Value> components;
-  // Shared components are charged their share instead of their size.
+  // Shared components are stored once, as a parameter, and charged their
+  // share instead of their size; a constant weight's components are
+  // constants of its own, charged whole.
   double sharedBits = 0, chargedBits = 0;
   std::vector<const std::string *> sharedNames(
       result.encoded.components.size(), nullptr);
@@ -899,6 +901,8 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
       return linalg::MatmulOp(site.matmul).emitOpError()
              << config.passName << ": the method shared component "
              << shared.index << " of " << sharedNames.size();
+    if (p.paramName.empty())
+      continue;
     sharedNames[shared.index] = &shared.name;
     sharedBits += 8.0 * double(result.encoded.components[shared.index]
                                    .bytes.size());
@@ -907,9 +911,8 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
   for (size_t i = 0; i < result.encoded.components.size(); ++i) {
     const nx::Component &component = result.encoded.components[i];
     FailureOr<Value> value =
-        sharedNames[i] && !p.paramName.empty()
-            ? materializeNamed(b, loc, component, *sharedNames[i])
-            : materialize(b, loc, component, p.paramName);
+        sharedNames[i] ? materializeNamed(b, loc, component, *sharedNames[i])
+                       : materialize(b, loc, component, p.paramName);
     if (failed(value))
       return failure();
     components.push_back(*value);
@@ -926,10 +929,10 @@ LogicalResult WeightMethodDriver::Impl::commit(const Prepared &p,
           double(p.rows * p.cols);
   if (result.extraStorageBits > 0)
     report.encoding += " + input scale";
-  for (const nx::MethodResult::SharedComponent &shared :
-       result.sharedComponents)
-    report.encoding +=
-        " shared " + result.encoded.components[shared.index].layout.name;
+  for (size_t i = 0; i < sharedNames.size(); ++i)
+    if (sharedNames[i])
+      report.encoding +=
+          " shared " + result.encoded.components[i].layout.name;
   report.remarks = result.remarks;
   if (p.stats && p.stats->count > 0 && p.stats->hessian.size()) {
     report.relativeError = nx::relativeOutputError(

@@ -447,3 +447,24 @@ TEST(AqlmSharedTest, HalfPrecisionScalesAreWhatTheLayerRuns) {
             1.01 * objective(exact.dequantized));
   EXPECT_NE(rounded.dequantized, exact.dequantized);
 }
+
+TEST(AqlmSharedTest, AZeroRowKeepsAStorableScale) {
+  // Row 1 is zero but its nearest words are not: the least-squares scale
+  // is 0, which no encoding stores; the smallest normal float (f32) or the
+  // smallest half subnormal (f16) keeps the row at almost zero, and the
+  // result encodes.
+  const int64_t rows = 2, cols = 8;
+  std::vector<float> w = {1, 2, -1, 0.5f, 3, -2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  Eigen::MatrixXd h = randomHessian(cols, 81);
+  for (ScaleStorage storage : {ScaleStorage::F32, ScaleStorage::F16}) {
+    CodebookSpec spec = codebooks(1, 1, 4);
+    spec.scaleStorage = storage;
+    std::vector<float> words = {1, 1, 1, 1, -1, 0.5f, 2, 1};
+    AdditiveCodes state =
+        quantizeWithCodebooks(spec, words, w.data(), rows, cols, h, {});
+    EXPECT_EQ(state.scales[1], storage == ScaleStorage::F32
+                                   ? std::numeric_limits<float>::min()
+                                   : 5.9604645e-8f);
+    EXPECT_NO_THROW(state.encode());
+  }
+}

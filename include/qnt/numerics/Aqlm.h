@@ -188,8 +188,10 @@ private:
 
 /// The row scales that minimize tr(dW H dW^T) for the current codes and
 /// codebooks, each in closed form: s_n = (c_n H w_n^T) / (c_n H c_n^T),
-/// c_n the row's sum of words, rounded to the spec's scale storage. A row
-/// with c_n H c_n^T = 0 keeps its scale. Returns the objective.
+/// c_n the row's sum of words, rounded to the spec's scale storage (a zero
+/// scale becomes the smallest normal float, as encodings store nonzero
+/// scales). A row with c_n H c_n^T = 0 keeps its scale, rounded. Returns
+/// the objective.
 double fitScales(AdditiveCodes &state, const float *w,
                  const Eigen::MatrixXd &hessian);
 

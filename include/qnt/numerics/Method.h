@@ -54,7 +54,8 @@ struct MethodResult {
   /// codebooks): the driver stores each under `name` (one parameter every
   /// layer sharing it reads) and charges this layer `chargedBits` of it in
   /// place of its whole size; the charges of the layers sharing a component
-  /// sum to its size.
+  /// sum to its size. (A weight given as a constant gets its own constant
+  /// of the component, charged whole.)
   struct SharedComponent {
     size_t index = 0;
     std::string name;

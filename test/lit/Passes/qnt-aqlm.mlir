@@ -12,6 +12,12 @@
 // A per-layer override of the configuration: 2 codebooks of 1-bit codes on
 // groups of 2 (the codes component is [N, K/g, M]).
 // RUN: quant-opt %s --qnt-aqlm="stats=%t/s.safetensors overrides=exact:codebooks=2:code-bits=1:in-group-size=2" | FileCheck %s --check-prefix=OVERRIDE
+// Half-precision row scales, pass-wide or per layer (5 and 1 are exact in
+// f16).
+// RUN: quant-opt %s --qnt-aqlm="stats=%t/s.safetensors codebooks=1 code-bits=2 in-group-size=4 scale-type=f16" | FileCheck %s --check-prefix=HALF
+// RUN: quant-opt %s --qnt-aqlm="stats=%t/s.safetensors codebooks=1 code-bits=2 in-group-size=4 overrides=exact:scale-type=f16" | FileCheck %s --check-prefix=HALF
+// HALF: %[[SCALES:.*]] = arith.constant dense<{{\[}}[5.000000e+00], [1.000000e+00]]> : tensor<2x1xf16>
+// HALF: qnt.dequant #qnt.codebook<num_codebooks = 1, code_bits = 2, group_size = 4, scale_type = f16>(%{{.*}}, %{{.*}}, %[[SCALES]])
 
 // CHECK-LABEL: func.func @exact
 // CHECK-DAG: %[[CODES:.*]] = arith.constant dense<{{.*}}> : tensor<2x2x1xi8>
