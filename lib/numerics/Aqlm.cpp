@@ -541,6 +541,16 @@ Eigen::MatrixXd layerHessian(const WeightProblem &problem) {
                                 "input Hessian");
   return problem.stats->fullHessian() / double(problem.stats->count);
 }
+
+
+/// The method's result for a learned state.
+MethodResult methodResult(const AdditiveCodes &state) {
+  MethodResult result;
+  result.spec = state.spec;
+  result.encoded = state.encode();
+  result.dequantized = state.reconstruct();
+  return result;
+}
 } // namespace
 
 MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
@@ -551,11 +561,7 @@ MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
   // What is stored is what the model runs (Adam's scales are f32).
   for (float &scale : state.scales)
     scale = storedScale(scale, spec.scaleStorage);
-  MethodResult result;
-  result.spec = spec;
-  result.encoded = state.encode();
-  result.dequantized = state.reconstruct();
-  return result;
+  return methodResult(state);
 }
 
 std::vector<float> rowRmsScales(const float *w, int64_t rows, int64_t cols) {
@@ -614,16 +620,20 @@ std::vector<float> SharedCodebookFit::fit(int kmeansIterations,
 double fitScales(AdditiveCodes &state, const float *w,
                  const Eigen::MatrixXd &hessian) {
   requireHessian(hessian, state.cols);
-  const int64_t k = state.cols;
-  // The unscaled reconstruction c: with scale 1 per row.
-  AdditiveCodes unit = state;
-  std::fill(unit.scales.begin(), unit.scales.end(), 1.0f);
-  std::vector<float> words = unit.reconstruct();
+  const int64_t k = state.cols, g = state.spec.groupSize;
+  const int numBooks = state.spec.numCodebooks;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < state.rows; ++n) {
+    // c: the row's sum of words, unscaled.
+    std::vector<float> words(k);
+    for (int64_t j = 0; j < state.groups(); ++j)
+      detail::decodeCodebookGroup(
+          state.codebooks.data(), state.numCodes(), g, numBooks,
+          state.codes.data() + (n * state.groups() + j) * numBooks, 1.0f,
+          words.data() + j * g);
     Eigen::VectorXd c(k), x(k);
     for (int64_t i = 0; i < k; ++i) {
-      c[i] = words[n * k + i];
+      c[i] = words[i];
       x[i] = w[n * k + i];
     }
     Eigen::VectorXd hc = hessian * c;
@@ -670,17 +680,11 @@ AdditiveCodes quantizeWithCodebooks(const CodebookSpec &spec,
   const int numBooks = spec.numCodebooks;
   std::vector<double> residual = scaledGroups(w, rows, cols, state.scales);
   state.codes.assign(numPoints * numBooks, 0);
-  for (int m = 0; m < numBooks; ++m) {
-    const float *book = state.word(m, 0);
 #pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < numPoints; ++p) {
-      int64_t c = detail::nearestWord(residual.data() + p * g, book,
-                                      state.numCodes(), g);
-      state.codes[p * numBooks + m] = uint32_t(c);
-      for (int64_t t = 0; t < g; ++t)
-        residual[p * g + t] -= double(book[c * g + t]);
-    }
-  }
+  for (int64_t p = 0; p < numPoints; ++p)
+    detail::nearestResidualCodes(residual.data() + p * g,
+                                 state.codebooks.data(), state.numCodes(), g,
+                                 numBooks, state.codes.data() + p * numBooks);
   double loss = fitScales(state, w, hessian);
   AdditiveCodes best = state;
   double bestLoss = loss, previous = loss;
@@ -708,14 +712,9 @@ MethodResult runAqlmWithCodebooks(const CodebookSpec &spec,
                                   const WeightProblem &problem,
                                   const AqlmOptions &options) {
   Eigen::MatrixXd hessian = layerHessian(problem);
-  AdditiveCodes state = quantizeWithCodebooks(
-      spec, codebooks, problem.weight, problem.rows, problem.cols, hessian,
-      options);
-  MethodResult result;
-  result.spec = spec;
-  result.encoded = state.encode();
-  result.dequantized = state.reconstruct();
-  return result;
+  return methodResult(quantizeWithCodebooks(spec, codebooks, problem.weight,
+                                            problem.rows, problem.cols,
+                                            hessian, options));
 }
 
 } // namespace qnt::numerics

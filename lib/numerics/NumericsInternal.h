@@ -127,6 +127,22 @@ int64_t nearestWord(const double *x, const Word *words, int64_t count,
   return best;
 }
 
+/// The codes [numBooks] of one group `x` [g] under the codebooks `books`
+/// [numBooks][numCodes][g]: the nearest word of each codebook in turn, on
+/// what the earlier ones left; `x` ends as that residual. The codebook
+/// encoder's assignment and AQLM's under fixed codebooks.
+inline void nearestResidualCodes(double *x, const float *books,
+                                 int64_t numCodes, int64_t g,
+                                 int64_t numBooks, uint32_t *codes) {
+  for (int64_t book = 0; book < numBooks; ++book) {
+    const float *words = books + book * numCodes * g;
+    int64_t best = nearestWord(x, words, numCodes, g);
+    codes[book] = static_cast<uint32_t>(best);
+    for (int64_t t = 0; t < g; ++t)
+      x[t] -= words[best * g + t];
+  }
+}
+
 /// One group of a codebook weight: out[t] = scale * sum_m
 /// books[m][groupCodes[m]][t] (float, books summed in order), as
 /// dequantization and AQLM's reconstruction compute it.

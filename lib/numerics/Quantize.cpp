@@ -250,14 +250,9 @@ struct ParamEncoder {
         // Work in scale units: the codebooks approximate W / scale[n].
         for (int64_t t = 0; t < g; ++t)
           residual[t] = w[n * cols + j * g + t] / scales[n];
-        for (int64_t book = 0; book < m; ++book) {
-          const float *words = p.codebooks.data() + book * numCodes * g;
-          int64_t best =
-              detail::nearestWord(residual.data(), words, numCodes, g);
-          codes[(n * numGroups + j) * m + book] = static_cast<uint32_t>(best);
-          for (int64_t t = 0; t < g; ++t)
-            residual[t] -= words[best * g + t];
-        }
+        detail::nearestResidualCodes(residual.data(), p.codebooks.data(),
+                                     numCodes, g, m,
+                                     codes.data() + (n * numGroups + j) * m);
       }
     return packCodebookEncoding(s, p, codes, rows, cols);
   }

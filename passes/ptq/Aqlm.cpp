@@ -36,9 +36,11 @@ struct AqlmSettings {
 /// `defaults` with the per-layer options of `settings` applied.
 AqlmSettings layerSettings(AqlmSettings s, const LayerSettings &settings) {
   // scale-type is the driver's own option (pass-wide and per layer): it
-  // arrives in the layer's integer spec.
+  // arrives in the layer's grid spec (integer, or minifloat with format=).
   if (const auto *grid = std::get_if<nx::UniformSpec>(&settings.spec))
     s.spec.scaleStorage = grid->scaleStorage;
+  else if (const auto *mini = std::get_if<nx::MinifloatSpec>(&settings.spec))
+    s.spec.scaleStorage = mini->scaleStorage;
   for (const auto &entry : settings.methodOptions) {
     StringRef key = entry.getKey(), value = entry.getValue();
     auto integer = [&](auto &out) {
@@ -187,7 +189,6 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
           "and adam-steps >= 0, lr > 0 and relative-tolerance >= 0");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-aqlm");
     config.needsStatistics = true;
-    defaults.spec.scaleStorage = config.scaleStorage;
     // Filled once the driver has found the layers, before any is quantized.
     auto groups = std::make_shared<std::map<std::string, SharedCodebooks>>();
     CodebookSharing sharing = shareCodebooks;
