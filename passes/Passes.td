@@ -357,6 +357,20 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
     and each layer's bits per weight carry its share of them (by weight
     count). Layers that share codebooks must have the same configuration.
 
+    `finetune-epochs` > 0 adds AQLM's block fine-tuning: the layers of each
+    transformer block are quantized as above, then, with their codes
+    frozen, Adam (`finetune-lr`, cosine decay) trains their row scales and
+    their codebooks (not shared ones: other blocks already run those) and,
+    with `finetune-norm-gains` (default), the block's norm gains on the
+    block's output error, its input from the quantized stream and its
+    target the float block's output on the float stream, by the same
+    trainer and block adjoint as qnt-flexround. A trained norm gain g
+    comes back as the input scale 1 / g of the layers reading that norm
+    (one qnt.smooth), which a following qnt-fold-smooth folds into the
+    norm's gain exactly. A block whose loss does not improve keeps the
+    method's result. It runs block by block under quant-compile --recipe
+    (docs/Recipes.md).
+
     ```
     quant-opt model.mlir --pass-pipeline='builtin.module(qnt-aqlm{
         stats=stats.safetensors codebooks=2 code-bits=8 in-group-size=8
@@ -396,7 +410,20 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
              clEnumValN(::mlir::qnt::CodebookSharing::Kind, "kind",
                         "the layers of one kind across blocks"),
              clEnumValN(::mlir::qnt::CodebookSharing::Model, "model",
-                        "every quantized layer"))}]>
+                        "every quantized layer"))}]>,
+    Option<"finetuneEpochs", "finetune-epochs", "int64_t", /*default=*/"0",
+           "Passes over the calibration sequences of each block's "
+           "fine-tuning (0: none)">,
+    Option<"finetuneLearningRate", "finetune-lr", "double",
+           /*default=*/"1e-4",
+           "Adam learning rate of the block fine-tuning">,
+    Option<"finetuneBatchSequences", "finetune-batch-sequences", "int64_t",
+           /*default=*/"1",
+           "Calibration sequences per fine-tuning step">,
+    Option<"finetuneNormGains", "finetune-norm-gains", "bool",
+           /*default=*/"true",
+           "Fine-tuning also trains the norm gains (as input scales that "
+           "qnt-fold-smooth folds)">
   ]);
   let statistics = [
     Statistic<"numQuantized", "weights-quantized", "Weights quantized">

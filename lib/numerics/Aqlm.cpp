@@ -265,15 +265,41 @@ std::vector<Hypothesis> advanceBeam(const AdditiveCodes &state,
 } // namespace
 
 std::vector<float> AdditiveCodes::reconstruct() const {
+  // The decoder's arithmetic: the row's scale times each sum of words.
+  std::vector<float> wq = words();
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t c = 0; c < cols; ++c)
+      wq[n * cols + c] *= scales[n];
+  return wq;
+}
+
+std::vector<float> AdditiveCodes::words() const {
   const int64_t g = spec.groupSize;
-  std::vector<float> wq(rows * cols);
+  std::vector<float> d(rows * cols);
   for (int64_t n = 0; n < rows; ++n)
     for (int64_t j = 0; j < groups(); ++j)
       detail::decodeCodebookGroup(
           codebooks.data(), numCodes(), g, spec.numCodebooks,
-          codes.data() + (n * groups() + j) * spec.numCodebooks, scales[n],
-          wq.data() + n * cols + j * g);
-  return wq;
+          codes.data() + (n * groups() + j) * spec.numCodebooks, 1.0f,
+          d.data() + n * cols + j * g);
+  return d;
+}
+
+std::vector<float> codebookGradient(const AdditiveCodes &state,
+                                    const float *wordsGradient) {
+  const int64_t g = state.spec.groupSize;
+  std::vector<double> sum(state.codebooks.size(), 0.0);
+  for (int64_t n = 0; n < state.rows; ++n)
+    for (int64_t j = 0; j < state.groups(); ++j) {
+      const float *gradient = wordsGradient + n * state.cols + j * g;
+      for (int m = 0; m < state.spec.numCodebooks; ++m) {
+        double *word =
+            sum.data() + (m * state.numCodes() + state.code(n, j, m)) * g;
+        for (int64_t t = 0; t < g; ++t)
+          word[t] += double(gradient[t]);
+      }
+    }
+  return std::vector<float>(sum.begin(), sum.end());
 }
 
 EncodedMatrix AdditiveCodes::encode() const {
@@ -542,26 +568,25 @@ Eigen::MatrixXd layerHessian(const WeightProblem &problem) {
   return problem.stats->fullHessian() / double(problem.stats->count);
 }
 
+} // namespace
 
-/// The method's result for a learned state.
-MethodResult methodResult(const AdditiveCodes &state) {
+MethodResult codebookResult(const AdditiveCodes &state) {
   MethodResult result;
   result.spec = state.spec;
   result.encoded = state.encode();
   result.dequantized = state.reconstruct();
   return result;
 }
-} // namespace
 
-MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
-                     const AqlmOptions &options) {
+AdditiveCodes runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
+                      const AqlmOptions &options) {
   Eigen::MatrixXd hessian = layerHessian(problem);
   AdditiveCodes state = quantizeAdditive(spec, problem.weight, problem.rows,
                                          problem.cols, hessian, options);
   // What is stored is what the model runs (Adam's scales are f32).
   for (float &scale : state.scales)
     scale = storedScale(scale, spec.scaleStorage);
-  return methodResult(state);
+  return state;
 }
 
 std::vector<float> rowRmsScales(const float *w, int64_t rows, int64_t cols) {
@@ -707,14 +732,13 @@ AdditiveCodes quantizeWithCodebooks(const CodebookSpec &spec,
   return best;
 }
 
-MethodResult runAqlmWithCodebooks(const CodebookSpec &spec,
-                                  const std::vector<float> &codebooks,
-                                  const WeightProblem &problem,
-                                  const AqlmOptions &options) {
+AdditiveCodes runAqlmWithCodebooks(const CodebookSpec &spec,
+                                   const std::vector<float> &codebooks,
+                                   const WeightProblem &problem,
+                                   const AqlmOptions &options) {
   Eigen::MatrixXd hessian = layerHessian(problem);
-  return methodResult(quantizeWithCodebooks(spec, codebooks, problem.weight,
-                                            problem.rows, problem.cols,
-                                            hessian, options));
+  return quantizeWithCodebooks(spec, codebooks, problem.weight, problem.rows,
+                               problem.cols, hessian, options);
 }
 
 } // namespace qnt::numerics

@@ -7,6 +7,7 @@
 #include "qnt/ptq/BlockReconstruction.h"
 #include "dialects/qnt/QntDialect.h"
 #include "passes/LinearLayers.h"
+#include "passes/SmoothFolding.h"
 #include "passes/autodiff/Adjoint.h"
 #include "qnt/ParamStore.h"
 #include "qnt/numerics/DistributionCorrection.h"
@@ -15,10 +16,14 @@
 #include "qnt/numerics/Ptq161.h"
 #include "qnt/support/Random.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <optional>
 #include <stdexcept>
@@ -73,10 +78,29 @@ struct LearnableLayer {
   /// The weight the starting point encodes: the layer's, or with error
   /// feedback the one each channel had when it was quantized.
   std::vector<float> encodedWeight;
+  /// AQLM: the starting point, and the state whose codebooks Adam trains
+  /// (when not shared) with their gradient.
+  const mlir::qnt::CodebookStart *codebookStart = nullptr;
+  nx::AdditiveCodes codes;
+  std::vector<float> codebookGradient;
   /// The trained tensors in the order of args.trainable: FlexRound d1
   /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K]; PTQ1.61 alpha [N],
-  /// r1 [N], r2 [K].
+  /// r1 [N], r2 [K]; AQLM s [N] and, when its codebooks are trained, the
+  /// unscaled words D [N, K] (recomputed from the codebooks, never a
+  /// parameter itself).
   std::vector<std::vector<float>> trained;
+  /// Where the layer's first trained tensor is among all layers'.
+  size_t firstTrained = 0;
+
+  bool trainsCodebooks() const {
+    return codebookStart && codebookStart->trainCodebooks;
+  }
+  /// How many of `trained` have gradients (trainable arguments).
+  size_t trainedTensors(LearnedRounding method) const {
+    if (codebookStart)
+      return trainsCodebooks() ? 2 : 1;
+    return method == LearnedRounding::AdaRound ? 1 : 3;
+  }
 
   int64_t groupOf(int64_t k) const { return k / groupSize; }
   double qmax() const { return double((int64_t(1) << spec->bits) - 1); }
@@ -159,6 +183,42 @@ void initializeSalient(LearnableLayer &layer,
       *layer.salient, layer.encodedWeight.data(), p.rows, p.cols);
   layer.trained = {layer.binarization.alpha, std::vector<float>(p.rows, 1.0f),
                    std::vector<float>(p.cols, 1.0f)};
+}
+
+/// AQLM's starting point: the method's scales and unscaled words.
+void initializeCodebook(LearnableLayer &layer,
+                        const mlir::qnt::CodebookStart &start) {
+  const nx::WeightProblem &p = *layer.problem;
+  if (start.state.rows != p.rows || start.state.cols != p.cols)
+    throw std::invalid_argument("layer '" + p.name +
+                                "': the codebook starting point has another "
+                                "shape than the weight");
+  layer.codebookStart = &start;
+  layer.codes = start.state;
+  layer.trained = {layer.codes.scales};
+  if (layer.trainsCodebooks())
+    layer.trained.push_back(layer.codes.words());
+}
+
+/// The trained AQLM state: the row scales as the encoding stores them (a
+/// zero scale, which no encoding stores, the smallest normal float).
+void storeCodebookScales(LearnableLayer &layer) {
+  for (size_t n = 0; n < layer.codes.scales.size(); ++n) {
+    float scale = layer.trained[0][n];
+    layer.codes.scales[n] = nx::storedScale(
+        scale == 0.0f ? std::numeric_limits<float>::min() : scale,
+        layer.codes.spec.scaleStorage);
+  }
+}
+
+/// The fine-tuned layer: the start's result (its shared components kept)
+/// with the trained scales and codebooks, the codes unchanged.
+nx::MethodResult bakeCodebook(const LearnableLayer &layer) {
+  nx::MethodResult result = layer.codebookStart->result;
+  nx::MethodResult trained = nx::codebookResult(layer.codes);
+  result.encoded = std::move(trained.encoded);
+  result.dequantized = std::move(trained.dequantized);
+  return result;
 }
 
 /// Initializes `layer` from round to nearest's grid: FlexRound's d1 = log s
@@ -293,6 +353,8 @@ nx::MethodResult bake(const LearnableLayer &layer, const nx::EncodingSpec &spec,
 nx::MethodResult bakeLayer(const LearnableLayer &layer,
                            const nx::EncodingSpec &spec,
                            LearnedRounding method) {
+  if (layer.codebookStart)
+    return bakeCodebook(layer);
   if (method != LearnedRounding::SalientBinarization)
     return bake(layer, spec, method);
   return nx::bakeSalientBinarization(
@@ -362,6 +424,17 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
       trainable.append(args->trainable.begin(), args->trainable.end());
       continue;
     }
+    if (method == LearnedRounding::AdditiveCodebook) {
+      FailureOr<mlir::qnt::CodebookWeightArgs> args =
+          mlir::qnt::makeCodebookWeightLearnable(func, weightArg);
+      if (failed(args))
+        throw std::runtime_error("the learnable codebook weight could not "
+                                 "be built");
+      trainable.push_back(args->scales);
+      if (layer.trainsCodebooks())
+        trainable.push_back(args->words);
+      continue;
+    }
     bool minifloat = layer.minifloat != nullptr;
     mlir::qnt::LearnableWeightSpec spec{
         method, layer.spec ? layer.spec->bits : 0, layer.groupSize,
@@ -376,6 +449,81 @@ SmallVector<unsigned> writeQuantizers(func::FuncOp func,
     trainable.append(args->trainable.begin(), args->trainable.end());
   }
   return trainable;
+}
+
+/// AQLM's norm gains: the layers whose input a normalization's gain
+/// produces, grouped by that input (read by nothing else), and the argument
+/// g [K] each group's weights are multiplied by column-wise.
+struct InputGain {
+  unsigned argument = 0;
+  int64_t channels = 0;
+  std::vector<size_t> layers;
+  std::vector<float> values;
+};
+
+std::vector<InputGain> writeInputGains(func::FuncOp func,
+                                       std::vector<LearnableLayer> &layers) {
+  std::vector<std::pair<Value, InputGain>> groups;
+  for (auto [i, layer] : llvm::enumerate(layers)) {
+    Value input = layer.matmul->getOperand(0);
+    auto same = llvm::find_if(groups, [&](const auto &g) {
+      return g.first == input;
+    });
+    if (same == groups.end()) {
+      groups.push_back({input, InputGain()});
+      same = std::prev(groups.end());
+    }
+    same->second.layers.push_back(i);
+  }
+  std::vector<InputGain> gains;
+  for (auto &[input, gain] : groups) {
+    std::optional<mlir::qnt::SmoothFoldSite> site =
+        mlir::qnt::findSmoothFoldSite(input);
+    bool onlyTrained = llvm::all_of(input.getUsers(), [&](Operation *user) {
+      return isa<tensor::DimOp>(user) ||
+             llvm::any_of(gain.layers,
+                          [&](size_t i) { return layers[i].matmul == user; });
+    });
+    if (!site || site->kind != mlir::qnt::SmoothFoldSite::Kind::Gain ||
+        !onlyTrained)
+      continue;
+    gain.channels = layers[gain.layers.front()].cols;
+    gain.argument = func.getNumArguments();
+    auto type = RankedTensorType::get({gain.channels},
+                                      Float32Type::get(func.getContext()));
+    if (failed(func.insertArgument(gain.argument, type, DictionaryAttr(),
+                                   input.getLoc())))
+      fail(func.getLoc(), "block reconstruction: cannot add an argument");
+    for (size_t i : gain.layers) {
+      // W' = W diag(g): the weight operand of the transpose-B matmul.
+      Operation *matmul = layers[i].matmul;
+      Value weight = matmul->getOperand(1);
+      auto weightType = cast<RankedTensorType>(weight.getType());
+      OpBuilder b(matmul);
+      Location loc = matmul->getLoc();
+      MLIRContext *ctx = func.getContext();
+      AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+      AffineMap columns = AffineMap::get(2, 0, {b.getAffineDimExpr(1)}, ctx);
+      Value empty = tensor::EmptyOp::create(b, loc, weightType.getShape(),
+                                            weightType.getElementType());
+      SmallVector<utils::IteratorType> parallel(2,
+                                                utils::IteratorType::parallel);
+      Value scaled =
+          linalg::GenericOp::create(
+              b, loc, weightType,
+              ValueRange{weight, func.getArgument(gain.argument)}, empty,
+              ArrayRef<AffineMap>{identity, columns, identity}, parallel,
+              [&](OpBuilder &nb, Location l, ValueRange a) {
+                linalg::YieldOp::create(
+                    nb, l, arith::MulFOp::create(nb, l, a[0], a[1]).getResult());
+              })
+              .getResult(0);
+      matmul->setOperand(1, scaled);
+    }
+    gain.values.assign(gain.channels, 1.0f);
+    gains.push_back(std::move(gain));
+  }
+  return gains;
 }
 
 /// The activation quantization the quantized model will run: a
@@ -427,6 +575,31 @@ std::vector<nx::MethodResult>
 BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
                           ArrayRef<nx::WeightProblem> problems,
                           const ReconstructionOptions &options) {
+  if (options.method == LearnedRounding::AdditiveCodebook)
+    throw std::invalid_argument(
+        "AQLM's fine-tuning starts from the method's codes "
+        "(fineTuneCodebooks)");
+  return run(settings, problems, {}, options);
+}
+
+std::vector<nx::MethodResult> BlockReconstructor::fineTuneCodebooks(
+    ArrayRef<mlir::qnt::LayerSettings> settings,
+    ArrayRef<nx::WeightProblem> problems,
+    ArrayRef<mlir::qnt::CodebookStart> starts,
+    const ReconstructionOptions &options) {
+  if (options.method != LearnedRounding::AdditiveCodebook ||
+      starts.size() != problems.size())
+    throw std::invalid_argument(
+        "codebook fine-tuning needs the AdditiveCodebook method and one "
+        "starting point per layer");
+  return run(settings, problems, starts, options);
+}
+
+std::vector<nx::MethodResult>
+BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
+                        ArrayRef<nx::WeightProblem> problems,
+                        ArrayRef<mlir::qnt::CodebookStart> starts,
+                        const ReconstructionOptions &options) {
   Clock::time_point start = Clock::now();
   last = ReconstructionReport();
   Location loc = model.getLoc();
@@ -459,6 +632,7 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     fail(loc, "block reconstruction: the prediction difference needs the "
               "functions after the block");
   bool salient = options.method == LearnedRounding::SalientBinarization;
+  bool codebook = options.method == LearnedRounding::AdditiveCodebook;
   if (salient && (mixing || correcting))
     throw std::invalid_argument(
         "PTQ1.61's block training has its own targets: it does not combine "
@@ -486,6 +660,10 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
     layer.cols = problems[i].cols;
     if (salient) {
       initializeSalient(layer, options);
+      continue;
+    }
+    if (codebook) {
+      initializeCodebook(layer, starts[i]);
       continue;
     }
     layer.spec = std::get_if<nx::UniformSpec>(&settings[i].spec);
@@ -528,6 +706,11 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   }
   SmallVector<unsigned> trainable =
       writeQuantizers(func, layers, options.method);
+  std::vector<InputGain> gains;
+  if (codebook && options.trainNormGains)
+    gains = writeInputGains(func, layers);
+  for (const InputGain &gain : gains)
+    trainable.push_back(gain.argument);
   // One clip argument per layer after the quantizers' arguments.
   unsigned firstClip = func.getNumArguments();
   writeActivationQuantizers(func, layers, options);
@@ -583,7 +766,11 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
   for (LearnableLayer &layer : layers) {
     size_t first = tail.size();
     int64_t n = layer.rows, k = layer.cols, g = layer.groups;
-    if (salient) {
+    if (codebook) {
+      addOwned({n}, layer.trained[0]);
+      addOwned({n, k}, layer.trainsCodebooks() ? layer.trained[1]
+                                               : layer.codes.words());
+    } else if (salient) {
       const nx::SalientBinarizationTensors &b = layer.binarization;
       addOwned({n}, layer.trained[0]);
       addOwned({n}, layer.trained[1]);
@@ -608,13 +795,17 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       addOwned({n, g}, layer.scale);
       addOwned({n, g}, layer.zero);
     }
-    size_t count =
-        options.method == LearnedRounding::AdaRound ? 1 : 3;
-    for (size_t i = 0; i < count; ++i)
+    layer.firstTrained = trainedIndices.size();
+    for (size_t i = 0; i < layer.trainedTensors(options.method); ++i)
       trainedIndices.push_back(first + i);
   }
-  // The rounding tensors come first among the trained ones, the clip
-  // ratios (one per layer) after them.
+  // The rounding tensors come first among the trained ones, AQLM's norm
+  // gains next, the clip ratios (one per layer) after them.
+  size_t firstGain = trainedIndices.size();
+  for (const InputGain &gain : gains) {
+    trainedIndices.push_back(tail.size());
+    addOwned({gain.channels}, gain.values);
+  }
   size_t roundingTensors = trainedIndices.size();
   if (learnsClips)
     for (size_t i = 0; i < layers.size(); ++i) {
@@ -969,6 +1160,29 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       (i % 3 == 0 ? scales : rescaling).push_back(parameters[i]);
     groups.push_back({"binarization scales", adam, std::move(scales)});
     groups.push_back({"rescaling", rescale, std::move(rescaling)});
+  } else if (codebook) {
+    // AQLM: the row scales, and the codebooks through their words' gradient
+    // (the words themselves are recomputed, not stepped).
+    std::vector<nx::Parameter> scales, books;
+    last.trainableElements = 0;
+    for (LearnableLayer &layer : layers) {
+      scales.push_back(parameters[layer.firstTrained]);
+      last.trainableElements += scales.back().size;
+      if (!layer.trainsCodebooks())
+        continue;
+      layer.codebookGradient.assign(layer.codes.codebooks.size(), 0.0f);
+      books.push_back({"", layer.codes.codebooks.data(),
+                       layer.codebookGradient.data(),
+                       int64_t(layer.codes.codebooks.size())});
+      last.trainableElements += books.back().size;
+    }
+    for (size_t i = firstGain; i < roundingTensors; ++i) {
+      scales.push_back(parameters[i]);
+      last.trainableElements += parameters[i].size;
+    }
+    groups.push_back({"row scales and norm gains", adam, std::move(scales)});
+    if (!books.empty())
+      groups.push_back({"codebooks", adam, std::move(books)});
   } else {
     groups.push_back(
         {"quantizers", adam,
@@ -1045,11 +1259,29 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
           gradients[i][j] += float(options.roundingWeight) * regularizer[j];
       }
     }
+    for (LearnableLayer &layer : layers)
+      if (layer.trainsCodebooks()) {
+        std::vector<float> books = nx::codebookGradient(
+            layer.codes, gradients[layer.firstTrained + 1].data());
+        std::copy(books.begin(), books.end(), layer.codebookGradient.begin());
+      }
     optimizer.step(schedule.factor(step));
+    for (LearnableLayer &layer : layers)
+      if (layer.trainsCodebooks()) {
+        std::vector<float> words = layer.codes.words();
+        std::copy(words.begin(), words.end(),
+                  trainedTensors[layer.firstTrained + 1]->f32());
+      }
     // A clip ratio at or below 0 would divide by zero or flip the grid.
     for (size_t i = roundingTensors; i < trainedTensors.size(); ++i)
       trainedTensors[i]->f32()[0] =
           std::max(trainedTensors[i]->f32()[0], kMinimumClip);
+    // AQLM's norm gains stay positive (they become input scales 1 / g).
+    for (size_t i = firstGain; i < roundingTensors; ++i) {
+      float *g = trainedTensors[i]->f32();
+      for (int64_t j = 0; j < trainedTensors[i]->numElements(); ++j)
+        g[j] = std::max(g[j], kMinimumColumnScale);
+    }
     // PTQ1.61's column scales r2 (every layer's third tensor) stay positive.
     if (salient)
       for (size_t i = 2; i < roundingTensors; i += 3) {
@@ -1086,8 +1318,44 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       const float *values = trainedTensors[t++]->f32();
       std::copy(values, values + trained.size(), trained.begin());
     }
+  for (size_t i = 0; i < gains.size(); ++i) {
+    const float *values = trainedTensors[firstGain + i]->f32();
+    std::copy(values, values + gains[i].channels, gains[i].values.begin());
+  }
   hardenRounding(true);
+  // AQLM: the scales as stored, in the block that measures the final loss.
+  auto setCodebookTensors = [&] {
+    for (LearnableLayer &layer : layers) {
+      const std::vector<float> &s = layer.codes.scales;
+      std::copy(s.begin(), s.end(), trainedTensors[layer.firstTrained]->f32());
+      if (layer.trainsCodebooks()) {
+        std::vector<float> words = layer.codes.words();
+        std::copy(words.begin(), words.end(),
+                  trainedTensors[layer.firstTrained + 1]->f32());
+      }
+    }
+  };
+  if (codebook) {
+    for (LearnableLayer &layer : layers)
+      storeCodebookScales(layer);
+    setCodebookTensors();
+  }
   evaluate(last.finalLoss, last.finalPrediction);
+  // Fine-tuning keeps the method's result when it did not improve on it
+  // (the step size was too large for this block).
+  bool keptStart = codebook && !(last.finalLoss < last.initialLoss);
+  if (keptStart) {
+    for (LearnableLayer &layer : layers)
+      layer.codes = layer.codebookStart->state;
+    setCodebookTensors();
+    for (size_t i = 0; i < gains.size(); ++i) {
+      std::fill(gains[i].values.begin(), gains[i].values.end(), 1.0f);
+      std::fill_n(trainedTensors[firstGain + i]->f32(), gains[i].channels,
+                  1.0f);
+    }
+    last.finalLoss = last.initialLoss;
+    last.finalPrediction = last.initialPrediction;
+  }
   // The next block's quantized-stream inputs, as the trained block (its
   // activation quantization included) computes them.
   if (data.output)
@@ -1101,19 +1369,38 @@ BlockReconstructor::train(ArrayRef<mlir::qnt::LayerSettings> settings,
       results.back().activationClip =
           trainedTensors[roundingTensors + i]->f32()[0];
   }
+  // AQLM's norm gains: each layer's input scale 1 / g, and the effective
+  // weight W^ diag(g) that the quantized stream runs.
+  for (const InputGain &gain : gains) {
+    if (llvm::all_of(gain.values, [](float g) { return g == 1.0f; }))
+      continue;
+    for (size_t i : gain.layers) {
+      nx::MethodResult &result = results[i];
+      result.inputScale.resize(gain.channels);
+      for (int64_t k = 0; k < gain.channels; ++k)
+        result.inputScale[k] = 1.0f / gain.values[k];
+      for (int64_t r = 0; r < layers[i].rows; ++r)
+        for (int64_t k = 0; k < gain.channels; ++k)
+          result.dequantized[r * gain.channels + k] *= gain.values[k];
+    }
+  }
+  const char *startName = salient    ? "the starting point"
+                          : codebook ? "the method's codes"
+                                     : "round to nearest";
   results.front().remarks.push_back(
       llvm::formatv("block loss {0:E3} at {4}, {1:E3} after {2} "
                     "iterations{3}",
                     last.initialLoss, last.finalLoss, last.iterations,
-                    last.stoppedEarly ? " (stopped early)" : "",
-                    salient ? "the starting point" : "round to nearest")
+                    last.stoppedEarly ? " (stopped early)" : "", startName)
           .str());
+  if (keptStart)
+    results.front().remarks.push_back(
+        "training did not lower the block loss: the method's result is kept");
   if (predicting)
     results.front().remarks.push_back(
         llvm::formatv("prediction difference {0:E3} at {2}, {1:E3} after "
                       "training",
-                      last.initialPrediction, last.finalPrediction,
-                      salient ? "the starting point" : "round to nearest")
+                      last.initialPrediction, last.finalPrediction, startName)
             .str());
   last.seconds = secondsSince(start);
   return results;

@@ -1,8 +1,10 @@
 //===- Aqlm.cpp - AQLM additive-codebook quantization -----------*- C++ -*-===//
 //
-// Implements qnt-aqlm: the weight-method driver with numerics::runAqlm. The
-// codebook configuration and AQLM's options may be overridden per layer
-// (overrides=".*w2.*:in-group-size=4").
+// Implements qnt-aqlm: the weight-method driver with numerics::runAqlm (or,
+// for shared codebooks, runAqlmWithCodebooks) per layer, and with
+// finetune-epochs the sequential driver's block trainer on top
+// (BlockTrainer::fineTuneCodebooks). The codebook configuration and AQLM's
+// options may be overridden per layer (overrides=".*w2.*:in-group-size=4").
 //
 //===----------------------------------------------------------------------===//
 
@@ -165,6 +167,38 @@ LogicalResult fitSharedCodebooks(
   return success();
 }
 
+using SharedCodebookMap = std::map<std::string, SharedCodebooks>;
+
+/// One layer's AQLM: its own codebooks, or its sharing group's (then
+/// stored once, the layer charged its share).
+CodebookStart quantizeLayer(const AqlmSettings &defaults,
+                            const SharedCodebookMap &groups,
+                            CodebookSharing sharing,
+                            const LayerSettings &settings,
+                            const nx::WeightProblem &problem) {
+  AqlmSettings s = layerSettings(defaults, settings);
+  std::string key = sharingGroup(sharing, problem.name);
+  CodebookStart start;
+  if (key.empty()) {
+    start.state = nx::runAqlm(s.spec, problem, s.options);
+    start.result = nx::codebookResult(start.state);
+    return start;
+  }
+  const SharedCodebooks &group = groups.at(key);
+  start.state =
+      nx::runAqlmWithCodebooks(s.spec, group.codebooks, problem, s.options);
+  start.result = nx::codebookResult(start.state);
+  // Component 1 is the codebooks (componentLayout's order).
+  double bits = 8.0 * double(start.result.encoded.components[1].bytes.size());
+  start.result.sharedComponents.push_back(
+      {1, group.paramName,
+       bits * double(problem.rows * problem.cols) / double(group.numWeights)});
+  // Shared codebooks stay as fitted: with model or kind sharing other
+  // blocks already run them, and fine-tuning trains one codebook per layer.
+  start.trainCodebooks = false;
+  return start;
+}
+
 struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
                      WeightMethodPass {
   using QntAqlmBase::QntAqlmBase;
@@ -187,30 +221,56 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
       return module.emitError(
           "qnt-aqlm: beam-size must be >= 1, kmeans-iterations, max-epochs "
           "and adam-steps >= 0, lr > 0 and relative-tolerance >= 0");
+    if (finetuneEpochs < 0 || !(finetuneLearningRate > 0) ||
+        finetuneBatchSequences < 1)
+      return module.emitError("qnt-aqlm: finetune-epochs must be >= 0, "
+                              "finetune-lr > 0 and finetune-batch-sequences "
+                              ">= 1");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-aqlm");
     config.needsStatistics = true;
     // Filled once the driver has found the layers, before any is quantized.
-    auto groups = std::make_shared<std::map<std::string, SharedCodebooks>>();
+    auto groups = std::make_shared<SharedCodebookMap>();
     CodebookSharing sharing = shareCodebooks;
-    auto driver = WeightMethodDriver::create(
-        module, std::move(config), "aqlm",
-        [defaults, groups, sharing](const LayerSettings &settings,
-                                    const nx::WeightProblem &problem) {
-          AqlmSettings s = layerSettings(defaults, settings);
-          std::string key = sharingGroup(sharing, problem.name);
-          if (key.empty())
-            return nx::runAqlm(s.spec, problem, s.options);
-          const SharedCodebooks &group = groups->at(key);
-          nx::MethodResult result = nx::runAqlmWithCodebooks(
-              s.spec, group.codebooks, problem, s.options);
-          // Component 1 is the codebooks (componentLayout's order).
-          double bits = 8.0 * double(result.encoded.components[1].bytes.size());
-          result.sharedComponents.push_back(
-              {1, group.paramName,
-               bits * double(problem.rows * problem.cols) /
-                   double(group.numWeights)});
-          return result;
-        });
+    FailureOr<std::unique_ptr<WeightMethodDriver>> driver = failure();
+    if (finetuneEpochs > 0) {
+      config.groupsAreBlocks = true;
+      ReconstructionOptions options;
+      options.method = LearnedRounding::AdditiveCodebook;
+      options.epochs = finetuneEpochs;
+      options.learningRate = finetuneLearningRate;
+      options.batchSequences = finetuneBatchSequences;
+      options.seed = seed;
+      options.trainNormGains = finetuneNormGains;
+      options.activationBits = config.actBits;
+      options.activationPerToken = config.actPerToken;
+      driver = WeightMethodDriver::create(
+          module, std::move(config), "aqlm",
+          [defaults, groups, sharing,
+           options](ArrayRef<LayerSettings> settings,
+                    ArrayRef<nx::WeightProblem> problems,
+                    const GroupContext &context) {
+            if (!context.trainer)
+              throw std::invalid_argument(
+                  "finetune-epochs trains each transformer block on "
+                  "calibration data; run it block by block with "
+                  "quant-compile --recipe (docs/Recipes.md)");
+            std::vector<CodebookStart> starts;
+            for (size_t i = 0; i < problems.size(); ++i)
+              starts.push_back(quantizeLayer(defaults, *groups, sharing,
+                                             settings[i], problems[i]));
+            return context.trainer->fineTuneCodebooks(settings, problems,
+                                                      starts, options);
+          });
+    } else {
+      driver = WeightMethodDriver::create(
+          module, std::move(config), "aqlm",
+          [defaults, groups, sharing](const LayerSettings &settings,
+                                      const nx::WeightProblem &problem) {
+            return quantizeLayer(defaults, *groups, sharing, settings,
+                                 problem)
+                .result;
+          });
+    }
     if (failed(driver) || sharing == CodebookSharing::None)
       return driver;
     if (failed(

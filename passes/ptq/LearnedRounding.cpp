@@ -399,6 +399,45 @@ mlir::qnt::makeSalientBinarizationLearnable(func::FuncOp func,
   return args;
 }
 
+FailureOr<CodebookWeightArgs>
+mlir::qnt::makeCodebookWeightLearnable(func::FuncOp func, unsigned weightArg) {
+  FailureOr<RankedTensorType> weightType =
+      learnableWeightType(func, weightArg);
+  if (failed(weightType))
+    return failure();
+  Value weight = func.getArgument(weightArg);
+  RankedTensorType type = *weightType;
+  auto rowType = RankedTensorType::get({type.getDimSize(0)},
+                                       Float32Type::get(func.getContext()));
+  Location loc = weight.getLoc();
+  FailureOr<unsigned> first =
+      appendArguments(func, {rowType, type}, loc);
+  if (failed(first))
+    return failure();
+  CodebookWeightArgs args{*first, *first + 1};
+
+  OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+  MLIRContext *ctx = func.getContext();
+  AffineMap rows = AffineMap::get(2, 0, {b.getAffineDimExpr(0)}, ctx);
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+  Value empty =
+      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+  Value learnable =
+      linalg::GenericOp::create(
+          b, loc, type,
+          ValueRange{func.getArgument(args.scales),
+                     func.getArgument(args.words)},
+          empty, ArrayRef<AffineMap>{rows, identity, identity}, parallel,
+          [&](OpBuilder &nb, Location l, ValueRange a) {
+            linalg::YieldOp::create(
+                nb, l, arith::MulFOp::create(nb, l, a[0], a[1]).getResult());
+          })
+          .getResult(0);
+  weight.replaceAllUsesWith(learnable);
+  return args;
+}
+
 float mlir::qnt::roundToMinifloatGrid(float y, const MinifloatGrid &grid) {
   // As roundToGrid: the same comparisons, division and products in float.
   float magnitude = std::fabs(y);

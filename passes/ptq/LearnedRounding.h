@@ -45,8 +45,15 @@ namespace mlir::qnt {
 /// The block-trained weight quantizers: FlexRound and AdaRound learn the
 /// rounding of a uniform or minifloat grid (makeWeightLearnable);
 /// SalientBinarization learns PTQ1.61's binarization scale and row and
-/// column rescaling (makeSalientBinarizationLearnable).
-enum class LearnedRounding { FlexRound, AdaRound, SalientBinarization };
+/// column rescaling (makeSalientBinarizationLearnable); AdditiveCodebook is
+/// AQLM's fine-tuning of row scales and codebooks with the codes frozen
+/// (makeCodebookWeightLearnable).
+enum class LearnedRounding {
+  FlexRound,
+  AdaRound,
+  SalientBinarization,
+  AdditiveCodebook
+};
 
 /// A minifloat format as FlexRound's rounding needs it: the spacing of the
 /// values in [2^e, 2^(e+1)) is 2^(e - mantissaBits) for e >= minExponent
@@ -115,6 +122,12 @@ struct ReconstructionOptions {
   /// (numerics::compensateSalientBinarization; not in the reference).
   bool salientErrorFeedback = false;
   double rescaleLearningRate = 1e-3;
+  /// AQLM (AdditiveCodebook): also trains a gain g per input channel of
+  /// every input that a normalization's gain produces and only trained
+  /// layers read (the block's norm gains; the layers reading one share it).
+  /// Each such layer returns 1 / g as its input scale, a qnt.smooth that
+  /// qnt-fold-smooth folds into the normalization exactly.
+  bool trainNormGains = false;
   /// When > 0, iterations = epochs passes over the calibration sequences
   /// (ceil(sequences / batchSequences) steps each), as the references
   /// count them.
@@ -195,6 +208,22 @@ struct SalientBinarizationArgs {
 /// Emits a located error and changes nothing on failure.
 FailureOr<SalientBinarizationArgs>
 makeSalientBinarizationLearnable(func::FuncOp func, unsigned weightArg);
+
+/// The arguments makeCodebookWeightLearnable added.
+struct CodebookWeightArgs {
+  /// The row scales s [N] and the unscaled words D [N, K].
+  unsigned scales = 0, words = 0;
+};
+
+/// AQLM's fine-tuning form (ALGORITHMS.md §10): replaces the uses of
+/// argument `weightArg` (a static f32 [N, K] tensor) by
+///   W^[r, j] = s_r D[r, j]
+/// from two new trailing arguments (CodebookWeightArgs). D is the sum of
+/// each group's words; the trainer carries D's gradient to the codebooks
+/// (numerics::codebookGradient), so that no lookup is differentiated.
+/// Emits a located error and changes nothing on failure.
+FailureOr<CodebookWeightArgs> makeCodebookWeightLearnable(func::FuncOp func,
+                                                         unsigned weightArg);
 
 } // namespace mlir::qnt
 

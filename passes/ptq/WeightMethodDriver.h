@@ -26,6 +26,7 @@
 #define QNT_PASSES_PTQ_WEIGHTMETHODDRIVER_H
 
 #include "passes/ptq/LearnedRounding.h"
+#include "qnt/numerics/Aqlm.h"
 #include "qnt/numerics/LowRank.h"
 #include "qnt/numerics/Method.h"
 
@@ -155,6 +156,17 @@ struct LayerSettings {
 using WeightMethod = std::function<::qnt::numerics::MethodResult(
     const LayerSettings &, const ::qnt::numerics::WeightProblem &)>;
 
+/// Where AQLM's block fine-tuning starts for one layer: the layer's
+/// additive codes as its method left them.
+struct CodebookStart {
+  ::qnt::numerics::AdditiveCodes state;
+  /// The method's result for `state` (its shared components are kept).
+  ::qnt::numerics::MethodResult result;
+  /// False when the codebooks are shared beyond the block: other blocks
+  /// already run them, so only the row scales are trained.
+  bool trainCodebooks = true;
+};
+
 /// Trains the quantization of one block's layers together on the block's
 /// output (block reconstruction: FlexRound, AdaRound). The sequential
 /// driver implements it with the block's IR, its inputs on the quantized
@@ -169,6 +181,15 @@ public:
   train(llvm::ArrayRef<LayerSettings> settings,
         llvm::ArrayRef<::qnt::numerics::WeightProblem> problems,
         const ReconstructionOptions &options) = 0;
+  /// AQLM's block fine-tuning (LearnedRounding::AdditiveCodebook): from
+  /// `starts` (one per layer), the codes frozen, trains the row scales and
+  /// the codebooks that are not shared; the same results and errors as
+  /// train().
+  virtual std::vector<::qnt::numerics::MethodResult>
+  fineTuneCodebooks(llvm::ArrayRef<LayerSettings> settings,
+                    llvm::ArrayRef<::qnt::numerics::WeightProblem> problems,
+                    llvm::ArrayRef<CodebookStart> starts,
+                    const ReconstructionOptions &options) = 0;
 };
 
 /// What a group method may use besides the weights and their statistics.

@@ -12,7 +12,10 @@
 //  - PD-Quant's prediction difference at the start is the KL of the model
 //    with the RTN block, run by the float runner, and training lowers it;
 //  - PTQ1.61 starts at its starting point, reports the loss (computed
-//    here) of the weights it bakes, and training lowers it.
+//    here) of the weights it bakes, and training lowers it;
+//  - AQLM's fine-tuning starts at the method's result, keeps its codes
+//    (and shared codebooks), lowers the loss of the encodings it returns,
+//    and keeps the start when training does not improve on it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,9 +26,12 @@
 #include "qnt/ParamStore.h"
 #include "qnt/import/LlamaImporter.h"
 #include "qnt/io/SyntheticModel.h"
+#include "qnt/numerics/Aqlm.h"
 #include "qnt/numerics/Loss.h"
 #include "qnt/numerics/Ptq161.h"
 #include "qnt/runtime/ModelRunner.h"
+
+#include "llvm/ADT/StringExtras.h"
 
 #include <gtest/gtest.h>
 
@@ -93,7 +99,8 @@ protected:
   train(const mlir::qnt::ReconstructionOptions &options,
         ::qnt::ptq::ReconstructionReport &report,
         std::vector<rt::HostTensor> *outputs = nullptr,
-        std::optional<nx::EncodingSpec> grid = std::nullopt) {
+        std::optional<nx::EncodingSpec> grid = std::nullopt,
+        const std::vector<mlir::qnt::CodebookStart> *starts = nullptr) {
     nx::UniformSpec spec;
     spec.bits = 3;
     spec.symmetric = false;
@@ -132,7 +139,9 @@ protected:
     data.downstream.push_back("head");
     ::qnt::ptq::BlockReconstructor trainer(*model, "block0", data);
     std::vector<nx::MethodResult> results =
-        trainer.train(settings, problems, options);
+        starts ? trainer.fineTuneCodebooks(settings, problems, *starts,
+                                           options)
+               : trainer.train(settings, problems, options);
     report = trainer.report();
     return results;
   }
@@ -529,6 +538,173 @@ TEST_F(BlockReconstructionTest, Ptq161TrainsItsBinarizationOnItsLoss) {
   // Its targets are the two streams' own: no QDrop mixing.
   options.quantizedInputProbability = 0.5;
   EXPECT_THROW(train(options, report), std::invalid_argument);
+}
+
+/// AQLM's starting points for block 0: 1x6 g8 codebooks (a few k-means
+/// iterations on the weights, a unit Hessian), the scales as stored.
+std::vector<mlir::qnt::CodebookStart>
+codebookStarts(const std::vector<std::vector<float>> &weights,
+               const std::vector<std::pair<int64_t, int64_t>> &shapes,
+               bool trainCodebooks) {
+  nx::CodebookSpec spec;
+  spec.numCodebooks = 1;
+  spec.codeBits = 6;
+  spec.groupSize = 8;
+  spec.scaleStorage = nx::ScaleStorage::F16;
+  std::vector<mlir::qnt::CodebookStart> starts;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    auto [rows, cols] = shapes[i];
+    mlir::qnt::CodebookStart start;
+    start.state = nx::initializeAdditiveCodes(spec, weights[i].data(), rows,
+                                              cols, 5, i + 1);
+    for (float &scale : start.state.scales)
+      scale = nx::storedScale(scale, spec.scaleStorage);
+    start.result = nx::codebookResult(start.state);
+    if (!trainCodebooks)
+      start.result.sharedComponents.push_back({1, "aqlm.codebooks", 100.0});
+    start.trainCodebooks = trainCodebooks;
+    starts.push_back(std::move(start));
+  }
+  return starts;
+}
+
+TEST_F(BlockReconstructionTest, AqlmFineTuningTrainsScalesAndCodebooks) {
+  mlir::qnt::ReconstructionOptions options;
+  options.method = mlir::qnt::LearnedRounding::AdditiveCodebook;
+  options.iterations = 0;
+  ::qnt::ptq::ReconstructionReport report;
+  std::vector<mlir::qnt::CodebookStart> starts =
+      codebookStarts(weights, shapes, /*trainCodebooks=*/true);
+  std::vector<nx::MethodResult> results =
+      train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  // Iteration 0 is the method's result, and the trainer's loss is that of
+  // its weights run by the float block.
+  std::vector<nx::MethodResult> start;
+  for (const mlir::qnt::CodebookStart &s : starts)
+    start.push_back(s.result);
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(results[i].dequantized, start[i].dequantized) << names[i];
+  EXPECT_NEAR(report.initialLoss, lossWith(start), 1e-4 * report.initialLoss);
+
+  // Training: codes unchanged, scales and codebooks moved, a lower loss
+  // that is the loss of the encodings it returns (f16 scales included).
+  options.iterations = 40;
+  options.learningRate = 1e-3;
+  results = train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_LT(report.finalLoss, 0.9 * report.initialLoss);
+  EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-4 * report.finalLoss);
+  int64_t elements = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto &trained = results[i].encoded.components;
+    const auto &before = starts[i].result.encoded.components;
+    ASSERT_EQ(trained.size(), 3u);
+    EXPECT_EQ(trained[0].bytes, before[0].bytes) << names[i] << ": codes";
+    EXPECT_NE(trained[1].bytes, before[1].bytes) << names[i] << ": codebook";
+    EXPECT_NE(trained[2].bytes, before[2].bytes) << names[i] << ": scales";
+    EXPECT_EQ(trained[2].layout.dtype, nx::DType::F16);
+    EXPECT_EQ(nx::dequantize(results[i].spec, results[i].encoded),
+              results[i].dequantized)
+        << names[i];
+    elements += shapes[i].first + int64_t(starts[i].state.codebooks.size());
+  }
+  EXPECT_EQ(report.trainableElements, elements);
+}
+
+TEST_F(BlockReconstructionTest, AqlmFineTuningTrainsNormGains) {
+  // The norm gains: one gain per channel for q, k and v (the attention
+  // norm's output) and one for w1 and w3 (the FFN norm's); o and w2 read
+  // no norm. Each comes back as the layers' input scale 1 / g, and the
+  // effective weights (the stored ones times g) give the reported loss.
+  mlir::qnt::ReconstructionOptions options;
+  options.method = mlir::qnt::LearnedRounding::AdditiveCodebook;
+  options.iterations = 40;
+  options.learningRate = 1e-3;
+  options.trainNormGains = true;
+  ::qnt::ptq::ReconstructionReport report, withoutGains;
+  std::vector<mlir::qnt::CodebookStart> starts =
+      codebookStarts(weights, shapes, /*trainCodebooks=*/false);
+  std::vector<nx::MethodResult> results =
+      train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-4 * report.finalLoss);
+  int64_t rows = 0;
+  for (const auto &shape : shapes)
+    rows += shape.first;
+  EXPECT_EQ(report.trainableElements, rows + 64 + 64);
+  // kLayers: wq wk wv wo w1 w3 w2.
+  for (size_t i : {0, 1, 2, 4, 5})
+    ASSERT_EQ(results[i].inputScale.size(), 64u) << names[i];
+  EXPECT_EQ(results[0].inputScale, results[1].inputScale);
+  EXPECT_EQ(results[0].inputScale, results[2].inputScale);
+  EXPECT_EQ(results[4].inputScale, results[5].inputScale);
+  EXPECT_NE(results[0].inputScale, results[4].inputScale);
+  EXPECT_TRUE(results[3].inputScale.empty());
+  EXPECT_TRUE(results[6].inputScale.empty());
+  for (size_t i : {0, 4}) {
+    std::vector<float> stored =
+        nx::dequantize(results[i].spec, results[i].encoded);
+    for (int64_t r = 0; r < shapes[i].first; ++r)
+      for (int64_t k = 0; k < 64; ++k) {
+        // (1 / (1 / g) is g to an ulp.)
+        float effective = stored[r * 64 + k] / results[i].inputScale[k];
+        ASSERT_NEAR(results[i].dequantized[r * 64 + k], effective,
+                    1e-6f * std::fabs(effective))
+            << names[i];
+      }
+  }
+  // The gains are freedom the scales alone do not have.
+  options.trainNormGains = false;
+  train(options, withoutGains, nullptr, std::nullopt, &starts);
+  EXPECT_EQ(withoutGains.initialLoss, report.initialLoss);
+  EXPECT_LT(report.finalLoss, withoutGains.finalLoss);
+}
+
+TEST_F(BlockReconstructionTest, AqlmFineTuningKeepsSharedCodebooks) {
+  mlir::qnt::ReconstructionOptions options;
+  options.method = mlir::qnt::LearnedRounding::AdditiveCodebook;
+  options.iterations = 40;
+  options.learningRate = 1e-3;
+  ::qnt::ptq::ReconstructionReport report;
+  std::vector<mlir::qnt::CodebookStart> starts =
+      codebookStarts(weights, shapes, /*trainCodebooks=*/false);
+  std::vector<nx::MethodResult> results =
+      train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_LT(report.finalLoss, report.initialLoss);
+  EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-4 * report.finalLoss);
+  int64_t rows = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto &trained = results[i].encoded.components;
+    const auto &before = starts[i].result.encoded.components;
+    EXPECT_EQ(trained[0].bytes, before[0].bytes) << names[i];
+    EXPECT_EQ(trained[1].bytes, before[1].bytes) << names[i];
+    EXPECT_NE(trained[2].bytes, before[2].bytes) << names[i];
+    // The driver still stores the codebooks once.
+    ASSERT_EQ(results[i].sharedComponents.size(), 1u);
+    EXPECT_EQ(results[i].sharedComponents[0].name, "aqlm.codebooks");
+    rows += shapes[i].first;
+  }
+  EXPECT_EQ(report.trainableElements, rows);
+
+  // A step size far too large: the block keeps the method's result.
+  options.learningRate = 10;
+  options.iterations = 5;
+  results = train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_EQ(report.finalLoss, report.initialLoss);
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(results[i].dequantized, starts[i].result.dequantized);
+  EXPECT_NE(llvm::join(results[0].remarks, "\n")
+                .find("the method's result is kept"),
+            std::string::npos);
+
+  // The method needs its starting points, one per layer.
+  EXPECT_THROW(train(options, report), std::invalid_argument);
+  starts.pop_back();
+  EXPECT_THROW(train(options, report, nullptr, std::nullopt, &starts),
+               std::invalid_argument);
 }
 
 TEST_F(BlockReconstructionTest, RefusesWhatItCannotLearn) {

@@ -559,6 +559,59 @@ TEST_F(LearnedRoundingTest, SalientBinarizationAndItsGradients) {
   EXPECT_EQ(grads[2].f32()[2], 0.0f);
 }
 
+TEST_F(LearnedRoundingTest, CodebookWeightAndItsGradients) {
+  // AQLM's fine-tuning form W^ = s_r D[r, j]: its value, and the gradients
+  // sum_j dy D (of s) and s_r dy (of D), against the closed forms.
+  module = parseSourceString<ModuleOp>(
+      "func.func @q(%w: tensor<3x8xf32>) -> tensor<3x8xf32> {\n"
+      "  return %w : tensor<3x8xf32>\n}\n",
+      &ctx);
+  auto func = *module->getOps<func::FuncOp>().begin();
+  auto made = mlir::qnt::makeCodebookWeightLearnable(func, 0);
+  ASSERT_TRUE(succeeded(made)) << diagnostics;
+  EXPECT_EQ(made->scales, 1u);
+  EXPECT_EQ(made->words, 2u);
+  // The float weight itself is no longer read.
+  EXPECT_TRUE(func.getArgument(0).use_empty());
+  ASSERT_TRUE(succeeded(mlir::qnt::buildAdjoint(
+      func, {made->scales, made->words}, "q_adjoint")))
+      << diagnostics;
+  auto compiled = rt::CompiledModule::compile(*module, {"q", "q_adjoint"});
+  ASSERT_TRUE(succeeded(compiled)) << diagnostics;
+  ASSERT_TRUE(succeeded((*compiled)->bindParams(mlir::qnt::ParamStore(),
+                                                module->getLoc())));
+  ::qnt::Xoshiro256 rng(9);
+  auto random = [&](int64_t n, double lo, double hi) {
+    std::vector<float> v(n);
+    for (float &x : v)
+      x = float(lo + (hi - lo) * rng.uniform());
+    return v;
+  };
+  std::vector<float> w = randomWeight(10), s = random(kRows, -1, 1),
+                     d = random(kRows * kCols, -2, 2),
+                     dy = random(kRows * kCols, -1, 1);
+  std::vector<rt::HostTensor> in = {tensor({kRows, kCols}, w),
+                                    tensor({kRows}, s),
+                                    tensor({kRows, kCols}, d)};
+  std::vector<rt::HostTensor> out, grads;
+  ASSERT_TRUE(succeeded((*compiled)->call("q", in, out, module->getLoc())));
+  in.push_back(tensor({kRows, kCols}, dy));
+  ASSERT_TRUE(
+      succeeded((*compiled)->call("q_adjoint", in, grads, module->getLoc())));
+  ASSERT_EQ(grads.size(), 2u);
+  for (int64_t r = 0; r < kRows; ++r) {
+    double gs = 0;
+    for (int64_t k = 0; k < kCols; ++k) {
+      int64_t i = r * kCols + k;
+      // Bit for bit the decoder's s * (sum of words).
+      EXPECT_EQ(out[0].f32()[i], s[r] * d[i]) << i;
+      EXPECT_NEAR(grads[1].f32()[i], double(s[r]) * dy[i], 1e-6) << i;
+      gs += double(dy[i]) * d[i];
+    }
+    EXPECT_NEAR(grads[0].f32()[r], gs, 1e-5) << r;
+  }
+}
+
 /// Groups of 4 over 6 columns: the last group of each row has 2 (as GPTQ's
 /// and RTN's ragged groups); at its initialization FlexRound is RTN's.
 TEST_F(LearnedRoundingTest, RaggedGroupsStartAtRoundToNearest) {

@@ -69,7 +69,7 @@ static cl::list<std::string>
                  cl::desc("Encodings (default: all): int4-g128, int3-g128, "
                           "int8, e2m1-g32, e4m3, aqlm-2x8, aqlm-2x8-tiled "
                           "(codes in tiles of 128 rows by 16 groups, for "
-                          "the lookup-table kernel), binary, "
+                          "the lookup-table kernel), aqlm-1x16, binary, "
                           "bitplanes3-g128, ptq161"),
                  cl::cat(category));
 static cl::list<std::string>
@@ -181,6 +181,7 @@ std::vector<NamedEncoding> knownEncodings() {
                                  G::PerChannel, 0}},
       {"aqlm-2x8", nx::CodebookSpec{2, 8, 8}},
       {"aqlm-2x8-tiled", nx::CodebookSpec{2, 8, 8, 128, 16}},
+      {"aqlm-1x16", nx::CodebookSpec{1, 16, 8}},
       {"binary", nx::BinarySpec{true, G::PerChannel, 0}},
       {"bitplanes3-g128", nx::BitPlaneSpec{3, G::PerGroup, 128}},
       {"ptq161", ptq161},

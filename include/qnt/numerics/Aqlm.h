@@ -56,9 +56,23 @@ struct AdditiveCodes {
   }
   /// W^ row-major [N][K].
   std::vector<float> reconstruct() const;
+  /// The unscaled words D [N][K], the sum of each group's words, so that
+  /// W^ = diag(s) D (block fine-tuning trains s and D's codebooks).
+  std::vector<float> words() const;
   /// The standard codebook encoding of this state.
   EncodedMatrix encode() const;
 };
+
+/// The gradient of a loss with respect to the codebooks [M][2^B][g] from
+/// its gradient with respect to the unscaled words D (words()), [N][K]: D
+/// is linear in the codebooks, and each word's gradient is the sum over
+/// the groups whose code selects it (every codebook of a group receives
+/// that group's gradient, as the words are added).
+std::vector<float> codebookGradient(const AdditiveCodes &state,
+                                    const float *wordsGradient);
+
+/// The encoding of `state` and the weight it decodes to.
+MethodResult codebookResult(const AdditiveCodes &state);
 
 /// AQLM's initialization: s_n = ||W_n||_2 (a zero row gets 1), then
 /// residual k-means on the rows' groups of W / s, one codebook after the
@@ -139,11 +153,12 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
                                const Eigen::MatrixXd &hessian,
                                const AqlmOptions &options);
 
-/// AQLM as a weight method: the Hessian from the problem's statistics
-/// (required), the result encoded with the learned codes (the scales
-/// rounded to the spec's storage).
-MethodResult runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
-                     const AqlmOptions &options);
+/// AQLM on a weight problem: the Hessian from the problem's statistics
+/// (required, else std::invalid_argument naming the layer), the learned
+/// state with its scales rounded to the spec's storage (codebookResult
+/// makes it the method's result).
+AdditiveCodes runAqlm(const CodebookSpec &spec, const WeightProblem &problem,
+                      const AqlmOptions &options);
 
 //===----------------------------------------------------------------------===//
 // Codebooks shared by several layers
@@ -206,11 +221,11 @@ AdditiveCodes quantizeWithCodebooks(const CodebookSpec &spec,
                                     const Eigen::MatrixXd &hessian,
                                     const AqlmOptions &options);
 
-/// quantizeWithCodebooks as a weight method (statistics required).
-MethodResult runAqlmWithCodebooks(const CodebookSpec &spec,
-                                  const std::vector<float> &codebooks,
-                                  const WeightProblem &problem,
-                                  const AqlmOptions &options);
+/// quantizeWithCodebooks on a weight problem (statistics required).
+AdditiveCodes runAqlmWithCodebooks(const CodebookSpec &spec,
+                                   const std::vector<float> &codebooks,
+                                   const WeightProblem &problem,
+                                   const AqlmOptions &options);
 
 } // namespace qnt::numerics
 

@@ -1,8 +1,8 @@
 //===- BlockReconstruction.h - Learned rounding on a block's IR -*- C++ -*-===//
 //
-// The trainer behind qnt-flexround, qnt-adaround, qnt-pdquant and
-// qnt-ptq161 (block reconstruction, ../shared/docs/ALGORITHMS.md §5, §7, §9
-// and §15). For one transformer block it
+// The trainer behind qnt-flexround, qnt-adaround, qnt-pdquant, qnt-ptq161
+// and qnt-aqlm's fine-tuning (block reconstruction, ../shared/docs/
+// ALGORITHMS.md §5, §7, §9, §10 and §15). For one transformer block it
 //  1. clones the block's function from the imported model and turns the
 //     weights of the layers to train into arguments;
 //  2. writes each one's learnable quantizer into the IR
@@ -103,10 +103,24 @@ public:
         llvm::ArrayRef<numerics::WeightProblem> problems,
         const mlir::qnt::ReconstructionOptions &options) override;
 
+  std::vector<numerics::MethodResult>
+  fineTuneCodebooks(llvm::ArrayRef<mlir::qnt::LayerSettings> settings,
+                    llvm::ArrayRef<numerics::WeightProblem> problems,
+                    llvm::ArrayRef<mlir::qnt::CodebookStart> starts,
+                    const mlir::qnt::ReconstructionOptions &options) override;
+
   /// The last train() call's report.
   const ReconstructionReport &report() const { return last; }
 
 private:
+  /// train() and fineTuneCodebooks(): `starts` is empty unless the method
+  /// is AdditiveCodebook.
+  std::vector<numerics::MethodResult>
+  run(llvm::ArrayRef<mlir::qnt::LayerSettings> settings,
+      llvm::ArrayRef<numerics::WeightProblem> problems,
+      llvm::ArrayRef<mlir::qnt::CodebookStart> starts,
+      const mlir::qnt::ReconstructionOptions &options);
+
   mlir::ModuleOp model;
   std::string blockFunction;
   ReconstructionData data;

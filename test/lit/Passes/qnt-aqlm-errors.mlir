@@ -5,16 +5,21 @@
 // RUN: %python %S/Inputs/write_stats.py %t/s.safetensors "exact.linear0=1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,1"
 
 // RUN: not quant-opt %s --qnt-aqlm 2>&1 | FileCheck %s --check-prefix=NO-STATS
-// NO-STATS: [[@LINE+14]]:8: error: qnt-aqlm: no statistics for layer 'exact.linear0'; give stats=<file> from quant-calibrate
+// NO-STATS: [[@LINE+19]]:8: error: qnt-aqlm: no statistics for layer 'exact.linear0'; give stats=<file> from quant-calibrate
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=3" -o %t/out.mlir 2>&1 | FileCheck %s --check-prefix=GROUP
 // RUN: not test -e %t/out.mlir
-// GROUP: [[@LINE+16]]:8: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: group size 3 does not divide 8 input channels
+// GROUP: [[@LINE+21]]:8: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: group size 3 does not divide 8 input channels
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors code-bits=17" 2>&1 | FileCheck %s --check-prefix=BITS
 // BITS: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': AQLM: codebook code bits must be in 1..16, got 17
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors overrides=exact:beams=2" 2>&1 | FileCheck %s --check-prefix=OPTION
 // OPTION: unknown AQLM option 'beams' (codebooks, code-bits, in-group-size, beam-size)
 // RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors beam-size=0" 2>&1 | FileCheck %s --check-prefix=BEAM
 // BEAM: error: qnt-aqlm: beam-size must be >= 1
+// RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors finetune-epochs=-1" 2>&1 | FileCheck %s --check-prefix=FT-EPOCHS
+// FT-EPOCHS: error: qnt-aqlm: finetune-epochs must be >= 0, finetune-lr > 0 and finetune-batch-sequences >= 1
+// Fine-tuning needs the block stream that only quant-compile --recipe runs.
+// RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=4 finetune-epochs=1" 2>&1 | FileCheck %s --check-prefix=FT-BLOCKS
+// FT-BLOCKS: error: 'linalg.matmul' op qnt-aqlm cannot quantize 'exact.linear0': finetune-epochs trains each transformer block on calibration data; run it block by block with quant-compile --recipe
 // The group-size error, located on the matmul, under -verify-diagnostics.
 // RUN: quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=3" -verify-diagnostics -o /dev/null
 
