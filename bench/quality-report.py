@@ -67,6 +67,7 @@ DEFAULT_RECIPES = [
     ("ptq161-r0.2-ef-pd", "PTQ1.61 + error feedback + PD", "20% int4 + binarized rest"),
     ("aqlm-1x8-g4", "AQLM", "1x8 g4, codebook per layer"),
     ("aqlm-1x8-g4-shared", "AQLM", "1x8 g4, one shared codebook, f16 scales"),
+    ("aqlm-1x8-g4-shared-ft", "AQLM", "1x8 g4, shared codebook, fine-tuned scales"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->

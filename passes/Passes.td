@@ -360,14 +360,15 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
     `finetune-epochs` > 0 adds AQLM's block fine-tuning: the layers of each
     transformer block are quantized as above, then, with their codes
     frozen, Adam (`finetune-lr`, cosine decay) trains their row scales and
-    their codebooks (not shared ones: other blocks already run those) and,
+    their codebooks (not shared ones, which stay as fitted) and,
     with `finetune-norm-gains` (default), the block's norm gains on the
     block's output error, its input from the quantized stream and its
     target the float block's output on the float stream, by the same
     trainer and block adjoint as qnt-flexround. A trained norm gain g
     comes back as the input scale 1 / g of the layers reading that norm
     (one qnt.smooth), which a following qnt-fold-smooth folds into the
-    norm's gain exactly. A block whose loss does not improve keeps the
+    norm's gain exactly; bits per weight count it as folded, as AWQ's
+    (without act-bits: the model would quantize the smoothed input). A block whose loss does not improve keeps the
     method's result. It runs block by block under quant-compile --recipe
     (docs/Recipes.md).
 

@@ -637,6 +637,12 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
     throw std::invalid_argument(
         "PTQ1.61's block training has its own targets: it does not combine "
         "with input mixing or distribution correction");
+  // (The model quantizes the smoothed input, x g, where the trainer would
+  // scale the weight behind the input's quantizer.)
+  if (codebook && options.trainNormGains && options.activationBits > 0)
+    throw std::invalid_argument(
+        "norm gains are trained without activation quantization; set "
+        "finetune-norm-gains=false with act-bits");
   if (salient && !(options.rescaleLearningRate > 0))
     throw std::invalid_argument("the rescaling learning rate must be > 0");
   if (options.epochs < 0)
@@ -1353,6 +1359,8 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
       std::fill_n(trainedTensors[firstGain + i]->f32(), gains[i].channels,
                   1.0f);
     }
+    for (size_t i = roundingTensors; i < trainedTensors.size(); ++i)
+      trainedTensors[i]->f32()[0] = 1.0f; // the clip ratios' start
     last.finalLoss = last.initialLoss;
     last.finalPrediction = last.initialPrediction;
   }

@@ -194,7 +194,9 @@ CodebookStart quantizeLayer(const AqlmSettings &defaults,
       {1, group.paramName,
        bits * double(problem.rows * problem.cols) / double(group.numWeights)});
   // Shared codebooks stay as fitted: with model or kind sharing other
-  // blocks already run them, and fine-tuning trains one codebook per layer.
+  // blocks already run them. (Block-shared ones could be trained with their
+  // gradients summed over the block's layers; the trainer keeps one
+  // codebook per layer.)
   start.trainCodebooks = false;
   return start;
 }
@@ -227,6 +229,11 @@ struct QntAqlmPass : mlir::qnt::impl::QntAqlmBase<QntAqlmPass>,
                               "finetune-lr > 0 and finetune-batch-sequences "
                               ">= 1");
     WeightMethodConfig config = QNT_WEIGHT_METHOD_CONFIG("qnt-aqlm");
+    if (finetuneEpochs > 0 && finetuneNormGains && config.actBits > 0)
+      return module.emitError(
+          "qnt-aqlm: the norm gains are fine-tuned without activation "
+          "quantization (the model quantizes the smoothed input); set "
+          "finetune-norm-gains=false with act-bits");
     config.needsStatistics = true;
     // Filled once the driver has found the layers, before any is quantized.
     auto groups = std::make_shared<SharedCodebookMap>();

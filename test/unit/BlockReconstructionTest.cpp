@@ -595,6 +595,8 @@ TEST_F(BlockReconstructionTest, AqlmFineTuningTrainsScalesAndCodebooks) {
   ASSERT_EQ(results.size(), names.size()) << diagnostics;
   EXPECT_LT(report.finalLoss, 0.9 * report.initialLoss);
   EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-4 * report.finalLoss);
+  EXPECT_EQ(llvm::join(results[0].remarks, "\n").find("is kept"),
+            std::string::npos);
   int64_t elements = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const auto &trained = results[i].encoded.components;
@@ -659,6 +661,12 @@ TEST_F(BlockReconstructionTest, AqlmFineTuningTrainsNormGains) {
   train(options, withoutGains, nullptr, std::nullopt, &starts);
   EXPECT_EQ(withoutGains.initialLoss, report.initialLoss);
   EXPECT_LT(report.finalLoss, withoutGains.finalLoss);
+  // The model would quantize the smoothed input, which this trainer does
+  // not model: refused.
+  options.trainNormGains = true;
+  options.activationBits = 8;
+  EXPECT_THROW(train(options, report, nullptr, std::nullopt, &starts),
+               std::invalid_argument);
 }
 
 TEST_F(BlockReconstructionTest, AqlmFineTuningKeepsSharedCodebooks) {

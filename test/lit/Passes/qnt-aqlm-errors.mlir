@@ -35,3 +35,8 @@ func.func @exact(%x: tensor<3x8xf32>) -> tensor<3x2xf32> {
       ins(%x, %w : tensor<3x8xf32>, tensor<2x8xf32>) outs(%acc : tensor<3x2xf32>) -> tensor<3x2xf32>
   return %y : tensor<3x2xf32>
 }
+
+// The norm gains are trained without activation quantization (the model
+// would quantize the smoothed input).
+// RUN: not quant-opt %s --qnt-aqlm="stats=%t/s.safetensors in-group-size=4 finetune-epochs=1 act-bits=8" 2>&1 | FileCheck %s --check-prefix=FT-ACT
+// FT-ACT: error: qnt-aqlm: the norm gains are fine-tuned without activation quantization (the model quantizes the smoothed input); set finetune-norm-gains=false with act-bits
