@@ -16,12 +16,24 @@ passed=0
 failed=0
 failures=()
 
-# GoogleTest binaries: count individual test cases.
+# GoogleTest binaries, as many at a time as there are cores (QNT_TEST_JOBS;
+# each binary is one process, and the long ones would otherwise leave a core
+# idle), each into its own log; then counted in name order.
+parallel=${QNT_TEST_JOBS:-$(nproc)}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+for bin in unittests/*; do
+  [[ -x $bin ]] && printf '%s\0' "$bin"
+done | xargs -0 -r -P "$parallel" -I{} sh -c \
+  'n=$(basename "$1"); "$1" --gtest_brief=1 > "$2/$n.log" 2>&1; echo $? > "$2/$n.status"' \
+  _ {} "$logs"
+
+# Count individual test cases.
 for bin in unittests/*; do
   [[ -x $bin ]] || continue
   name=$(basename "$bin")
-  out=$("$bin" --gtest_brief=1 2>&1)
-  status=$?
+  out=$(cat "$logs/$name.log" 2>/dev/null)
+  status=$(cat "$logs/$name.status" 2>/dev/null || echo 1)
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
   p=${p:-0}; f=${f:-0}
@@ -32,8 +44,10 @@ for bin in unittests/*; do
 done
 
 # lit suite.
-lit_out=$(/usr/lib/llvm-22/bin/lit -sv test/lit 2>&1)
+lit_out=$(/usr/lib/llvm-22/bin/lit -sv --time-tests test/lit 2>&1)
 lit_status=$?
+# The five slowest tests, so that a CI log shows where its time goes.
+echo "$lit_out" | grep -A6 "^Slowest Tests:" | grep -E "^ *[0-9.]+s: " || true
 echo "$lit_out" | grep -E "^(FAIL|XPASS|UNRESOLVED):|Passed|Failed|Unsupported" || true
 lp=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' <<<"$lit_out")
 lf=$(grep -cE "^(FAIL|XPASS|UNRESOLVED):" <<<"$lit_out")

@@ -78,18 +78,30 @@ if ((run_fuzz)); then
   [[ -n $fuzz_targets ]] ||
     fuzz_targets=$(cd "$build/fuzz" 2>/dev/null && ls qnt-fuzz-* 2>/dev/null | sed 's/^qnt-fuzz-//')
   mkdir -p "$build/fuzz-artifacts"
-  for target in $fuzz_targets; do
-    bin="$build/fuzz/qnt-fuzz-$target"
-    seeds="$root/test/fuzz/corpus/$target"
-    corpus="$build/fuzz-corpus/$target"
+  # One target per core at a time (QNT_TEST_JOBS): each is one process.
+  fuzz_one() {
+    local target=$1
+    local bin="$build/fuzz/qnt-fuzz-$target"
+    local seeds="$root/test/fuzz/corpus/$target"
+    local corpus="$build/fuzz-corpus/$target"
     mkdir -p "$corpus"
-    log="$build/fuzz-artifacts/$target.log"
     # -fork would hide which input crashed; one process, bounded time, memory
     # and per-input time; the seeds are read but only $corpus is written.
     "$bin" "$corpus" "$seeds" -max_total_time="$fuzz_seconds" -timeout=20 \
       -rss_limit_mb=3072 -malloc_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$build/fuzz-artifacts/$target-" >"$log" 2>&1
-    status=$?
+      -artifact_prefix="$build/fuzz-artifacts/$target-" \
+      >"$build/fuzz-artifacts/$target.log" 2>&1
+    echo $? >"$build/fuzz-artifacts/$target.status"
+  }
+  parallel=${QNT_TEST_JOBS:-$(nproc)}
+  for target in $fuzz_targets; do
+    while (($(jobs -rp | wc -l) >= parallel)); do wait -n; done
+    fuzz_one "$target" &
+  done
+  wait
+  for target in $fuzz_targets; do
+    log="$build/fuzz-artifacts/$target.log"
+    status=$(cat "$build/fuzz-artifacts/$target.status" 2>/dev/null || echo 1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -oE "cov: [0-9]+" "$log" | tail -1)
     if ((status == 0)); then

@@ -106,7 +106,7 @@ def Qnt_MinifloatEncodingAttr
 }
 
 def Qnt_CodebookEncodingAttr
-    : Qnt_EncodingAttr<"CodebookEncoding", "codebook"> {
+    : Qnt_EncodingAttr<"CodebookEncoding", "codebook", ["emitDequantVector"]> {
   let summary = "additive codebooks (AQLM)";
   let description = [{
     For output row `n` and input group `j` of `group_size` inputs:

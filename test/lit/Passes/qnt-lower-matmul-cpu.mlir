@@ -67,11 +67,17 @@ func.func @int4(%x: tensor<?x80xf32>, %codes: tensor<6x40xi8>, %scales: tensor<6
 
 // -----
 
-// An encoding without a vector override (codebooks) gets the default: the
-// scalar hook per lane, gathered with vector.from_elements. K = 18: one
-// run of 16, then two columns through the scalar hook.
+// Codebooks (groups of 2): a run of 16 reads each group's code once and its
+// word as one vector<2xf32>, placed at the group's offset in the run, then
+// scaled by the row scale. K = 18: one run of 16, then two columns through
+// the scalar hook.
 // CHECK-LABEL: func.func @codebook
-// CHECK: vector.from_elements %{{.*}} : vector<16xf32>
+// CHECK-NOT: vector.from_elements
+// CHECK: vector.transfer_read %{{.*}} : tensor<1x256x2xf32>, vector<2xf32>
+// CHECK: vector.insert_strided_slice %{{.*}} {offsets = [0], strides = [1]} : vector<2xf32> into vector<16xf32>
+// CHECK-COUNT-7: vector.insert_strided_slice %{{.*}} : vector<2xf32> into vector<16xf32>
+// CHECK: arith.mulf %{{.*}} : vector<16xf32>
+// CHECK-NOT: vector.from_elements
 // CHECK: vector.reduction <add>
 // CHECK-COUNT-2: arith.mulf %{{.*}} : f32
 // CHECK: return
