@@ -142,7 +142,8 @@ Value mlir::qnt::buildVectorFusedMatmul(OpBuilder &b, Location loc,
                                         EncodingAttrInterface encoding,
                                         Value input, ValueRange components,
                                         RankedTensorType resultType,
-                                        const VectorMatmulShape &shape) {
+                                        const VectorMatmulShape &shape,
+                                        Value init) {
   int64_t rows = resultType.getDimSize(1);
   int64_t cols = cast<RankedTensorType>(input.getType()).getDimSize(1);
   SmallVector<Value> captured(components);
@@ -156,7 +157,7 @@ Value mlir::qnt::buildVectorFusedMatmul(OpBuilder &b, Location loc,
   auto element = [&](OpBuilder &nb, Location nloc, Value n, Value k) {
     return encoding.emitDequantElement(nb, nloc, load, n, k, rows, cols);
   };
-  Value y = buildVectorMatmul(b, loc, input, rows, cols, run, element,
-                              /*init=*/{}, shape);
+  Value y =
+      buildVectorMatmul(b, loc, input, rows, cols, run, element, init, shape);
   return convertElementType(b, loc, y, resultType.getElementType());
 }

@@ -32,13 +32,14 @@ struct VectorMatmulShape;
 /// Emits the vector kernel of buildVectorMatmul computing `input * W^T`,
 /// with W's runs dequantized by the encoding's emitDequantVector (and the
 /// last K % vectorWidth columns by emitDequantElement). Static N and K; M
-/// may be dynamic. Accumulates in f32 and converts once to `resultType`'s
-/// element type.
+/// may be dynamic. Accumulates in f32, adds `init` (an f32 [M, N] tensor)
+/// when given, and converts once to `resultType`'s element type.
 Value buildVectorFusedMatmul(OpBuilder &b, Location loc,
                              EncodingAttrInterface encoding, Value input,
                              ValueRange components,
                              RankedTensorType resultType,
-                             const VectorMatmulShape &shape);
+                             const VectorMatmulShape &shape,
+                             Value init = {});
 
 /// Elementwise conversion of a float tensor to `elementType` (extf/truncf),
 /// or `value` itself when it already has that element type.

@@ -11,6 +11,7 @@
 #include "passes/lowering/CodebookLutMatmul.h"
 #include "passes/lowering/DequantLowering.h"
 #include "passes/lowering/Int8Matmul.h"
+#include "passes/lowering/SalientMatmul.h"
 #include "passes/lowering/VectorMatmul.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -131,12 +132,31 @@ struct LowerQntMatmul : OpConversionPattern<MatmulOp> {
     return ifOp.getResult(0);
   }
 
+  /// The two-kernel form of a salient-channel weight (f32 throughout):
+  /// each part's own vector form instead of a dispatch per lane.
+  Value buildSalient(MatmulOp op, OpAdaptor adaptor, OpBuilder &b) const {
+    auto salient = dyn_cast<SalientEncodingAttr>(op.getEncoding());
+    auto inputType = cast<RankedTensorType>(op.getInput().getType());
+    if (!salient || lowering.strategy != CpuMatmulStrategy::Vector ||
+        !inputType.getElementType().isF32() ||
+        !op.getType().getElementType().isF32())
+      return {};
+    int64_t n = op.getType().getDimSize(1), k = inputType.getDimSize(1);
+    if (salient.getNumSalient() >= k)
+      return {};
+    return buildSalientSplitMatmul(b, op.getLoc(), adaptor.getInput(),
+                                   adaptor.getComponents(), salient, n, k,
+                                   lowering.shape);
+  }
+
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Value result = buildLut(op, adaptor, rewriter);
     if (!result)
       result = buildInt8(op, adaptor, rewriter);
+    if (!result)
+      result = buildSalient(op, adaptor, rewriter);
     if (!result)
       result = buildFloat(op, adaptor, rewriter);
     rewriter.replaceOp(op, result);

@@ -67,6 +67,30 @@ func.func @int4(%x: tensor<?x80xf32>, %codes: tensor<6x40xi8>, %scales: tensor<6
 
 // -----
 
+// A salient-channel weight (16 int4 channels, 48 binarized) runs as two
+// kernels: one loop copies each input column to its part's column (the
+// channel map's entry c >= 0, else -1 - c), then the int4 part's kernel
+// and the binary part's, which adds the first result; neither dispatches
+// on the map lane by lane.
+// CHECK-LABEL: func.func @salient
+// CHECK: scf.for {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)
+// CHECK: scf.for {{.*}} to %c64
+// CHECK: scf.if {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)
+// CHECK: tensor.insert {{.*}} : tensor<?x16xf32>
+// CHECK: tensor.insert {{.*}} : tensor<?x48xf32>
+// CHECK-NOT: scf.if
+// CHECK: %[[SALIENT:.*]] = scf.for {{.*}} -> (tensor<?x2xf32>)
+// CHECK-NOT: scf.if
+// CHECK-NOT: vector.from_elements
+// CHECK: tensor.extract %[[SALIENT]]
+// CHECK: return
+func.func @salient(%x: tensor<?x64xf32>, %map: tensor<64xi32>, %codes: tensor<2x8xi8>, %scales: tensor<2x1xf32>, %zeros: tensor<2x1xi8>, %signs: tensor<2x6xi8>, %alpha: tensor<2x1xf32>, %mu: tensor<2x1xf32>) -> tensor<?x2xf32> {
+  %y = qnt.matmul %x, #qnt.salient<num_salient = 16, salient = #qnt.uniform<bits = 4, mode = asymmetric>, rest = #qnt.binary<mode = asymmetric>>(%map, %codes, %scales, %zeros, %signs, %alpha, %mu) : (tensor<?x64xf32>, tensor<64xi32>, tensor<2x8xi8>, tensor<2x1xf32>, tensor<2x1xi8>, tensor<2x6xi8>, tensor<2x1xf32>, tensor<2x1xf32>) -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
+}
+
+// -----
+
 // Codebooks (groups of 2): a run of 16 reads each group's code once and its
 // word as one vector<2xf32>, placed at the group's offset in the run, then
 // scaled by the row scale. K = 18: one run of 16, then two columns through
