@@ -1,8 +1,12 @@
 //===- GptqBench.cpp - GPTQ time and memory on LLaMA-7B-sized layers ------===//
 //
-// gptq-bench [--shapes NxK,...] [--tokens T] [--rounds R] [--json FILE]
-// Times runGPTQ (int4 g128 asym, act-order, blocksize 128) on a random
-// weight with the Hessian of T synthetic tokens (default 128 x 2048): a
+// gptq-bench [--method gptq|aqlm] [--aqlm MxB:g] [--aqlm-phases P]
+//            [--shapes NxK,...] [--tokens T] [--rounds R] [--json FILE]
+// Times one layer's method on a random weight: runGPTQ (int4 g128 asym,
+// act-order, blocksize 128), or AQLM's quantizeAdditive (M codebooks of
+// 2^B words over groups of g, default 2x8:8, beam 1, at most P Adam phases
+// of 100 steps, default 100, relative tolerance 0.01: the pass's
+// defaults), with the Hessian of T synthetic tokens (default 128 x 2048): a
 // heavy-tailed rank-64 latent with outlier channels plus isotropic noise,
 // formed in closed form (D M^T Z^T Z M D + T s^2 I) since T rank-one
 // updates of a 14336-wide Hessian would dominate the run. Reports
@@ -11,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qnt/bench/Report.h"
+#include "qnt/numerics/Aqlm.h"
 #include "qnt/numerics/Gptq.h"
 
 #include <Eigen/Dense>
@@ -56,8 +61,9 @@ static Eigen::MatrixXd syntheticHessian(int64_t k, int64_t tokens,
 int main(int argc, char **argv) {
   std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096},
                                                      {4096, 14336}};
-  int64_t tokens = 128 * 2048, rounds = 3;
-  std::string json;
+  int64_t tokens = 128 * 2048, rounds = 3, aqlmPhases = 100;
+  std::string json, method = "gptq";
+  CodebookSpec aqlmSpec{2, 8, 8};
   // Flags come in pairs; every number is range-checked (--tokens 1..2^31,
   // --rounds 1..1000, shapes NxK with 1 <= N, K <= 65536).
   if (argc % 2 == 0) {
@@ -92,6 +98,33 @@ int main(int argc, char **argv) {
         return 1;
     } else if (flag == "--json") {
       json = value;
+    } else if (flag == "--method") {
+      if (value != "gptq" && value != "aqlm") {
+        std::fprintf(stderr,
+                     "gptq-bench: --method must be gptq or aqlm, got '%s'\n",
+                     value.c_str());
+        return 1;
+      }
+      method = value;
+    } else if (flag == "--aqlm-phases") {
+      if (!number(flag, value, 1, 1000, &aqlmPhases))
+        return 1;
+    } else if (flag == "--aqlm") {
+      size_t x = value.find('x'), colon = value.find(':');
+      int64_t m = 0, bits = 0, group = 0;
+      if (x == std::string::npos || colon == std::string::npos || colon < x) {
+        std::fprintf(stderr,
+                     "gptq-bench: --aqlm takes MxB:g (codebooks x code bits : "
+                     "group), e.g. 2x8:8, got '%s'\n",
+                     value.c_str());
+        return 1;
+      }
+      if (!number("--aqlm M", value.substr(0, x), 1, 8, &m) ||
+          !number("--aqlm B", value.substr(x + 1, colon - x - 1), 1, 16,
+                  &bits) ||
+          !number("--aqlm g", value.substr(colon + 1), 1, 64, &group))
+        return 1;
+      aqlmSpec = CodebookSpec{int(m), int(bits), group};
     } else if (flag == "--shapes") {
       shapes.clear();
       size_t start = 0;
@@ -113,8 +146,22 @@ int main(int argc, char **argv) {
     }
   }
   nlohmann::json results = nlohmann::json::array();
-  std::printf("%-12s %8s %8s %8s %10s  (int4 g128 asym act-order)\n", "N x K",
-              "min s", "median s", "max s", "peak MiB");
+  std::string config =
+      method == "gptq"
+          ? std::string("GPTQ int4 g128 asym act-order")
+          : "AQLM " + std::to_string(aqlmSpec.numCodebooks) + "x" +
+                std::to_string(aqlmSpec.codeBits) + " g" +
+                std::to_string(aqlmSpec.groupSize) + ", beam 1, <= " +
+                std::to_string(aqlmPhases) + " phases";
+  for (auto [n, k] : shapes)
+    if (method == "aqlm" && k % aqlmSpec.groupSize != 0) {
+      std::fprintf(stderr,
+                   "gptq-bench: the AQLM group %lld does not divide K = %lld\n",
+                   (long long)aqlmSpec.groupSize, (long long)k);
+      return 1;
+    }
+  std::printf("%-12s %8s %8s %8s %10s  (%s)\n", "N x K", "min s", "median s",
+              "max s", "peak MiB", config.c_str());
   for (auto [n, k] : shapes) {
     Eigen::MatrixXd h = syntheticHessian(k, tokens, 1);
     std::mt19937 rng(2);
@@ -125,10 +172,19 @@ int main(int argc, char **argv) {
     UniformSpec spec{4, false, Granularity::PerGroup, 128};
     GptqOptions options;
     options.actOrder = true;
+    AqlmOptions aqlm;
+    aqlm.maxEpochs = int(aqlmPhases);
+    // quantizeAdditive takes X^T X / T.
+    Eigen::MatrixXd meanHessian =
+        method == "aqlm" ? Eigen::MatrixXd(h / double(tokens))
+                         : Eigen::MatrixXd();
     std::vector<double> seconds;
     for (int64_t r = 0; r < rounds; ++r) {
       auto begin = std::chrono::steady_clock::now();
-      MethodResult result = runGPTQ(spec, options, w.data(), n, k, h);
+      if (method == "gptq")
+        runGPTQ(spec, options, w.data(), n, k, h);
+      else
+        quantizeAdditive(aqlmSpec, w.data(), n, k, meanHessian, aqlm);
       seconds.push_back(std::chrono::duration<double>(
                             std::chrono::steady_clock::now() - begin)
                             .count());
@@ -138,7 +194,8 @@ int main(int argc, char **argv) {
     std::printf("%5lldx%-6lld %8.2f %8.2f %8.2f %10.0f\n", (long long)n,
                 (long long)k, seconds.front(), seconds[seconds.size() / 2],
                 seconds.back(), peak);
-    results.push_back({{"rows", n},
+    results.push_back({{"method", config},
+                       {"rows", n},
                        {"cols", k},
                        {"tokens", tokens},
                        {"seconds_min", seconds.front()},
@@ -148,7 +205,7 @@ int main(int argc, char **argv) {
   }
   if (!json.empty()) {
     std::string error;
-    if (!qnt::bench::writeJsonAtomically(json, {{"gptq", results}}, &error)) {
+    if (!qnt::bench::writeJsonAtomically(json, {{method, results}}, &error)) {
       std::fprintf(stderr, "gptq-bench: %s\n", error.c_str());
       return 1;
     }

@@ -991,6 +991,11 @@ def QntLowerMatmulCpu : Pass<"qnt-lower-matmul-cpu", "::mlir::func::FuncOp"> {
     uses single runs and the last K % vector-width columns the scalar hook.
     The weight streams through once per call, whatever M.
 
+    A `#qnt.salient` weight with f32 activations runs as two such kernels:
+    a loop copies each input column to the salient or the rest part named
+    by the channel map, then the salient part's kernel and the rest part's,
+    which adds the first result, each with its own encoding's vector form.
+
     With `dense` (the default), `linalg.matmul` ops of the transpose-B form
     (`x[M, K] * W[N, K]^T`, the model's float linears) with static N and K
     and f32 operands get the same kernel, reading W directly.

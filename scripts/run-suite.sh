@@ -20,7 +20,11 @@ failures=()
 # each binary is one process, and the long ones would otherwise leave a core
 # idle), each into its own log; then counted in name order.
 parallel=${QNT_TEST_JOBS:-$(nproc)}
-logs=$(mktemp -d)
+if ! [[ $parallel =~ ^[1-9][0-9]*$ ]]; then
+  echo "run-suite.sh: QNT_TEST_JOBS must be a positive whole number, got '$parallel'" >&2
+  exit 2
+fi
+logs=$(mktemp -d) || exit 1
 trap 'rm -rf "$logs"' EXIT
 for bin in unittests/*; do
   [[ -x $bin ]] && printf '%s\0' "$bin"

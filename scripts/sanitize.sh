@@ -33,6 +33,14 @@ while (($#)); do
   esac
 done
 
+# Fuzz targets (and, in run-suite.sh, unit-test binaries) run this many at a
+# time.
+parallel=${QNT_TEST_JOBS:-$(nproc)}
+if ! [[ $parallel =~ ^[1-9][0-9]*$ ]]; then
+  echo "sanitize.sh: QNT_TEST_JOBS must be a positive whole number, got '$parallel'" >&2
+  exit 2
+fi
+
 "$root/scripts/setup.sh" || exit 1
 
 start=$SECONDS
@@ -77,7 +85,11 @@ if ((run_fuzz)); then
   start=$SECONDS
   [[ -n $fuzz_targets ]] ||
     fuzz_targets=$(cd "$build/fuzz" 2>/dev/null && ls qnt-fuzz-* 2>/dev/null | sed 's/^qnt-fuzz-//')
+  # Each target once: two runs of one target would share its log and corpus.
+  fuzz_targets=$(printf '%s\n' $fuzz_targets | awk 'NF && !seen[$0]++')
   mkdir -p "$build/fuzz-artifacts"
+  # A status left by an earlier run must not pass for this one's.
+  rm -f "$build"/fuzz-artifacts/*.status
   # One target per core at a time (QNT_TEST_JOBS): each is one process.
   fuzz_one() {
     local target=$1
@@ -93,7 +105,6 @@ if ((run_fuzz)); then
       >"$build/fuzz-artifacts/$target.log" 2>&1
     echo $? >"$build/fuzz-artifacts/$target.status"
   }
-  parallel=${QNT_TEST_JOBS:-$(nproc)}
   for target in $fuzz_targets; do
     while (($(jobs -rp | wc -l) >= parallel)); do wait -n; done
     fuzz_one "$target" &

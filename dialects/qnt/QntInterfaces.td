@@ -34,8 +34,9 @@ def Qnt_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
     elements of one row. Its default builds the vector lane by lane from
     `emitDequantElement`, so every encoding works in vector kernels; the
     encodings whose runs can be read with wide loads (uniform, minifloat,
-    binary) override it with the same arithmetic on vectors, and tests
-    check every override against the scalar hook bit for bit.
+    binary; codebooks, one word load per group) override it with the same
+    arithmetic on vectors, and tests check every override against the
+    scalar hook bit for bit.
   }];
 
   let methods = [

@@ -19,7 +19,9 @@ namespace {
 /// The input's columns in the two parts: input column k is column
 /// map[k] of the salient part when map[k] >= 0, else column -1 - map[k] of
 /// the rest part. One loop over rows and columns, so the copy costs M * K
-/// scalar moves per call.
+/// scalar moves per call. A map that lies (an entry past its part, two
+/// entries naming one column) cannot make it write out of bounds: entries
+/// are clamped into their part and unnamed columns stay zero.
 struct ColumnSplit {
   Value salient, rest;
 };
@@ -35,8 +37,10 @@ ColumnSplit splitColumns(OpBuilder &b, Location loc, Value input, Value map,
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   Value rows = tensor::DimOp::create(b, loc, input, 0);
   Value cols = arith::ConstantIndexOp::create(b, loc, k);
-  Value salientStart = buildEmpty(b, loc, partType(numSalient), input);
-  Value restStart = buildEmpty(b, loc, partType(k - numSalient), input);
+  Value salientStart = buildZeroTensor(b, loc, partType(numSalient), input);
+  Value restStart = buildZeroTensor(b, loc, partType(k - numSalient), input);
+  Value lastSalient = arith::ConstantIndexOp::create(b, loc, numSalient - 1);
+  Value lastRest = arith::ConstantIndexOp::create(b, loc, k - numSalient - 1);
   auto insertInto = [](OpBuilder &ib, Location l, Value value, Value part,
                        Value row, Value col) -> Value {
     return tensor::InsertOp::create(ib, l, value, part, ValueRange{row, col});
@@ -57,9 +61,14 @@ ColumnSplit splitColumns(OpBuilder &b, Location loc, Value input, Value map,
               // Rest columns are stored as -1 - c.
               Value restCol = arith::SubIOp::create(
                   cb, l, arith::ConstantIntOp::create(cb, l, -1, 32), entry);
-              Value partCol = arith::IndexCastOp::create(
-                  cb, l, cb.getIndexType(),
-                  arith::SelectOp::create(cb, l, isSalient, entry, restCol));
+              Value partCol = arith::MinUIOp::create(
+                  cb, l,
+                  arith::IndexCastOp::create(
+                      cb, l, cb.getIndexType(),
+                      arith::SelectOp::create(cb, l, isSalient, entry,
+                                              restCol)),
+                  arith::SelectOp::create(cb, l, isSalient, lastSalient,
+                                          lastRest));
               auto ifOp = scf::IfOp::create(
                   cb, l, isSalient,
                   [&](OpBuilder &tb, Location tl) {

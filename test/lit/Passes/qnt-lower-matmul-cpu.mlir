@@ -71,10 +71,18 @@ func.func @int4(%x: tensor<?x80xf32>, %codes: tensor<6x40xi8>, %scales: tensor<6
 // kernels: one loop copies each input column to its part's column (the
 // channel map's entry c >= 0, else -1 - c), then the int4 part's kernel
 // and the binary part's, which adds the first result; neither dispatches
-// on the map lane by lane.
+// on the map lane by lane. The parts start at zero and each entry is
+// clamped into its part (minui with 15 or 47), so that a lying map cannot
+// write out of bounds.
 // CHECK-LABEL: func.func @salient
+// CHECK: linalg.fill {{.*}} -> tensor<?x16xf32>
+// CHECK: linalg.fill {{.*}} -> tensor<?x48xf32>
+// CHECK-DAG: %[[LAST_SALIENT:.*]] = arith.constant 15 : index
+// CHECK-DAG: %[[LAST_REST:.*]] = arith.constant 47 : index
 // CHECK: scf.for {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)
 // CHECK: scf.for {{.*}} to %c64
+// CHECK: %[[BOUND:.*]] = arith.select %{{.*}}, %[[LAST_SALIENT]], %[[LAST_REST]] : index
+// CHECK: arith.minui %{{.*}}, %[[BOUND]] : index
 // CHECK: scf.if {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)
 // CHECK: tensor.insert {{.*}} : tensor<?x16xf32>
 // CHECK: tensor.insert {{.*}} : tensor<?x48xf32>
