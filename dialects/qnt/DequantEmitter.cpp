@@ -474,8 +474,9 @@ Value CodebookEncodingAttr::emitDequantVector(
                                        numRows, numCols);
   ScalarBuilder sb{b, loc};
   ScalarBuilder words{b, loc, groupSize};
+  ScalarBuilder lanes{b, loc, width};
   Value firstGroup = sb.div({col, sb.index(groupSize)});
-  Value run = ScalarBuilder{b, loc, width}.f32(0.0f);
+  Value run = lanes.f32(0.0f);
   for (int64_t i = 0; i < width / groupSize; ++i) {
     Value group = sb.add({firstGroup, sb.index(i)});
     Value sum = words.f32(0.0f);
@@ -491,9 +492,7 @@ Value CodebookEncodingAttr::emitDequantVector(
         /*strides=*/ArrayRef<int64_t>{1});
   }
   Value scale = loadScale(b, loc, load, /*scales=*/2, {row, sb.index(0)});
-  return ScalarBuilder{b, loc, width}.fmul(
-      {run, vector::BroadcastOp::create(
-                b, loc, VectorType::get({width}, b.getF32Type()), scale)});
+  return lanes.fmul({run, lanes.splat(scale)});
 }
 
 //===----------------------------------------------------------------------===//
