@@ -1,10 +1,13 @@
-//===- ReconstructBench.cpp - One block of FlexRound/AdaRound, timed ------===//
+//===- ReconstructBench.cpp - One block of learned rounding, timed --------===//
 //
-// reconstruct-bench --model M [--method flexround|adaround] [--sequences S]
+// reconstruct-bench --model M [--method flexround|adaround|ptq161]
+//   [--sequences S]
 //   [--tokens T] [--iterations N] [--bits B] [--group-size G]
 //   [--evaluation-sequences E] [--json FILE]
 // Trains block 0 of model M (a llama2.c .bin, a Hugging Face directory or
-// a .mlir) as qnt-flexround / qnt-adaround do under a recipe: S sequences
+// a .mlir) as qnt-flexround / qnt-adaround / qnt-ptq161 do under a recipe
+// (PTQ1.61 at its defaults: 20% salient channels at 4 bits, picked by a
+// synthetic heavy-tailed activation absmax, lr 5e-4 and 1e-3): S sequences
 // of T deterministic token ids, their embeddings as the block's inputs and
 // the float block's outputs as targets (the first four computed, copied for
 // the others), N Adam steps of one sequence each.
@@ -19,6 +22,7 @@
 #include "qnt/InitAll.h"
 #include "qnt/bench/Report.h"
 #include "qnt/import/LlamaImporter.h"
+#include "qnt/numerics/Statistics.h"
 #include "qnt/ptq/BlockReconstruction.h"
 #include "qnt/runtime/ModelRunner.h"
 #include "qnt/support/Random.h"
@@ -42,7 +46,8 @@ namespace rt = ::qnt::runtime;
 static cl::opt<std::string> modelOpt("model", cl::desc("Model to train"),
                                      cl::Required);
 static cl::opt<std::string> methodOpt("method",
-                                      cl::desc("flexround or adaround"),
+                                      cl::desc("flexround, adaround or "
+                                               "ptq161"),
                                       cl::init("flexround"));
 static cl::opt<int64_t> sequencesOpt("sequences",
                                      cl::desc("Calibration sequences"),
@@ -76,10 +81,11 @@ static int fail(const std::string &message) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv,
-                              "reconstruct-bench: one block of FlexRound or "
-                              "AdaRound, timed\n");
-  if (methodOpt != "flexround" && methodOpt != "adaround")
-    return fail("--method must be flexround or adaround");
+                              "reconstruct-bench: one block of FlexRound, "
+                              "AdaRound or PTQ1.61, timed\n");
+  const bool salient = methodOpt == "ptq161";
+  if (methodOpt != "flexround" && methodOpt != "adaround" && !salient)
+    return fail("--method must be flexround, adaround or ptq161");
   if (sequencesOpt < 1 || tokensOpt < 1 || iterationsOpt < 1 ||
       bitsOpt < 2 || bitsOpt > 8 || groupOpt < 0 || evaluationOpt < 1)
     return fail("--sequences, --tokens, --iterations and "
@@ -161,10 +167,21 @@ int main(int argc, char **argv) {
     settings.push_back({spec, {}});
     weightElements += type.getNumElements();
   }
+  // PTQ1.61 picks its salient channels by the inputs' absmax: a
+  // deterministic heavy-tailed one per layer (which channels are salient
+  // does not change the time of a step).
+  std::vector<nx::LayerStatistics> statistics(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     RankedTensorType type = (*runner)->paramType(names[i]);
-    problems.push_back({names[i], weights[i].data(), type.getDimSize(0),
-                        type.getDimSize(1), nullptr});
+    int64_t cols = type.getDimSize(1);
+    nx::LayerStatistics &stats = statistics[i];
+    stats.channels = cols;
+    stats.count = 1;
+    stats.absmax.resize(cols);
+    for (float &a : stats.absmax)
+      a = float(1.0 / (1e-3 + random.uniform()));
+    problems.push_back({names[i], weights[i].data(), type.getDimSize(0), cols,
+                        salient ? &stats : nullptr});
   }
 
   ::qnt::ptq::ReconstructionData data;
@@ -174,11 +191,16 @@ int main(int argc, char **argv) {
     return FailureOr<rt::HostTensor>(targets[s]);
   };
   mlir::qnt::ReconstructionOptions options;
-  options.method = methodOpt == "flexround"
-                       ? mlir::qnt::LearnedRounding::FlexRound
-                       : mlir::qnt::LearnedRounding::AdaRound;
+  options.method = salient ? mlir::qnt::LearnedRounding::SalientBinarization
+                 : methodOpt == "flexround"
+                     ? mlir::qnt::LearnedRounding::FlexRound
+                     : mlir::qnt::LearnedRounding::AdaRound;
   options.iterations = iterationsOpt;
-  options.learningRate = methodOpt == "flexround" ? 3e-3 : 1e-3;
+  // Each pass's default learning rate (qnt-ptq161's lr and rescale-lr).
+  options.learningRate = salient                  ? 5e-4
+                         : methodOpt == "flexround" ? 3e-3
+                                                    : 1e-3;
+  options.rescaleLearningRate = 1e-3;
   options.evaluationSequences = evaluationOpt;
   ::qnt::ptq::BlockReconstructor trainer(
       *model, "block0", data, [](int64_t step, int64_t steps, double loss) {
@@ -196,6 +218,9 @@ int main(int argc, char **argv) {
   std::sort(steps.begin(), steps.end());
   double median = steps[steps.size() / 2];
   double training = r.forwardSeconds + r.adjointSeconds;
+  std::string encoding =
+      salient ? "20% salient channels int4 asym, the rest binarized"
+              : nx::describe(spec);
   nlohmann::json result = {
       {"model", modelOpt.getValue()},
       {"shape", llvm::formatv("dim {0}, hidden {1}, heads {2} (kv {3})",
@@ -203,7 +228,7 @@ int main(int argc, char **argv) {
                               config.nKvHeads)
                     .str()},
       {"method", methodOpt.getValue()},
-      {"encoding", nx::describe(spec)},
+      {"encoding", encoding},
       {"sequences", sequencesOpt.getValue()},
       {"tokens", tokensOpt.getValue()},
       {"iterations", r.iterations},
@@ -225,7 +250,7 @@ int main(int argc, char **argv) {
   std::printf("%s block 0 (%s, %lld x %lld tokens): %.3f s/step median "
               "(min %.3f, max %.3f), forward %.0f%% / adjoint %.0f%%, "
               "compile %.1f s, peak RSS %.2f GiB; 500 steps: %.1f min\n",
-              methodOpt.c_str(), nx::describe(spec).c_str(),
+              methodOpt.c_str(), encoding.c_str(),
               (long long)sequencesOpt.getValue(),
               (long long)tokensOpt.getValue(), median, steps.front(),
               steps.back(), 100 * double(result["forward_share"]),

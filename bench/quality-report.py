@@ -68,6 +68,7 @@ DEFAULT_RECIPES = [
     ("aqlm-1x8-g4", "AQLM", "1x8 g4, codebook per layer"),
     ("aqlm-1x8-g4-shared", "AQLM", "1x8 g4, one shared codebook, f16 scales"),
     ("aqlm-1x8-g4-shared-ft", "AQLM", "1x8 g4, shared codebook, fine-tuned scales"),
+    ("aqlm-1x8-g4-block-ft", "AQLM", "1x8 g4, codebook per block, fine-tuned"),
 ]
 
 # Official figures (REFERENCE_RESULTS.md): recipe with the same settings ->

@@ -360,7 +360,9 @@ def QntAqlm : Pass<"qnt-aqlm", "::mlir::ModuleOp"> {
     `finetune-epochs` > 0 adds AQLM's block fine-tuning: the layers of each
     transformer block are quantized as above, then, with their codes
     frozen, Adam (`finetune-lr`, cosine decay) trains their row scales and
-    their codebooks (not shared ones, which stay as fitted) and,
+    their codebooks (block-shared ones as one parameter, the gradients of
+    its layers summed; kind- and model-shared ones stay as fitted, since
+    other blocks already run them) and,
     with `finetune-norm-gains` (default), the block's norm gains on the
     block's output error, its input from the quantized stream and its
     target the float block's output on the float stream, by the same

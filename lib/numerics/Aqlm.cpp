@@ -13,6 +13,7 @@
 #include <Eigen/Dense>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -31,7 +32,8 @@ void requireShape(const CodebookSpec &spec, int64_t rows, int64_t cols) {
     throw std::invalid_argument("AQLM: " + error);
 }
 
-void requireHessian(const Eigen::MatrixXd &hessian, int64_t cols) {
+template <typename Matrix>
+void requireHessian(const Matrix &hessian, int64_t cols) {
   if (hessian.rows() != cols || hessian.cols() != cols)
     throw std::invalid_argument(
         "AQLM: the Hessian is " + std::to_string(hessian.rows()) + "x" +
@@ -66,14 +68,36 @@ std::vector<int64_t> kmeans(const std::vector<double> &points, int64_t g,
     std::copy_n(points.data() + order[c % sampled] * g, g,
                 centers.data() + c * g);
   std::vector<int64_t> assignment(numPoints, -1);
+  // ||p - c||^2 = ||p||^2 + ||c||^2 - 2 p.c, and ||p||^2 does not change
+  // which center is nearest: a block of points' scores against every
+  // center is one matrix product (near the machine's peak), instead of a
+  // distance loop per center.
+  using RowMajorD =
+      Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  constexpr int64_t kBlock = 512;
+  const int64_t numBlocks = (numPoints + kBlock - 1) / kBlock;
   for (int it = 0; it < iterations; ++it) {
+    Eigen::Map<const RowMajorD> centerMatrix(centers.data(), numCenters, g);
+    Eigen::RowVectorXd centerNorms = centerMatrix.rowwise().squaredNorm().transpose();
+    RowMajorD twiceCentersT = -2.0 * centerMatrix.transpose();
     bool changed = false;
-#pragma omp parallel for schedule(static) reduction(|| : changed)
-    for (int64_t p = 0; p < numPoints; ++p) {
-      int64_t c =
-          detail::nearestWord(points.data() + p * g, centers.data(), numCenters, g);
-      changed = changed || c != assignment[p];
-      assignment[p] = c;
+#pragma omp parallel reduction(|| : changed)
+    {
+      RowMajorD scores;
+#pragma omp for schedule(static)
+      for (int64_t block = 0; block < numBlocks; ++block) {
+        int64_t first = block * kBlock,
+                count = std::min(kBlock, numPoints - first);
+        Eigen::Map<const RowMajorD> x(points.data() + first * g, count, g);
+        scores.noalias() = x * twiceCentersT;
+        scores.rowwise() += centerNorms;
+        for (int64_t i = 0; i < count; ++i) {
+          Eigen::Index c;
+          scores.row(i).minCoeff(&c);
+          changed = changed || c != assignment[first + i];
+          assignment[first + i] = c;
+        }
+      }
     }
     if (!changed)
       break;
@@ -455,16 +479,72 @@ AdamOptions codebookAdam(const CodebookUpdateOptions &options) {
 }
 } // namespace
 
+void AdditiveGradient::compute(const AdditiveCodes &state, const float *w,
+                               const Eigen::MatrixXf &hessian) {
+  const int64_t rows = state.rows, cols = state.cols, g = state.spec.groupSize;
+  const int64_t numGroups = state.groups(), numCodes = state.numCodes();
+  const int numBooks = state.spec.numCodebooks;
+  requireHessian(hessian, cols);
+  words_.resize(rows, cols);
+  error_.resize(rows, cols);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t j = 0; j < numGroups; ++j)
+      detail::decodeCodebookGroup(
+          state.codebooks.data(), numCodes, g, numBooks,
+          state.codes.data() + (n * numGroups + j) * numBooks, 1.0f,
+          words_.data() + n * cols + j * g);
+    // The decoder's arithmetic (float product), then the difference.
+    for (int64_t c = 0; c < cols; ++c)
+      error_(n, c) = words_(n, c) * state.scales[n] - w[n * cols + c];
+  }
+  product_.noalias() = error_ * hessian;
+  const float factor = 2.0f / float(rows);
+  scales.resize(rows);
+  std::vector<double> sum(state.codebooks.size(), 0.0);
+#pragma omp parallel
+  {
+    // Each thread collects its rows' word gradients apart; the sums meet
+    // once at the end (the codebooks are small: M 2^B g numbers).
+    std::vector<double> local(sum.size(), 0.0);
+#pragma omp for schedule(static) nowait
+    for (int64_t n = 0; n < rows; ++n) {
+      const float *gradient = product_.data() + n * cols;
+      const float *word = words_.data() + n * cols;
+      double scaleSum = 0, scale = double(state.scales[n]);
+      for (int64_t c = 0; c < cols; ++c)
+        scaleSum += double(gradient[c]) * double(word[c]);
+      scales[n] = float(scaleSum) * factor;
+      for (int64_t j = 0; j < numGroups; ++j)
+        for (int m = 0; m < numBooks; ++m) {
+          double *target =
+              local.data() + (m * numCodes + state.code(n, j, m)) * g;
+          for (int64_t t = 0; t < g; ++t)
+            target[t] += scale * double(gradient[j * g + t]);
+        }
+    }
+#pragma omp critical
+    for (size_t i = 0; i < sum.size(); ++i)
+      sum[i] += local[i];
+  }
+  codebooks.resize(sum.size());
+  for (size_t i = 0; i < sum.size(); ++i)
+    codebooks[i] = float(sum[i]) * factor;
+}
+
 CodebookOptimizer::CodebookOptimizer(AdditiveCodes &state,
                                      const CodebookUpdateOptions &options)
-    : state_(state), codebookGradient_(state.codebooks.size()),
-      scaleGradient_(state.scales.size()),
-      adam_({{"codebooks",
-              codebookAdam(options),
-              {{"codebooks", state.codebooks.data(), codebookGradient_.data(),
-                int64_t(state.codebooks.size())},
-               {"scales", state.scales.data(), scaleGradient_.data(),
-                int64_t(state.scales.size())}}}}) {
+    : state_(state), adam_([&] {
+        gradient_.codebooks.resize(state.codebooks.size());
+        gradient_.scales.resize(state.scales.size());
+        return std::vector<ParameterGroup>{
+            {"codebooks",
+             codebookAdam(options),
+             {{"codebooks", state.codebooks.data(),
+               gradient_.codebooks.data(), int64_t(state.codebooks.size())},
+              {"scales", state.scales.data(), gradient_.scales.data(),
+               int64_t(state.scales.size())}}}};
+      }()) {
   if (options.steps < 0 || !(options.learningRate > 0))
     throw std::invalid_argument(
         "AQLM: codebook steps must be >= 0 and the learning rate > 0");
@@ -472,40 +552,14 @@ CodebookOptimizer::CodebookOptimizer(AdditiveCodes &state,
 
 double CodebookOptimizer::run(const float *w, const Eigen::MatrixXd &hessian,
                               int steps) {
-  AdditiveCodes &state = state_;
-  requireHessian(hessian, state.cols);
-  const int64_t g = state.spec.groupSize, numGroups = state.groups();
-  const int numBooks = state.spec.numCodebooks;
-  // Summed over every (row, group) using a word: in double, then handed to
-  // Adam as float.
-  std::vector<double> codebookSum(state.codebooks.size());
+  requireHessian(hessian, state_.cols);
+  Eigen::MatrixXf hessianF = hessian.cast<float>();
   for (int step = 0; step < steps; ++step) {
-    // L = tr(dW H dW^T) / N: dL/dW^ = 2 dW H / N; W^ = s sum_m C_m[b], so
-    // dL/dC_m[b] = s dL/dW^ and dL/ds = dL/dW^ . sum_m C_m[b].
-    RowMajorD gradient =
-        (weightError(state, w) * hessian) * (2.0 / double(state.rows));
-    std::fill(codebookSum.begin(), codebookSum.end(), 0.0);
-    for (int64_t n = 0; n < state.rows; ++n) {
-      double scaleSum = 0;
-      for (int64_t j = 0; j < numGroups; ++j) {
-        const double *gw = gradient.data() + n * state.cols + j * g;
-        for (int m = 0; m < numBooks; ++m) {
-          uint32_t c = state.code(n, j, m);
-          double *gc = codebookSum.data() + (m * state.numCodes() + c) * g;
-          const float *word = state.word(m, c);
-          for (int64_t t = 0; t < g; ++t) {
-            gc[t] += double(state.scales[n]) * gw[t];
-            scaleSum += gw[t] * double(word[t]);
-          }
-        }
-      }
-      scaleGradient_[n] = float(scaleSum);
-    }
-    for (size_t i = 0; i < codebookSum.size(); ++i)
-      codebookGradient_[i] = float(codebookSum[i]);
+    // In place: Adam holds pointers to the gradient's buffers.
+    gradient_.compute(state_, w, hessianF);
     adam_.step();
   }
-  return additiveObjective(state, w, hessian);
+  return additiveObjective(state_, w, hessian);
 }
 
 double updateCodebooks(AdditiveCodes &state, const float *w,
@@ -523,12 +577,22 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
       !(options.relativeTolerance < 1))
     throw std::invalid_argument(
         "AQLM: max epochs must be >= 0 and the relative tolerance in [0, 1)");
+  auto stageStart = std::chrono::steady_clock::now();
+  auto finishStage = [&](AqlmStage::Kind kind, int phase, double objective) {
+    auto now = std::chrono::steady_clock::now();
+    if (options.onStage)
+      options.onStage(
+          {kind, phase, objective,
+           std::chrono::duration<double>(now - stageStart).count()});
+    stageStart = std::chrono::steady_clock::now();
+  };
   AdditiveCodes state = initializeAdditiveCodes(
       spec, w, rows, cols, options.kmeansIterations, options.seed);
   // Adam may overshoot (its first steps are lr-sized whatever the
   // gradient): the best state seen is the result.
   AdditiveCodes best = state;
   double bestLoss = additiveObjective(state, w, hessian);
+  finishStage(AqlmStage::Initialization, 0, bestLoss);
   auto keepIfBest = [&](double loss) {
     if (loss < bestLoss) {
       bestLoss = loss;
@@ -544,6 +608,7 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
     if (std::isnan(loss))
       throw std::runtime_error("AQLM: the objective became NaN");
     keepIfBest(loss);
+    finishStage(AqlmStage::CodebookUpdate, epoch + 1, loss);
     // Stop when this phase (Adam, after the last beam search) is not 1 -
     // tolerance below the previous one; an exact fit stops at once.
     if (!(loss < previous * (1 - options.relativeTolerance)) || loss == 0)
@@ -552,7 +617,9 @@ AdditiveCodes quantizeAdditive(const CodebookSpec &spec, const float *w,
     BeamSearchOptions beam;
     beam.beamSize = options.beamSize;
     beam.seed = options.seed + uint64_t(epoch) + 1;
-    keepIfBest(beamSearchCodes(state, w, hessian, beam));
+    double searched = beamSearchCodes(state, w, hessian, beam);
+    keepIfBest(searched);
+    finishStage(AqlmStage::BeamSearch, epoch + 1, searched);
   }
   return best;
 }

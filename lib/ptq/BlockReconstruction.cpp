@@ -23,8 +23,9 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <chrono>
-#include <limits>
 #include <cmath>
+#include <limits>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -83,6 +84,10 @@ struct LearnableLayer {
   const mlir::qnt::CodebookStart *codebookStart = nullptr;
   nx::AdditiveCodes codes;
   std::vector<float> codebookGradient;
+  /// The layer whose codebooks Adam trains for this one: itself, or the
+  /// first layer of the block sharing them (codebookGradient is then the
+  /// owner's sum over the sharing layers).
+  size_t codebookOwner = 0;
   /// The trained tensors in the order of args.trainable: FlexRound d1
   /// [N, G], D2 [N, K], d3 [N]; AdaRound V [N, K]; PTQ1.61 alpha [N],
   /// r1 [N], r2 [K]; AQLM s [N] and, when its codebooks are trained, the
@@ -198,6 +203,28 @@ void initializeCodebook(LearnableLayer &layer,
   layer.trained = {layer.codes.scales};
   if (layer.trainsCodebooks())
     layer.trained.push_back(layer.codes.words());
+}
+
+/// Layers of the block that share codebooks train them as one: the first
+/// of them owns the parameter Adam steps. Their starting codebooks must be
+/// the same (the method fitted them once for the group).
+void assignCodebookOwners(std::vector<LearnableLayer> &layers) {
+  std::map<std::string, size_t> owners;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LearnableLayer &layer = layers[i];
+    const std::string &shared = layer.codebookStart->sharedCodebooks;
+    if (!layer.trainsCodebooks() || shared.empty())
+      continue;
+    auto [owner, inserted] = owners.emplace(shared, i);
+    if (inserted)
+      continue;
+    if (layers[owner->second].codes.codebooks != layer.codes.codebooks)
+      throw std::invalid_argument(
+          "layer '" + layer.problem->name + "' shares the codebooks '" +
+          shared + "' with '" + layers[owner->second].problem->name +
+          "' but starts from other codebooks");
+    layer.codebookOwner = owner->second;
+  }
 }
 
 /// The trained AQLM state: the row scales as the encoding stores them (a
@@ -670,6 +697,7 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
     }
     if (codebook) {
       initializeCodebook(layer, starts[i]);
+      layer.codebookOwner = i;
       continue;
     }
     layer.spec = std::get_if<nx::UniformSpec>(&settings[i].spec);
@@ -684,6 +712,8 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
     layer.groups = llvm::divideCeil(layer.cols, layer.groupSize);
     initialize(layer, settings[i].spec, options.method);
   }
+  if (codebook)
+    assignCodebookOwners(layers);
 
   // The block with its quantizers and its adjoint; the float copy of the
   // block (the corrected inputs' targets) and the rest of the float
@@ -1174,7 +1204,7 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
     for (LearnableLayer &layer : layers) {
       scales.push_back(parameters[layer.firstTrained]);
       last.trainableElements += scales.back().size;
-      if (!layer.trainsCodebooks())
+      if (!layer.trainsCodebooks() || &layers[layer.codebookOwner] != &layer)
         continue;
       layer.codebookGradient.assign(layer.codes.codebooks.size(), 0.0f);
       books.push_back({"", layer.codes.codebooks.data(),
@@ -1265,15 +1295,24 @@ BlockReconstructor::run(ArrayRef<mlir::qnt::LayerSettings> settings,
           gradients[i][j] += float(options.roundingWeight) * regularizer[j];
       }
     }
+    // A shared codebook's gradient is the sum of its layers' (each word is
+    // in every sharing layer's weight).
+    for (LearnableLayer &layer : layers)
+      if (layer.trainsCodebooks() && &layers[layer.codebookOwner] == &layer)
+        std::fill(layer.codebookGradient.begin(),
+                  layer.codebookGradient.end(), 0.0f);
     for (LearnableLayer &layer : layers)
       if (layer.trainsCodebooks()) {
         std::vector<float> books = nx::codebookGradient(
             layer.codes, gradients[layer.firstTrained + 1].data());
-        std::copy(books.begin(), books.end(), layer.codebookGradient.begin());
+        std::vector<float> &sum = layers[layer.codebookOwner].codebookGradient;
+        for (size_t j = 0; j < books.size(); ++j)
+          sum[j] += books[j];
       }
     optimizer.step(schedule.factor(step));
     for (LearnableLayer &layer : layers)
       if (layer.trainsCodebooks()) {
+        layer.codes.codebooks = layers[layer.codebookOwner].codes.codebooks;
         std::vector<float> words = layer.codes.words();
         std::copy(words.begin(), words.end(),
                   trainedTensors[layer.firstTrained + 1]->f32());

@@ -193,11 +193,12 @@ CodebookStart quantizeLayer(const AqlmSettings &defaults,
   start.result.sharedComponents.push_back(
       {1, group.paramName,
        bits * double(problem.rows * problem.cols) / double(group.numWeights)});
-  // Shared codebooks stay as fitted: with model or kind sharing other
-  // blocks already run them. (Block-shared ones could be trained with their
-  // gradients summed over the block's layers; the trainer keeps one
-  // codebook per layer.)
-  start.trainCodebooks = false;
+  // Codebooks shared within a block are fine-tuned with it, as one
+  // parameter for its layers; with model or kind sharing other blocks
+  // already run them, so they stay as fitted.
+  start.trainCodebooks = sharing == CodebookSharing::Block;
+  if (start.trainCodebooks)
+    start.sharedCodebooks = group.paramName;
   return start;
 }
 

@@ -165,6 +165,10 @@ struct CodebookStart {
   /// False when the codebooks are shared beyond the block: other blocks
   /// already run them, so only the row scales are trained.
   bool trainCodebooks = true;
+  /// Codebooks shared by several layers of this block only (the parameter
+  /// they are stored as): trained as one, with the layers' gradients
+  /// summed. Empty for a layer's own codebooks.
+  std::string sharedCodebooks;
 };
 
 /// Trains the quantization of one block's layers together on the block's

@@ -192,6 +192,81 @@ TEST(AqlmTest, CodebookUpdatesLowerTheObjective) {
   EXPECT_LT(additiveObjective(learned, w.data(), h), 0.9 * updated);
 }
 
+TEST(AqlmTest, GradientMatchesFiniteDifferences) {
+  // 2 codebooks (their words add), a ragged count of rows, f32 arithmetic:
+  // every codebook entry and scale against a central difference of the
+  // double objective / N.
+  const int64_t rows = 5, cols = 16;
+  std::vector<float> w = randomWeight(rows, cols, 41);
+  Eigen::MatrixXd h = randomHessian(cols, 42);
+  AdditiveCodes state =
+      initializeAdditiveCodes(codebooks(2, 2, 4), w.data(), rows, cols, 5, 43);
+  AdditiveGradient gradient;
+  gradient.compute(state, w.data(), h.cast<float>());
+  ASSERT_EQ(gradient.codebooks.size(), state.codebooks.size());
+  ASSERT_EQ(gradient.scales.size(), size_t(rows));
+  auto objective = [&] {
+    return additiveObjective(state, w.data(), h) / double(rows);
+  };
+  auto centralDifference = [&](float &value) {
+    const float step = 1e-2f * std::max(1.0f, std::abs(value));
+    float saved = value;
+    value = saved + step;
+    double up = objective();
+    value = saved - step;
+    double down = objective();
+    value = saved;
+    return (up - down) / (2.0 * double(step));
+  };
+  double largest = 0;
+  for (float g : gradient.codebooks)
+    largest = std::max(largest, double(std::abs(g)));
+  ASSERT_GT(largest, 0.0);
+  // The objective is quadratic in each parameter: the central difference
+  // is exact up to rounding, so the tolerance is the float gradient's.
+  for (size_t i = 0; i < state.codebooks.size(); ++i)
+    EXPECT_NEAR(gradient.codebooks[i], centralDifference(state.codebooks[i]),
+                1e-3 * largest)
+        << "codebook entry " << i;
+  for (int64_t n = 0; n < rows; ++n) {
+    double expected = centralDifference(state.scales[n]);
+    EXPECT_NEAR(gradient.scales[n], expected, 1e-3 * (1 + std::abs(expected)))
+        << "scale " << n;
+  }
+}
+
+TEST(AqlmTest, ReportsEveryStage) {
+  const int64_t rows = 8, cols = 16;
+  std::vector<float> w = randomWeight(rows, cols, 51);
+  Eigen::MatrixXd h = randomHessian(cols, 52);
+  AqlmOptions options;
+  options.kmeansIterations = 5;
+  options.maxEpochs = 3;
+  options.relativeTolerance = 0; // every phase runs unless the fit is exact
+  options.codebookUpdate.steps = 10;
+  options.codebookUpdate.learningRate = 1e-3;
+  std::vector<AqlmStage> stages;
+  options.onStage = [&](const AqlmStage &stage) { stages.push_back(stage); };
+  AdditiveCodes learned = quantizeAdditive(codebooks(1, 3, 4), w.data(), rows,
+                                           cols, h, options);
+  // Initialization, then Adam and beam search per phase; the last phase's
+  // beam search may be skipped when its Adam phase did not improve.
+  ASSERT_GE(stages.size(), 6u);
+  EXPECT_EQ(stages[0].kind, AqlmStage::Initialization);
+  EXPECT_EQ(stages[0].phase, 0);
+  for (size_t i = 1; i < stages.size(); ++i) {
+    EXPECT_EQ(stages[i].kind, i % 2 ? AqlmStage::CodebookUpdate
+                                    : AqlmStage::BeamSearch);
+    EXPECT_EQ(stages[i].phase, int(i + 1) / 2);
+    EXPECT_GE(stages[i].seconds, 0.0);
+  }
+  // The result is the best state any stage reached.
+  double best = stages[0].objective;
+  for (const AqlmStage &stage : stages)
+    best = std::min(best, stage.objective);
+  EXPECT_NEAR(additiveObjective(learned, w.data(), h), best, 1e-9 * best);
+}
+
 TEST(AqlmTest, KmeansInitializationFitsTheWeights) {
   // 2 rows of 4 groups each equal to one of 2 patterns: 1 codebook of 4
   // words recovers them exactly (the scale is the row norm).

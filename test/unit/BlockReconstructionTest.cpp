@@ -715,6 +715,72 @@ TEST_F(BlockReconstructionTest, AqlmFineTuningKeepsSharedCodebooks) {
                std::invalid_argument);
 }
 
+TEST_F(BlockReconstructionTest, AqlmFineTuningTrainsBlockSharedCodebooks) {
+  // One 1x6 g8 codebook for the block's seven layers (fitted on all of
+  // them, each layer's codes its nearest words): trained once, with the
+  // layers' gradients summed, and every layer returns the same trained
+  // codebook for the driver to store once.
+  nx::CodebookSpec spec;
+  spec.numCodebooks = 1;
+  spec.codeBits = 6;
+  spec.groupSize = 8;
+  nx::SharedCodebookFit fit(spec);
+  for (size_t i = 0; i < weights.size(); ++i)
+    fit.add(weights[i].data(), shapes[i].first, shapes[i].second);
+  std::vector<float> shared = fit.fit(5, 1);
+  std::vector<mlir::qnt::CodebookStart> starts;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    auto [rows, cols] = shapes[i];
+    mlir::qnt::CodebookStart start;
+    nx::AdditiveCodes &state = start.state;
+    state.spec = spec;
+    state.rows = rows;
+    state.cols = cols;
+    state.codebooks = shared;
+    state.scales = nx::rowRmsScales(weights[i].data(), rows, cols);
+    state.codes.assign(rows * (cols / 8), 0);
+    nx::beamSearchCodes(state, weights[i].data(),
+                        Eigen::MatrixXd::Identity(cols, cols), {});
+    start.result = nx::codebookResult(state);
+    start.result.sharedComponents.push_back({1, "aqlm.codebooks.b0", 10.0});
+    start.sharedCodebooks = "aqlm.codebooks.b0";
+    starts.push_back(std::move(start));
+  }
+  mlir::qnt::ReconstructionOptions options;
+  options.method = mlir::qnt::LearnedRounding::AdditiveCodebook;
+  options.iterations = 40;
+  options.learningRate = 1e-3;
+  ::qnt::ptq::ReconstructionReport report, scalesOnly;
+  std::vector<nx::MethodResult> results =
+      train(options, report, nullptr, std::nullopt, &starts);
+  ASSERT_EQ(results.size(), names.size()) << diagnostics;
+  EXPECT_NEAR(report.finalLoss, lossWith(results), 1e-4 * report.finalLoss);
+  int64_t rows = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto &trained = results[i].encoded.components;
+    const auto &before = starts[i].result.encoded.components;
+    EXPECT_EQ(trained[0].bytes, before[0].bytes) << names[i] << ": codes";
+    EXPECT_NE(trained[1].bytes, before[1].bytes) << names[i] << ": codebook";
+    EXPECT_EQ(trained[1].bytes, results[0].encoded.components[1].bytes)
+        << names[i] << ": one codebook for the block";
+    rows += shapes[i].first;
+  }
+  EXPECT_EQ(report.trainableElements, rows + int64_t(shared.size()));
+  // Training the shared codebook is worth more than the scales alone.
+  for (mlir::qnt::CodebookStart &start : starts)
+    start.trainCodebooks = false;
+  train(options, scalesOnly, nullptr, std::nullopt, &starts);
+  EXPECT_EQ(scalesOnly.initialLoss, report.initialLoss);
+  EXPECT_LT(report.finalLoss, scalesOnly.finalLoss);
+
+  // Layers that claim one codebook but start from different ones.
+  for (mlir::qnt::CodebookStart &start : starts)
+    start.trainCodebooks = true;
+  starts[3].state.codebooks[0] += 1.0f;
+  EXPECT_THROW(train(options, report, nullptr, std::nullopt, &starts),
+               std::invalid_argument);
+}
+
 TEST_F(BlockReconstructionTest, RefusesWhatItCannotLearn) {
   mlir::qnt::ReconstructionOptions options;
   options.iterations = 1;

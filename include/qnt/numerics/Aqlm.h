@@ -34,6 +34,7 @@
 #include <Eigen/Core>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace qnt::numerics {
@@ -112,6 +113,27 @@ struct CodebookUpdateOptions {
   double learningRate = 1e-4;
 };
 
+/// The gradient of L = tr(dW H dW^T) / N with respect to the codebooks and
+/// the row scales, codes fixed. With G = 2 dW H / N and W^ = s sum_m C_m[b],
+/// dL/dC_m[c] sums s_n G[n, J] over the (row, group) positions whose code
+/// m is c, and dL/ds_n = G[n, :] . D[n, :] (D = words()). It is computed in
+/// float: the product dW H (N K^2) is nearly all of AQLM's codebook phase,
+/// and Adam needs the gradient's direction, not its last bits. The buffers
+/// are reused from call to call (a codebook phase takes 100 of them).
+class AdditiveGradient {
+public:
+  /// `hessian` is H as float (K x K).
+  void compute(const AdditiveCodes &state, const float *w,
+               const Eigen::MatrixXf &hessian);
+  std::vector<float> codebooks; ///< [M][2^B][g]
+  std::vector<float> scales;    ///< [N]
+
+private:
+  using RowMajorF =
+      Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMajorF words_, error_, product_;
+};
+
 /// Adam on the codebooks and scales of `state` (codes fixed) minimizing
 /// tr(dW H dW^T) / N; its moments persist across run() calls. `state`'s
 /// codebooks and scales must not be resized while it lives.
@@ -123,7 +145,7 @@ public:
 
 private:
   AdditiveCodes &state_;
-  std::vector<float> codebookGradient_, scaleGradient_;
+  AdditiveGradient gradient_;
   Adam adam_;
 };
 
@@ -132,6 +154,17 @@ private:
 double updateCodebooks(AdditiveCodes &state, const float *w,
                        const Eigen::MatrixXd &hessian,
                        const CodebookUpdateOptions &options);
+
+/// One finished stage of quantizeAdditive, for progress and timing.
+struct AqlmStage {
+  enum Kind { Initialization, CodebookUpdate, BeamSearch } kind;
+  /// The Adam phase it belongs to (0 for the initialization).
+  int phase = 0;
+  /// tr(dW H dW^T) after the stage.
+  double objective = 0;
+  /// Wall time of the stage alone.
+  double seconds = 0;
+};
 
 struct AqlmOptions {
   int beamSize = 1;
@@ -142,6 +175,9 @@ struct AqlmOptions {
   /// Stop when an Adam phase leaves loss / previous loss above 1 - this.
   double relativeTolerance = 0.01;
   uint64_t seed = 0;
+  /// Called after each stage when set (a layer of a large model takes
+  /// minutes to hours on a CPU).
+  std::function<void(const AqlmStage &)> onStage;
 };
 
 /// The whole layer: initialization, then Adam phases and beam search passes
