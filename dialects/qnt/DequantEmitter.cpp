@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/qnt/QntDialect.h"
+#include "dialects/qnt/SalientChannels.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -563,20 +564,32 @@ Value BitPlaneEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
 // Salient mask: dispatch on channel_map[col]
 //===----------------------------------------------------------------------===//
 
+SalientChannel mlir::qnt::decodeSalientChannel(OpBuilder &b, Location loc,
+                                               Value entry, int64_t numSalient,
+                                               int64_t numCols) {
+  ScalarBuilder sb{b, loc};
+  Value isSalient = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                          entry, sb.i32(0));
+  // Rest columns are stored as -1 - c: both cases are >= 0 as i32, so the
+  // unsigned minimum is the clamp.
+  Value restColumn = arith::SubIOp::create(b, loc, sb.i32(-1), entry);
+  Value column = arith::IndexCastUIOp::create(
+      b, loc, b.getIndexType(), sb.select({isSalient, entry, restColumn}));
+  Value lastColumn =
+      sb.select({isSalient, sb.index(numSalient - 1),
+                 sb.index(std::max<int64_t>(numCols - numSalient - 1, 0))});
+  return {isSalient, arith::MinUIOp::create(b, loc, column, lastColumn)};
+}
+
 Value SalientEncodingAttr::emitDequantElement(OpBuilder &b, Location loc,
                                               ComponentLoader load, Value row,
                                               Value col, int64_t numRows,
                                               int64_t numCols) const {
-  ScalarBuilder sb{b, loc};
-  Value mapped = load(b, loc, /*channel_map=*/0, {col});
-  Value isSalient = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                          mapped, sb.i32(0));
-  // Rest columns are stored as -1 - c.
-  Value restColumn = arith::SubIOp::create(b, loc, sb.i32(-1), mapped);
-  Value partColumn = arith::IndexCastOp::create(
-      b, loc, b.getIndexType(), sb.select({isSalient, mapped, restColumn}));
-
   int64_t numSalient = getNumSalient();
+  auto [isSalient, partColumn] =
+      decodeSalientChannel(b, loc, load(b, loc, /*channel_map=*/0, {col}),
+                           numSalient, numCols);
+
   unsigned restFirst =
       1 + getSalient().getComponentTypes({numRows, numSalient}).size();
   auto emitPart = [&](OpBuilder &nested, EncodingAttrInterface part,

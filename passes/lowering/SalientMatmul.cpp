@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/lowering/SalientMatmul.h"
+#include "dialects/qnt/SalientChannels.h"
 #include "passes/lowering/DequantLowering.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -39,8 +40,6 @@ ColumnSplit splitColumns(OpBuilder &b, Location loc, Value input, Value map,
   Value cols = arith::ConstantIndexOp::create(b, loc, k);
   Value salientStart = buildZeroTensor(b, loc, partType(numSalient), input);
   Value restStart = buildZeroTensor(b, loc, partType(k - numSalient), input);
-  Value lastSalient = arith::ConstantIndexOp::create(b, loc, numSalient - 1);
-  Value lastRest = arith::ConstantIndexOp::create(b, loc, k - numSalient - 1);
   auto insertInto = [](OpBuilder &ib, Location l, Value value, Value part,
                        Value row, Value col) -> Value {
     return tensor::InsertOp::create(ib, l, value, part, ValueRange{row, col});
@@ -55,20 +54,8 @@ ColumnSplit splitColumns(OpBuilder &b, Location loc, Value input, Value map,
                                                       ValueRange{row, col});
               Value entry =
                   tensor::ExtractOp::create(cb, l, map, ValueRange{col});
-              Value isSalient = arith::CmpIOp::create(
-                  cb, l, arith::CmpIPredicate::sge, entry,
-                  arith::ConstantIntOp::create(cb, l, 0, 32));
-              // Rest columns are stored as -1 - c.
-              Value restCol = arith::SubIOp::create(
-                  cb, l, arith::ConstantIntOp::create(cb, l, -1, 32), entry);
-              Value partCol = arith::MinUIOp::create(
-                  cb, l,
-                  arith::IndexCastOp::create(
-                      cb, l, cb.getIndexType(),
-                      arith::SelectOp::create(cb, l, isSalient, entry,
-                                              restCol)),
-                  arith::SelectOp::create(cb, l, isSalient, lastSalient,
-                                          lastRest));
+              auto [isSalient, partCol] =
+                  decodeSalientChannel(cb, l, entry, numSalient, k);
               auto ifOp = scf::IfOp::create(
                   cb, l, isSalient,
                   [&](OpBuilder &tb, Location tl) {

@@ -77,10 +77,10 @@ func.func @int4(%x: tensor<?x80xf32>, %codes: tensor<6x40xi8>, %scales: tensor<6
 // CHECK-LABEL: func.func @salient
 // CHECK: linalg.fill {{.*}} -> tensor<?x16xf32>
 // CHECK: linalg.fill {{.*}} -> tensor<?x48xf32>
-// CHECK-DAG: %[[LAST_SALIENT:.*]] = arith.constant 15 : index
-// CHECK-DAG: %[[LAST_REST:.*]] = arith.constant 47 : index
 // CHECK: scf.for {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)
 // CHECK: scf.for {{.*}} to %c64
+// CHECK-DAG: %[[LAST_SALIENT:.*]] = arith.constant 15 : index
+// CHECK-DAG: %[[LAST_REST:.*]] = arith.constant 47 : index
 // CHECK: %[[BOUND:.*]] = arith.select %{{.*}}, %[[LAST_SALIENT]], %[[LAST_REST]] : index
 // CHECK: arith.minui %{{.*}}, %[[BOUND]] : index
 // CHECK: scf.if {{.*}} -> (tensor<?x16xf32>, tensor<?x48xf32>)

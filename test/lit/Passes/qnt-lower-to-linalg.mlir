@@ -300,6 +300,8 @@ func.func @bitplanes_2(%planes: tensor<2x2x1xi32>, %ps: tensor<2x1x1xf32>, %off:
 // Salient split: channel_map[k] >= 0 selects the salient part at column
 // map[k] (scf.if then-branch, reading the salient components), otherwise the
 // rest part at column -1 - map[k] (else-branch, reading the rest components).
+// The column is clamped to its part's last (1 of 2 salient, 5 of 6 rest), so
+// that a lying map cannot read past the part.
 // CHECK-LABEL: func.func @salient
 // CHECK-SAME: (%[[MAP:[^:]*]]: tensor<8xi32>, %[[CODES:[^:]*]]: tensor<2x2xi8>, %[[SCALES:[^:]*]]: tensor<2x1xf32>, %[[SIGNS:[^:]*]]: tensor<2x1xi8>, %[[ALPHA:[^:]*]]: tensor<1x1xf32>)
 // CHECK: %[[ROW:.*]] = linalg.index 0
@@ -310,7 +312,11 @@ func.func @bitplanes_2(%planes: tensor<2x2x1xi32>, %ps: tensor<2x1x1xf32>, %off:
 // CHECK: %[[MINUS_ONE:.*]] = arith.constant -1 : i32
 // CHECK: %[[REST_COLUMN:.*]] = arith.subi %[[MINUS_ONE]], %[[ENTRY]] : i32
 // CHECK: %[[PART_COLUMN_I32:.*]] = arith.select %[[IS_SALIENT]], %[[ENTRY]], %[[REST_COLUMN]] : i32
-// CHECK: %[[PART_COLUMN:.*]] = arith.index_cast %[[PART_COLUMN_I32]] : i32 to index
+// CHECK: %[[COLUMN:.*]] = arith.index_castui %[[PART_COLUMN_I32]] : i32 to index
+// CHECK: %[[LAST_SALIENT:.*]] = arith.constant 1 : index
+// CHECK: %[[LAST_REST:.*]] = arith.constant 5 : index
+// CHECK: %[[LAST:.*]] = arith.select %[[IS_SALIENT]], %[[LAST_SALIENT]], %[[LAST_REST]] : index
+// CHECK: %[[PART_COLUMN:.*]] = arith.minui %[[COLUMN]], %[[LAST]] : index
 // CHECK: %[[VALUE:.*]] = scf.if %[[IS_SALIENT]] -> (f32) {
 // CHECK: tensor.extract %[[CODES]][%[[ROW]], %[[PART_COLUMN]]] : tensor<2x2xi8>
 // CHECK: arith.constant 128 : i32
